@@ -1,0 +1,347 @@
+//! Configuration: built-in defaults (`config.default.toml`, checked in) <
+//! `hookfleet.toml` or `--config FILE` < `HOOKFLEET__SECTION__KEY` environment
+//! variables. Loaded once, validated, and handed to every role as [`Settings`].
+//! Errors name the key and the environment variable that set it.
+use crate::net::NetPolicy;
+use crate::retry::RetrySchedule;
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// The defaults, also the documentation of every key.
+pub const DEFAULTS: &str = include_str!("config.default.toml");
+
+/// Configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}` (env {env}): {reason}")]
+    Invalid { key: &'static str, env: String, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid { key, env: format!("HOOKFLEET__{}", key.replace('.', "__").to_uppercase()), reason: reason.to_string() }
+}
+
+/// RabbitMQ queue type for all hookfleet queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    Classic,
+    Quorum,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    database: RawDatabase,
+    amqp: RawAmqp,
+    api: RawApi,
+    metrics: RawMetrics,
+    retry: RawRetry,
+    delivery: RawDelivery,
+    router: RawRouter,
+    registry: RawRegistry,
+    log: RawLog,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+    pool_size: usize,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAmqp {
+    url: String,
+    queue_type: QueueType,
+    router_prefetch: u16,
+    router_consumers: usize,
+    worker_prefetch: u16,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    listen: String,
+    admin_key: Option<String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    schedule: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    timeout: String,
+    allow_networks: StringOrList,
+    max_payload_bytes: usize,
+    response_excerpt_bytes: usize,
+    max_in_flight: usize,
+    batch_size: usize,
+    batch_wait: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouter {
+    batch_size: usize,
+    batch_wait: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    resync_interval: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: LogFormat,
+    level: String,
+}
+
+/// A secret string from configuration: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+impl SecretString {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Validated settings for every role.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub api: ApiSettings,
+    pub metrics_listen: String,
+    pub retry: RetrySchedule,
+    pub delivery: DeliverySettings,
+    pub router: RouterSettings,
+    /// Full reload period of the endpoint registry.
+    pub resync_interval: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    pub url: String,
+    pub queue_type: QueueType,
+    pub router_prefetch: u16,
+    pub router_consumers: usize,
+    pub worker_prefetch: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub listen: String,
+    pub admin_key: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub timeout: Duration,
+    pub net_policy: NetPolicy,
+    pub max_payload_bytes: usize,
+    pub response_excerpt_bytes: usize,
+    pub max_in_flight: usize,
+    pub batch_size: usize,
+    pub batch_wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    pub batch_size: usize,
+    pub batch_wait: Duration,
+}
+
+fn duration(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s.trim()).map_err(|e| invalid(key, format!("`{s}` is not a duration ({e}); use e.g. 15s, 500ms")))
+}
+
+fn positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {
+    if n == 0 { Err(invalid(key, "must be at least 1")) } else { Ok(n) }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `./hookfleet.toml` when present), then the
+    /// process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, Some(Environment::with_prefix("HOOKFLEET")), &[])
+    }
+
+    /// Defaults plus explicit overrides (`("delivery.timeout", "2s")`), ignoring the
+    /// environment: for tests and embedding.
+    pub fn with_overrides(overrides: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::load_with(None, None, overrides)
+    }
+
+    fn load_with(file: Option<&Path>, env: Option<Environment>, overrides: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let mut b = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        match file {
+            Some(p) => b = b.add_source(File::from(p).format(FileFormat::Toml).required(true)),
+            None if env.is_some() => b = b.add_source(File::with_name("hookfleet.toml").format(FileFormat::Toml).required(false)),
+            None => {}
+        }
+        if let Some(env) = env {
+            b = b.add_source(env.prefix_separator("__").separator("__").try_parsing(true));
+        }
+        for (k, v) in overrides {
+            b = b.set_override(*k, *v)?;
+        }
+        let raw: Raw = b.build()?.try_deserialize()?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: Raw) -> Result<Self, ConfigError> {
+        let url = |key, u: &str, schemes: &[&str]| -> Result<(), ConfigError> {
+            let parsed = url::Url::parse(u).map_err(|e| invalid(key, format!("not a URL ({e})")))?;
+            if !schemes.contains(&parsed.scheme()) {
+                return Err(invalid(key, format!("scheme must be one of {schemes:?}")));
+            }
+            Ok(())
+        };
+        url("database.url", &raw.database.url, &["postgres", "postgresql"])?;
+        url("amqp.url", &raw.amqp.url, &["amqp", "amqps"])?;
+        let listen = |key, s: &str| -> Result<String, ConfigError> {
+            s.parse::<std::net::SocketAddr>().map_err(|e| invalid(key, format!("`{s}` is not host:port ({e})")))?;
+            Ok(s.to_owned())
+        };
+        let networks = match raw.delivery.allow_networks {
+            StringOrList::One(s) => s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+            StringOrList::Many(v) => v,
+        };
+        let allow = networks
+            .iter()
+            .map(|n| n.parse::<ipnet::IpNet>().map_err(|_| invalid("delivery.allow_networks", format!("`{n}` is not a CIDR range such as 127.0.0.0/8"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let admin_key = match raw.api.admin_key {
+            Some(k) if k.len() < 16 => return Err(invalid("api.admin_key", "must be at least 16 characters")),
+            k => k.map(SecretString),
+        };
+        if raw.amqp.router_prefetch == 0 {
+            return Err(invalid("amqp.router_prefetch", "must be at least 1"));
+        }
+        if raw.amqp.worker_prefetch == 0 {
+            return Err(invalid("amqp.worker_prefetch", "must be at least 1"));
+        }
+        Ok(Self {
+            database: DatabaseSettings { url: raw.database.url, pool_size: positive("database.pool_size", raw.database.pool_size)? },
+            amqp: AmqpSettings {
+                url: raw.amqp.url,
+                queue_type: raw.amqp.queue_type,
+                router_prefetch: raw.amqp.router_prefetch,
+                router_consumers: positive("amqp.router_consumers", raw.amqp.router_consumers)?,
+                worker_prefetch: raw.amqp.worker_prefetch,
+            },
+            api: ApiSettings { listen: listen("api.listen", &raw.api.listen)?, admin_key },
+            metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
+            retry: RetrySchedule::parse(&raw.retry.schedule).map_err(|e| invalid("retry.schedule", e))?,
+            delivery: DeliverySettings {
+                timeout: duration("delivery.timeout", &raw.delivery.timeout)?,
+                net_policy: NetPolicy::new(allow),
+                max_payload_bytes: positive("delivery.max_payload_bytes", raw.delivery.max_payload_bytes)?,
+                response_excerpt_bytes: raw.delivery.response_excerpt_bytes,
+                max_in_flight: positive("delivery.max_in_flight", raw.delivery.max_in_flight)?,
+                batch_size: positive("delivery.batch_size", raw.delivery.batch_size)?,
+                batch_wait: duration("delivery.batch_wait", &raw.delivery.batch_wait)?,
+            },
+            router: RouterSettings {
+                batch_size: positive("router.batch_size", raw.router.batch_size)?,
+                batch_wait: duration("router.batch_wait", &raw.router.batch_wait)?,
+            },
+            resync_interval: duration("registry.resync_interval", &raw.registry.resync_interval)?,
+            log_format: raw.log.format,
+            log_level: raw.log.level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::with_overrides(&[]).unwrap();
+        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/hookfleet");
+        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.api.listen, "127.0.0.1:8080");
+        assert_eq!(s.metrics_listen, "127.0.0.1:9464");
+        assert_eq!(s.retry.max_attempts(), 8);
+        assert_eq!(s.delivery.timeout, Duration::from_secs(15));
+        assert!(!s.delivery.net_policy.is_allowed("127.0.0.1".parse().unwrap()));
+        assert!(s.api.admin_key.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            ("delivery.timeout", "soon", "delivery.timeout"),
+            ("retry.schedule", "5s,x", "retry.schedule"),
+            ("delivery.allow_networks", "10.0.0.0/33", "delivery.allow_networks"),
+            ("amqp.url", "http://x", "amqp.url"),
+            ("amqp.queue_type", "fancy", "queue_type"),
+            ("metrics.listen", "nowhere", "metrics.listen"),
+            ("api.admin_key", "short", "api.admin_key"),
+            ("delivery.timeuot", "1s", "timeuot"),
+        ];
+        for (k, v, want) in cases {
+            let err = Settings::with_overrides(&[(k, v)]).unwrap_err().to_string();
+            assert!(err.contains(want), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let env = Environment::with_prefix("HOOKFLEET").source(Some(
+            [
+                ("HOOKFLEET__DELIVERY__ALLOW_NETWORKS".to_owned(), "127.0.0.0/8, ::1/128".to_owned()),
+                ("HOOKFLEET__RETRY__SCHEDULE".to_owned(), "1s,2s".to_owned()),
+                ("HOOKFLEET__AMQP__WORKER_PREFETCH".to_owned(), "7".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+        let s = Settings::load_with(None, Some(env), &[]).unwrap();
+        assert!(s.delivery.net_policy.is_allowed("127.0.0.1".parse().unwrap()));
+        assert_eq!(s.retry.max_attempts(), 3);
+        assert_eq!(s.amqp.worker_prefetch, 7);
+        let dbg = format!("{:?}", Settings::with_overrides(&[("api.admin_key", "0123456789abcdef0")]).unwrap());
+        assert!(!dbg.contains("0123456789abcdef0"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Domain core of hookfleet: what every role shares and nothing that does I/O.
+//!
+//! Layout:
+//! - [`config`]: the one `Settings` struct, layered defaults < file < environment, validated.
+//! - [`envelope`]: the event envelope of the wire contract (DESIGN.md §2.1) and its validation.
+//! - [`signing`]: Standard Webhooks secrets and signatures (§2.2).
+//! - [`retry`]: the retry schedule and its tiers (§2.3).
+//! - [`ids`]: prefixed, time-ordered identifiers.
+//! - [`net`]: which target addresses deliveries may reach (SSRF policy).
+//! - [`metrics`]: every Prometheus metric, named once.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod envelope;
+pub mod ids;
+pub mod metrics;
+pub mod net;
+pub mod retry;
+pub mod signing;
+
+pub use config::Settings;
+pub use envelope::{Envelope, InvalidEnvelope};
+pub use retry::RetrySchedule;
+pub use signing::Secret;
