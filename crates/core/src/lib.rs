@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`config`]: the one `Settings` struct, layered defaults < file < environment, validated.
+//! - [`endpoint`]: validation of endpoint URLs and subscriptions.
 //! - [`envelope`]: the event envelope of the wire contract (DESIGN.md §2.1) and its validation.
 //! - [`signing`]: Standard Webhooks secrets and signatures (§2.2).
 //! - [`retry`]: the retry schedule and its tiers (§2.3).
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod endpoint;
 pub mod envelope;
 pub mod ids;
 pub mod metrics;

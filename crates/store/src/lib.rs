@@ -1,1 +1,21 @@
+//! Postgres for hookfleet.
+//!
+//! Layout:
+//! - [`pool`]: the connection pool, with bounded waits so a down database is an
+//!   error, never a hang.
+//! - [`migrate`]: the SQL files of `migrations/`, applied under an advisory lock.
+//! - [`endpoints`]: the endpoint repository used by the CLI and the API.
+//! - [`registry`]: the in-memory registry of endpoints and event types that router
+//!   and workers route from, refreshed by `NOTIFY hookfleet_config` and a periodic resync.
+//! - [`deliveries`]: the router's batch insert of events and deliveries, and the
+//!   workers' batch write of attempts.
+#![forbid(unsafe_code)]
 
+pub mod deliveries;
+pub mod endpoints;
+pub mod migrate;
+pub mod pool;
+pub mod registry;
+
+pub use pool::Pool;
+pub use registry::{Registry, Snapshot};

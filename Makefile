@@ -1,0 +1,52 @@
+# hookfleet developer tasks. `make` alone lists them.
+# Targets that talk to PostgreSQL/RabbitMQ depend on `services`, which starts
+# them if needed and is quiet when they already run.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help services build test run bench migrate fmt lint clean
+
+# CI=true (set by .ci/run's environment) selects nextest's `ci` profile.
+NEXTEST_PROFILE := $(if $(filter true 1,$(CI)),ci,default)
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+services: ## make sure PostgreSQL and RabbitMQ run on localhost (starts or installs them)
+	@scripts/services.sh
+
+build: ## build the release binary (target/release/hookfleet)
+	cargo build --release -p hookfleet
+
+# The broker_restart test restarts the RabbitMQ app, which would break every test
+# running beside it, so it runs alone after the rest. Both runs always happen;
+# the target fails if either failed.
+test: services ## run all tests against the local PostgreSQL and RabbitMQ
+	@set -u; rc=0; \
+	if cargo nextest --version >/dev/null 2>&1; then \
+	  cargo nextest run --profile $(NEXTEST_PROFILE) --workspace --no-fail-fast -E 'not test(/broker_restart/)' || rc=1; \
+	  cargo nextest run --profile $(NEXTEST_PROFILE) --workspace --no-tests=warn -E 'test(/broker_restart/)' || rc=1; \
+	else \
+	  echo "cargo-nextest not found; using cargo test (cargo install cargo-nextest --locked for the nicer runner)"; \
+	  cargo test --workspace --no-fail-fast -- --skip broker_restart || rc=1; \
+	  cargo test --workspace --no-fail-fast -- broker_restart || rc=1; \
+	fi; \
+	exit $$rc
+
+run: services ## run the local demo (scripts/demo.sh)
+	bash scripts/demo.sh
+
+bench: services ## run the end-to-end benchmark, results in bench-results/latest.json
+	@mkdir -p bench-results
+	cargo run --release -p hookfleet-bench -- --out bench-results/latest.json
+
+migrate: services ## apply database migrations
+	cargo run --release -p hookfleet -- migrate
+
+fmt: ## format all crates
+	cargo fmt --all
+
+lint: ## clippy on everything, warnings are errors
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean: ## remove build output (target/)
+	cargo clean

@@ -1,0 +1,175 @@
+//! Batched writes on the hot path: the router stores events and their deliveries
+//! in one transaction per batch; workers record attempts and delivery state in one
+//! transaction per batch. Arrays passed to `unnest` make one statement of a batch.
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use std::collections::HashSet;
+use time::OffsetDateTime;
+
+/// An event to store.
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub tenant_id: Option<&'a str>,
+    pub event_type: &'a str,
+    /// The envelope as endpoints receive it (JSON text).
+    pub payload: &'a str,
+}
+
+/// A delivery to create: one event to one endpoint.
+pub struct NewDelivery<'a> {
+    pub id: String,
+    pub event_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub tenant_id: Option<&'a str>,
+    pub event_type: &'a str,
+}
+
+/// Deliveries that should be published after the transaction: those created now,
+/// plus, for `redelivered_events`, existing deliveries never attempted (their
+/// first publish may have been lost with a router that died before acking).
+#[derive(Debug, Default)]
+pub struct ToPublish {
+    /// `(delivery_id, event_id, endpoint_id)`
+    pub deliveries: Vec<(String, String, String)>,
+}
+
+/// Stores a batch of events and their deliveries in one transaction.
+pub async fn store_routed(
+    pool: &Pool,
+    events: &[NewEvent<'_>],
+    deliveries: &[NewDelivery<'_>],
+    redelivered_events: &HashSet<&str>,
+) -> anyhow::Result<ToPublish> {
+    let timer = hookfleet_core::metrics::BATCH_WRITE.with_label_values(&["events"]).start_timer();
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    let ids: Vec<&str> = events.iter().map(|e| e.id).collect();
+    let tenants: Vec<Option<&str>> = events.iter().map(|e| e.tenant_id).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    let payloads: Vec<&str> = events.iter().map(|e| e.payload).collect();
+    tx.execute(
+        "INSERT INTO events (id, tenant_id, type, payload)
+         SELECT i, t, ty, p::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(i, t, ty, p)
+         ON CONFLICT (id) DO NOTHING",
+        &[&ids, &tenants, &types, &payloads],
+    )
+    .await
+    .context("inserting events")?;
+
+    let mut out = ToPublish::default();
+    if !deliveries.is_empty() {
+        let d_ids: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
+        let d_events: Vec<&str> = deliveries.iter().map(|d| d.event_id).collect();
+        let d_endpoints: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id).collect();
+        let d_tenants: Vec<Option<&str>> = deliveries.iter().map(|d| d.tenant_id).collect();
+        let d_types: Vec<&str> = deliveries.iter().map(|d| d.event_type).collect();
+        let rows = tx
+            .query(
+                "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                 ON CONFLICT (event_id, endpoint_id) DO NOTHING
+                 RETURNING id, event_id, endpoint_id",
+                &[&d_ids, &d_events, &d_endpoints, &d_tenants, &d_types],
+            )
+            .await
+            .context("inserting deliveries")?;
+        out.deliveries = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    }
+    if !redelivered_events.is_empty() {
+        let created: HashSet<&str> = out.deliveries.iter().map(|(id, _, _)| id.as_str()).collect();
+        let evs: Vec<&str> = redelivered_events.iter().copied().collect();
+        let rows = tx
+            .query(
+                "SELECT id, event_id, endpoint_id FROM deliveries
+                 WHERE event_id = ANY($1) AND status = 'pending' AND attempt_count = 0",
+                &[&evs],
+            )
+            .await
+            .context("finding unattempted deliveries of redelivered events")?;
+        let again: Vec<(String, String, String)> = rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+            .filter(|(id, _, _)| !created.contains(id.as_str()))
+            .collect();
+        out.deliveries.extend(again);
+    }
+    tx.commit().await.context("committing events")?;
+    timer.observe_duration();
+    Ok(out)
+}
+
+/// The state a delivery moves to after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Succeeded,
+    /// Failed, a retry is scheduled.
+    Retrying,
+    /// Failed, attempts exhausted, in `hookfleet.dead`.
+    Failed,
+}
+
+impl DeliveryState {
+    fn status(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Retrying => "pending",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One attempt to record.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub attempt: i32,
+    pub state: DeliveryState,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub latency_ms: i32,
+    pub attempted_at: OffsetDateTime,
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+/// Records a batch of attempts and moves their deliveries, in one transaction.
+/// A delivery that already succeeded stays succeeded (a duplicate message can
+/// produce a late attempt).
+pub async fn record_attempts(pool: &Pool, batch: &[AttemptRecord]) -> anyhow::Result<()> {
+    let timer = hookfleet_core::metrics::BATCH_WRITE.with_label_values(&["attempts"]).start_timer();
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    let ids: Vec<&str> = batch.iter().map(|a| a.delivery_id.as_str()).collect();
+    let attempts: Vec<i32> = batch.iter().map(|a| a.attempt).collect();
+    let outcome: Vec<&str> = batch.iter().map(|a| if a.state == DeliveryState::Succeeded { "succeeded" } else { "failed" }).collect();
+    let codes: Vec<Option<i32>> = batch.iter().map(|a| a.status_code).collect();
+    let errors: Vec<Option<&str>> = batch.iter().map(|a| a.error.as_deref()).collect();
+    let excerpts: Vec<Option<&str>> = batch.iter().map(|a| a.response_excerpt.as_deref()).collect();
+    let latency: Vec<i32> = batch.iter().map(|a| a.latency_ms).collect();
+    let at: Vec<OffsetDateTime> = batch.iter().map(|a| a.attempted_at).collect();
+    tx.execute(
+        "INSERT INTO delivery_attempts
+           (delivery_id, attempt, status, response_status_code, error, response_excerpt, latency_ms, attempted_at)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::int4[], $8::timestamptz[])",
+        &[&ids, &attempts, &outcome, &codes, &errors, &excerpts, &latency, &at],
+    )
+    .await
+    .context("inserting attempts")?;
+    let status: Vec<&str> = batch.iter().map(|a| a.state.status()).collect();
+    let next: Vec<Option<OffsetDateTime>> = batch.iter().map(|a| a.next_attempt_at).collect();
+    tx.execute(
+        "UPDATE deliveries d SET
+             status = CASE WHEN d.status = 'succeeded' THEN d.status ELSE u.status END,
+             attempt_count = GREATEST(d.attempt_count, u.attempt),
+             last_attempt_at = u.at,
+             next_attempt_at = u.next
+         FROM unnest($1::text[], $2::text[], $3::int4[], $4::timestamptz[], $5::timestamptz[]) AS u(id, status, attempt, at, next)
+         WHERE d.id = u.id",
+        &[&ids, &status, &attempts, &at, &next],
+    )
+    .await
+    .context("updating deliveries")?;
+    tx.commit().await.context("committing attempts")?;
+    timer.observe_duration();
+    Ok(())
+}
