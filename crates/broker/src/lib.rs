@@ -1,1 +1,16 @@
+//! RabbitMQ for hookfleet.
+//!
+//! Layout:
+//! - [`names`]: the exchange and queue names of the wire contract (DESIGN.md §2).
+//! - [`topology`]: idempotent declaration of every exchange and queue.
+//! - [`connection`]: connecting with backoff, and noticing a lost connection.
+//! - [`headers`]: reading and writing message headers.
+#![forbid(unsafe_code)]
 
+pub mod connection;
+pub mod headers;
+pub mod names;
+pub mod topology;
+
+pub use connection::{connect, connect_with_backoff, wait_closed};
+pub use lapin;

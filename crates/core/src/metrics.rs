@@ -3,8 +3,8 @@
 //! sets: never ids or URLs.
 #![allow(clippy::expect_used)] // registration of these constant definitions cannot fail
 use prometheus::{
-    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
-    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
@@ -45,11 +45,10 @@ pub static ATTEMPT_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric")
 });
-pub static END_TO_END: LazyLock<HistogramVec> = LazyLock::new(|| {
-    register_histogram_vec!(
+pub static END_TO_END: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
         "hookfleet_delivery_latency_seconds",
         "From the router receiving an event to the endpoint answering 2xx.",
-        &[],
         LATENCY_BUCKETS.to_vec()
     )
     .expect("metric")
@@ -77,6 +76,10 @@ pub static ENDPOINTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!("hookfleet_endpoints", "Endpoints in the registry, by state (active, paused).", &["state"])
         .expect("metric")
 });
+pub static AMQP_CONNECTED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!("hookfleet_amqp_connected", "1 while a role's RabbitMQ session is up, by role.", &["role"])
+        .expect("metric")
+});
 pub static CONSUMED_QUEUES: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("hookfleet_worker_consumed_queues", "Endpoint queues this worker consumes.").expect("metric")
 });
@@ -98,4 +101,16 @@ pub fn render() -> String {
     let mut buf = Vec::new();
     let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary (for headers and records).
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
 }

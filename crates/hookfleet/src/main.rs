@@ -1,1 +1,224 @@
-fn main() {}
+//! `hookfleet`: one binary, a subcommand per role. Parse the command line, load
+//! the configuration, initialise tracing, and hand over to the library.
+#![forbid(unsafe_code)]
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hookfleet::admin::{self, EndpointInput};
+use hookfleet::Roles;
+use hookfleet_core::config::LogFormat;
+use hookfleet_core::Settings;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "hookfleet", version, about = "Webhook delivery fleet: RabbitMQ in, signed HTTP POSTs out.")]
+struct Cli {
+    /// Configuration file (default: ./hookfleet.toml when present). Environment
+    /// variables HOOKFLEET__SECTION__KEY override it.
+    #[arg(long, global = true, env = "HOOKFLEET_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply database migrations (creates the database if missing).
+    Migrate,
+    /// Route events from hookfleet.router to endpoint queues.
+    Router,
+    /// Deliver from endpoint queues to endpoints.
+    Worker,
+    /// Migrate, then run router and worker in one process (single machine).
+    All,
+    /// Manage endpoints.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// A local receiver that verifies and prints deliveries.
+    Listen {
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// The endpoint's signing secret (whsec_…), to verify signatures.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Answer 500 to the first N requests.
+        #[arg(long, default_value_t = 0)]
+        fail: u64,
+        /// Answer this status to every request.
+        #[arg(long)]
+        status: Option<u16>,
+    },
+    /// Publish one event to hookfleet.events, with a publisher confirm.
+    Emit {
+        /// Event type, e.g. match.found.
+        event_type: String,
+        /// The event's data: a JSON object.
+        #[arg(long)]
+        data: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EndpointCmd {
+    /// Register an endpoint; prints it with its signing secret (shown once).
+    Add {
+        #[arg(long)]
+        url: String,
+        /// Event types, comma separated, or * for all.
+        #[arg(long, default_value = "*", value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Use this secret (whsec_…) instead of generating one.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Create it paused.
+        #[arg(long)]
+        paused: bool,
+    },
+    /// List endpoints.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Pause delivery: queued deliveries wait.
+    Disable {
+        id: String,
+        #[arg(long, default_value = "disabled by operator")]
+        reason: String,
+    },
+    /// Resume delivery.
+    Enable { id: String },
+    /// Delete; undelivered messages move to hookfleet.dead.
+    Delete { id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("hookfleet: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hookfleet: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookfleet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Shutting down: finishing in-flight work.");
+        t.cancel();
+    });
+    token
+}
+
+async fn run_roles(settings: Arc<Settings>, roles: Roles) -> anyhow::Result<()> {
+    let ops = tokio::net::TcpListener::bind(&settings.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics.listen {}", settings.metrics_listen))?;
+    tracing::info!(metrics = %settings.metrics_listen, "Serving /metrics, /healthz, /readyz.");
+    hookfleet::run(settings, roles, ops, shutdown_on_signal()).await
+}
+
+async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
+    match cmd {
+        Command::Migrate => {
+            let n = hookfleet_store::migrate::run(&settings.database.url).await?;
+            println!("migrations applied: {n}");
+        }
+        Command::Router => run_roles(settings, Roles::ROUTER).await?,
+        Command::Worker => run_roles(settings, Roles::WORKER).await?,
+        Command::All => {
+            hookfleet_store::migrate::run(&settings.database.url).await?;
+            run_roles(settings, Roles::ALL).await?
+        }
+        Command::Endpoint(cmd) => endpoint(cmd, &settings).await?,
+        Command::Listen { port, secret, fail, status } => {
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
+            eprintln!("listening on http://127.0.0.1:{port}/");
+            hookfleet::listen::serve(l, hookfleet::listen::ListenOptions { secret, fail, status }, shutdown_on_signal()).await?;
+        }
+        Command::Emit { event_type, data, tenant } => {
+            let data: serde_json::Value = serde_json::from_str(&data).context("--data is not valid JSON")?;
+            let ev = hookfleet::emit::envelope(&event_type, data, tenant.as_deref())?;
+            hookfleet::emit::publish(&settings.amqp.url, std::slice::from_ref(&ev)).await?;
+            println!("{}", ev.2);
+        }
+    }
+    Ok(())
+}
+
+async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
+    let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
+    match cmd {
+        EndpointCmd::Add { url, events, tenant, description, secret, paused } => {
+            let input = EndpointInput { url, events, tenant_id: tenant, description, secret, is_active: !paused, ..Default::default() };
+            let (ep, secret) = admin::create_endpoint(settings, &pool, input).await?;
+            let mut v = serde_json::to_value(&ep)?;
+            v["secret"] = serde_json::Value::String(secret);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        EndpointCmd::List { tenant } => {
+            let list = hookfleet_store::endpoints::list(&pool, tenant.as_deref().map(Some)).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        EndpointCmd::Disable { id, reason } => {
+            anyhow::ensure!(hookfleet_store::endpoints::set_active(&pool, &id, false, Some(&reason)).await?, "no endpoint with id {id}");
+            println!("{id} paused");
+        }
+        EndpointCmd::Enable { id } => {
+            anyhow::ensure!(hookfleet_store::endpoints::set_active(&pool, &id, true, None).await?, "no endpoint with id {id}");
+            println!("{id} active");
+        }
+        EndpointCmd::Delete { id } => {
+            let moved = admin::delete_endpoint(settings, &pool, &id).await?;
+            println!("{id} deleted; {moved} undelivered message(s) moved to hookfleet.dead");
+        }
+    }
+    Ok(())
+}

@@ -124,6 +124,16 @@ impl Registry {
         self.version.subscribe()
     }
 
+    /// Waits for the first load (routing from an empty registry would refuse
+    /// every event type); `false` when `shutdown` fired first.
+    pub async fn wait_loaded(&self, shutdown: &CancellationToken) -> bool {
+        let mut rx = self.subscribe();
+        tokio::select! {
+            r = rx.wait_for(|v| *v > 0) => r.is_ok(),
+            _ = shutdown.cancelled() => false,
+        }
+    }
+
     fn install(&self, snap: Snapshot) {
         let active = snap.endpoints.values().filter(|e| e.is_active).count() as i64;
         hookfleet_core::metrics::ENDPOINTS.with_label_values(&["active"]).set(active);

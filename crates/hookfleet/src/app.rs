@@ -1,0 +1,67 @@
+//! Running roles in one process.
+use anyhow::Context as _;
+use hookfleet_core::Settings;
+use hookfleet_store::Registry;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    pub router: bool,
+    pub worker: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles { router: true, worker: true };
+    pub const ROUTER: Roles = Roles { router: true, worker: false };
+    pub const WORKER: Roles = Roles { router: false, worker: true };
+
+    fn names(self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.router {
+            v.push("router");
+        }
+        if self.worker {
+            v.push("worker");
+        }
+        v
+    }
+}
+
+/// Runs `roles` until `shutdown` fires, then stops them gracefully. `ops` is the
+/// bound listener for `/metrics`, `/healthz`, `/readyz`.
+pub async fn run(settings: Arc<Settings>, roles: Roles, ops: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?;
+    let registry = Arc::new(Registry::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(registry.clone().run(pool.clone(), settings.database.url.clone(), settings.resync_interval, shutdown.clone()));
+    tasks.spawn(crate::ops::serve(ops, pool.clone(), registry.clone(), roles.names(), shutdown.clone()));
+    if !registry.wait_loaded(&shutdown).await {
+        tasks.join_all().await;
+        return Ok(());
+    }
+    tracing::info!(endpoints = registry.snapshot().endpoints.len(), "Endpoint registry loaded.");
+    let mut roles_set = tokio::task::JoinSet::new();
+    if roles.router {
+        roles_set.spawn(hookfleet_router::run(settings.clone(), pool.clone(), registry.clone(), shutdown.clone()));
+    }
+    if roles.worker {
+        roles_set.spawn(hookfleet_worker::run(settings.clone(), pool.clone(), registry.clone(), shutdown.clone()));
+    }
+    let mut result = Ok(());
+    while let Some(r) = roles_set.join_next().await {
+        match r.context("a role panicked") {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "A role failed; stopping.");
+                shutdown.cancel();
+                result = Err(e);
+            }
+        }
+    }
+    shutdown.cancel();
+    tasks.join_all().await;
+    result
+}

@@ -1,0 +1,56 @@
+//! The ops server every process runs on `metrics.listen`: `/metrics` (Prometheus
+//! text format), `/healthz` (the process is alive) and `/readyz` (the registry is
+//! loaded, Postgres answers, and each role of this process holds a RabbitMQ session).
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use hookfleet_store::{Pool, Registry};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+struct Ops {
+    pool: Pool,
+    registry: Arc<Registry>,
+    roles: Vec<&'static str>,
+}
+
+/// Serves until `shutdown`.
+pub async fn serve(listener: TcpListener, pool: Pool, registry: Arc<Registry>, roles: Vec<&'static str>, shutdown: CancellationToken) {
+    let app = axum::Router::new()
+        .route("/metrics", get(|| async { ([("content-type", "text/plain; version=0.0.4")], hookfleet_core::metrics::render()) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(Ops { pool, registry, roles });
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        tracing::error!(error = %e, "Ops server failed.");
+    }
+}
+
+async fn readyz(State(ops): State<Ops>) -> (StatusCode, String) {
+    let mut problems = Vec::new();
+    if *ops.registry.subscribe().borrow() == 0 {
+        problems.push("endpoint registry not loaded".to_owned());
+    }
+    let db = tokio::time::timeout(Duration::from_secs(2), async {
+        let c = ops.pool.get().await?;
+        c.simple_query("SELECT 1").await?;
+        anyhow::Ok(())
+    })
+    .await;
+    if !matches!(db, Ok(Ok(()))) {
+        problems.push("postgres unreachable".to_owned());
+    }
+    for r in &ops.roles {
+        if hookfleet_core::metrics::AMQP_CONNECTED.with_label_values(&[*r]).get() != 1 {
+            problems.push(format!("{r}: no RabbitMQ session"));
+        }
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join(", ")))
+    }
+}
