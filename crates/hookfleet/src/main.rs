@@ -13,6 +13,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Prints a line to stdout; a closed pipe (`| head`) is not an error worth a panic.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "hookfleet", version, about = "Webhook delivery fleet: RabbitMQ in, signed HTTP POSTs out.")]
 struct Cli {
@@ -169,7 +177,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
     match cmd {
         Command::Migrate => {
             let n = hookfleet_store::migrate::run(&settings.database.url).await?;
-            println!("migrations applied: {n}");
+            out!("migrations applied: {n}");
         }
         Command::Router => run_roles(settings, Roles::ROUTER).await?,
         Command::Worker => run_roles(settings, Roles::WORKER).await?,
@@ -187,7 +195,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
             let data: serde_json::Value = serde_json::from_str(&data).context("--data is not valid JSON")?;
             let ev = hookfleet::emit::envelope(&event_type, data, tenant.as_deref())?;
             hookfleet::emit::publish(&settings.amqp.url, std::slice::from_ref(&ev)).await?;
-            println!("{}", ev.2);
+            out!("{}", ev.2);
         }
     }
     Ok(())
@@ -201,23 +209,23 @@ async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
             let (ep, secret) = admin::create_endpoint(settings, &pool, input).await?;
             let mut v = serde_json::to_value(&ep)?;
             v["secret"] = serde_json::Value::String(secret);
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            out!("{}", serde_json::to_string_pretty(&v)?);
         }
         EndpointCmd::List { tenant } => {
             let list = hookfleet_store::endpoints::list(&pool, tenant.as_deref().map(Some)).await?;
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            out!("{}", serde_json::to_string_pretty(&list)?);
         }
         EndpointCmd::Disable { id, reason } => {
             anyhow::ensure!(hookfleet_store::endpoints::set_active(&pool, &id, false, Some(&reason)).await?, "no endpoint with id {id}");
-            println!("{id} paused");
+            out!("{id} paused");
         }
         EndpointCmd::Enable { id } => {
             anyhow::ensure!(hookfleet_store::endpoints::set_active(&pool, &id, true, None).await?, "no endpoint with id {id}");
-            println!("{id} active");
+            out!("{id} active");
         }
         EndpointCmd::Delete { id } => {
             let moved = admin::delete_endpoint(settings, &pool, &id).await?;
-            println!("{id} deleted; {moved} undelivered message(s) moved to hookfleet.dead");
+            out!("{id} deleted; {moved} undelivered message(s) moved to hookfleet.dead");
         }
     }
     Ok(())
