@@ -1,1 +1,10 @@
+//! End-to-end tests against real RabbitMQ and PostgreSQL. Each test owns a vhost
+//! and a database (see `hookfleet_tests::TestEnv`), so they run in parallel.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod delivery;
+mod endpoints;
+mod invalid;
+mod resilience;
+mod retry;
+mod routing;

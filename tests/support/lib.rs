@@ -1,1 +1,337 @@
+//! Test support: every test gets its own RabbitMQ vhost and its own Postgres
+//! database (created here, removed on drop, even when the test panics), runs the
+//! real roles in-process, and talks to a real local HTTP receiver.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use hookfleet::Roles;
+use hookfleet_core::Settings;
+use hookfleet_store::endpoints::Endpoint;
+use hookfleet_store::Pool;
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use std::collections::HashMap;
+use std::future::Future;
+use std::process::Command;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl must be installed for the tests");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A test's own vhost, database and settings.
+pub struct TestEnv {
+    pub name: String,
+    pub db_url: String,
+    pub amqp_url: String,
+    pub pool: Pool,
+    overrides: Vec<(String, String)>,
+    apps: Mutex<Vec<CancellationToken>>,
+}
+
+impl TestEnv {
+    /// A fresh vhost and database, migrated. `overrides` are settings keys.
+    pub async fn new(overrides: &[(&str, &str)]) -> TestEnv {
+        init_tracing();
+        let name = format!("hft_{}", ulid::Ulid::new().to_string().to_lowercase());
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        let db_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let amqp_url = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
+        hookfleet_store::migrate::run(&db_url).await.expect("migrate");
+        let pool = hookfleet_store::pool::connect(&db_url, 4).unwrap();
+        let mut all = vec![
+            ("database.url".to_owned(), db_url.clone()),
+            ("amqp.url".to_owned(), amqp_url.clone()),
+            ("delivery.allow_networks".to_owned(), "127.0.0.0/8".to_owned()),
+            ("retry.schedule".to_owned(), "1s,1s".to_owned()),
+            ("delivery.timeout".to_owned(), "5s".to_owned()),
+            ("registry.resync_interval".to_owned(), "5s".to_owned()),
+        ];
+        all.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        TestEnv { name, db_url, amqp_url, pool, overrides: all, apps: Mutex::new(Vec::new()) }
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        let o: Vec<(&str, &str)> = self.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Arc::new(Settings::with_overrides(&o).expect("settings"))
+    }
+
+    /// Starts `roles` in-process; returns its shutdown token and task.
+    pub async fn start(&self, roles: Roles) -> App {
+        let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ops_addr = ops.local_addr().unwrap();
+        let token = CancellationToken::new();
+        self.apps.lock().unwrap().push(token.clone());
+        let task = tokio::spawn(hookfleet::run(self.settings(), roles, ops, token.clone()));
+        App { token, task: Some(task), ops_addr }
+    }
+
+    /// Registers an endpoint through the same code path as the CLI.
+    pub async fn add_endpoint(&self, url: &str, events: &[&str], tenant: Option<&str>) -> (Endpoint, String) {
+        let input = hookfleet::admin::EndpointInput {
+            url: url.to_owned(),
+            events: events.iter().map(|s| s.to_string()).collect(),
+            tenant_id: tenant.map(str::to_owned),
+            is_active: true,
+            ..Default::default()
+        };
+        hookfleet::admin::create_endpoint(&self.settings(), &self.pool, input).await.expect("create endpoint")
+    }
+
+    /// Publishes raw bytes to `hookfleet.events` like any AMQP producer, with a confirm.
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) {
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-producer").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        hookfleet_broker::topology::declare(&ch, self.settings().amqp.queue_type, &self.settings().retry.tiers()).await.unwrap();
+        let props = BasicProperties::default().with_content_type("application/json".into()).with_delivery_mode(2);
+        let conf = ch
+            .basic_publish("hookfleet.events".into(), routing_key.into(), BasicPublishOptions::default(), body, props)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(conf.is_ack());
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
+    /// Publishes a well-formed event; returns its id.
+    pub async fn publish(&self, event_type: &str, data: serde_json::Value, tenant: Option<&str>) -> String {
+        let id = format!("evt_{}", ulid::Ulid::new());
+        let body = serde_json::json!({"id": id, "type": event_type, "tenant_id": tenant, "data": data});
+        self.publish_raw(event_type, &serde_json::to_vec(&body).unwrap()).await;
+        id
+    }
+
+    /// Messages in a queue right now (passive declare).
+    pub async fn queue_len(&self, queue: &str) -> u32 {
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let opts = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+        let n = ch.queue_declare(queue.into(), opts, FieldTable::default()).await.map(|q| q.message_count()).unwrap_or(0);
+        let _ = conn.close(200, "bye".into()).await;
+        n
+    }
+
+    /// Takes (and acks) every message of a queue: `(headers, body)`.
+    pub async fn drain(&self, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect").await.unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(m) = ch.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
+            out.push((m.delivery.properties.headers().clone().unwrap_or_default(), m.delivery.data.clone()));
+            m.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        let _ = conn.close(200, "bye".into()).await;
+        out
+    }
+
+    /// Runs a query returning one i64.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let c = self.pool.get().await.unwrap();
+        c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        for t in self.apps.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            t.cancel();
+        }
+        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).output();
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+            .output();
+    }
+}
+
+/// A running in-process app.
+pub struct App {
+    pub token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub ops_addr: std::net::SocketAddr,
+}
+
+impl App {
+    /// Graceful stop; returns the app's result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.token.cancel();
+        self.task.take().unwrap().await.unwrap()
+    }
+
+    /// Aborts the app's task tree without a graceful stop (no acks, no flush): the
+    /// in-process equivalent of `kill -9` for what the broker can tell.
+    pub fn kill(mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.token.cancel();
+    }
+}
+
+/// Waits for `cond` to hold, polling, up to `timeout`; panics with `what` otherwise.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for: {what}");
+}
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn webhook_id(&self) -> String {
+        self.headers["webhook-id"].to_str().unwrap().to_owned()
+    }
+    /// Verifies the signature with the `standardwebhooks` crate.
+    pub fn verify(&self, secret: &str) -> Result<(), String> {
+        standardwebhooks::Webhook::new(secret)
+            .map_err(|e| format!("{e:?}"))?
+            .verify(&self.body, &self.headers)
+            .map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// How a receiver answers.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    Ok,
+    /// 500 for the first N requests of each webhook-id, then 200.
+    FailFirst(u32),
+    /// Always this status.
+    Always(u16),
+    /// Never answers (until the client gives up).
+    Hang,
+}
+
+struct RecvState {
+    got: Mutex<Vec<Received>>,
+    per_id: Mutex<HashMap<String, u32>>,
+    behaviour: Mutex<Behaviour>,
+}
+
+/// A local HTTP receiver on 127.0.0.1:<random>.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<RecvState>,
+    _stop: Arc<DropCancel>,
+}
+
+struct DropCancel(CancellationToken);
+impl Drop for DropCancel {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl Receiver {
+    pub async fn start(behaviour: Behaviour) -> Receiver {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let state = Arc::new(RecvState { got: Mutex::new(Vec::new()), per_id: Mutex::new(HashMap::new()), behaviour: Mutex::new(behaviour) });
+        let token = CancellationToken::new();
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let t = token.clone();
+        tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(t.cancelled_owned()).await });
+        Receiver { url, state, _stop: Arc::new(DropCancel(token)) }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.got.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.got.lock().unwrap().len()
+    }
+
+    pub fn set_behaviour(&self, b: Behaviour) {
+        *self.state.behaviour.lock().unwrap() = b;
+    }
+}
+
+async fn handle(State(s): State<Arc<RecvState>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let seen = {
+        let mut m = s.per_id.lock().unwrap();
+        let c = m.entry(id).or_default();
+        *c += 1;
+        *c
+    };
+    s.got.lock().unwrap().push(Received { headers, body });
+    let b = s.behaviour.lock().unwrap().clone();
+    match b {
+        Behaviour::Ok => StatusCode::OK.into_response(),
+        Behaviour::FailFirst(n) if seen <= n => (StatusCode::INTERNAL_SERVER_ERROR, "not yet").into_response(),
+        Behaviour::FailFirst(_) => StatusCode::OK.into_response(),
+        Behaviour::Always(code) => (StatusCode::from_u16(code).unwrap(), "nope").into_response(),
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+/// The `hookfleet` binary built next to the test executable (the `hookfleet`
+/// package's own CLI test makes cargo build it).
+pub fn hookfleet_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("hookfleet");
+    assert!(bin.exists(), "{} is missing: build it with `cargo build -p hookfleet`", bin.display());
+    bin
+}
+
+impl TestEnv {
+    /// Starts `hookfleet <role>` as a child process with this test's configuration.
+    pub fn spawn_process(&self, role: &str, extra_env: &[(&str, &str)]) -> std::process::Child {
+        let mut cmd = Command::new(hookfleet_bin());
+        cmd.arg(role).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.overrides {
+            cmd.env(format!("HOOKFLEET__{}", k.replace('.', "__").to_uppercase()), v);
+        }
+        cmd.env("HOOKFLEET__METRICS__LISTEN", "127.0.0.1:0");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.spawn().expect("spawn hookfleet")
+    }
+}

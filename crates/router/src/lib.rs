@@ -62,7 +62,7 @@ async fn session(
     topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await.context("declaring topology")?;
     let session_end = shutdown.child_token();
     let queues = tokio::spawn(declare_endpoint_queues(settings.clone(), registry.clone(), ch, session_end.clone()));
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for i in 0..settings.amqp.router_consumers {
         let consume_ch = conn.create_channel().await?;
         consume_ch.basic_qos(settings.amqp.router_prefetch, BasicQosOptions::default()).await?;
@@ -77,18 +77,16 @@ async fn session(
             )
             .await?;
         let r = Router { settings: settings.clone(), pool: pool.clone(), registry: registry.clone(), publish: publish_ch };
-        tasks.push(tokio::spawn(r.consume(consumer, session_end.clone())));
+        tasks.spawn(r.consume(consumer, session_end.clone()));
     }
     tracing::info!(consumers = tasks.len(), "Router consuming hookfleet.router.");
     tokio::select! {
         _ = hookfleet_broker::wait_closed(conn) => {}
         _ = session_end.cancelled() => {}
-        _ = futures::future::select_all(tasks.iter_mut()) => {}
+        _ = tasks.join_next() => {}
     }
     session_end.cancel();
-    for t in tasks {
-        let _ = t.await;
-    }
+    tasks.join_all().await;
     let _ = queues.await;
     Ok(())
 }
