@@ -37,7 +37,8 @@ run: services ## run the local demo (scripts/demo.sh)
 
 bench: services ## run the end-to-end benchmark, results in bench-results/latest.json
 	@mkdir -p bench-results
-	cargo run --release -p hookfleet-bench -- --out bench-results/latest.json
+	cargo build --release -p hookfleet -p hookfleet-bench
+	target/release/hookfleet-bench --out bench-results/latest.json $(BENCH_ARGS)
 
 migrate: services ## apply database migrations
 	cargo run --release -p hookfleet -- migrate

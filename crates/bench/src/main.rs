@@ -1,1 +1,417 @@
-fn main() {}
+//! `make bench`: end-to-end throughput and latency of hookfleet on this machine.
+//!
+//! hookfleet runs as its own process (`target/release/hookfleet`), as in
+//! production; this process publishes events with confirms (a producer), and
+//! serves the HTTP endpoints (a receiver). Each scenario gets a fresh vhost and
+//! database. Latency is publish → receipt, from a timestamp inside each event.
+//! Every scenario also checks that every delivery has its attempt recorded.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Parser;
+use futures::stream::{FuturesUnordered, StreamExt as _};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::{Request, Response, StatusCode};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::BasicProperties;
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Parser)]
+struct Args {
+    /// Where to write the JSON summary.
+    #[arg(long, default_value = "bench-results/latest.json")]
+    out: String,
+    /// Events per throughput scenario.
+    #[arg(long, default_value_t = 20_000)]
+    events: u64,
+    /// Only scenarios whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+    /// Also run the 1,000,000-delivery memory soak.
+    #[arg(long)]
+    long: bool,
+    /// The hookfleet binary.
+    #[arg(long, default_value = "target/release/hookfleet")]
+    bin: String,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+// ---------- receiver ----------
+
+#[derive(Default)]
+struct Recv {
+    total: AtomicU64,
+    latencies_us: Mutex<Vec<u32>>,
+    last_us: AtomicU64,
+}
+
+#[derive(serde::Deserialize)]
+struct Body {
+    data: Data,
+}
+#[derive(serde::Deserialize)]
+struct Data {
+    sent_us: u64,
+}
+
+async fn handle(recv: Arc<Recv>, req: Request<hyper::body::Incoming>) -> Result<Response<Empty<Bytes>>, hyper::Error> {
+    let hang = req.uri().path().starts_with("/hang");
+    let body = req.into_body().collect().await?.to_bytes();
+    if hang {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let now = now_us();
+    if let Ok(b) = serde_json::from_slice::<Body>(&body) {
+        recv.latencies_us.lock().unwrap().push(now.saturating_sub(b.data.sent_us).min(u32::MAX as u64) as u32);
+    }
+    recv.total.fetch_add(1, Ordering::Relaxed);
+    recv.last_us.fetch_max(now, Ordering::Relaxed);
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Empty::new()).unwrap())
+}
+
+async fn start_receiver(recv: Arc<Recv>) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = l.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            let recv = recv.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(recv.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+// ---------- environment ----------
+
+struct Env {
+    name: String,
+    db_url: String,
+    amqp_url: String,
+}
+
+impl Env {
+    async fn new() -> anyhow::Result<Env> {
+        let name = format!("hfbench_{}", ulid::Ulid::new().to_string().to_lowercase());
+        for args in [vec!["add_vhost", &name], vec!["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]] {
+            let st = Command::new("rabbitmqctl").args(&args).stdout(Stdio::null()).status()?;
+            anyhow::ensure!(st.success(), "rabbitmqctl {args:?} failed");
+        }
+        let db_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        hookfleet_store::migrate::run(&db_url).await?;
+        Ok(Env { amqp_url: format!("amqp://guest:guest@127.0.0.1:5672/{name}"), db_url, name })
+    }
+
+    fn spawn(&self, bin: &str, role: &str, extra: &[(&str, &str)]) -> anyhow::Result<Child> {
+        let mut cmd = Command::new(bin);
+        cmd.arg(role)
+            .env("HOOKFLEET__DATABASE__URL", &self.db_url)
+            .env("HOOKFLEET__AMQP__URL", &self.amqp_url)
+            .env("HOOKFLEET__DELIVERY__ALLOW_NETWORKS", "127.0.0.0/8")
+            .env("HOOKFLEET__METRICS__LISTEN", "127.0.0.1:0")
+            .env("HOOKFLEET__LOG__LEVEL", "warn")
+            .stdout(Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.spawn().with_context(|| format!("starting {bin} (build it with `cargo build --release -p hookfleet`)"))
+    }
+
+    async fn sql(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (c, conn) = tokio_postgres::connect(&self.db_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(c)
+    }
+
+    /// Creates endpoints directly in the table (ids ep_0000…) with their queues.
+    async fn endpoints(&self, urls: &[(String, Option<String>)]) -> anyhow::Result<Vec<String>> {
+        let c = self.sql().await?;
+        let conn = hookfleet_broker::connect(&self.amqp_url, "bench").await?;
+        let ch = conn.create_channel().await?;
+        let qt = hookfleet_core_queue_type();
+        hookfleet_broker::topology::declare(&ch, qt, &[]).await?;
+        let mut ids = Vec::new();
+        for (i, (url, tenant)) in urls.iter().enumerate() {
+            let id = format!("ep_bench{i:05}");
+            if let Some(t) = tenant {
+                c.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", &[t]).await?;
+            }
+            c.execute(
+                "INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ($1, $2, $3, $4)",
+                &[&id, tenant, url, &serde_json::json!([{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "expires_at": null}])],
+            )
+            .await?;
+            hookfleet_broker::topology::declare_endpoint(&ch, qt, &id).await?;
+            ids.push(id);
+        }
+        let _ = conn.close(200, "".into()).await;
+        Ok(ids)
+    }
+
+    async fn attempts(&self) -> i64 {
+        match self.sql().await {
+            Ok(c) => c.query_one("SELECT count(*) FROM delivery_attempts", &[]).await.map(|r| r.get(0)).unwrap_or(-1),
+            Err(_) => -1,
+        }
+    }
+}
+
+fn hookfleet_core_queue_type() -> hookfleet_core::config::QueueType {
+    hookfleet_core::config::QueueType::Classic
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).stdout(Stdio::null()).status();
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+            .status();
+    }
+}
+
+/// Publishes `n` events, round-robin over `tenants` (None = tenant-less), with up
+/// to 2,000 unconfirmed publishes in flight; `rate` paces it (events/s).
+async fn publish(amqp_url: &str, n: u64, tenants: &[Option<String>], rate: Option<u64>) -> anyhow::Result<Duration> {
+    let conn = hookfleet_broker::connect(amqp_url, "bench-producer").await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let pad = "x".repeat(800);
+    let start = Instant::now();
+    let mut inflight = FuturesUnordered::new();
+    for i in 0..n {
+        if let Some(r) = rate {
+            let due = start + Duration::from_secs_f64(i as f64 / r as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let tenant = &tenants[(i as usize) % tenants.len()];
+        let body = serde_json::to_vec(&serde_json::json!({
+            "type": "match.found", "tenant_id": tenant,
+            "data": {"match_id": i, "query_video_id": "q", "matched_video_id": "m", "confidence": 0.9, "sent_us": now_us(), "pad": pad}
+        }))?;
+        let props = BasicProperties::default().with_content_type("application/json".into()).with_delivery_mode(2);
+        inflight.push(ch.basic_publish("hookfleet.events".into(), "match.found".into(), BasicPublishOptions::default(), &body, props).await?);
+        while inflight.len() >= 2000 {
+            anyhow::ensure!(inflight.next().await.unwrap()?.is_ack(), "publish nacked");
+        }
+    }
+    while let Some(c) = inflight.next().await {
+        anyhow::ensure!(c?.is_ack(), "publish nacked");
+    }
+    let _ = conn.close(200, "".into()).await;
+    Ok(start.elapsed())
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+#[derive(serde::Serialize, Clone)]
+struct Row {
+    scenario: String,
+    deliveries: u64,
+    seconds: f64,
+    deliveries_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    rss_mb: f64,
+    attempts_recorded: i64,
+    note: String,
+}
+
+fn percentile(v: &mut [u32], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p) as usize] as f64 / 1000.0
+}
+
+async fn wait_total(recv: &Recv, want: u64, limit: Duration) -> bool {
+    let start = Instant::now();
+    while recv.total.load(Ordering::Relaxed) < want {
+        if start.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+async fn wait_attempts(env: &Env, want: i64) -> i64 {
+    let start = Instant::now();
+    loop {
+        let n = env.attempts().await;
+        if n >= want || start.elapsed() > Duration::from_secs(60) {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    /// (healthy endpoints, one per tenant), or fan-out to this many tenant-less endpoints.
+    endpoints: usize,
+    fanout: bool,
+    hung: bool,
+    backlog: bool,
+    rate: Option<u64>,
+}
+
+async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
+    let env = Env::new().await?;
+    let recv = Arc::new(Recv::default());
+    let addr = start_receiver(recv.clone()).await;
+    let mut urls: Vec<(String, Option<String>)> = (0..s.endpoints)
+        .map(|i| (format!("http://{addr}/ep/{i}"), (!s.fanout).then(|| format!("t{i}"))))
+        .collect();
+    if s.hung {
+        urls.push((format!("http://{addr}/hang"), Some("hung".into())));
+    }
+    env.endpoints(&urls).await?;
+    let mut tenants: Vec<Option<String>> = if s.fanout { vec![None] } else { (0..s.endpoints).map(|i| Some(format!("t{i}"))).collect() };
+    let (n_events, expected) = if s.fanout { (events / s.endpoints as u64, (events / s.endpoints as u64) * s.endpoints as u64) } else { (events, events) };
+    if s.hung {
+        // One event in 101 goes to the endpoint that never answers.
+        tenants.push(Some("hung".into()));
+    }
+    let expected_healthy = if s.hung { (0..n_events).filter(|i| (*i as usize) % tenants.len() != tenants.len() - 1).count() as u64 } else { expected };
+
+    let (mut procs, start, start_us, publish_time) = if s.backlog {
+        // Route everything first with only a router running, then time a worker.
+        let mut router = env.spawn(&args.bin, "router", &[])?;
+        publish(&env.amqp_url, n_events, &tenants, None).await?;
+        let c = env.sql().await?;
+        let t = Instant::now();
+        loop {
+            let n: i64 = c.query_one("SELECT count(*) FROM deliveries", &[]).await?.get(0);
+            if n as u64 >= expected || t.elapsed() > Duration::from_secs(300) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = router.kill();
+        let start = Instant::now();
+        let start_us = now_us();
+        let worker = env.spawn(&args.bin, "worker", &[])?;
+        (vec![worker], start, start_us, Duration::ZERO)
+    } else {
+        let all = env.spawn(&args.bin, "all", &[])?;
+        tokio::time::sleep(Duration::from_secs(2)).await; // let it connect and load the registry
+        let start = Instant::now();
+        let start_us = now_us();
+        let p = publish(&env.amqp_url, n_events, &tenants, s.rate).await?;
+        (vec![all], start, start_us, p)
+    };
+    let pid = procs[0].id();
+    let mut peak_rss: f64 = 0.0;
+    let limit = Duration::from_secs(600);
+    let t0 = Instant::now();
+    while recv.total.load(Ordering::Relaxed) < expected_healthy && t0.elapsed() < limit {
+        peak_rss = peak_rss.max(rss_mb(pid));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ok = wait_total(&recv, expected_healthy, Duration::from_secs(1)).await;
+    let elapsed = start.elapsed();
+    let attempts = wait_attempts(&env, expected_healthy as i64).await;
+    peak_rss = peak_rss.max(rss_mb(pid));
+    for p in &mut procs {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let got = recv.total.load(Ordering::Relaxed);
+    let mut lat = recv.latencies_us.lock().unwrap().clone();
+    // From the first publish (or, for a backlog, the worker's start) to the last receipt.
+    let secs = match recv.last_us.load(Ordering::Relaxed).checked_sub(start_us) {
+        Some(us) if us > 0 && ok => us as f64 / 1e6,
+        _ => elapsed.as_secs_f64(),
+    };
+    let mut note = format!("published in {:.1}s", publish_time.as_secs_f64());
+    if !ok {
+        note = format!("INCOMPLETE: {got}/{expected_healthy} received");
+    }
+    Ok(Row {
+        scenario: s.name.to_owned(),
+        deliveries: got,
+        seconds: secs,
+        deliveries_per_s: got as f64 / secs,
+        p50_ms: if s.backlog { 0.0 } else { percentile(&mut lat, 0.50) },
+        p99_ms: if s.backlog { 0.0 } else { percentile(&mut lat, 0.99) },
+        rss_mb: peak_rss,
+        attempts_recorded: attempts,
+        note,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(std::path::Path::new(&args.bin).exists(), "{} not found: run `cargo build --release -p hookfleet`", args.bin);
+    let scenarios = [
+        Scenario { name: "1 endpoint", endpoints: 1, fanout: false, hung: false, backlog: false, rate: None },
+        Scenario { name: "1 endpoint, paced 1000/s (latency)", endpoints: 1, fanout: false, hung: false, backlog: false, rate: Some(1000) },
+        Scenario { name: "100 endpoints", endpoints: 100, fanout: false, hung: false, backlog: false, rate: None },
+        Scenario { name: "fan-out 1 event to 1000 endpoints", endpoints: 1000, fanout: true, hung: false, backlog: false, rate: None },
+        Scenario { name: "100 healthy + 1 never answers", endpoints: 100, fanout: false, hung: true, backlog: false, rate: None },
+        Scenario { name: "backlog drain, 1 endpoint", endpoints: 1, fanout: false, hung: false, backlog: true, rate: None },
+    ];
+    let mut rows = Vec::new();
+    for s in &scenarios {
+        if args.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
+            continue;
+        }
+        let n = if s.rate.is_some() { 10_000 } else if s.backlog { args.events * 2 } else { args.events };
+        eprintln!("running: {} ({n} events)", s.name);
+        let row = run(&args, s, n).await?;
+        eprintln!("  {:.0} deliveries/s, p50 {:.1} ms, p99 {:.1} ms, {}", row.deliveries_per_s, row.p50_ms, row.p99_ms, row.note);
+        rows.push(row);
+    }
+    if args.long {
+        let s = Scenario { name: "soak: 1,000,000 deliveries, 100 endpoints", endpoints: 100, fanout: false, hung: false, backlog: false, rate: None };
+        eprintln!("running: {}", s.name);
+        rows.push(run(&args, &s, 1_000_000).await?);
+    }
+    let healthy_alone = rows.iter().find(|r| r.scenario == "100 endpoints").map(|r| r.deliveries_per_s);
+    let with_hung = rows.iter().find(|r| r.scenario.starts_with("100 healthy")).map(|r| r.deliveries_per_s);
+
+    println!("\n| scenario | deliveries | seconds | deliveries/s | p50 ms | p99 ms | peak RSS MB | attempts recorded | note |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.0} | {} | {} |",
+            r.scenario, r.deliveries, r.seconds, r.deliveries_per_s, r.p50_ms, r.p99_ms, r.rss_mb, r.attempts_recorded, r.note
+        );
+    }
+    if let (Some(a), Some(b)) = (healthy_alone, with_hung) {
+        println!("\nhealthy endpoints beside a dead one keep {:.0}% of their throughput", 100.0 * b / a);
+    }
+    if let Some(dir) = std::path::Path::new(&args.out).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut json: HashMap<&str, serde_json::Value> = HashMap::new();
+    json.insert("rows", serde_json::to_value(&rows)?);
+    json.insert("machine_cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0).into());
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&json)?)?;
+    println!("\nwritten to {}", args.out);
+    Ok(())
+}
