@@ -2,6 +2,7 @@
 //! and a database (see `hookfleet_tests::TestEnv`), so they run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod delivery;
 mod endpoints;
 mod invalid;

@@ -84,3 +84,22 @@ async fn unreachable_and_refused_targets_are_recorded_failures() {
     assert_eq!(env.count("SELECT count(*) FROM delivery_attempts WHERE error LIKE '%refused%allow_networks%'").await, 2);
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queues_retry_and_dead_letter_too() {
+    let env = TestEnv::new(&[("amqp.queue_type", "quorum"), ("retry.schedule", "1s")]).await;
+    let flaky = Receiver::start(Behaviour::FailFirst(1)).await;
+    let broken = Receiver::start(Behaviour::Always(500)).await;
+    env.add_endpoint(&flaky.url, &["*"], Some("a")).await;
+    env.add_endpoint(&broken.url, &["*"], Some("b")).await;
+    let app = env.start(Roles::ALL).await;
+    env.publish("user.created", json!({"user_id": 1, "username": "u"}), Some("a")).await;
+    env.publish("user.created", json!({"user_id": 2, "username": "v"}), Some("b")).await;
+    wait_for("one success after a retry and one dead letter", LONG, || async {
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 2").await == 1
+            && env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'").await == 1
+    })
+    .await;
+    app.stop().await.unwrap();
+    assert_eq!(env.drain("hookfleet.dead").await.len(), 1);
+}

@@ -335,3 +335,63 @@ impl TestEnv {
         cmd.spawn().expect("spawn hookfleet")
     }
 }
+
+/// The admin key the API tests run with.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+impl TestEnv {
+    /// Starts router, worker and the REST API in-process; returns the app and the
+    /// API's base URL.
+    pub async fn start_api(&self, roles: Roles) -> (App, String) {
+        let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", api.local_addr().unwrap());
+        let ops_addr = ops.local_addr().unwrap();
+        let token = CancellationToken::new();
+        self.apps.lock().unwrap().push(token.clone());
+        let mut settings = (*self.settings()).clone();
+        if settings.api.admin_key.is_none() {
+            let mut o: Vec<(&str, &str)> = self.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            o.push(("api.admin_key", ADMIN_KEY));
+            settings = Settings::with_overrides(&o).unwrap();
+        }
+        let task = tokio::spawn(hookfleet::app::run_with_api(Arc::new(settings), roles, ops, Some(api), token.clone()));
+        let client = reqwest::Client::new();
+        wait_for("the API to answer", Duration::from_secs(30), || async {
+            client.get(format!("{base}/api/v1/openapi.json")).send().await.is_ok()
+        })
+        .await;
+        (App { token, task: Some(task), ops_addr }, base)
+    }
+}
+
+/// A small API client: bearer key and base URL.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, key: &str) -> Api {
+        Api { base: base.to_owned(), key: key.to_owned(), http: reqwest::Client::new() }
+    }
+
+    pub fn with_key(&self, key: &str) -> Api {
+        Api { key: key.to_owned(), ..self.clone() }
+    }
+
+    /// Sends a request; returns the status and the JSON body (Null when empty).
+    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{}", self.base, path)).bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) })
+    }
+}

@@ -325,10 +325,17 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
     };
     let pid = procs[0].id();
     let mut peak_rss: f64 = 0.0;
-    let limit = Duration::from_secs(600);
+    let limit = Duration::from_secs(if events >= 100_000 { 1800 } else { 600 });
     let t0 = Instant::now();
+    // RSS at each quarter of the run: flat memory means these stay level.
+    let mut quarters: Vec<String> = Vec::new();
     while recv.total.load(Ordering::Relaxed) < expected_healthy && t0.elapsed() < limit {
-        peak_rss = peak_rss.max(rss_mb(pid));
+        let rss = rss_mb(pid);
+        peak_rss = peak_rss.max(rss);
+        let done = recv.total.load(Ordering::Relaxed) * 4 / expected_healthy.max(1);
+        if done as usize > quarters.len() {
+            quarters.push(format!("{:.0}", rss));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let ok = wait_total(&recv, expected_healthy, Duration::from_secs(1)).await;
@@ -346,7 +353,7 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         Some(us) if us > 0 && ok => us as f64 / 1e6,
         _ => elapsed.as_secs_f64(),
     };
-    let mut note = format!("published in {:.1}s", publish_time.as_secs_f64());
+    let mut note = format!("published in {:.1}s; RSS MB by quarter: {}", publish_time.as_secs_f64(), quarters.join("/"));
     if !ok {
         note = format!("INCOMPLETE: {got}/{expected_healthy} received");
     }

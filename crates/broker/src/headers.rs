@@ -8,6 +8,9 @@ pub const TENANT_ID: &str = "x-tenant-id";
 pub const EVENT_TYPE: &str = "x-event-type";
 /// The attempt number the next delivery of this message will be (1-based).
 pub const ATTEMPT: &str = "x-attempt";
+/// Attempts made before a resend or replay gave the delivery a fresh budget: the
+/// retry schedule counts from here, attempt numbers keep counting up.
+pub const ATTEMPT_BASE: &str = "x-attempt-base";
 /// Milliseconds since the epoch when the router received the event.
 pub const RECEIVED_AT: &str = "x-received-at";
 pub const LAST_ERROR: &str = "x-last-error";

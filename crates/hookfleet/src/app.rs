@@ -17,6 +17,8 @@ impl Roles {
     pub const ALL: Roles = Roles { router: true, worker: true };
     pub const ROUTER: Roles = Roles { router: true, worker: false };
     pub const WORKER: Roles = Roles { router: false, worker: true };
+    /// No delivery role (the API alone).
+    pub const NONE: Roles = Roles { router: false, worker: false };
 
     fn names(self) -> Vec<&'static str> {
         let mut v = Vec::new();
@@ -33,6 +35,21 @@ impl Roles {
 /// Runs `roles` until `shutdown` fires, then stops them gracefully. `ops` is the
 /// bound listener for `/metrics`, `/healthz`, `/readyz`.
 pub async fn run(settings: Arc<Settings>, roles: Roles, ops: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_api(settings, roles, ops, None, shutdown).await
+}
+
+/// [`run`], plus the REST API on `api` when given (it needs `api.admin_key`).
+pub async fn run_with_api(
+    settings: Arc<Settings>,
+    roles: Roles,
+    ops: TcpListener,
+    api: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let api_state = match api {
+        Some(l) => Some((l, hookfleet_api::state(settings.clone(), hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?)?)),
+        None => None,
+    };
     let pool = hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?;
     let registry = Arc::new(Registry::default());
     let mut tasks = tokio::task::JoinSet::new();
@@ -44,6 +61,9 @@ pub async fn run(settings: Arc<Settings>, roles: Roles, ops: TcpListener, shutdo
     }
     tracing::info!(endpoints = registry.snapshot().endpoints.len(), "Endpoint registry loaded.");
     let mut roles_set = tokio::task::JoinSet::new();
+    if let Some((listener, state)) = api_state {
+        roles_set.spawn(hookfleet_api::serve(state, listener, shutdown.clone()));
+    }
     if roles.router {
         roles_set.spawn(hookfleet_router::run(settings.clone(), pool.clone(), registry.clone(), shutdown.clone()));
     }

@@ -5,12 +5,12 @@
 //!   pool and endpoint registry, plus the ops server; `run` takes a shutdown token
 //!   and an already-bound ops listener so tests run the real thing on port 0.
 //! - [`ops`]: `/metrics`, `/healthz`, `/readyz`.
-//! - [`admin`]: endpoint management used by the CLI (and later the API).
+//! - `admin` (from `hookfleet-api`): endpoint management shared by CLI and API.
 //! - [`listen`]: a local receiver that verifies signatures, for development.
 //! - [`emit`]: publishing events from the shell with confirms.
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub use hookfleet_api::admin;
 pub mod app;
 pub mod emit;
 pub mod listen;

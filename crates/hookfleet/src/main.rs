@@ -40,8 +40,16 @@ enum Command {
     Router,
     /// Deliver from endpoint queues to endpoints.
     Worker,
-    /// Migrate, then run router and worker in one process (single machine).
+    /// The management REST API and HTTP ingest on api.listen (needs api.admin_key).
+    Api,
+    /// Migrate, then run router, worker and (when api.admin_key is set) the API in one process.
     All,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Manage tenants' API keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Manage endpoints.
     #[command(subcommand)]
     Endpoint(EndpointCmd),
@@ -69,6 +77,20 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum TenantCmd {
+    /// Create a tenant.
+    Create { id: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Issue an API key for a tenant; the key is printed once.
+    Create { tenant: String },
+    /// Revoke an API key by its id (key_…).
+    Revoke { key_id: String },
 }
 
 #[derive(Subcommand)]
@@ -165,12 +187,20 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
-async fn run_roles(settings: Arc<Settings>, roles: Roles) -> anyhow::Result<()> {
+async fn run_roles(settings: Arc<Settings>, roles: Roles, api: bool) -> anyhow::Result<()> {
+    if api && settings.api.admin_key.is_none() {
+        anyhow::bail!("api.admin_key (env HOOKFLEET__API__ADMIN_KEY) must be set: the API refuses to start without one");
+    }
     let ops = tokio::net::TcpListener::bind(&settings.metrics_listen)
         .await
         .with_context(|| format!("binding metrics.listen {}", settings.metrics_listen))?;
     tracing::info!(metrics = %settings.metrics_listen, "Serving /metrics, /healthz, /readyz.");
-    hookfleet::run(settings, roles, ops, shutdown_on_signal()).await
+    let api = if api {
+        Some(tokio::net::TcpListener::bind(&settings.api.listen).await.with_context(|| format!("binding api.listen {}", settings.api.listen))?)
+    } else {
+        None
+    };
+    hookfleet::app::run_with_api(settings, roles, ops, api, shutdown_on_signal()).await
 }
 
 async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
@@ -179,11 +209,34 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
             let n = hookfleet_store::migrate::run(&settings.database.url).await?;
             out!("migrations applied: {n}");
         }
-        Command::Router => run_roles(settings, Roles::ROUTER).await?,
-        Command::Worker => run_roles(settings, Roles::WORKER).await?,
+        Command::Router => run_roles(settings, Roles::ROUTER, false).await?,
+        Command::Worker => run_roles(settings, Roles::WORKER, false).await?,
+        Command::Api => run_roles(settings, Roles::NONE, true).await?,
         Command::All => {
             hookfleet_store::migrate::run(&settings.database.url).await?;
-            run_roles(settings, Roles::ALL).await?
+            let api = settings.api.admin_key.is_some();
+            if !api {
+                tracing::warn!("api.admin_key is not set: running without the REST API.");
+            }
+            run_roles(settings, Roles::ALL, api).await?
+        }
+        Command::Tenant(TenantCmd::Create { id }) => {
+            let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
+            let t = hookfleet_api::tenants::create_tenant(&pool, &id).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            out!("{}", serde_json::to_string_pretty(&t)?);
+        }
+        Command::Key(cmd) => {
+            let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
+            match cmd {
+                KeyCmd::Create { tenant } => {
+                    let k = hookfleet_api::tenants::create_api_key(&pool, &tenant).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    out!("{}", serde_json::to_string_pretty(&k)?);
+                }
+                KeyCmd::Revoke { key_id } => {
+                    hookfleet_api::tenants::revoke_api_key(&pool, &key_id).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    out!("{key_id} revoked");
+                }
+            }
         }
         Command::Endpoint(cmd) => endpoint(cmd, &settings).await?,
         Command::Listen { port, secret, fail, status } => {

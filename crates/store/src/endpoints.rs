@@ -28,6 +28,7 @@ pub struct Endpoint {
     #[serde(skip)]
     pub secrets: Vec<StoredSecret>,
     pub headers: BTreeMap<String, String>,
+    pub metadata: serde_json::Value,
     pub rate_limit: Option<i32>,
     pub disabled_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -47,10 +48,11 @@ pub struct NewEndpoint {
     pub is_active: bool,
     pub secret: String,
     pub headers: BTreeMap<String, String>,
+    pub metadata: serde_json::Value,
 }
 
 const COLUMNS: &str =
-    "id, tenant_id, url, description, event_types, is_active, secrets, headers, rate_limit, disabled_reason, created_at, updated_at";
+    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, disabled_reason, created_at, updated_at";
 
 pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
     Ok(Endpoint {
@@ -62,6 +64,7 @@ pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
         is_active: r.try_get("is_active")?,
         secrets: serde_json::from_value(r.try_get("secrets")?).context("endpoints.secrets")?,
         headers: serde_json::from_value(r.try_get("headers")?).context("endpoints.headers")?,
+        metadata: r.try_get("metadata")?,
         rate_limit: r.try_get("rate_limit")?,
         disabled_reason: r.try_get("disabled_reason")?,
         created_at: r.try_get("created_at")?,
@@ -81,10 +84,10 @@ pub async fn create(pool: &Pool, new: &NewEndpoint) -> anyhow::Result<Endpoint> 
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO endpoints (id, tenant_id, url, description, event_types, is_active, secrets, headers)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+                "INSERT INTO endpoints (id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
             ),
-            &[&new.id, &new.tenant_id, &new.url, &new.description, &new.event_types, &new.is_active, &secrets, &headers],
+            &[&new.id, &new.tenant_id, &new.url, &new.description, &new.event_types, &new.is_active, &secrets, &headers, &new.metadata],
         )
         .await
         .context("inserting the endpoint")?;
@@ -136,4 +139,99 @@ pub async fn delete(pool: &Pool, id: &str) -> anyhow::Result<bool> {
     tx.execute("UPDATE deliveries SET status = 'dead' WHERE endpoint_id = $1 AND status = 'pending'", &[&id]).await?;
     tx.commit().await?;
     Ok(n == 1)
+}
+
+/// One endpoint within a tenant scope (`None` = tenant-less): another scope's
+/// endpoint is indistinguishable from a missing one.
+pub async fn get_scoped(pool: &Pool, id: &str, scope: Option<&str>) -> anyhow::Result<Option<Endpoint>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let row = client
+        .query_opt(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2"), &[&id, &scope])
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A page of a scope's endpoints, by id, after `cursor`.
+pub async fn list_page(
+    pool: &Pool,
+    scope: Option<&str>,
+    is_active: Option<bool>,
+    event_type: Option<&str>,
+    cursor: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<Endpoint>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM endpoints
+                 WHERE tenant_id IS NOT DISTINCT FROM $1
+                   AND ($2::boolean IS NULL OR is_active = $2)
+                   AND ($3::text IS NULL OR $3 = ANY(event_types) OR '*' = ANY(event_types))
+                   AND ($4::text IS NULL OR id > $4)
+                 ORDER BY id LIMIT $5"
+            ),
+            &[&scope, &is_active, &event_type, &cursor, &limit],
+        )
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Fields a PATCH may change; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub is_active: Option<bool>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Applies a patch within a scope; `None` when there is no such endpoint there.
+pub async fn update(pool: &Pool, id: &str, scope: Option<&str>, p: &EndpointPatch) -> anyhow::Result<Option<Endpoint>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let headers = p.headers.as_ref().map(serde_json::to_value).transpose()?;
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE endpoints SET
+                    url = COALESCE($3, url),
+                    description = COALESCE($4, description),
+                    event_types = COALESCE($5, event_types),
+                    is_active = COALESCE($6, is_active),
+                    disabled_reason = CASE WHEN $6 IS NULL THEN disabled_reason WHEN $6 THEN NULL ELSE 'paused through the API' END,
+                    headers = COALESCE($7, headers),
+                    metadata = COALESCE($8, metadata),
+                    updated_at = now()
+                 WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2
+                 RETURNING {COLUMNS}"
+            ),
+            &[&id, &scope, &p.url, &p.description, &p.event_types, &p.is_active, &headers, &p.metadata],
+        )
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Adds `new_secret` as the primary signing secret; every current secret keeps
+/// signing until `old_expires_at`. Returns `false` when there is no such endpoint.
+pub async fn rotate_secret(pool: &Pool, id: &str, scope: Option<&str>, new_secret: &str, old_expires_at: OffsetDateTime) -> anyhow::Result<bool> {
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    let Some(row) = tx
+        .query_opt("SELECT secrets FROM endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2 FOR UPDATE", &[&id, &scope])
+        .await?
+    else {
+        return Ok(false);
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut secrets: Vec<StoredSecret> = serde_json::from_value(row.get(0))?;
+    secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
+    for s in &mut secrets {
+        s.expires_at = Some(s.expires_at.map_or(old_expires_at, |e| e.min(old_expires_at)));
+    }
+    secrets.insert(0, StoredSecret { secret: new_secret.to_owned(), expires_at: None });
+    tx.execute("UPDATE endpoints SET secrets = $2, updated_at = now() WHERE id = $1", &[&id, &serde_json::to_value(&secrets)?]).await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -227,6 +227,7 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         return;
     };
     let attempt = h::get_i64(hdrs, h::ATTEMPT).unwrap_or(1).max(1) as u32;
+    let base = h::get_i64(hdrs, h::ATTEMPT_BASE).unwrap_or(0).clamp(0, i64::from(attempt) - 1) as u32;
     let snap = ctx.registry.snapshot();
     let Some(ep) = snap.endpoints.get(&endpoint_id).filter(|e| e.is_active).cloned() else {
         // Paused or deleted since the message was consumed: put it back to wait;
@@ -275,7 +276,7 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         let last_error = error.clone().unwrap_or_default();
         let mut headers = hdrs.cloned().unwrap_or_default();
         h::set_str(&mut headers, h::LAST_ERROR, &metrics::truncate(&last_error, 512));
-        match settings.retry.next_delay(attempt, resp.retry_after) {
+        match settings.retry.next_delay(attempt - base, resp.retry_after) {
             Some(delay) => {
                 h::set_i64(&mut headers, h::ATTEMPT, i64::from(attempt) + 1);
                 let tier = names::retry_tier(delay);

@@ -1,5 +1,5 @@
-//! Endpoint management shared by the CLI (and the API to come): validation,
-//! the database write, and the broker side (the endpoint's queue).
+//! Endpoint management shared by the CLI and the API: validation (errors name
+//! the field), the database write, and the broker side (the endpoint's queue).
 use anyhow::{bail, Context as _};
 use hookfleet_broker::{headers as h, names, topology};
 use hookfleet_core::{endpoint, envelope, Secret, Settings};
@@ -20,23 +20,111 @@ pub struct EndpointInput {
     pub secret: Option<String>,
     pub is_active: bool,
     pub headers: BTreeMap<String, String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A validation failure naming the input field.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn field(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError { field, message: message.into() }
+}
+
+/// Most custom headers per endpoint, and the longest value.
+pub const MAX_HEADERS: usize = 20;
+pub const MAX_DESCRIPTION: usize = 1024;
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// Checks the parts of an endpoint a caller can set.
+pub fn validate_parts(
+    url: Option<&str>,
+    events: Option<&[String]>,
+    description: Option<&str>,
+    headers: Option<&BTreeMap<String, String>>,
+    metadata: Option<&serde_json::Value>,
+) -> Result<(), FieldError> {
+    if let Some(u) = url {
+        endpoint::validate_url(u).map_err(|e| field("url", e))?;
+    }
+    if let Some(ev) = events {
+        endpoint::validate_event_filter(ev).map_err(|e| field("events", e))?;
+        if ev.len() > 100 {
+            return Err(field("events", "at most 100 event types"));
+        }
+    }
+    if description.is_some_and(|d| d.len() > MAX_DESCRIPTION) {
+        return Err(field("description", format!("must be at most {MAX_DESCRIPTION} characters")));
+    }
+    if let Some(h) = headers {
+        if h.len() > MAX_HEADERS {
+            return Err(field("headers", format!("at most {MAX_HEADERS} headers")));
+        }
+        for (k, v) in h {
+            let lower = k.to_ascii_lowercase();
+            if axum::http::HeaderName::from_bytes(k.as_bytes()).is_err() || k.len() > 128 {
+                return Err(field("headers", format!("`{k}` is not a valid header name")));
+            }
+            if lower.starts_with("webhook-") || ["content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"].contains(&lower.as_str()) {
+                return Err(field("headers", format!("`{k}` is set by hookfleet and cannot be overridden")));
+            }
+            if axum::http::HeaderValue::from_str(v).is_err() || v.len() > 1024 {
+                return Err(field("headers", format!("the value of `{k}` is not a valid header value of at most 1024 bytes")));
+            }
+        }
+    }
+    if let Some(m) = metadata {
+        if !m.is_object() {
+            return Err(field("metadata", "must be a JSON object"));
+        }
+        if m.to_string().len() > MAX_METADATA_BYTES {
+            return Err(field("metadata", format!("must be at most {MAX_METADATA_BYTES} bytes of JSON")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses event types missing from the catalog (`*` is always fine).
+pub async fn check_known_types(pool: &Pool, events: &[String]) -> anyhow::Result<()> {
+    let named: Vec<&str> = events.iter().map(String::as_str).filter(|e| *e != "*").collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let rows = client.query("SELECT name FROM event_types WHERE name = ANY($1)", &[&named]).await?;
+    let known: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    if let Some(unknown) = named.iter().find(|e| !known.contains(**e)) {
+        return Err(field("events", format!("unknown event type `{unknown}` (see GET /api/v1/webhooks/events)")).into());
+    }
+    Ok(())
 }
 
 /// Validates, stores, and declares the queue of a new endpoint. Returns the
 /// endpoint and its secret (shown once).
 pub async fn create_endpoint(settings: &Settings, pool: &Pool, input: EndpointInput) -> anyhow::Result<(Endpoint, String)> {
-    endpoint::validate_url(&input.url).map_err(|e| anyhow::anyhow!("url: {e}"))?;
-    endpoint::validate_event_filter(&input.events).map_err(|e| anyhow::anyhow!("events: {e}"))?;
+    create_endpoint_with(settings, pool, input, None).await
+}
+
+/// [`create_endpoint`], declaring the queue through a shared publisher when given.
+pub async fn create_endpoint_with(
+    settings: &Settings,
+    pool: &Pool,
+    input: EndpointInput,
+    publisher: Option<&crate::publisher::Publisher>,
+) -> anyhow::Result<(Endpoint, String)> {
+    validate_parts(Some(&input.url), Some(&input.events), Some(&input.description), Some(&input.headers), input.metadata.as_ref())?;
     if let Some(t) = &input.tenant_id {
-        envelope::validate_tenant_id(t).map_err(|e| anyhow::anyhow!("tenant: {e}"))?;
-    }
-    if input.description.len() > 1024 {
-        bail!("description: must be at most 1024 characters");
+        envelope::validate_tenant_id(t).map_err(|e| field("tenant_id", e))?;
     }
     let secret = match &input.secret {
-        Some(s) => Secret::parse(s).map_err(|e| anyhow::anyhow!("secret: {e}"))?,
+        Some(s) => Secret::parse(s).map_err(|e| field("secret", e.to_string()))?,
         None => Secret::generate(),
     };
+    check_known_types(pool, &input.events).await?;
     let new = NewEndpoint {
         id: hookfleet_core::ids::endpoint_id(),
         tenant_id: input.tenant_id,
@@ -46,11 +134,16 @@ pub async fn create_endpoint(settings: &Settings, pool: &Pool, input: EndpointIn
         is_active: input.is_active,
         secret: secret.expose().to_owned(),
         headers: input.headers,
+        metadata: input.metadata.unwrap_or_else(|| serde_json::json!({})),
     };
     let ep = endpoints::create(pool, &new).await?;
     // Routers and workers declare it too when they see the endpoint; doing it here
     // means no delivery can be routed before its queue exists.
-    if let Err(e) = declare_queue(settings, &ep.id).await {
+    let declared = match publisher {
+        Some(p) => p.declare_endpoint(&ep.id).await,
+        None => declare_queue(settings, &ep.id).await,
+    };
+    if let Err(e) = declared {
         tracing::warn!(error = format!("{e:#}"), "Could not declare the endpoint queue now; router and workers will.");
     }
     Ok((ep, secret.expose().to_owned()))

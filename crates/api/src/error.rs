@@ -1,0 +1,115 @@
+//! Every error the API answers: `{"error": {"code", "message", "field"?}}` with
+//! the right status. Database and broker outages are 503, never a 500 with a trace.
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None }
+    }
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self { field: Some(field.to_owned()), ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message) }
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid `Authorization: Bearer <key>`")
+    }
+    pub fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+    pub fn unavailable(what: &str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{what} is unreachable; retry later"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(f) = self.field {
+            body["error"]["field"] = f.into();
+        }
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        // A pool or connection failure is an outage (503); anything else is logged
+        // once here and answered without internals.
+        let unavailable = e.chain().any(|c| {
+            c.downcast_ref::<deadpool_postgres::PoolError>().is_some()
+                || c.downcast_ref::<tokio_postgres::Error>().is_some_and(|pe| pe.is_closed() || pe.code().is_none())
+        });
+        if unavailable {
+            tracing::warn!(error = format!("{e:#}"), "Postgres unavailable.");
+            return ApiError::unavailable("the database");
+        }
+        tracing::error!(error = format!("{e:#}"), "Request failed.");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        anyhow::Error::from(e).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        anyhow::Error::from(e).into()
+    }
+}
+
+/// JSON body extractor whose rejections are our error shape: 400 for malformed
+/// JSON, 413 over the size limit, 415 without a JSON content type, 422 for a body
+/// of the wrong shape (naming the field serde names).
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                let msg = e.body_text();
+                let field = msg.split('`').nth(1).map(str::to_owned);
+                Err(ApiError { field, ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", msg) })
+            }
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: application/json"))
+            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds the size limit"))
+            }
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The event catalog and HTTP ingest (`POST /api/v1/events`).
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::webhooks::Page;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use hookfleet_core::envelope::InvalidEnvelope;
+use hookfleet_core::Envelope;
+use lapin::BasicProperties;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Serialize)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub schema: serde_json::Value,
+    pub example: serde_json::Value,
+    pub deprecated: bool,
+}
+
+pub async fn catalog(State(st): State<Arc<AppState>>, _caller: Caller) -> ApiResult<Json<Page<EventType>>> {
+    let client = st.pool.get().await?;
+    let rows = client.query("SELECT name, description, schema, example, deprecated FROM event_types ORDER BY name", &[]).await?;
+    let data = rows
+        .iter()
+        .map(|r| EventType { name: r.get(0), description: r.get(1), schema: r.get(2), example: r.get(3), deprecated: r.get(4) })
+        .collect();
+    Ok(Json(Page { data, next_cursor: None }))
+}
+
+/// Known event types, cached for two seconds (ingest checks every event).
+pub struct TypeCache(std::sync::Mutex<Option<(Instant, Arc<HashSet<String>>)>>);
+
+impl Default for TypeCache {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+}
+
+impl TypeCache {
+    async fn get(&self, pool: &hookfleet_store::Pool) -> ApiResult<Arc<HashSet<String>>> {
+        if let Some((at, set)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if at.elapsed() < Duration::from_secs(2) {
+                return Ok(set.clone());
+            }
+        }
+        let client = pool.get().await?;
+        let rows = client.query("SELECT name FROM event_types WHERE NOT deprecated", &[]).await?;
+        let set: Arc<HashSet<String>> = Arc::new(rows.iter().map(|r| r.get(0)).collect());
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), set.clone()));
+        Ok(set)
+    }
+}
+
+#[derive(Serialize)]
+pub struct Accepted {
+    pub id: String,
+}
+
+fn envelope_error(e: InvalidEnvelope) -> ApiError {
+    match e {
+        InvalidEnvelope::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string()),
+        InvalidEnvelope::NotJson(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+        InvalidEnvelope::Missing(f) => ApiError::invalid(f, e.to_string()),
+        InvalidEnvelope::BadField { field, .. } => ApiError::invalid(field, e.to_string()),
+        InvalidEnvelope::TypeMismatch { .. } | InvalidEnvelope::UnknownType(_) => ApiError::invalid("type", e.to_string()),
+    }
+}
+
+/// Accepts one envelope (DESIGN.md §2.1) and answers 202 only once RabbitMQ has
+/// confirmed it. The publish runs in a task of its own, so a client that goes away
+/// mid-request cannot leave it half done. A retried POST with the same envelope
+/// `id` or `Idempotency-Key` carries the same event id, and the router never
+/// creates a second delivery for it.
+pub async fn ingest(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let max = st.settings.delivery.max_payload_bytes;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the envelope exceeds the limit of {max} bytes"))
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+        }
+    })?;
+    let idem = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_owned()),
+        Some(_) => return Err(ApiError::invalid("Idempotency-Key", "must be 1-255 visible ASCII characters")),
+    };
+    let derived_id = idem.map(|k| {
+        let d = Sha256::digest(format!("{}\n{k}", caller.scope().unwrap_or("")).as_bytes());
+        format!("evt_idem_{}", d.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
+    });
+    let mut env = Envelope::parse(&body, "", derived_id.as_deref(), max).map_err(envelope_error)?;
+    if let Caller::Tenant(t) = &caller {
+        match &env.tenant_id {
+            Some(given) if given != t => return Err(ApiError::invalid("tenant_id", "must be absent or your own tenant")),
+            _ => env.tenant_id = Some(t.clone()),
+        }
+    }
+    if !st.types.get(&st.pool).await?.contains(&env.event_type) {
+        return Err(envelope_error(InvalidEnvelope::UnknownType(env.event_type)));
+    }
+    let id = env.id.clone();
+    let st2 = st.clone();
+    tokio::spawn(async move {
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(env.id.as_str().into());
+        st2.publisher.publish(hookfleet_broker::names::EVENTS_EXCHANGE, &env.event_type, &env.to_body(), props).await
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("ingest task: {e}"))?
+    .map_err(|e| {
+        tracing::warn!(error = format!("{e:#}"), "Ingest publish failed.");
+        ApiError::unavailable("RabbitMQ")
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { id })))
+}

@@ -1,0 +1,93 @@
+//! The management REST API (the SoundHash guide's `/api/v1/webhooks`) and HTTP
+//! event ingest, served by `hookfleet api` and inside `hookfleet all`.
+//!
+//! Layout:
+//! - [`error`]: the one error shape, and the JSON extractor that uses it.
+//! - [`auth`]: admin key or tenant API key → [`auth::Caller`] and its scope.
+//! - [`admin`]: endpoint validation and lifecycle, shared with the CLI.
+//! - [`webhooks`]: webhook CRUD, secret rotation, test sends.
+//! - [`deliveries`]: delivery history, resend, stats.
+//! - [`events`]: the event catalog and `POST /api/v1/events`.
+//! - [`tenants`]: tenants and their API keys (admin key only).
+//! - [`docs`]: the OpenAPI document and `/docs`.
+//! - [`publisher`]: the shared confirmed publisher handlers use.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod deliveries;
+pub mod docs;
+pub mod error;
+pub mod events;
+pub mod publisher;
+pub mod tenants;
+pub mod webhooks;
+
+use axum::routing::{get, post};
+use hookfleet_core::Settings;
+use hookfleet_store::Pool;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: Pool,
+    pub admin_key: String,
+    pub publisher: publisher::Publisher,
+    pub types: events::TypeCache,
+}
+
+/// Default and largest page sizes of every list.
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 250;
+
+/// The API's routes (also walked by the OpenAPI sync test).
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    let body_limit = state.settings.delivery.max_payload_bytes + 16 * 1024;
+    axum::Router::new()
+        .route("/api/v1/webhooks/events", get(events::catalog))
+        .route("/api/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/api/v1/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/api/v1/webhooks/{id}/secret", get(webhooks::secret))
+        .route("/api/v1/webhooks/{id}/secret/rotate", post(webhooks::rotate))
+        .route("/api/v1/webhooks/{id}/test", post(webhooks::test))
+        .route("/api/v1/webhooks/{id}/deliveries", get(deliveries::list))
+        .route("/api/v1/webhooks/{id}/deliveries/{delivery_id}", get(deliveries::get))
+        .route("/api/v1/webhooks/{id}/deliveries/{delivery_id}/resend", post(deliveries::resend))
+        .route("/api/v1/webhooks/{id}/stats", get(deliveries::stats))
+        .route("/api/v1/events", post(events::ingest))
+        .route("/api/v1/tenants", post(tenants::create))
+        .route("/api/v1/tenants/{id}/api-keys", post(tenants::create_key))
+        .route("/api/v1/api-keys/{key_id}", axum::routing::delete(tenants::revoke_key))
+        .route("/api/v1/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::page))
+        .fallback(|| async { error::ApiError::not_found("route") })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Builds the state; refuses to start without an admin key.
+pub fn state(settings: Arc<Settings>, pool: Pool) -> anyhow::Result<Arc<AppState>> {
+    let admin_key = settings
+        .api
+        .admin_key
+        .as_ref()
+        .map(|k| k.expose().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("api.admin_key (env HOOKFLEET__API__ADMIN_KEY) must be set: the API refuses to start without one"))?;
+    let publisher = publisher::Publisher::new(&settings);
+    Ok(Arc::new(AppState { settings, pool, admin_key, publisher, types: Default::default() }))
+}
+
+/// Serves until `shutdown`.
+pub async fn serve(state: Arc<AppState>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "API listening.");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    Ok(())
+}
+
+/// `limit` query parameter, clamped.
+pub fn page_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}

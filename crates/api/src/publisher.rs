@@ -1,0 +1,61 @@
+//! A shared, confirmed publisher for request handlers: one channel in confirm
+//! mode, reconnected lazily after the broker goes away. Concurrent requests share
+//! it (confirms are per message), which is what lets ingest confirm thousands of
+//! events per second.
+use anyhow::Context as _;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Connection};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+pub struct Publisher {
+    url: String,
+    queue_type: hookfleet_core::config::QueueType,
+    tiers: Vec<Duration>,
+    state: Mutex<Option<(Connection, Channel)>>,
+}
+
+impl Publisher {
+    pub fn new(settings: &hookfleet_core::Settings) -> Self {
+        Self { url: settings.amqp.url.clone(), queue_type: settings.amqp.queue_type, tiers: settings.retry.tiers(), state: Mutex::new(None) }
+    }
+
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        let mut st = self.state.lock().await;
+        if let Some((conn, ch)) = st.as_ref() {
+            if conn.status().connected() && ch.status().connected() {
+                return Ok(ch.clone());
+            }
+        }
+        *st = None;
+        let conn = hookfleet_broker::connect(&self.url, "hookfleet-api").await?;
+        let ch = conn.create_channel().await?;
+        hookfleet_broker::topology::declare(&ch, self.queue_type, &self.tiers).await.context("declaring topology")?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        *st = Some((conn, ch.clone()));
+        Ok(ch)
+    }
+
+    /// Publishes and waits for the broker's confirm (bounded to 10 s).
+    pub async fn publish(&self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) -> anyhow::Result<()> {
+        let ch = self.channel().await?;
+        let res = tokio::time::timeout(Duration::from_secs(10), async {
+            let conf = ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props).await?.await?;
+            anyhow::ensure!(conf.is_ack(), "the broker nacked the publish");
+            Ok(())
+        })
+        .await
+        .context("timed out waiting for the publish confirm")
+        .and_then(|r| r);
+        if res.is_err() {
+            *self.state.lock().await = None;
+        }
+        res
+    }
+
+    /// Declares an endpoint's queue (after creating the endpoint).
+    pub async fn declare_endpoint(&self, id: &str) -> anyhow::Result<()> {
+        let ch = self.channel().await?;
+        hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, id).await.context("declaring the endpoint queue")
+    }
+}
