@@ -19,8 +19,20 @@ async fn webhook_crud_pagination_and_errors() {
     // The catalog of the SoundHash guide.
     let (s, cat) = api.call("GET", "/api/v1/webhooks/events", None).await;
     assert_eq!(s, 200);
-    let names: HashSet<&str> = cat["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    for t in ["match.found", "video.processed", "job.failed", "user.created", "subscription.updated", "api_limit.reached"] {
+    let names: HashSet<&str> = cat["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for t in [
+        "match.found",
+        "video.processed",
+        "job.failed",
+        "user.created",
+        "subscription.updated",
+        "api_limit.reached",
+    ] {
         assert!(names.contains(t), "{t} in catalog");
     }
     assert!(cat["data"][0]["schema"].is_object() && cat["data"][0]["example"].is_object());
@@ -37,10 +49,14 @@ async fn webhook_crud_pagination_and_errors() {
     assert_eq!(w["headers"]["X-Team"], "a");
 
     // Read: no secret in plain reads; the secret has its own call.
-    let (s, got) = api.call("GET", &format!("/api/v1/webhooks/{id}"), None).await;
+    let (s, got) = api
+        .call("GET", &format!("/api/v1/webhooks/{id}"), None)
+        .await;
     assert_eq!(s, 200);
     assert!(got.get("secret").is_none());
-    let (_, sec) = api.call("GET", &format!("/api/v1/webhooks/{id}/secret"), None).await;
+    let (_, sec) = api
+        .call("GET", &format!("/api/v1/webhooks/{id}/secret"), None)
+        .await;
     assert_eq!(sec["key"], w["secret"]);
 
     // Update any field.
@@ -48,12 +64,28 @@ async fn webhook_crud_pagination_and_errors() {
         .call("PATCH", &format!("/api/v1/webhooks/{id}"), Some(json!({"url": "https://example.com/h2", "events": ["*"], "is_active": false, "description": "e"})))
         .await;
     assert_eq!(s, 200, "{up}");
-    assert_eq!((up["url"].as_str(), up["events"].clone(), up["is_active"].as_bool()), (Some("https://example.com/h2"), json!(["*"]), Some(false)));
+    assert_eq!(
+        (
+            up["url"].as_str(),
+            up["events"].clone(),
+            up["is_active"].as_bool()
+        ),
+        (Some("https://example.com/h2"), json!(["*"]), Some(false))
+    );
     assert_eq!(up["description"], "e");
 
     // Pagination returns every item exactly once.
     for i in 0..6 {
-        let (s, _) = api.call("POST", "/api/v1/webhooks", Some(webhook(&format!("https://example.com/{i}"), &["job.failed"]))).await;
+        let (s, _) = api
+            .call(
+                "POST",
+                "/api/v1/webhooks",
+                Some(webhook(
+                    &format!("https://example.com/{i}"),
+                    &["job.failed"],
+                )),
+            )
+            .await;
         assert_eq!(s, 201);
     }
     let mut seen = Vec::new();
@@ -65,7 +97,13 @@ async fn webhook_crud_pagination_and_errors() {
         };
         let (s, page) = api.call("GET", &path, None).await;
         assert_eq!(s, 200);
-        seen.extend(page["data"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["id"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -73,20 +111,63 @@ async fn webhook_crud_pagination_and_errors() {
     }
     assert_eq!(seen.len(), 7);
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 7);
-    let (_, active) = api.call("GET", "/api/v1/webhooks?is_active=false", None).await;
+    let (_, active) = api
+        .call("GET", "/api/v1/webhooks?is_active=false", None)
+        .await;
     assert_eq!(active["data"].as_array().unwrap().len(), 1);
-    let (_, typed) = api.call("GET", "/api/v1/webhooks?event_type=job.failed", None).await;
-    assert_eq!(typed["data"].as_array().unwrap().len(), 7, "six job.failed plus the `*` one");
+    let (_, typed) = api
+        .call("GET", "/api/v1/webhooks?event_type=job.failed", None)
+        .await;
+    assert_eq!(
+        typed["data"].as_array().unwrap().len(),
+        7,
+        "six job.failed plus the `*` one"
+    );
 
     // Errors: status, code and field.
     let cases: Vec<(&str, Value, u16, Option<&str>)> = vec![
-        ("POST", webhook("ftp://example.com", &["*"]), 422, Some("url")),
-        ("POST", webhook("https://u:p@example.com", &["*"]), 422, Some("url")),
-        ("POST", webhook("https://example.com", &["no.such.type"]), 422, Some("events")),
-        ("POST", webhook("https://example.com", &[]), 422, Some("events")),
-        ("POST", json!({"url": "https://example.com", "events": ["*"], "description": "x".repeat(2000)}), 422, Some("description")),
-        ("POST", json!({"url": "https://example.com", "events": ["*"], "headers": {"webhook-id": "x"}}), 422, Some("headers")),
-        ("POST", json!({"url": "https://example.com", "events": ["*"], "bogus": 1}), 422, Some("bogus")),
+        (
+            "POST",
+            webhook("ftp://example.com", &["*"]),
+            422,
+            Some("url"),
+        ),
+        (
+            "POST",
+            webhook("https://u:p@example.com", &["*"]),
+            422,
+            Some("url"),
+        ),
+        (
+            "POST",
+            webhook("https://example.com", &["no.such.type"]),
+            422,
+            Some("events"),
+        ),
+        (
+            "POST",
+            webhook("https://example.com", &[]),
+            422,
+            Some("events"),
+        ),
+        (
+            "POST",
+            json!({"url": "https://example.com", "events": ["*"], "description": "x".repeat(2000)}),
+            422,
+            Some("description"),
+        ),
+        (
+            "POST",
+            json!({"url": "https://example.com", "events": ["*"], "headers": {"webhook-id": "x"}}),
+            422,
+            Some("headers"),
+        ),
+        (
+            "POST",
+            json!({"url": "https://example.com", "events": ["*"], "bogus": 1}),
+            422,
+            Some("bogus"),
+        ),
         ("POST", json!({"events": ["*"]}), 422, Some("url")),
         ("POST", json!({"url": 7, "events": ["*"]}), 422, None),
     ];
@@ -98,24 +179,99 @@ async fn webhook_crud_pagination_and_errors() {
             assert_eq!(e["error"]["field"], f, "{body}: {e}");
         }
     }
-    let raw = api.http.post(format!("{base}/api/v1/webhooks")).bearer_auth(ADMIN_KEY).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let raw = api
+        .http
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.status().as_u16(), 400);
-    assert_eq!(raw.json::<Value>().await.unwrap()["error"]["code"], "malformed_json");
-    let big = api.http.post(format!("{base}/api/v1/events")).bearer_auth(ADMIN_KEY).body(vec![b' '; 400 * 1024]).send().await.unwrap();
+    assert_eq!(
+        raw.json::<Value>().await.unwrap()["error"]["code"],
+        "malformed_json"
+    );
+    let big = api
+        .http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(ADMIN_KEY)
+        .body(vec![b' '; 400 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(big.status().as_u16(), 413);
-    assert_eq!(api.with_key("nope").call("GET", "/api/v1/webhooks", None).await.0, 401);
-    assert_eq!(api.with_key("hfk_forged").call("GET", "/api/v1/webhooks", None).await.0, 401);
-    let (s, e) = api.http.get(format!("{base}/api/v1/webhooks")).send().await.map(|r| (r.status().as_u16(), r)).unwrap();
+    assert_eq!(
+        api.with_key("nope")
+            .call("GET", "/api/v1/webhooks", None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        api.with_key("hfk_forged")
+            .call("GET", "/api/v1/webhooks", None)
+            .await
+            .0,
+        401
+    );
+    let (s, e) = api
+        .http
+        .get(format!("{base}/api/v1/webhooks"))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .unwrap();
     assert_eq!(s, 401);
-    assert_eq!(e.json::<Value>().await.unwrap()["error"]["code"], "unauthorized");
-    assert_eq!(api.call("GET", "/api/v1/webhooks/ep_missing", None).await.0, 404);
-    assert_eq!(api.call("GET", &format!("/api/v1/webhooks/{id}/stats?window=1y"), None).await.0, 422);
-    assert_eq!(api.call("GET", &format!("/api/v1/webhooks/{id}/deliveries?status=odd"), None).await.0, 422);
+    assert_eq!(
+        e.json::<Value>().await.unwrap()["error"]["code"],
+        "unauthorized"
+    );
+    assert_eq!(
+        api.call("GET", "/api/v1/webhooks/ep_missing", None).await.0,
+        404
+    );
+    assert_eq!(
+        api.call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/stats?window=1y"),
+            None
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        api.call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/deliveries?status=odd"),
+            None
+        )
+        .await
+        .0,
+        422
+    );
 
     // Delete: 204, then gone.
-    assert_eq!(api.call("DELETE", &format!("/api/v1/webhooks/{id}"), None).await.0, 204);
-    assert_eq!(api.call("GET", &format!("/api/v1/webhooks/{id}"), None).await.0, 404);
-    assert_eq!(api.call("DELETE", &format!("/api/v1/webhooks/{id}"), None).await.0, 404);
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/webhooks/{id}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("GET", &format!("/api/v1/webhooks/{id}"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/webhooks/{id}"), None)
+            .await
+            .0,
+        404
+    );
     app.stop().await.unwrap();
 }
 
@@ -125,25 +281,66 @@ async fn tenants_see_only_their_own() {
     let (app, base) = env.start_api(Roles::ALL).await;
     let admin = Api::new(&base, ADMIN_KEY);
     for t in ["acme", "globex"] {
-        assert_eq!(admin.call("POST", "/api/v1/tenants", Some(json!({"id": t}))).await.0, 201);
+        assert_eq!(
+            admin
+                .call("POST", "/api/v1/tenants", Some(json!({"id": t})))
+                .await
+                .0,
+            201
+        );
     }
-    assert_eq!(admin.call("POST", "/api/v1/tenants", Some(json!({"id": "acme"}))).await.0, 409);
-    assert_eq!(admin.call("POST", "/api/v1/tenants", Some(json!({"id": "bad id"}))).await.0, 422);
-    assert_eq!(admin.call("POST", "/api/v1/tenants/nobody/api-keys", None).await.0, 404);
-    let (s, ka) = admin.call("POST", "/api/v1/tenants/acme/api-keys", None).await;
+    assert_eq!(
+        admin
+            .call("POST", "/api/v1/tenants", Some(json!({"id": "acme"})))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        admin
+            .call("POST", "/api/v1/tenants", Some(json!({"id": "bad id"})))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        admin
+            .call("POST", "/api/v1/tenants/nobody/api-keys", None)
+            .await
+            .0,
+        404
+    );
+    let (s, ka) = admin
+        .call("POST", "/api/v1/tenants/acme/api-keys", None)
+        .await;
     assert_eq!(s, 201);
-    let (_, kg) = admin.call("POST", "/api/v1/tenants/globex/api-keys", None).await;
+    let (_, kg) = admin
+        .call("POST", "/api/v1/tenants/globex/api-keys", None)
+        .await;
     let acme = admin.with_key(ka["key"].as_str().unwrap());
     let globex = admin.with_key(kg["key"].as_str().unwrap());
     // Tenant keys cannot manage tenants.
-    assert_eq!(acme.call("POST", "/api/v1/tenants", Some(json!({"id": "x"}))).await.0, 403);
+    assert_eq!(
+        acme.call("POST", "/api/v1/tenants", Some(json!({"id": "x"})))
+            .await
+            .0,
+        403
+    );
 
     let rx = Receiver::start(Behaviour::Ok).await;
-    let (s, w) = acme.call("POST", "/api/v1/webhooks", Some(webhook(&rx.url, &["*"]))).await;
+    let (s, w) = acme
+        .call("POST", "/api/v1/webhooks", Some(webhook(&rx.url, &["*"])))
+        .await;
     assert_eq!(s, 201);
     assert_eq!(w["tenant_id"], "acme");
     let id = w["id"].as_str().unwrap();
-    let (s, sent) = acme.call("POST", &format!("/api/v1/webhooks/{id}/test"), Some(json!({"event_type": "user.created"}))).await;
+    let (s, sent) = acme
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(json!({"event_type": "user.created"})),
+        )
+        .await;
     assert_eq!(s, 202, "{sent}");
     let did = sent["delivery_id"].as_str().unwrap();
 
@@ -151,14 +348,30 @@ async fn tenants_see_only_their_own() {
     for other in [&globex, &admin] {
         let calls = [
             ("GET", format!("/api/v1/webhooks/{id}"), None),
-            ("PATCH", format!("/api/v1/webhooks/{id}"), Some(json!({"is_active": false}))),
+            (
+                "PATCH",
+                format!("/api/v1/webhooks/{id}"),
+                Some(json!({"is_active": false})),
+            ),
             ("DELETE", format!("/api/v1/webhooks/{id}"), None),
             ("GET", format!("/api/v1/webhooks/{id}/secret"), None),
             ("POST", format!("/api/v1/webhooks/{id}/secret/rotate"), None),
-            ("POST", format!("/api/v1/webhooks/{id}/test"), Some(json!({"event_type": "user.created"}))),
+            (
+                "POST",
+                format!("/api/v1/webhooks/{id}/test"),
+                Some(json!({"event_type": "user.created"})),
+            ),
             ("GET", format!("/api/v1/webhooks/{id}/deliveries"), None),
-            ("GET", format!("/api/v1/webhooks/{id}/deliveries/{did}"), None),
-            ("POST", format!("/api/v1/webhooks/{id}/deliveries/{did}/resend"), None),
+            (
+                "GET",
+                format!("/api/v1/webhooks/{id}/deliveries/{did}"),
+                None,
+            ),
+            (
+                "POST",
+                format!("/api/v1/webhooks/{id}/deliveries/{did}/resend"),
+                None,
+            ),
             ("GET", format!("/api/v1/webhooks/{id}/stats"), None),
         ];
         for (m, path, body) in calls {
@@ -170,19 +383,49 @@ async fn tenants_see_only_their_own() {
         assert!(list["data"].as_array().unwrap().is_empty());
     }
     // Still there, still active, for its owner.
-    let (s, w) = acme.call("GET", &format!("/api/v1/webhooks/{id}"), None).await;
+    let (s, w) = acme
+        .call("GET", &format!("/api/v1/webhooks/{id}"), None)
+        .await;
     assert_eq!((s, w["is_active"].as_bool()), (200, Some(true)));
 
     // Ingest with a tenant key is stamped with that tenant.
-    let (s, e) = acme.call("POST", "/api/v1/events", Some(json!({"type": "user.created", "data": {"user_id": 1, "username": "a"}}))).await;
+    let (s, e) = acme
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"type": "user.created", "data": {"user_id": 1, "username": "a"}})),
+        )
+        .await;
     assert_eq!(s, 202, "{e}");
-    let (s, _) = acme.call("POST", "/api/v1/events", Some(json!({"type": "user.created", "tenant_id": "globex", "data": {}}))).await;
+    let (s, _) = acme
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"type": "user.created", "tenant_id": "globex", "data": {}})),
+        )
+        .await;
     assert_eq!(s, 422);
-    wait_for("the test send and the ingested event", LONG, || async { rx.count() == 2 }).await;
-    assert!(rx.received().iter().all(|r| r.json()["tenant_id"] == "acme"));
+    wait_for("the test send and the ingested event", LONG, || async {
+        rx.count() == 2
+    })
+    .await;
+    assert!(rx
+        .received()
+        .iter()
+        .all(|r| r.json()["tenant_id"] == "acme"));
 
     // A revoked key stops working.
-    assert_eq!(admin.call("DELETE", &format!("/api/v1/api-keys/{}", kg["id"].as_str().unwrap()), None).await.0, 204);
+    assert_eq!(
+        admin
+            .call(
+                "DELETE",
+                &format!("/api/v1/api-keys/{}", kg["id"].as_str().unwrap()),
+                None
+            )
+            .await
+            .0,
+        204
+    );
     assert_eq!(globex.call("GET", "/api/v1/webhooks", None).await.0, 401);
     app.stop().await.unwrap();
 }
@@ -193,36 +436,98 @@ async fn test_send_history_resend_stats_and_rotation() {
     let (app, base) = env.start_api(Roles::ALL).await;
     let api = Api::new(&base, ADMIN_KEY);
     let rx = Receiver::start(Behaviour::FailFirst(1)).await;
-    let (_, w) = api.call("POST", "/api/v1/webhooks", Some(webhook(&rx.url, &["match.found"]))).await;
+    let (_, w) = api
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(webhook(&rx.url, &["match.found"])),
+        )
+        .await;
     let id = w["id"].as_str().unwrap();
     let old_secret = w["secret"].as_str().unwrap().to_owned();
 
-    let (s, sent) = api.call("POST", &format!("/api/v1/webhooks/{id}/test"), Some(json!({"event_type": "match.found"}))).await;
+    let (s, sent) = api
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(json!({"event_type": "match.found"})),
+        )
+        .await;
     assert_eq!(s, 202);
     let did = sent["delivery_id"].as_str().unwrap().to_owned();
-    wait_for("the test delivery to succeed after one retry", LONG, || async {
-        let (_, d) = api.call("GET", &format!("/api/v1/webhooks/{id}/deliveries/{did}"), None).await;
-        d["status"] == "succeeded"
-    })
+    wait_for(
+        "the test delivery to succeed after one retry",
+        LONG,
+        || async {
+            let (_, d) = api
+                .call(
+                    "GET",
+                    &format!("/api/v1/webhooks/{id}/deliveries/{did}"),
+                    None,
+                )
+                .await;
+            d["status"] == "succeeded"
+        },
+    )
     .await;
     let first = &rx.received()[0];
     first.verify(&old_secret).unwrap();
-    assert_eq!(first.json()["data"]["confidence"], 0.95, "the catalog example was sent");
+    assert_eq!(
+        first.json()["data"]["confidence"],
+        0.95,
+        "the catalog example was sent"
+    );
 
-    let (_, d) = api.call("GET", &format!("/api/v1/webhooks/{id}/deliveries/{did}"), None).await;
+    let (_, d) = api
+        .call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/deliveries/{did}"),
+            None,
+        )
+        .await;
     let attempts = d["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2);
-    assert_eq!((attempts[0]["response_status_code"].as_i64(), attempts[0]["status"].as_str()), (Some(500), Some("failed")));
+    assert_eq!(
+        (
+            attempts[0]["response_status_code"].as_i64(),
+            attempts[0]["status"].as_str()
+        ),
+        (Some(500), Some("failed"))
+    );
     assert_eq!(attempts[0]["response"], "not yet");
-    assert_eq!((attempts[1]["response_status_code"].as_i64(), attempts[1]["status"].as_str()), (Some(200), Some("succeeded")));
+    assert_eq!(
+        (
+            attempts[1]["response_status_code"].as_i64(),
+            attempts[1]["status"].as_str()
+        ),
+        (Some(200), Some("succeeded"))
+    );
     assert_eq!(d["payload"]["type"], "match.found");
-    let (_, list) = api.call("GET", &format!("/api/v1/webhooks/{id}/deliveries?status=succeeded&event_type=match.found"), None).await;
+    let (_, list) = api
+        .call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/deliveries?status=succeeded&event_type=match.found"),
+            None,
+        )
+        .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
-    let (_, none) = api.call("GET", &format!("/api/v1/webhooks/{id}/deliveries?status=failed"), None).await;
+    let (_, none) = api
+        .call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/deliveries?status=failed"),
+            None,
+        )
+        .await;
     assert!(none["data"].as_array().unwrap().is_empty());
 
     // Rotation: both secrets sign during the grace period.
-    let (s, rot) = api.call("POST", &format!("/api/v1/webhooks/{id}/secret/rotate"), Some(json!({"grace_period_seconds": 3600}))).await;
+    let (s, rot) = api
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{id}/secret/rotate"),
+            Some(json!({"grace_period_seconds": 3600})),
+        )
+        .await;
     assert_eq!(s, 200, "{rot}");
     let new_secret = rot["key"].as_str().unwrap().to_owned();
     assert_ne!(new_secret, old_secret);
@@ -230,24 +535,51 @@ async fn test_send_history_resend_stats_and_rotation() {
 
     // Resend: same webhook-id, attempt numbers continue, both secrets verify.
     let before = rx.count();
-    let (s, _) = api.call("POST", &format!("/api/v1/webhooks/{id}/deliveries/{did}/resend"), None).await;
+    let (s, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{id}/deliveries/{did}/resend"),
+            None,
+        )
+        .await;
     assert_eq!(s, 202);
     wait_for("the resend", LONG, || async { rx.count() > before }).await;
     let again = rx.received().last().unwrap().clone();
     assert_eq!(again.webhook_id(), first.webhook_id());
-    let sig = again.headers["webhook-signature"].to_str().unwrap().to_owned();
+    let sig = again.headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(sig.split(' ').count(), 2, "two v1 signatures: {sig}");
     again.verify(&new_secret).unwrap();
     again.verify(&old_secret).unwrap();
     wait_for("the third attempt recorded", LONG, || async {
-        let (_, d) = api.call("GET", &format!("/api/v1/webhooks/{id}/deliveries/{did}"), None).await;
+        let (_, d) = api
+            .call(
+                "GET",
+                &format!("/api/v1/webhooks/{id}/deliveries/{did}"),
+                None,
+            )
+            .await;
         d["attempts"].as_array().map(Vec::len) == Some(3)
     })
     .await;
-    let (_, d) = api.call("GET", &format!("/api/v1/webhooks/{id}/deliveries/{did}"), None).await;
+    let (_, d) = api
+        .call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/deliveries/{did}"),
+            None,
+        )
+        .await;
     assert_eq!(d["attempts"][2]["attempt"], 3);
 
-    let (s, st) = api.call("GET", &format!("/api/v1/webhooks/{id}/stats?window=1h"), None).await;
+    let (s, st) = api
+        .call(
+            "GET",
+            &format!("/api/v1/webhooks/{id}/stats?window=1h"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(st["by_status"]["succeeded"], 1);
     assert_eq!(st["success_rate"], 1.0);
@@ -262,12 +594,21 @@ async fn ingest_validates_and_idempotency_key_dedupes() {
     let (app, base) = env.start_api(Roles::ALL).await;
     let api = Api::new(&base, ADMIN_KEY);
     let rx = Receiver::start(Behaviour::Ok).await;
-    api.call("POST", "/api/v1/webhooks", Some(webhook(&rx.url, &["*"]))).await;
+    api.call("POST", "/api/v1/webhooks", Some(webhook(&rx.url, &["*"])))
+        .await;
 
     let send = |key: &'static str, body: Value| {
         let api = api.clone();
         async move {
-            let r = api.http.post(format!("{}/api/v1/events", api.base)).bearer_auth(&api.key).header("idempotency-key", key).json(&body).send().await.unwrap();
+            let r = api
+                .http
+                .post(format!("{}/api/v1/events", api.base))
+                .bearer_auth(&api.key)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
@@ -277,19 +618,38 @@ async fn ingest_validates_and_idempotency_key_dedupes() {
     assert_eq!((s1, s2), (202, 202));
     assert_eq!(a["id"], b["id"], "same key, same event id");
     let (_, marker) = api.call("POST", "/api/v1/events", Some(json!({"type": "job.failed", "data": {"job_id": 1, "job_type": "t", "error_message": "e"}}))).await;
-    wait_for("the marker", LONG, || async { rx.received().iter().any(|r| r.webhook_id() == marker["id"].as_str().unwrap()) }).await;
-    assert_eq!(rx.received().iter().filter(|r| r.webhook_id() == a["id"].as_str().unwrap()).count(), 1);
+    wait_for("the marker", LONG, || async {
+        rx.received()
+            .iter()
+            .any(|r| r.webhook_id() == marker["id"].as_str().unwrap())
+    })
+    .await;
+    assert_eq!(
+        rx.received()
+            .iter()
+            .filter(|r| r.webhook_id() == a["id"].as_str().unwrap())
+            .count(),
+        1
+    );
 
     let bad: Vec<(Value, u16, &str)> = vec![
         (json!({"data": {}}), 422, "type"),
         (json!({"type": "user.created"}), 422, "data"),
         (json!({"type": "user.created", "data": [1]}), 422, "data"),
         (json!({"type": "no.such", "data": {}}), 422, "type"),
-        (json!({"type": "user.created", "data": {}, "timestamp": "noon"}), 422, "timestamp"),
+        (
+            json!({"type": "user.created", "data": {}, "timestamp": "noon"}),
+            422,
+            "timestamp",
+        ),
     ];
     for (body, status, field) in bad {
         let (s, e) = api.call("POST", "/api/v1/events", Some(body.clone())).await;
-        assert_eq!((s, e["error"]["field"].as_str()), (status, Some(field)), "{body}: {e}");
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (status, Some(field)),
+            "{body}: {e}"
+        );
     }
     app.stop().await.unwrap();
 }
@@ -300,7 +660,8 @@ async fn aborted_ingest_requests_are_delivered_or_never_acknowledged() {
     let (app, base) = env.start_api(Roles::ALL).await;
     let api = Api::new(&base, ADMIN_KEY);
     let rx = Receiver::start(Behaviour::Ok).await;
-    api.call("POST", "/api/v1/webhooks", Some(webhook(&rx.url, &["*"]))).await;
+    api.call("POST", "/api/v1/webhooks", Some(webhook(&rx.url, &["*"])))
+        .await;
 
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..1000u32 {
@@ -309,8 +670,14 @@ async fn aborted_ingest_requests_are_delivered_or_never_acknowledged() {
         let abort_after = Duration::from_micros(u64::from(rand::random::<u32>() % 30_000));
         tasks.spawn(async move {
             let id = format!("evt_abort_{i}");
-            let body = json!({"id": id, "type": "user.created", "data": {"user_id": i, "username": "a"}});
-            let req = api.http.post(format!("{}/api/v1/events", api.base)).bearer_auth(&api.key).json(&body).send();
+            let body =
+                json!({"id": id, "type": "user.created", "data": {"user_id": i, "username": "a"}});
+            let req = api
+                .http
+                .post(format!("{}/api/v1/events", api.base))
+                .bearer_auth(&api.key)
+                .json(&body)
+                .send();
             match tokio::time::timeout(abort_after, req).await {
                 Ok(Ok(r)) if r.status().as_u16() == 202 => Some(id),
                 _ => None,
@@ -318,12 +685,19 @@ async fn aborted_ingest_requests_are_delivered_or_never_acknowledged() {
         });
     }
     let acked: HashSet<String> = tasks.join_all().await.into_iter().flatten().collect();
-    wait_for("every acknowledged event to be delivered", Duration::from_secs(120), || async {
-        let got: HashSet<String> = rx.received().iter().map(|r| r.webhook_id()).collect();
-        acked.iter().all(|id| got.contains(id))
-    })
+    wait_for(
+        "every acknowledged event to be delivered",
+        Duration::from_secs(120),
+        || async {
+            let got: HashSet<String> = rx.received().iter().map(|r| r.webhook_id()).collect();
+            acked.iter().all(|id| got.contains(id))
+        },
+    )
     .await;
-    eprintln!("{} of 1000 requests were acknowledged before their abort", acked.len());
+    eprintln!(
+        "{} of 1000 requests were acknowledged before their abort",
+        acked.len()
+    );
     app.stop().await.unwrap();
 }
 
@@ -332,7 +706,13 @@ async fn broker_down_is_a_503_not_a_hang() {
     let env = TestEnv::new(&[("amqp.url", "amqp://guest:guest@127.0.0.1:1/%2f")]).await;
     let (app, base) = env.start_api(Roles::NONE).await;
     let api = Api::new(&base, ADMIN_KEY);
-    let (s, e) = api.call("POST", "/api/v1/events", Some(json!({"type": "user.created", "data": {}}))).await;
+    let (s, e) = api
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"type": "user.created", "data": {}})),
+        )
+        .await;
     assert_eq!(s, 503, "{e}");
     assert_eq!(e["error"]["code"], "unavailable");
     // Reads that need only Postgres still work.
@@ -345,7 +725,14 @@ async fn openapi_document_is_served_and_docs_page_loads() {
     let env = TestEnv::new(&[]).await;
     let (app, base) = env.start_api(Roles::NONE).await;
     let http = reqwest::Client::new();
-    let doc: Value = http.get(format!("{base}/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/api/v1/webhooks"]["post"].is_object());
     let page = http.get(format!("{base}/docs")).send().await.unwrap();

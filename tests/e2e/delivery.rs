@@ -15,13 +15,21 @@ async fn plain_amqp_publish_reaches_receiver_signed() {
     // A producer written against the wire contract: lapin, no hookfleet code.
     let body = br#"{"id":"evt_plain_1","type":"match.found","timestamp":"2026-11-28T12:00:00Z","data":{"match_id":7,"query_video_id":"q","matched_video_id":"m","confidence":0.95}}"#;
     env.publish_raw("match.found", body).await;
-    wait_for("the receiver to get the event", LONG, || async { rx.count() >= 1 }).await;
+    wait_for("the receiver to get the event", LONG, || async {
+        rx.count() >= 1
+    })
+    .await;
 
     let got = &rx.received()[0];
-    got.verify(&secret).expect("standardwebhooks accepts the signature");
+    got.verify(&secret)
+        .expect("standardwebhooks accepts the signature");
     assert_eq!(got.webhook_id(), "evt_plain_1");
     assert_eq!(got.headers["content-type"], "application/json");
-    let ts: i64 = got.headers["webhook-timestamp"].to_str().unwrap().parse().unwrap();
+    let ts: i64 = got.headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((time::OffsetDateTime::now_utc().unix_timestamp() - ts).abs() < 300);
     let j = got.json();
     assert_eq!(j["id"], "evt_plain_1");
@@ -30,11 +38,15 @@ async fn plain_amqp_publish_reaches_receiver_signed() {
     assert!(j["tenant_id"].is_null());
     assert_eq!(j["data"]["confidence"], 0.95);
     // The wrong secret does not verify.
-    assert!(got.verify(hookfleet_core::Secret::generate().expose()).is_err());
+    assert!(got
+        .verify(hookfleet_core::Secret::generate().expose())
+        .is_err());
 
     // Every attempt is recorded; the delivery is marked.
     wait_for("the delivery to be marked succeeded", LONG, || async {
-        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'").await == 1
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")
+            .await
+            == 1
     })
     .await;
     let c = env.pool.get().await.unwrap();
@@ -51,7 +63,11 @@ async fn plain_amqp_publish_reaches_receiver_signed() {
     assert_eq!(row.get::<_, Option<i32>>(2), Some(200));
     assert_eq!(row.get::<_, String>(3), ep.id);
     assert_eq!(row.get::<_, i32>(4), 1);
-    assert_eq!(env.count("SELECT count(*) FROM events WHERE id = 'evt_plain_1'").await, 1);
+    assert_eq!(
+        env.count("SELECT count(*) FROM events WHERE id = 'evt_plain_1'")
+            .await,
+        1
+    );
     app.stop().await.unwrap();
 }
 
@@ -64,10 +80,29 @@ async fn duplicate_event_id_creates_one_delivery() {
     let body = br#"{"id":"evt_dup","type":"user.created","data":{"user_id":1,"username":"ada"}}"#;
     env.publish_raw("user.created", body).await;
     env.publish_raw("user.created", body).await;
-    let marker = env.publish("user.created", json!({"user_id": 2, "username": "bob"}), None).await;
-    wait_for("the marker event", LONG, || async { rx.received().iter().any(|r| r.webhook_id() == marker) }).await;
-    assert_eq!(env.count("SELECT count(*) FROM deliveries WHERE event_id = 'evt_dup'").await, 1);
-    assert_eq!(rx.received().iter().filter(|r| r.webhook_id() == "evt_dup").count(), 1);
+    let marker = env
+        .publish(
+            "user.created",
+            json!({"user_id": 2, "username": "bob"}),
+            None,
+        )
+        .await;
+    wait_for("the marker event", LONG, || async {
+        rx.received().iter().any(|r| r.webhook_id() == marker)
+    })
+    .await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM deliveries WHERE event_id = 'evt_dup'")
+            .await,
+        1
+    );
+    assert_eq!(
+        rx.received()
+            .iter()
+            .filter(|r| r.webhook_id() == "evt_dup")
+            .count(),
+        1
+    );
     app.stop().await.unwrap();
 }
 
@@ -80,14 +115,36 @@ async fn slow_endpoint_does_not_hold_up_others() {
     env.add_endpoint(&healthy.url, &["*"], Some("fast")).await;
     let app = env.start(Roles::ALL).await;
     for i in 0..40 {
-        env.publish("job.failed", json!({"job_id": i, "job_type": "x", "error_message": "e"}), Some("slow")).await;
+        env.publish(
+            "job.failed",
+            json!({"job_id": i, "job_type": "x", "error_message": "e"}),
+            Some("slow"),
+        )
+        .await;
     }
-    wait_for("the stuck endpoint to hold deliveries", LONG, || async { stuck.count() >= 4 }).await;
+    wait_for("the stuck endpoint to hold deliveries", LONG, || async {
+        stuck.count() >= 4
+    })
+    .await;
     for i in 0..40 {
-        env.publish("job.failed", json!({"job_id": i, "job_type": "x", "error_message": "e"}), Some("fast")).await;
+        env.publish(
+            "job.failed",
+            json!({"job_id": i, "job_type": "x", "error_message": "e"}),
+            Some("fast"),
+        )
+        .await;
     }
-    wait_for("all 40 deliveries to the healthy endpoint", LONG, || async { healthy.count() >= 40 }).await;
+    wait_for(
+        "all 40 deliveries to the healthy endpoint",
+        LONG,
+        || async { healthy.count() >= 40 },
+    )
+    .await;
     // The stuck one has only its prefetch window in flight; the rest wait in its queue.
-    assert!(stuck.count() <= 4, "stuck endpoint got {} requests", stuck.count());
+    assert!(
+        stuck.count() <= 4,
+        "stuck endpoint got {} requests",
+        stuck.count()
+    );
     app.token.cancel();
 }

@@ -15,7 +15,10 @@ async fn endpoint_created_while_running_is_served() {
     let env = TestEnv::new(&[]).await;
     let app = env.start(Roles::ALL).await;
     let ops = format!("http://{}/readyz", app.ops_addr);
-    wait_for("readiness", LONG, || async { probe(&ops).await == Some(200) }).await;
+    wait_for("readiness", LONG, || async {
+        probe(&ops).await == Some(200)
+    })
+    .await;
 
     // Created after start: routed to and consumed without a restart.
     let rx = Receiver::start(Behaviour::Ok).await;
@@ -40,30 +43,48 @@ async fn paused_endpoint_keeps_its_queued_deliveries_until_resumed() {
     for i in 0..3 {
         env.publish("user.created", user(i), None).await;
     }
-    wait_for("3 deliveries queued", LONG, || async { env.queue_len(&queue).await == 3 }).await;
-    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, false, Some("test")).await.unwrap();
+    wait_for("3 deliveries queued", LONG, || async {
+        env.queue_len(&queue).await == 3
+    })
+    .await;
+    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, false, Some("test"))
+        .await
+        .unwrap();
 
     // A worker starts: the paused endpoint's queue is not consumed, nothing fails.
     let worker = env.start(Roles::WORKER).await;
     let ready = format!("http://{}/readyz", worker.ops_addr);
-    wait_for("worker readiness", LONG, || async { probe(&ready).await == Some(200) }).await;
+    wait_for("worker readiness", LONG, || async {
+        probe(&ready).await == Some(200)
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(env.queue_len(&queue).await, 3);
     assert_eq!(rx.count(), 0);
     assert_eq!(env.count("SELECT count(*) FROM delivery_attempts").await, 0);
 
     // Resumed: the waiting deliveries go out, without restarting anything.
-    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, true, None).await.unwrap();
-    wait_for("the waiting deliveries after resume", LONG, || async { rx.count() == 3 }).await;
+    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, true, None)
+        .await
+        .unwrap();
+    wait_for("the waiting deliveries after resume", LONG, || async {
+        rx.count() == 3
+    })
+    .await;
     wait_for("all three recorded", LONG, || async {
-        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'").await == 3
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")
+            .await
+            == 3
     })
     .await;
 
     // Paused while consuming: the consumer is cancelled, later deliveries wait.
-    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, false, Some("test")).await.unwrap();
+    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, false, Some("test"))
+        .await
+        .unwrap();
     wait_for("the worker to stop consuming", LONG, || async {
-        hookfleet_core::metrics::CONSUMED_QUEUES.get() == 0 || consumer_count(&env, &queue).await == 0
+        hookfleet_core::metrics::CONSUMED_QUEUES.get() == 0
+            || consumer_count(&env, &queue).await == 0
     })
     .await;
     worker.stop().await.unwrap();
@@ -71,10 +92,20 @@ async fn paused_endpoint_keeps_its_queued_deliveries_until_resumed() {
 }
 
 async fn consumer_count(env: &TestEnv, queue: &str) -> u32 {
-    let conn = hookfleet_broker::connect(&env.amqp_url, "test").await.unwrap();
+    let conn = hookfleet_broker::connect(&env.amqp_url, "test")
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    let opts = lapin::options::QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
-    let n = ch.queue_declare(queue.into(), opts, lapin::types::FieldTable::default()).await.map(|q| q.consumer_count()).unwrap_or(0);
+    let opts = lapin::options::QueueDeclareOptions {
+        passive: true,
+        durable: true,
+        ..Default::default()
+    };
+    let n = ch
+        .queue_declare(queue.into(), opts, lapin::types::FieldTable::default())
+        .await
+        .map(|q| q.consumer_count())
+        .unwrap_or(0);
     let _ = conn.close(200, "bye".into()).await;
     n
 }
@@ -90,13 +121,24 @@ async fn deleting_an_endpoint_moves_its_queue_to_dead_letters() {
         env.publish("user.created", user(i), None).await;
     }
     let queue = hookfleet_broker::names::endpoint_queue(&ep.id);
-    wait_for("5 deliveries queued", LONG, || async { env.queue_len(&queue).await == 5 }).await;
-    let moved = hookfleet::admin::delete_endpoint(&env.settings(), &env.pool, &ep.id).await.unwrap();
+    wait_for("5 deliveries queued", LONG, || async {
+        env.queue_len(&queue).await == 5
+    })
+    .await;
+    let moved = hookfleet::admin::delete_endpoint(&env.settings(), &env.pool, &ep.id)
+        .await
+        .unwrap();
     assert_eq!(moved, 5);
     let dead = env.drain("hookfleet.dead").await;
     assert_eq!(dead.len(), 5);
-    assert!(dead.iter().all(|(hd, _)| h::get_str(Some(hd), h::LAST_ERROR) == Some("endpoint deleted")));
-    assert_eq!(env.count("SELECT count(*) FROM deliveries WHERE status = 'dead'").await, 5);
+    assert!(dead
+        .iter()
+        .all(|(hd, _)| h::get_str(Some(hd), h::LAST_ERROR) == Some("endpoint deleted")));
+    assert_eq!(
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'dead'")
+            .await,
+        5
+    );
     assert_eq!(env.count("SELECT count(*) FROM endpoints").await, 0);
     app.stop().await.unwrap();
 }
@@ -119,18 +161,27 @@ async fn bad_endpoint_input_is_refused() {
             is_active: true,
             ..Default::default()
         };
-        let err = hookfleet::admin::create_endpoint(&s, &env.pool, input).await.unwrap_err().to_string();
+        let err = hookfleet::admin::create_endpoint(&s, &env.pool, input)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with(field), "{url} {events:?}: {err}");
     }
     assert_eq!(env.count("SELECT count(*) FROM endpoints").await, 0);
 }
 
 async fn probe(url: &str) -> Option<u16> {
-    let addr = url.trim_start_matches("http://").split('/').next()?.to_owned();
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()?
+        .to_owned();
     let path = format!("/{}", url.trim_start_matches("http://").split_once('/')?.1);
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.ok()?;
     buf.split_whitespace().nth(1)?.parse().ok()

@@ -17,17 +17,25 @@ async fn killed_worker_loses_nothing() {
 
     let mut ids = HashSet::new();
     for i in 0..20 {
-        ids.insert(env.publish("user.created", json!({"user_id": i, "username": "u"}), None).await);
+        ids.insert(
+            env.publish("user.created", json!({"user_id": i, "username": "u"}), None)
+                .await,
+        );
     }
     // The worker process is mid-delivery: requests sent, none answered, none acked.
-    wait_for("the worker to be mid-delivery", LONG, || async { rx.count() >= 8 }).await;
+    wait_for("the worker to be mid-delivery", LONG, || async {
+        rx.count() >= 8
+    })
+    .await;
     worker.kill().unwrap(); // SIGKILL
     worker.wait().unwrap();
 
     rx.set_behaviour(Behaviour::Ok);
     let replacement = env.start(Roles::WORKER).await;
     wait_for("every event delivered after the kill", LONG, || async {
-        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'").await == 20
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")
+            .await
+            == 20
     })
     .await;
     let answered: HashSet<String> = rx.received().iter().map(|r| r.webhook_id()).collect();
@@ -42,7 +50,9 @@ struct StartAppOnDrop;
 impl Drop for StartAppOnDrop {
     fn drop(&mut self) {
         let _ = Command::new("rabbitmqctl").arg("start_app").output();
-        let _ = Command::new("rabbitmqctl").args(["await_startup", "--timeout", "60"]).output();
+        let _ = Command::new("rabbitmqctl")
+            .args(["await_startup", "--timeout", "60"])
+            .output();
     }
 }
 
@@ -52,28 +62,50 @@ async fn broker_restart_is_survived() {
     let rx = Receiver::start(Behaviour::Ok).await;
     env.add_endpoint(&rx.url, &["*"], None).await;
     let app = env.start(Roles::ALL).await;
-    let first = env.publish("user.created", json!({"user_id": 1, "username": "u"}), None).await;
-    wait_for("delivery before the restart", LONG, || async { rx.count() == 1 }).await;
+    let first = env
+        .publish("user.created", json!({"user_id": 1, "username": "u"}), None)
+        .await;
+    wait_for("delivery before the restart", LONG, || async {
+        rx.count() == 1
+    })
+    .await;
 
     {
         let _guard = StartAppOnDrop;
-        let out = Command::new("rabbitmqctl").arg("stop_app").output().unwrap();
-        assert!(out.status.success(), "stop_app: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("rabbitmqctl")
+            .arg("stop_app")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stop_app: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
     // Same processes, no restart: they reconnect by themselves.
     let mut ids = vec![first];
     for i in 0..10 {
-        ids.push(env.publish("user.created", json!({"user_id": i, "username": "u"}), None).await);
+        ids.push(
+            env.publish("user.created", json!({"user_id": i, "username": "u"}), None)
+                .await,
+        );
     }
     wait_for("every event after the restart", LONG, || async {
         let got: HashSet<String> = rx.received().iter().map(|r| r.webhook_id()).collect();
         ids.iter().all(|id| got.contains(id))
     })
     .await;
-    let reconnects = hookfleet_core::metrics::RECONNECTS.with_label_values(&["router"]).get()
-        + hookfleet_core::metrics::RECONNECTS.with_label_values(&["worker"]).get();
-    assert!(reconnects >= 2, "router and worker reconnected ({reconnects})");
+    let reconnects = hookfleet_core::metrics::RECONNECTS
+        .with_label_values(&["router"])
+        .get()
+        + hookfleet_core::metrics::RECONNECTS
+            .with_label_values(&["worker"])
+            .get();
+    assert!(
+        reconnects >= 2,
+        "router and worker reconnected ({reconnects})"
+    );
     app.stop().await.unwrap();
 }

@@ -12,10 +12,14 @@ async fn fails_twice_then_succeeds_in_three_recorded_attempts() {
     let rx = Receiver::start(Behaviour::FailFirst(2)).await;
     let (_, secret) = env.add_endpoint(&rx.url, &["*"], None).await;
     let app = env.start(Roles::ALL).await;
-    let id = env.publish("video.processed", json!({"video_id": 7}), None).await;
+    let id = env
+        .publish("video.processed", json!({"video_id": 7}), None)
+        .await;
 
     wait_for("the delivery to succeed", LONG, || async {
-        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'").await == 1
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")
+            .await
+            == 1
     })
     .await;
     let got = rx.received();
@@ -29,13 +33,27 @@ async fn fails_twice_then_succeeds_in_three_recorded_attempts() {
         .query("SELECT attempt, status, response_status_code, error FROM delivery_attempts ORDER BY attempt", &[])
         .await
         .unwrap();
-    let attempts: Vec<(i32, String, Option<i32>)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let attempts: Vec<(i32, String, Option<i32>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     assert_eq!(
         attempts,
-        vec![(1, "failed".into(), Some(500)), (2, "failed".into(), Some(500)), (3, "succeeded".into(), Some(200))]
+        vec![
+            (1, "failed".into(), Some(500)),
+            (2, "failed".into(), Some(500)),
+            (3, "succeeded".into(), Some(200))
+        ]
     );
-    assert_eq!(rows[0].get::<_, Option<String>>(3).as_deref(), Some("HTTP 500"));
-    assert_eq!(env.count("SELECT attempt_count::bigint FROM deliveries").await, 3);
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(3).as_deref(),
+        Some("HTTP 500")
+    );
+    assert_eq!(
+        env.count("SELECT attempt_count::bigint FROM deliveries")
+            .await,
+        3
+    );
     app.stop().await.unwrap();
     assert_eq!(env.queue_len("hookfleet.dead").await, 0);
 }
@@ -46,19 +64,34 @@ async fn always_failing_endpoint_ends_in_dead_letter_queue() {
     let rx = Receiver::start(Behaviour::Always(503)).await;
     let (ep, _) = env.add_endpoint(&rx.url, &["*"], Some("acme")).await;
     let app = env.start(Roles::ALL).await;
-    let id = env.publish("job.failed", json!({"job_id": 1, "job_type": "t", "error_message": "e"}), Some("acme")).await;
+    let id = env
+        .publish(
+            "job.failed",
+            json!({"job_id": 1, "job_type": "t", "error_message": "e"}),
+            Some("acme"),
+        )
+        .await;
 
     wait_for("the delivery to be marked failed", LONG, || async {
-        env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'").await == 1
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'")
+            .await
+            == 1
     })
     .await;
     assert_eq!(rx.count(), 3, "3 attempts with a schedule of two delays");
-    assert_eq!(env.count("SELECT count(*) FROM delivery_attempts WHERE response_status_code = 503").await, 3);
+    assert_eq!(
+        env.count("SELECT count(*) FROM delivery_attempts WHERE response_status_code = 503")
+            .await,
+        3
+    );
     app.stop().await.unwrap();
     let dead = env.drain("hookfleet.dead").await;
     assert_eq!(dead.len(), 1);
     let (headers, body) = &dead[0];
-    assert_eq!(h::get_str(Some(headers), h::ENDPOINT_ID), Some(ep.id.as_str()));
+    assert_eq!(
+        h::get_str(Some(headers), h::ENDPOINT_ID),
+        Some(ep.id.as_str())
+    );
     assert_eq!(h::get_str(Some(headers), h::TENANT_ID), Some("acme"));
     assert_eq!(h::get_str(Some(headers), h::EVENT_ID), Some(id.as_str()));
     assert_eq!(h::get_i64(Some(headers), h::ATTEMPTS), Some(3));
@@ -73,15 +106,25 @@ async fn unreachable_and_refused_targets_are_recorded_failures() {
     let env = TestEnv::new(&[("retry.schedule", ""), ("delivery.allow_networks", "")]).await;
     let rx = Receiver::start(Behaviour::Ok).await;
     env.add_endpoint(&rx.url, &["*"], None).await;
-    env.add_endpoint("http://localhost:9/hook", &["*"], None).await;
+    env.add_endpoint("http://localhost:9/hook", &["*"], None)
+        .await;
     let app = env.start(Roles::ALL).await;
-    env.publish("user.created", json!({"user_id": 1, "username": "u"}), None).await;
+    env.publish("user.created", json!({"user_id": 1, "username": "u"}), None)
+        .await;
     wait_for("both deliveries to fail", LONG, || async {
-        env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'").await == 2
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'")
+            .await
+            == 2
     })
     .await;
     assert_eq!(rx.count(), 0, "a refused address is never contacted");
-    assert_eq!(env.count("SELECT count(*) FROM delivery_attempts WHERE error LIKE '%refused%allow_networks%'").await, 2);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM delivery_attempts WHERE error LIKE '%refused%allow_networks%'"
+        )
+        .await,
+        2
+    );
     app.stop().await.unwrap();
 }
 
@@ -93,12 +136,33 @@ async fn quorum_queues_retry_and_dead_letter_too() {
     env.add_endpoint(&flaky.url, &["*"], Some("a")).await;
     env.add_endpoint(&broken.url, &["*"], Some("b")).await;
     let app = env.start(Roles::ALL).await;
-    env.publish("user.created", json!({"user_id": 1, "username": "u"}), Some("a")).await;
-    env.publish("user.created", json!({"user_id": 2, "username": "v"}), Some("b")).await;
-    wait_for("one success after a retry and one dead letter", LONG, || async {
-        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 2").await == 1
-            && env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'").await == 1
-    })
+    env.publish(
+        "user.created",
+        json!({"user_id": 1, "username": "u"}),
+        Some("a"),
+    )
+    .await;
+    env.publish(
+        "user.created",
+        json!({"user_id": 2, "username": "v"}),
+        Some("b"),
+    )
+    .await;
+    wait_for(
+        "one success after a retry and one dead letter",
+        LONG,
+        || async {
+            env.count(
+                "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND attempt_count = 2",
+            )
+            .await
+                == 1
+                && env
+                    .count("SELECT count(*) FROM deliveries WHERE status = 'failed'")
+                    .await
+                    == 1
+        },
+    )
     .await;
     app.stop().await.unwrap();
     assert_eq!(env.drain("hookfleet.dead").await.len(), 1);

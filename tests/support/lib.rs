@@ -11,7 +11,10 @@ use hookfleet::Roles;
 use hookfleet_core::Settings;
 use hookfleet_store::endpoints::Endpoint;
 use hookfleet_store::Pool;
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use std::collections::HashMap;
@@ -27,15 +30,25 @@ fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("TEST_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            )
             .with_test_writer()
             .try_init();
     });
 }
 
 fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl must be installed for the tests");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl must be installed for the tests");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A test's own vhost, database and settings.
@@ -57,22 +70,42 @@ impl TestEnv {
         rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
         let db_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         let amqp_url = format!("amqp://guest:guest@127.0.0.1:5672/{name}");
-        hookfleet_store::migrate::run(&db_url).await.expect("migrate");
+        hookfleet_store::migrate::run(&db_url)
+            .await
+            .expect("migrate");
         let pool = hookfleet_store::pool::connect(&db_url, 4).unwrap();
         let mut all = vec![
             ("database.url".to_owned(), db_url.clone()),
             ("amqp.url".to_owned(), amqp_url.clone()),
-            ("delivery.allow_networks".to_owned(), "127.0.0.0/8".to_owned()),
+            (
+                "delivery.allow_networks".to_owned(),
+                "127.0.0.0/8".to_owned(),
+            ),
             ("retry.schedule".to_owned(), "1s,1s".to_owned()),
             ("delivery.timeout".to_owned(), "5s".to_owned()),
             ("registry.resync_interval".to_owned(), "5s".to_owned()),
         ];
-        all.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        TestEnv { name, db_url, amqp_url, pool, overrides: all, apps: Mutex::new(Vec::new()) }
+        all.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        TestEnv {
+            name,
+            db_url,
+            amqp_url,
+            pool,
+            overrides: all,
+            apps: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn settings(&self) -> Arc<Settings> {
-        let o: Vec<(&str, &str)> = self.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let o: Vec<(&str, &str)> = self
+            .overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         Arc::new(Settings::with_overrides(&o).expect("settings"))
     }
 
@@ -83,11 +116,20 @@ impl TestEnv {
         let token = CancellationToken::new();
         self.apps.lock().unwrap().push(token.clone());
         let task = tokio::spawn(hookfleet::run(self.settings(), roles, ops, token.clone()));
-        App { token, task: Some(task), ops_addr }
+        App {
+            token,
+            task: Some(task),
+            ops_addr,
+        }
     }
 
     /// Registers an endpoint through the same code path as the CLI.
-    pub async fn add_endpoint(&self, url: &str, events: &[&str], tenant: Option<&str>) -> (Endpoint, String) {
+    pub async fn add_endpoint(
+        &self,
+        url: &str,
+        events: &[&str],
+        tenant: Option<&str>,
+    ) -> (Endpoint, String) {
         let input = hookfleet::admin::EndpointInput {
             url: url.to_owned(),
             events: events.iter().map(|s| s.to_string()).collect(),
@@ -95,18 +137,38 @@ impl TestEnv {
             is_active: true,
             ..Default::default()
         };
-        hookfleet::admin::create_endpoint(&self.settings(), &self.pool, input).await.expect("create endpoint")
+        hookfleet::admin::create_endpoint(&self.settings(), &self.pool, input)
+            .await
+            .expect("create endpoint")
     }
 
     /// Publishes raw bytes to `hookfleet.events` like any AMQP producer, with a confirm.
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-producer").await.unwrap();
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-producer")
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-        hookfleet_broker::topology::declare(&ch, self.settings().amqp.queue_type, &self.settings().retry.tiers()).await.unwrap();
-        let props = BasicProperties::default().with_content_type("application/json".into()).with_delivery_mode(2);
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        hookfleet_broker::topology::declare(
+            &ch,
+            self.settings().amqp.queue_type,
+            &self.settings().retry.tiers(),
+        )
+        .await
+        .unwrap();
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
         let conf = ch
-            .basic_publish("hookfleet.events".into(), routing_key.into(), BasicPublishOptions::default(), body, props)
+            .basic_publish(
+                "hookfleet.events".into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
             .await
             .unwrap()
             .await
@@ -116,31 +178,61 @@ impl TestEnv {
     }
 
     /// Publishes a well-formed event; returns its id.
-    pub async fn publish(&self, event_type: &str, data: serde_json::Value, tenant: Option<&str>) -> String {
+    pub async fn publish(
+        &self,
+        event_type: &str,
+        data: serde_json::Value,
+        tenant: Option<&str>,
+    ) -> String {
         let id = format!("evt_{}", ulid::Ulid::new());
-        let body = serde_json::json!({"id": id, "type": event_type, "tenant_id": tenant, "data": data});
-        self.publish_raw(event_type, &serde_json::to_vec(&body).unwrap()).await;
+        let body =
+            serde_json::json!({"id": id, "type": event_type, "tenant_id": tenant, "data": data});
+        self.publish_raw(event_type, &serde_json::to_vec(&body).unwrap())
+            .await;
         id
     }
 
     /// Messages in a queue right now (passive declare).
     pub async fn queue_len(&self, queue: &str) -> u32 {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect").await.unwrap();
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
-        let opts = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
-        let n = ch.queue_declare(queue.into(), opts, FieldTable::default()).await.map(|q| q.message_count()).unwrap_or(0);
+        let opts = QueueDeclareOptions {
+            passive: true,
+            durable: true,
+            ..Default::default()
+        };
+        let n = ch
+            .queue_declare(queue.into(), opts, FieldTable::default())
+            .await
+            .map(|q| q.message_count())
+            .unwrap_or(0);
         let _ = conn.close(200, "bye".into()).await;
         n
     }
 
     /// Takes (and acks) every message of a queue: `(headers, body)`.
     pub async fn drain(&self, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect").await.unwrap();
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
+            .await
+            .unwrap();
         let ch = conn.create_channel().await.unwrap();
         let mut out = Vec::new();
-        while let Some(m) = ch.basic_get(queue.into(), BasicGetOptions::default()).await.unwrap() {
-            out.push((m.delivery.properties.headers().clone().unwrap_or_default(), m.delivery.data.clone()));
-            m.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+        while let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            out.push((
+                m.delivery.properties.headers().clone().unwrap_or_default(),
+                m.delivery.data.clone(),
+            ));
+            m.delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
         }
         let _ = conn.close(200, "bye".into()).await;
         out
@@ -158,10 +250,15 @@ impl Drop for TestEnv {
         for t in self.apps.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             t.cancel();
         }
-        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).output();
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
         let _ = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-            .arg(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
             .output();
     }
 }
@@ -266,12 +363,26 @@ impl Receiver {
     pub async fn start(behaviour: Behaviour) -> Receiver {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", l.local_addr().unwrap());
-        let state = Arc::new(RecvState { got: Mutex::new(Vec::new()), per_id: Mutex::new(HashMap::new()), behaviour: Mutex::new(behaviour) });
+        let state = Arc::new(RecvState {
+            got: Mutex::new(Vec::new()),
+            per_id: Mutex::new(HashMap::new()),
+            behaviour: Mutex::new(behaviour),
+        });
         let token = CancellationToken::new();
-        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
         let t = token.clone();
-        tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(t.cancelled_owned()).await });
-        Receiver { url, state, _stop: Arc::new(DropCancel(token)) }
+        tokio::spawn(async move {
+            axum::serve(l, app)
+                .with_graceful_shutdown(t.cancelled_owned())
+                .await
+        });
+        Receiver {
+            url,
+            state,
+            _stop: Arc::new(DropCancel(token)),
+        }
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -287,8 +398,16 @@ impl Receiver {
     }
 }
 
-async fn handle(State(s): State<Arc<RecvState>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+async fn handle(
+    State(s): State<Arc<RecvState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let seen = {
         let mut m = s.per_id.lock().unwrap();
         let c = m.entry(id).or_default();
@@ -299,7 +418,9 @@ async fn handle(State(s): State<Arc<RecvState>>, headers: HeaderMap, body: Bytes
     let b = s.behaviour.lock().unwrap().clone();
     match b {
         Behaviour::Ok => StatusCode::OK.into_response(),
-        Behaviour::FailFirst(n) if seen <= n => (StatusCode::INTERNAL_SERVER_ERROR, "not yet").into_response(),
+        Behaviour::FailFirst(n) if seen <= n => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "not yet").into_response()
+        }
         Behaviour::FailFirst(_) => StatusCode::OK.into_response(),
         Behaviour::Always(code) => (StatusCode::from_u16(code).unwrap(), "nope").into_response(),
         Behaviour::Hang => {
@@ -315,7 +436,11 @@ pub fn hookfleet_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("hookfleet");
-    assert!(bin.exists(), "{} is missing: build it with `cargo build -p hookfleet`", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p hookfleet`",
+        bin.display()
+    );
     bin
 }
 
@@ -323,15 +448,21 @@ impl TestEnv {
     /// Starts `hookfleet <role>` as a child process with this test's configuration.
     pub fn spawn_process(&self, role: &str, extra_env: &[(&str, &str)]) -> std::process::Child {
         let mut cmd = Command::new(hookfleet_bin());
-        cmd.arg(role).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd.arg(role)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in &self.overrides {
-            cmd.env(format!("HOOKFLEET__{}", k.replace('.', "__").to_uppercase()), v);
+            cmd.env(
+                format!("HOOKFLEET__{}", k.replace('.', "__").to_uppercase()),
+                v,
+            );
         }
         cmd.env("HOOKFLEET__METRICS__LISTEN", "127.0.0.1:0");
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         cmd.spawn().expect("spawn hookfleet")
     }
 }
@@ -351,17 +482,38 @@ impl TestEnv {
         self.apps.lock().unwrap().push(token.clone());
         let mut settings = (*self.settings()).clone();
         if settings.api.admin_key.is_none() {
-            let mut o: Vec<(&str, &str)> = self.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut o: Vec<(&str, &str)> = self
+                .overrides
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             o.push(("api.admin_key", ADMIN_KEY));
             settings = Settings::with_overrides(&o).unwrap();
         }
-        let task = tokio::spawn(hookfleet::app::run_with_api(Arc::new(settings), roles, ops, Some(api), token.clone()));
+        let task = tokio::spawn(hookfleet::app::run_with_api(
+            Arc::new(settings),
+            roles,
+            ops,
+            Some(api),
+            token.clone(),
+        ));
         let client = reqwest::Client::new();
         wait_for("the API to answer", Duration::from_secs(30), || async {
-            client.get(format!("{base}/api/v1/openapi.json")).send().await.is_ok()
+            client
+                .get(format!("{base}/api/v1/openapi.json"))
+                .send()
+                .await
+                .is_ok()
         })
         .await;
-        (App { token, task: Some(task), ops_addr }, base)
+        (
+            App {
+                token,
+                task: Some(task),
+                ops_addr,
+            },
+            base,
+        )
     }
 }
 
@@ -375,23 +527,45 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, key: &str) -> Api {
-        Api { base: base.to_owned(), key: key.to_owned(), http: reqwest::Client::new() }
+        Api {
+            base: base.to_owned(),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn with_key(&self, key: &str) -> Api {
-        Api { key: key.to_owned(), ..self.clone() }
+        Api {
+            key: key.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// Sends a request; returns the status and the JSON body (Null when empty).
-    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.http.request(m, format!("{}{}", self.base, path)).bearer_auth(&self.key);
+        let mut req = self
+            .http
+            .request(m, format!("{}{}", self.base, path))
+            .bearer_auth(&self.key);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)) })
+        (
+            status,
+            if text.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+            },
+        )
     }
 }

@@ -5,7 +5,10 @@ use hookfleet_broker::{headers as h, names, topology};
 use hookfleet_core::{endpoint, envelope, Secret, Settings};
 use hookfleet_store::endpoints::{self, Endpoint, NewEndpoint};
 use hookfleet_store::Pool;
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::FieldTable;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,7 +35,10 @@ pub struct FieldError {
 }
 
 fn field(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError { field, message: message.into() }
+    FieldError {
+        field,
+        message: message.into(),
+    }
 }
 
 /// Most custom headers per endpoint, and the longest value.
@@ -58,7 +64,10 @@ pub fn validate_parts(
         }
     }
     if description.is_some_and(|d| d.len() > MAX_DESCRIPTION) {
-        return Err(field("description", format!("must be at most {MAX_DESCRIPTION} characters")));
+        return Err(field(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        ));
     }
     if let Some(h) = headers {
         if h.len() > MAX_HEADERS {
@@ -67,13 +76,32 @@ pub fn validate_parts(
         for (k, v) in h {
             let lower = k.to_ascii_lowercase();
             if axum::http::HeaderName::from_bytes(k.as_bytes()).is_err() || k.len() > 128 {
-                return Err(field("headers", format!("`{k}` is not a valid header name")));
+                return Err(field(
+                    "headers",
+                    format!("`{k}` is not a valid header name"),
+                ));
             }
-            if lower.starts_with("webhook-") || ["content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"].contains(&lower.as_str()) {
-                return Err(field("headers", format!("`{k}` is set by hookfleet and cannot be overridden")));
+            if lower.starts_with("webhook-")
+                || [
+                    "content-type",
+                    "content-length",
+                    "host",
+                    "user-agent",
+                    "transfer-encoding",
+                    "connection",
+                ]
+                .contains(&lower.as_str())
+            {
+                return Err(field(
+                    "headers",
+                    format!("`{k}` is set by hookfleet and cannot be overridden"),
+                ));
             }
             if axum::http::HeaderValue::from_str(v).is_err() || v.len() > 1024 {
-                return Err(field("headers", format!("the value of `{k}` is not a valid header value of at most 1024 bytes")));
+                return Err(field(
+                    "headers",
+                    format!("the value of `{k}` is not a valid header value of at most 1024 bytes"),
+                ));
             }
         }
     }
@@ -82,7 +110,10 @@ pub fn validate_parts(
             return Err(field("metadata", "must be a JSON object"));
         }
         if m.to_string().len() > MAX_METADATA_BYTES {
-            return Err(field("metadata", format!("must be at most {MAX_METADATA_BYTES} bytes of JSON")));
+            return Err(field(
+                "metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes of JSON"),
+            ));
         }
     }
     Ok(())
@@ -90,22 +121,39 @@ pub fn validate_parts(
 
 /// Refuses event types missing from the catalog (`*` is always fine).
 pub async fn check_known_types(pool: &Pool, events: &[String]) -> anyhow::Result<()> {
-    let named: Vec<&str> = events.iter().map(String::as_str).filter(|e| *e != "*").collect();
+    let named: Vec<&str> = events
+        .iter()
+        .map(String::as_str)
+        .filter(|e| *e != "*")
+        .collect();
     if named.is_empty() {
         return Ok(());
     }
     let client = pool.get().await.context("connecting to Postgres")?;
-    let rows = client.query("SELECT name FROM event_types WHERE name = ANY($1)", &[&named]).await?;
+    let rows = client
+        .query(
+            "SELECT name FROM event_types WHERE name = ANY($1)",
+            &[&named],
+        )
+        .await?;
     let known: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
     if let Some(unknown) = named.iter().find(|e| !known.contains(**e)) {
-        return Err(field("events", format!("unknown event type `{unknown}` (see GET /api/v1/webhooks/events)")).into());
+        return Err(field(
+            "events",
+            format!("unknown event type `{unknown}` (see GET /api/v1/webhooks/events)"),
+        )
+        .into());
     }
     Ok(())
 }
 
 /// Validates, stores, and declares the queue of a new endpoint. Returns the
 /// endpoint and its secret (shown once).
-pub async fn create_endpoint(settings: &Settings, pool: &Pool, input: EndpointInput) -> anyhow::Result<(Endpoint, String)> {
+pub async fn create_endpoint(
+    settings: &Settings,
+    pool: &Pool,
+    input: EndpointInput,
+) -> anyhow::Result<(Endpoint, String)> {
     create_endpoint_with(settings, pool, input, None).await
 }
 
@@ -116,7 +164,13 @@ pub async fn create_endpoint_with(
     input: EndpointInput,
     publisher: Option<&crate::publisher::Publisher>,
 ) -> anyhow::Result<(Endpoint, String)> {
-    validate_parts(Some(&input.url), Some(&input.events), Some(&input.description), Some(&input.headers), input.metadata.as_ref())?;
+    validate_parts(
+        Some(&input.url),
+        Some(&input.events),
+        Some(&input.description),
+        Some(&input.headers),
+        input.metadata.as_ref(),
+    )?;
     if let Some(t) = &input.tenant_id {
         envelope::validate_tenant_id(t).map_err(|e| field("tenant_id", e))?;
     }
@@ -144,7 +198,10 @@ pub async fn create_endpoint_with(
         None => declare_queue(settings, &ep.id).await,
     };
     if let Err(e) = declared {
-        tracing::warn!(error = format!("{e:#}"), "Could not declare the endpoint queue now; router and workers will.");
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "Could not declare the endpoint queue now; router and workers will."
+        );
     }
     Ok((ep, secret.expose().to_owned()))
 }
@@ -169,12 +226,19 @@ pub async fn delete_endpoint(settings: &Settings, pool: &Pool, id: &str) -> anyh
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let queue = names::endpoint_queue(id);
-    let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+    let passive = QueueDeclareOptions {
+        passive: true,
+        durable: true,
+        ..Default::default()
+    };
     // Wait (bounded) for workers to cancel their consumers, so no message is in a
     // worker's hands when the queue goes.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let q = match ch.queue_declare(queue.as_str().into(), passive, FieldTable::default()).await {
+        let q = match ch
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+        {
             Ok(q) => q,
             Err(_) => return Ok(0), // no queue: nothing to move
         };
@@ -185,13 +249,34 @@ pub async fn delete_endpoint(settings: &Settings, pool: &Pool, id: &str) -> anyh
     }
     let mut moved = 0;
     loop {
-        let Some(msg) = ch.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? else { break };
-        let mut headers = msg.delivery.properties.headers().clone().unwrap_or_default();
+        let Some(msg) = ch
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await?
+        else {
+            break;
+        };
+        let mut headers = msg
+            .delivery
+            .properties
+            .headers()
+            .clone()
+            .unwrap_or_default();
         h::set_str(&mut headers, h::LAST_ERROR, "endpoint deleted");
         h::set_str(&mut headers, "x-dead-at", &envelope::now_rfc3339());
-        let props = msg.delivery.properties.clone().with_headers(headers).with_delivery_mode(2);
+        let props = msg
+            .delivery
+            .properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
         let conf = ch
-            .basic_publish("".into(), names::DEAD_QUEUE.into(), BasicPublishOptions::default(), &msg.delivery.data, props)
+            .basic_publish(
+                "".into(),
+                names::DEAD_QUEUE.into(),
+                BasicPublishOptions::default(),
+                &msg.delivery.data,
+                props,
+            )
             .await?
             .await?;
         if conf.is_nack() {
@@ -200,9 +285,16 @@ pub async fn delete_endpoint(settings: &Settings, pool: &Pool, id: &str) -> anyh
         msg.delivery.acker.ack(BasicAckOptions::default()).await?;
         moved += 1;
     }
-    ch.queue_delete(queue.as_str().into(), QueueDeleteOptions { if_unused: false, if_empty: true, nowait: false })
-        .await
-        .with_context(|| format!("deleting queue {queue}"))?;
+    ch.queue_delete(
+        queue.as_str().into(),
+        QueueDeleteOptions {
+            if_unused: false,
+            if_empty: true,
+            nowait: false,
+        },
+    )
+    .await
+    .with_context(|| format!("deleting queue {queue}"))?;
     let _ = conn.close(200, "done".into()).await;
     Ok(moved)
 }

@@ -55,9 +55,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
-        let key = header.strip_prefix("Bearer ").map(str::trim).filter(|k| !k.is_empty()).ok_or_else(ApiError::unauthorized)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let key = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
         if constant_time_eq(key.as_bytes(), state.admin_key.as_bytes()) {
             return Ok(Caller::Admin);
         }
@@ -66,7 +77,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         }
         let client = state.pool.get().await?;
         let row = client
-            .query_opt("SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", &[&hash_key(key)])
+            .query_opt(
+                "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                &[&hash_key(key)],
+            )
             .await?;
         match row.and_then(|r| r.get::<_, Option<String>>(0)) {
             Some(t) => Ok(Caller::Tenant(t)),

@@ -57,13 +57,20 @@ pub struct ListQuery {
 }
 
 fn parse_time(field: &str, v: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
-    v.map(|s| OffsetDateTime::parse(s, &Rfc3339).map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-28T12:00:00Z")))
-        .transpose()
+    v.map(|s| {
+        OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+            ApiError::invalid(field, "must be an RFC 3339 time, e.g. 2026-11-28T12:00:00Z")
+        })
+    })
+    .transpose()
 }
 
 const STATUSES: &[&str] = &["pending", "succeeded", "failed", "dead"];
 
-async fn attempts_of(client: &deadpool_postgres::Client, ids: &[&str]) -> ApiResult<HashMap<String, Vec<Attempt>>> {
+async fn attempts_of(
+    client: &deadpool_postgres::Client,
+    ids: &[&str],
+) -> ApiResult<HashMap<String, Vec<Attempt>>> {
     let rows = client
         .query(
             "SELECT delivery_id, attempt, status, response_status_code, response_excerpt, error, latency_ms, attempted_at
@@ -111,7 +118,10 @@ pub async fn list(
     load(&st, &caller, &id).await?;
     if let Some(s) = &q.status {
         if !STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::invalid("status", format!("must be one of {}", STATUSES.join(", "))));
+            return Err(ApiError::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
         }
     }
     let since = parse_time("since", q.since.as_deref())?;
@@ -136,12 +146,28 @@ pub async fn list(
     let rows = &rows[..rows.len().min(limit as usize)];
     let ids: Vec<&str> = rows.iter().map(|r| r.get::<_, &str>("id")).collect();
     let mut attempts = attempts_of(&client, &ids).await?;
-    let next_cursor = if more { ids.last().map(|s| s.to_string()) } else { None };
-    let data = rows.iter().map(|r| delivery_from(r, attempts.remove(r.get::<_, &str>("id")).unwrap_or_default())).collect();
+    let next_cursor = if more {
+        ids.last().map(|s| s.to_string())
+    } else {
+        None
+    };
+    let data = rows
+        .iter()
+        .map(|r| {
+            delivery_from(
+                r,
+                attempts.remove(r.get::<_, &str>("id")).unwrap_or_default(),
+            )
+        })
+        .collect();
     Ok(Json(Page { data, next_cursor }))
 }
 
-async fn load_delivery(st: &AppState, endpoint_id: &str, delivery_id: &str) -> ApiResult<(Delivery, String)> {
+async fn load_delivery(
+    st: &AppState,
+    endpoint_id: &str,
+    delivery_id: &str,
+) -> ApiResult<(Delivery, String)> {
     let client = st.pool.get().await?;
     let row = client
         .query_opt(
@@ -187,7 +213,12 @@ pub async fn resend(
     let payload = {
         // The exact envelope bytes endpoints receive, as the router stored them.
         let client = st.pool.get().await?;
-        let row = client.query_one("SELECT payload::text FROM events WHERE id = $1", &[&d.event_id]).await?;
+        let row = client
+            .query_one(
+                "SELECT payload::text FROM events WHERE id = $1",
+                &[&d.event_id],
+            )
+            .await?;
         row.get::<_, String>(0)
     };
     let st2 = st.clone();
@@ -195,7 +226,10 @@ pub async fn resend(
     tokio::spawn(async move {
         let client = st2.pool.get().await?;
         client
-            .execute("UPDATE deliveries SET status = 'pending', next_attempt_at = now() WHERE id = $1", &[&did])
+            .execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = now() WHERE id = $1",
+                &[&did],
+            )
             .await?;
         drop(client);
         let mut headers = FieldTable::default();
@@ -208,19 +242,42 @@ pub async fn resend(
         }
         h::set_i64(&mut headers, h::ATTEMPT, i64::from(d.attempt_count) + 1);
         h::set_i64(&mut headers, h::ATTEMPT_BASE, i64::from(d.attempt_count));
-        h::set_i64(&mut headers, h::RECEIVED_AT, hookfleet_core::ids::now_millis());
+        h::set_i64(
+            &mut headers,
+            h::RECEIVED_AT,
+            hookfleet_core::ids::now_millis(),
+        );
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(d.event_id.as_str().into())
             .with_headers(headers);
         st2.publisher.declare_endpoint(&ep.id).await?;
-        st2.publisher.publish(names::DELIVERIES_EXCHANGE, &ep.id, payload.as_bytes(), props).await
+        st2.publisher
+            .publish(
+                names::DELIVERIES_EXCHANGE,
+                &ep.id,
+                payload.as_bytes(),
+                props,
+            )
+            .await
     })
     .await
     .map_err(|e| anyhow::anyhow!("resend task: {e}"))?
-    .map_err(|e| if e.to_string().contains("RabbitMQ") { ApiError::unavailable("RabbitMQ") } else { e.into() })?;
-    Ok((StatusCode::ACCEPTED, Json(Resent { delivery_id, status: "pending".into() })))
+    .map_err(|e| {
+        if e.to_string().contains("RabbitMQ") {
+            ApiError::unavailable("RabbitMQ")
+        } else {
+            e.into()
+        }
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Resent {
+            delivery_id,
+            status: "pending".into(),
+        }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -23,7 +23,11 @@ mod tests {
     fn openapi_matches_the_router() {
         let src = include_str!("lib.rs");
         let mut routes = BTreeSet::new();
-        for line in src.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
+        for line in src
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(".route(\""))
+        {
             let path = line.split('"').nth(1).unwrap_or_default();
             for m in ["get", "post", "patch", "delete"] {
                 if line.contains(&format!("{m}(")) {
@@ -48,7 +52,10 @@ mod tests {
         let text = super::OPENAPI;
         for part in text.split("\"#/components/schemas/").skip(1) {
             let name = part.split('"').next().unwrap_or_default();
-            assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "dangling $ref {name}"
+            );
         }
     }
 }

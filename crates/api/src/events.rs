@@ -26,14 +26,31 @@ pub struct EventType {
     pub deprecated: bool,
 }
 
-pub async fn catalog(State(st): State<Arc<AppState>>, _caller: Caller) -> ApiResult<Json<Page<EventType>>> {
+pub async fn catalog(
+    State(st): State<Arc<AppState>>,
+    _caller: Caller,
+) -> ApiResult<Json<Page<EventType>>> {
     let client = st.pool.get().await?;
-    let rows = client.query("SELECT name, description, schema, example, deprecated FROM event_types ORDER BY name", &[]).await?;
+    let rows = client
+        .query(
+            "SELECT name, description, schema, example, deprecated FROM event_types ORDER BY name",
+            &[],
+        )
+        .await?;
     let data = rows
         .iter()
-        .map(|r| EventType { name: r.get(0), description: r.get(1), schema: r.get(2), example: r.get(3), deprecated: r.get(4) })
+        .map(|r| EventType {
+            name: r.get(0),
+            description: r.get(1),
+            schema: r.get(2),
+            example: r.get(3),
+            deprecated: r.get(4),
+        })
         .collect();
-    Ok(Json(Page { data, next_cursor: None }))
+    Ok(Json(Page {
+        data,
+        next_cursor: None,
+    }))
 }
 
 /// Known event types, cached for two seconds (ingest checks every event).
@@ -53,7 +70,9 @@ impl TypeCache {
             }
         }
         let client = pool.get().await?;
-        let rows = client.query("SELECT name FROM event_types WHERE NOT deprecated", &[]).await?;
+        let rows = client
+            .query("SELECT name FROM event_types WHERE NOT deprecated", &[])
+            .await?;
         let set: Arc<HashSet<String>> = Arc::new(rows.iter().map(|r| r.get(0)).collect());
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), set.clone()));
         Ok(set)
@@ -67,11 +86,19 @@ pub struct Accepted {
 
 fn envelope_error(e: InvalidEnvelope) -> ApiError {
     match e {
-        InvalidEnvelope::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string()),
-        InvalidEnvelope::NotJson(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+        InvalidEnvelope::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        ),
+        InvalidEnvelope::NotJson(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+        }
         InvalidEnvelope::Missing(f) => ApiError::invalid(f, e.to_string()),
         InvalidEnvelope::BadField { field, .. } => ApiError::invalid(field, e.to_string()),
-        InvalidEnvelope::TypeMismatch { .. } | InvalidEnvelope::UnknownType(_) => ApiError::invalid("type", e.to_string()),
+        InvalidEnvelope::TypeMismatch { .. } | InvalidEnvelope::UnknownType(_) => {
+            ApiError::invalid("type", e.to_string())
+        }
     }
 }
 
@@ -89,7 +116,11 @@ pub async fn ingest(
     let max = st.settings.delivery.max_payload_bytes;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the envelope exceeds the limit of {max} bytes"))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the envelope exceeds the limit of {max} bytes"),
+            )
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
         }
@@ -97,16 +128,32 @@ pub async fn ingest(
     let idem = match headers.get("idempotency-key").map(|v| v.to_str()) {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_owned()),
-        Some(_) => return Err(ApiError::invalid("Idempotency-Key", "must be 1-255 visible ASCII characters")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "must be 1-255 visible ASCII characters",
+            ))
+        }
     };
     let derived_id = idem.map(|k| {
         let d = Sha256::digest(format!("{}\n{k}", caller.scope().unwrap_or("")).as_bytes());
-        format!("evt_idem_{}", d.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
+        format!(
+            "evt_idem_{}",
+            d.iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
     });
     let mut env = Envelope::parse(&body, "", derived_id.as_deref(), max).map_err(envelope_error)?;
     if let Caller::Tenant(t) = &caller {
         match &env.tenant_id {
-            Some(given) if given != t => return Err(ApiError::invalid("tenant_id", "must be absent or your own tenant")),
+            Some(given) if given != t => {
+                return Err(ApiError::invalid(
+                    "tenant_id",
+                    "must be absent or your own tenant",
+                ))
+            }
             _ => env.tenant_id = Some(t.clone()),
         }
     }
@@ -120,7 +167,14 @@ pub async fn ingest(
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(env.id.as_str().into());
-        st2.publisher.publish(hookfleet_broker::names::EVENTS_EXCHANGE, &env.event_type, &env.to_body(), props).await
+        st2.publisher
+            .publish(
+                hookfleet_broker::names::EVENTS_EXCHANGE,
+                &env.event_type,
+                &env.to_body(),
+                props,
+            )
+            .await
     })
     .await
     .map_err(|e| anyhow::anyhow!("ingest task: {e}"))?

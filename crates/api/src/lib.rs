@@ -48,19 +48,39 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
     let body_limit = state.settings.delivery.max_payload_bytes + 16 * 1024;
     axum::Router::new()
         .route("/api/v1/webhooks/events", get(events::catalog))
-        .route("/api/v1/webhooks", post(webhooks::create).get(webhooks::list))
-        .route("/api/v1/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
         .route("/api/v1/webhooks/{id}/secret", get(webhooks::secret))
-        .route("/api/v1/webhooks/{id}/secret/rotate", post(webhooks::rotate))
+        .route(
+            "/api/v1/webhooks/{id}/secret/rotate",
+            post(webhooks::rotate),
+        )
         .route("/api/v1/webhooks/{id}/test", post(webhooks::test))
         .route("/api/v1/webhooks/{id}/deliveries", get(deliveries::list))
-        .route("/api/v1/webhooks/{id}/deliveries/{delivery_id}", get(deliveries::get))
-        .route("/api/v1/webhooks/{id}/deliveries/{delivery_id}/resend", post(deliveries::resend))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}",
+            get(deliveries::get),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/resend",
+            post(deliveries::resend),
+        )
         .route("/api/v1/webhooks/{id}/stats", get(deliveries::stats))
         .route("/api/v1/events", post(events::ingest))
         .route("/api/v1/tenants", post(tenants::create))
         .route("/api/v1/tenants/{id}/api-keys", post(tenants::create_key))
-        .route("/api/v1/api-keys/{key_id}", axum::routing::delete(tenants::revoke_key))
+        .route(
+            "/api/v1/api-keys/{key_id}",
+            axum::routing::delete(tenants::revoke_key),
+        )
         .route("/api/v1/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .fallback(|| async { error::ApiError::not_found("route") })
@@ -77,13 +97,25 @@ pub fn state(settings: Arc<Settings>, pool: Pool) -> anyhow::Result<Arc<AppState
         .map(|k| k.expose().to_owned())
         .ok_or_else(|| anyhow::anyhow!("api.admin_key (env HOOKFLEET__API__ADMIN_KEY) must be set: the API refuses to start without one"))?;
     let publisher = publisher::Publisher::new(&settings);
-    Ok(Arc::new(AppState { settings, pool, admin_key, publisher, types: Default::default() }))
+    Ok(Arc::new(AppState {
+        settings,
+        pool,
+        admin_key,
+        publisher,
+        types: Default::default(),
+    }))
 }
 
 /// Serves until `shutdown`.
-pub async fn serve(state: Arc<AppState>, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "API listening.");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     Ok(())
 }
 

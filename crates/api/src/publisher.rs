@@ -17,7 +17,12 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(settings: &hookfleet_core::Settings) -> Self {
-        Self { url: settings.amqp.url.clone(), queue_type: settings.amqp.queue_type, tiers: settings.retry.tiers(), state: Mutex::new(None) }
+        Self {
+            url: settings.amqp.url.clone(),
+            queue_type: settings.amqp.queue_type,
+            tiers: settings.retry.tiers(),
+            state: Mutex::new(None),
+        }
     }
 
     async fn channel(&self) -> anyhow::Result<Channel> {
@@ -30,17 +35,34 @@ impl Publisher {
         *st = None;
         let conn = hookfleet_broker::connect(&self.url, "hookfleet-api").await?;
         let ch = conn.create_channel().await?;
-        hookfleet_broker::topology::declare(&ch, self.queue_type, &self.tiers).await.context("declaring topology")?;
+        hookfleet_broker::topology::declare(&ch, self.queue_type, &self.tiers)
+            .await
+            .context("declaring topology")?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         *st = Some((conn, ch.clone()));
         Ok(ch)
     }
 
     /// Publishes and waits for the broker's confirm (bounded to 10 s).
-    pub async fn publish(&self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) -> anyhow::Result<()> {
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> anyhow::Result<()> {
         let ch = self.channel().await?;
         let res = tokio::time::timeout(Duration::from_secs(10), async {
-            let conf = ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props).await?.await?;
+            let conf = ch
+                .basic_publish(
+                    exchange.into(),
+                    key.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    props,
+                )
+                .await?
+                .await?;
             anyhow::ensure!(conf.is_ack(), "the broker nacked the publish");
             Ok(())
         })
@@ -56,6 +78,8 @@ impl Publisher {
     /// Declares an endpoint's queue (after creating the endpoint).
     pub async fn declare_endpoint(&self, id: &str) -> anyhow::Result<()> {
         let ch = self.channel().await?;
-        hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, id).await.context("declaring the endpoint queue")
+        hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, id)
+            .await
+            .context("declaring the endpoint queue")
     }
 }

@@ -77,7 +77,11 @@ pub struct CreateWebhook {
     pub secret: Option<String>,
 }
 
-pub async fn create(State(st): State<Arc<AppState>>, caller: Caller, JsonBody(b): JsonBody<CreateWebhook>) -> ApiResult<(StatusCode, Json<Webhook>)> {
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    JsonBody(b): JsonBody<CreateWebhook>,
+) -> ApiResult<(StatusCode, Json<Webhook>)> {
     let input = EndpointInput {
         url: b.url,
         events: b.events,
@@ -88,7 +92,10 @@ pub async fn create(State(st): State<Arc<AppState>>, caller: Caller, JsonBody(b)
         headers: b.headers,
         metadata: b.metadata,
     };
-    let (ep, secret) = admin::create_endpoint_with(&st.settings, &st.pool, input, Some(&st.publisher)).await.map_err(field_error)?;
+    let (ep, secret) =
+        admin::create_endpoint_with(&st.settings, &st.pool, input, Some(&st.publisher))
+            .await
+            .map_err(field_error)?;
     let mut w = Webhook::from(ep);
     w.secret = Some(secret);
     Ok((StatusCode::CREATED, Json(w)))
@@ -108,24 +115,44 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-pub async fn list(State(st): State<Arc<AppState>>, caller: Caller, Query(q): Query<ListQuery>) -> ApiResult<Json<Page<Webhook>>> {
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Page<Webhook>>> {
     let limit = crate::page_limit(q.limit);
-    let mut rows =
-        endpoints::list_page(&st.pool, caller.scope(), q.is_active, q.event_type.as_deref(), q.cursor.as_deref(), limit + 1).await?;
+    let mut rows = endpoints::list_page(
+        &st.pool,
+        caller.scope(),
+        q.is_active,
+        q.event_type.as_deref(),
+        q.cursor.as_deref(),
+        limit + 1,
+    )
+    .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|e| e.id.clone())
     } else {
         None
     };
-    Ok(Json(Page { data: rows.into_iter().map(Webhook::from).collect(), next_cursor }))
+    Ok(Json(Page {
+        data: rows.into_iter().map(Webhook::from).collect(),
+        next_cursor,
+    }))
 }
 
 pub(crate) async fn load(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Endpoint> {
-    endpoints::get_scoped(&st.pool, id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))
+    endpoints::get_scoped(&st.pool, id, caller.scope())
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
-pub async fn get(State(st): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Webhook>> {
+pub async fn get(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Webhook>> {
     Ok(Json(load(&st, &caller, &id).await?.into()))
 }
 
@@ -146,10 +173,18 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateWebhook>,
 ) -> ApiResult<Json<Webhook>> {
-    admin::validate_parts(b.url.as_deref(), b.events.as_deref(), b.description.as_deref(), b.headers.as_ref(), b.metadata.as_ref())
-        .map_err(|f| ApiError::invalid(f.field, f.message))?;
+    admin::validate_parts(
+        b.url.as_deref(),
+        b.events.as_deref(),
+        b.description.as_deref(),
+        b.headers.as_ref(),
+        b.metadata.as_ref(),
+    )
+    .map_err(|f| ApiError::invalid(f.field, f.message))?;
     if let Some(ev) = &b.events {
-        admin::check_known_types(&st.pool, ev).await.map_err(field_error)?;
+        admin::check_known_types(&st.pool, ev)
+            .await
+            .map_err(field_error)?;
     }
     let patch = EndpointPatch {
         url: b.url,
@@ -159,19 +194,27 @@ pub async fn update(
         headers: b.headers,
         metadata: b.metadata,
     };
-    let ep = endpoints::update(&st.pool, &id, caller.scope(), &patch).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
+    let ep = endpoints::update(&st.pool, &id, caller.scope(), &patch)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
     Ok(Json(ep.into()))
 }
 
-pub async fn delete(State(st): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     load(&st, &caller, &id).await?;
-    admin::delete_endpoint(&st.settings, &st.pool, &id).await.map_err(|e| {
-        if e.to_string().contains("connecting to RabbitMQ") {
-            ApiError::unavailable("RabbitMQ")
-        } else {
-            e.into()
-        }
-    })?;
+    admin::delete_endpoint(&st.settings, &st.pool, &id)
+        .await
+        .map_err(|e| {
+            if e.to_string().contains("connecting to RabbitMQ") {
+                ApiError::unavailable("RabbitMQ")
+            } else {
+                e.into()
+            }
+        })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,12 +235,27 @@ pub struct PreviousSecret {
 
 fn secret_out(ep: &Endpoint) -> SecretOut {
     let now = OffsetDateTime::now_utc();
-    let mut live = ep.secrets.iter().filter(|s| s.expires_at.is_none_or(|e| e > now));
+    let mut live = ep
+        .secrets
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|e| e > now));
     let key = live.next().map(|s| s.secret.clone()).unwrap_or_default();
-    SecretOut { key, previous: live.map(|s| PreviousSecret { key: s.secret.clone(), expires_at: s.expires_at }).collect() }
+    SecretOut {
+        key,
+        previous: live
+            .map(|s| PreviousSecret {
+                key: s.secret.clone(),
+                expires_at: s.expires_at,
+            })
+            .collect(),
+    }
 }
 
-pub async fn secret(State(st): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SecretOut>> {
+pub async fn secret(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SecretOut>> {
     Ok(Json(secret_out(&load(&st, &caller, &id).await?)))
 }
 
@@ -228,7 +286,10 @@ pub async fn rotate(
     };
     let grace = opts.grace_period_seconds.unwrap_or(86_400);
     if !(0..=7 * 86_400).contains(&grace) {
-        return Err(ApiError::invalid("grace_period_seconds", "must be between 0 and 604800 (7 days)"));
+        return Err(ApiError::invalid(
+            "grace_period_seconds",
+            "must be between 0 and 604800 (7 days)",
+        ));
     }
     let new = hookfleet_core::Secret::generate();
     let expires = OffsetDateTime::now_utc() + time::Duration::seconds(grace);
@@ -261,10 +322,18 @@ pub async fn test(
     let ep = load(&st, &caller, &id).await?;
     let client = st.pool.get().await?;
     let example: serde_json::Value = client
-        .query_opt("SELECT example FROM event_types WHERE name = $1", &[&b.event_type])
+        .query_opt(
+            "SELECT example FROM event_types WHERE name = $1",
+            &[&b.event_type],
+        )
         .await?
         .map(|r| r.get(0))
-        .ok_or_else(|| ApiError::invalid("event_type", format!("unknown event type `{}`", b.event_type)))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "event_type",
+                format!("unknown event type `{}`", b.event_type),
+            )
+        })?;
     drop(client);
     let event_id = hookfleet_core::ids::event_id();
     let delivery_id = hookfleet_core::ids::delivery_id();
@@ -277,7 +346,12 @@ pub async fn test(
     let (eid, did) = (event_id.clone(), delivery_id.clone());
     // Runs to completion even if the client goes away mid-request.
     tokio::spawn(async move {
-        let ev = hookfleet_store::deliveries::NewEvent { id: &eid, tenant_id: ep.tenant_id.as_deref(), event_type: &b.event_type, payload: &body };
+        let ev = hookfleet_store::deliveries::NewEvent {
+            id: &eid,
+            tenant_id: ep.tenant_id.as_deref(),
+            event_type: &b.event_type,
+            payload: &body,
+        };
         let d = hookfleet_store::deliveries::NewDelivery {
             id: did.clone(),
             event_id: &eid,
@@ -285,7 +359,8 @@ pub async fn test(
             tenant_id: ep.tenant_id.as_deref(),
             event_type: &b.event_type,
         };
-        hookfleet_store::deliveries::store_routed(&st2.pool, &[ev], &[d], &Default::default()).await?;
+        hookfleet_store::deliveries::store_routed(&st2.pool, &[ev], &[d], &Default::default())
+            .await?;
         let mut headers = FieldTable::default();
         h::set_str(&mut headers, h::DELIVERY_ID, &did);
         h::set_str(&mut headers, h::EVENT_ID, &eid);
@@ -295,17 +370,35 @@ pub async fn test(
             h::set_str(&mut headers, h::TENANT_ID, t);
         }
         h::set_i64(&mut headers, h::ATTEMPT, 1);
-        h::set_i64(&mut headers, h::RECEIVED_AT, hookfleet_core::ids::now_millis());
+        h::set_i64(
+            &mut headers,
+            h::RECEIVED_AT,
+            hookfleet_core::ids::now_millis(),
+        );
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
             .with_message_id(eid.as_str().into())
             .with_headers(headers);
         st2.publisher.declare_endpoint(&ep.id).await?;
-        st2.publisher.publish(names::DELIVERIES_EXCHANGE, &ep.id, body.as_bytes(), props).await
+        st2.publisher
+            .publish(names::DELIVERIES_EXCHANGE, &ep.id, body.as_bytes(), props)
+            .await
     })
     .await
     .map_err(|e| anyhow::anyhow!("test send task: {e}"))?
-    .map_err(|e| if e.to_string().contains("RabbitMQ") { ApiError::unavailable("RabbitMQ") } else { e.into() })?;
-    Ok((StatusCode::ACCEPTED, Json(TestSent { delivery_id, event_id })))
+    .map_err(|e| {
+        if e.to_string().contains("RabbitMQ") {
+            ApiError::unavailable("RabbitMQ")
+        } else {
+            e.into()
+        }
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TestSent {
+            delivery_id,
+            event_id,
+        }),
+    ))
 }

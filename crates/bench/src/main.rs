@@ -41,7 +41,10 @@ struct Args {
 }
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 // ---------- receiver ----------
@@ -62,7 +65,10 @@ struct Data {
     sent_us: u64,
 }
 
-async fn handle(recv: Arc<Recv>, req: Request<hyper::body::Incoming>) -> Result<Response<Empty<Bytes>>, hyper::Error> {
+async fn handle(
+    recv: Arc<Recv>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Empty<Bytes>>, hyper::Error> {
     let hang = req.uri().path().starts_with("/hang");
     let body = req.into_body().collect().await?.to_bytes();
     if hang {
@@ -70,11 +76,17 @@ async fn handle(recv: Arc<Recv>, req: Request<hyper::body::Incoming>) -> Result<
     }
     let now = now_us();
     if let Ok(b) = serde_json::from_slice::<Body>(&body) {
-        recv.latencies_us.lock().unwrap().push(now.saturating_sub(b.data.sent_us).min(u32::MAX as u64) as u32);
+        recv.latencies_us
+            .lock()
+            .unwrap()
+            .push(now.saturating_sub(b.data.sent_us).min(u32::MAX as u64) as u32);
     }
     recv.total.fetch_add(1, Ordering::Relaxed);
     recv.last_us.fetch_max(now, Ordering::Relaxed);
-    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Empty::new()).unwrap())
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Empty::new())
+        .unwrap())
 }
 
 async fn start_receiver(recv: Arc<Recv>) -> std::net::SocketAddr {
@@ -82,7 +94,9 @@ async fn start_receiver(recv: Arc<Recv>) -> std::net::SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = l.accept().await else { continue };
+            let Ok((stream, _)) = l.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let recv = recv.clone();
             tokio::spawn(async move {
@@ -107,13 +121,23 @@ struct Env {
 impl Env {
     async fn new() -> anyhow::Result<Env> {
         let name = format!("hfbench_{}", ulid::Ulid::new().to_string().to_lowercase());
-        for args in [vec!["add_vhost", &name], vec!["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]] {
-            let st = Command::new("rabbitmqctl").args(&args).stdout(Stdio::null()).status()?;
+        for args in [
+            vec!["add_vhost", &name],
+            vec!["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"],
+        ] {
+            let st = Command::new("rabbitmqctl")
+                .args(&args)
+                .stdout(Stdio::null())
+                .status()?;
             anyhow::ensure!(st.success(), "rabbitmqctl {args:?} failed");
         }
         let db_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         hookfleet_store::migrate::run(&db_url).await?;
-        Ok(Env { amqp_url: format!("amqp://guest:guest@127.0.0.1:5672/{name}"), db_url, name })
+        Ok(Env {
+            amqp_url: format!("amqp://guest:guest@127.0.0.1:5672/{name}"),
+            db_url,
+            name,
+        })
     }
 
     fn spawn(&self, bin: &str, role: &str, extra: &[(&str, &str)]) -> anyhow::Result<Child> {
@@ -128,7 +152,9 @@ impl Env {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        cmd.spawn().with_context(|| format!("starting {bin} (build it with `cargo build --release -p hookfleet`)"))
+        cmd.spawn().with_context(|| {
+            format!("starting {bin} (build it with `cargo build --release -p hookfleet`)")
+        })
     }
 
     async fn sql(&self) -> anyhow::Result<tokio_postgres::Client> {
@@ -148,7 +174,11 @@ impl Env {
         for (i, (url, tenant)) in urls.iter().enumerate() {
             let id = format!("ep_bench{i:05}");
             if let Some(t) = tenant {
-                c.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", &[t]).await?;
+                c.execute(
+                    "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &[t],
+                )
+                .await?;
             }
             c.execute(
                 "INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ($1, $2, $3, $4)",
@@ -164,7 +194,11 @@ impl Env {
 
     async fn attempts(&self) -> i64 {
         match self.sql().await {
-            Ok(c) => c.query_one("SELECT count(*) FROM delivery_attempts", &[]).await.map(|r| r.get(0)).unwrap_or(-1),
+            Ok(c) => c
+                .query_one("SELECT count(*) FROM delivery_attempts", &[])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(-1),
             Err(_) => -1,
         }
     }
@@ -176,17 +210,28 @@ fn hookfleet_core_queue_type() -> hookfleet_core::config::QueueType {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).stdout(Stdio::null()).status();
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .stdout(Stdio::null())
+            .status();
         let _ = Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-            .arg(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
             .status();
     }
 }
 
 /// Publishes `n` events, round-robin over `tenants` (None = tenant-less), with up
 /// to 2,000 unconfirmed publishes in flight; `rate` paces it (events/s).
-async fn publish(amqp_url: &str, n: u64, tenants: &[Option<String>], rate: Option<u64>) -> anyhow::Result<Duration> {
+async fn publish(
+    amqp_url: &str,
+    n: u64,
+    tenants: &[Option<String>],
+    rate: Option<u64>,
+) -> anyhow::Result<Duration> {
     let conn = hookfleet_broker::connect(amqp_url, "bench-producer").await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -203,8 +248,19 @@ async fn publish(amqp_url: &str, n: u64, tenants: &[Option<String>], rate: Optio
             "type": "match.found", "tenant_id": tenant,
             "data": {"match_id": i, "query_video_id": "q", "matched_video_id": "m", "confidence": 0.9, "sent_us": now_us(), "pad": pad}
         }))?;
-        let props = BasicProperties::default().with_content_type("application/json".into()).with_delivery_mode(2);
-        inflight.push(ch.basic_publish("hookfleet.events".into(), "match.found".into(), BasicPublishOptions::default(), &body, props).await?);
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        inflight.push(
+            ch.basic_publish(
+                "hookfleet.events".into(),
+                "match.found".into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await?,
+        );
         while inflight.len() >= 2000 {
             anyhow::ensure!(inflight.next().await.unwrap()?.is_ack(), "publish nacked");
         }
@@ -219,7 +275,11 @@ async fn publish(amqp_url: &str, n: u64, tenants: &[Option<String>], rate: Optio
 fn rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -282,19 +342,41 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
     let recv = Arc::new(Recv::default());
     let addr = start_receiver(recv.clone()).await;
     let mut urls: Vec<(String, Option<String>)> = (0..s.endpoints)
-        .map(|i| (format!("http://{addr}/ep/{i}"), (!s.fanout).then(|| format!("t{i}"))))
+        .map(|i| {
+            (
+                format!("http://{addr}/ep/{i}"),
+                (!s.fanout).then(|| format!("t{i}")),
+            )
+        })
         .collect();
     if s.hung {
         urls.push((format!("http://{addr}/hang"), Some("hung".into())));
     }
     env.endpoints(&urls).await?;
-    let mut tenants: Vec<Option<String>> = if s.fanout { vec![None] } else { (0..s.endpoints).map(|i| Some(format!("t{i}"))).collect() };
-    let (n_events, expected) = if s.fanout { (events / s.endpoints as u64, (events / s.endpoints as u64) * s.endpoints as u64) } else { (events, events) };
+    let mut tenants: Vec<Option<String>> = if s.fanout {
+        vec![None]
+    } else {
+        (0..s.endpoints).map(|i| Some(format!("t{i}"))).collect()
+    };
+    let (n_events, expected) = if s.fanout {
+        (
+            events / s.endpoints as u64,
+            (events / s.endpoints as u64) * s.endpoints as u64,
+        )
+    } else {
+        (events, events)
+    };
     if s.hung {
         // One event in 101 goes to the endpoint that never answers.
         tenants.push(Some("hung".into()));
     }
-    let expected_healthy = if s.hung { (0..n_events).filter(|i| (*i as usize) % tenants.len() != tenants.len() - 1).count() as u64 } else { expected };
+    let expected_healthy = if s.hung {
+        (0..n_events)
+            .filter(|i| (*i as usize) % tenants.len() != tenants.len() - 1)
+            .count() as u64
+    } else {
+        expected
+    };
 
     let (mut procs, start, start_us, publish_time) = if s.backlog {
         // Route everything first with only a router running, then time a worker.
@@ -303,7 +385,10 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         let c = env.sql().await?;
         let t = Instant::now();
         loop {
-            let n: i64 = c.query_one("SELECT count(*) FROM deliveries", &[]).await?.get(0);
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM deliveries", &[])
+                .await?
+                .get(0);
             if n as u64 >= expected || t.elapsed() > Duration::from_secs(300) {
                 break;
             }
@@ -353,7 +438,11 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         Some(us) if us > 0 && ok => us as f64 / 1e6,
         _ => elapsed.as_secs_f64(),
     };
-    let mut note = format!("published in {:.1}s; RSS MB by quarter: {}", publish_time.as_secs_f64(), quarters.join("/"));
+    let mut note = format!(
+        "published in {:.1}s; RSS MB by quarter: {}",
+        publish_time.as_secs_f64(),
+        quarters.join("/")
+    );
     if !ok {
         note = format!("INCOMPLETE: {got}/{expected_healthy} received");
     }
@@ -362,8 +451,16 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         deliveries: got,
         seconds: secs,
         deliveries_per_s: got as f64 / secs,
-        p50_ms: if s.backlog { 0.0 } else { percentile(&mut lat, 0.50) },
-        p99_ms: if s.backlog { 0.0 } else { percentile(&mut lat, 0.99) },
+        p50_ms: if s.backlog {
+            0.0
+        } else {
+            percentile(&mut lat, 0.50)
+        },
+        p99_ms: if s.backlog {
+            0.0
+        } else {
+            percentile(&mut lat, 0.99)
+        },
         rss_mb: peak_rss,
         attempts_recorded: attempts,
         note,
@@ -373,51 +470,136 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(std::path::Path::new(&args.bin).exists(), "{} not found: run `cargo build --release -p hookfleet`", args.bin);
+    anyhow::ensure!(
+        std::path::Path::new(&args.bin).exists(),
+        "{} not found: run `cargo build --release -p hookfleet`",
+        args.bin
+    );
     let scenarios = [
-        Scenario { name: "1 endpoint", endpoints: 1, fanout: false, hung: false, backlog: false, rate: None },
-        Scenario { name: "1 endpoint, paced 1000/s (latency)", endpoints: 1, fanout: false, hung: false, backlog: false, rate: Some(1000) },
-        Scenario { name: "100 endpoints", endpoints: 100, fanout: false, hung: false, backlog: false, rate: None },
-        Scenario { name: "fan-out 1 event to 1000 endpoints", endpoints: 1000, fanout: true, hung: false, backlog: false, rate: None },
-        Scenario { name: "100 healthy + 1 never answers", endpoints: 100, fanout: false, hung: true, backlog: false, rate: None },
-        Scenario { name: "backlog drain, 1 endpoint", endpoints: 1, fanout: false, hung: false, backlog: true, rate: None },
+        Scenario {
+            name: "1 endpoint",
+            endpoints: 1,
+            fanout: false,
+            hung: false,
+            backlog: false,
+            rate: None,
+        },
+        Scenario {
+            name: "1 endpoint, paced 1000/s (latency)",
+            endpoints: 1,
+            fanout: false,
+            hung: false,
+            backlog: false,
+            rate: Some(1000),
+        },
+        Scenario {
+            name: "100 endpoints",
+            endpoints: 100,
+            fanout: false,
+            hung: false,
+            backlog: false,
+            rate: None,
+        },
+        Scenario {
+            name: "fan-out 1 event to 1000 endpoints",
+            endpoints: 1000,
+            fanout: true,
+            hung: false,
+            backlog: false,
+            rate: None,
+        },
+        Scenario {
+            name: "100 healthy + 1 never answers",
+            endpoints: 100,
+            fanout: false,
+            hung: true,
+            backlog: false,
+            rate: None,
+        },
+        Scenario {
+            name: "backlog drain, 1 endpoint",
+            endpoints: 1,
+            fanout: false,
+            hung: false,
+            backlog: true,
+            rate: None,
+        },
     ];
     let mut rows = Vec::new();
     for s in &scenarios {
         if args.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
             continue;
         }
-        let n = if s.rate.is_some() { 10_000 } else if s.backlog { args.events * 2 } else { args.events };
+        let n = if s.rate.is_some() {
+            10_000
+        } else if s.backlog {
+            args.events * 2
+        } else {
+            args.events
+        };
         eprintln!("running: {} ({n} events)", s.name);
         let row = run(&args, s, n).await?;
-        eprintln!("  {:.0} deliveries/s, p50 {:.1} ms, p99 {:.1} ms, {}", row.deliveries_per_s, row.p50_ms, row.p99_ms, row.note);
+        eprintln!(
+            "  {:.0} deliveries/s, p50 {:.1} ms, p99 {:.1} ms, {}",
+            row.deliveries_per_s, row.p50_ms, row.p99_ms, row.note
+        );
         rows.push(row);
     }
     if args.long {
-        let s = Scenario { name: "soak: 1,000,000 deliveries, 100 endpoints", endpoints: 100, fanout: false, hung: false, backlog: false, rate: None };
+        let s = Scenario {
+            name: "soak: 1,000,000 deliveries, 100 endpoints",
+            endpoints: 100,
+            fanout: false,
+            hung: false,
+            backlog: false,
+            rate: None,
+        };
         eprintln!("running: {}", s.name);
         rows.push(run(&args, &s, 1_000_000).await?);
     }
-    let healthy_alone = rows.iter().find(|r| r.scenario == "100 endpoints").map(|r| r.deliveries_per_s);
-    let with_hung = rows.iter().find(|r| r.scenario.starts_with("100 healthy")).map(|r| r.deliveries_per_s);
+    let healthy_alone = rows
+        .iter()
+        .find(|r| r.scenario == "100 endpoints")
+        .map(|r| r.deliveries_per_s);
+    let with_hung = rows
+        .iter()
+        .find(|r| r.scenario.starts_with("100 healthy"))
+        .map(|r| r.deliveries_per_s);
 
     println!("\n| scenario | deliveries | seconds | deliveries/s | p50 ms | p99 ms | peak RSS MB | attempts recorded | note |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in &rows {
         println!(
             "| {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.0} | {} | {} |",
-            r.scenario, r.deliveries, r.seconds, r.deliveries_per_s, r.p50_ms, r.p99_ms, r.rss_mb, r.attempts_recorded, r.note
+            r.scenario,
+            r.deliveries,
+            r.seconds,
+            r.deliveries_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.rss_mb,
+            r.attempts_recorded,
+            r.note
         );
     }
     if let (Some(a), Some(b)) = (healthy_alone, with_hung) {
-        println!("\nhealthy endpoints beside a dead one keep {:.0}% of their throughput", 100.0 * b / a);
+        println!(
+            "\nhealthy endpoints beside a dead one keep {:.0}% of their throughput",
+            100.0 * b / a
+        );
     }
     if let Some(dir) = std::path::Path::new(&args.out).parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut json: HashMap<&str, serde_json::Value> = HashMap::new();
     json.insert("rows", serde_json::to_value(&rows)?);
-    json.insert("machine_cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0).into());
+    json.insert(
+        "machine_cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+            .into(),
+    );
     std::fs::write(&args.out, serde_json::to_vec_pretty(&json)?)?;
     println!("\nwritten to {}", args.out);
     Ok(())

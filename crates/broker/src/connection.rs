@@ -16,12 +16,18 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
 
 /// Connects, retrying with exponential backoff (200 ms to 5 s) until it works or
 /// `shutdown` fires (then `None`).
-pub async fn connect_with_backoff(url: &str, name: &str, shutdown: &CancellationToken) -> Option<Connection> {
+pub async fn connect_with_backoff(
+    url: &str,
+    name: &str,
+    shutdown: &CancellationToken,
+) -> Option<Connection> {
     let mut backoff = Duration::from_millis(200);
     loop {
         match connect(url, name).await {
             Ok(c) => return Some(c),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "RabbitMQ unreachable; retrying."),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "RabbitMQ unreachable; retrying.")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,

@@ -24,5 +24,8 @@ pub fn endpoint_queue(endpoint_id: &str) -> String {
 /// endpoint id as routing key keeps that key for the dead-lettering back to
 /// `hookfleet.deliveries` when the TTL expires.
 pub fn retry_tier(delay: Duration) -> String {
-    format!("hookfleet.retry.{}", hookfleet_core::retry::tier_name(delay))
+    format!(
+        "hookfleet.retry.{}",
+        hookfleet_core::retry::tier_name(delay)
+    )
 }

@@ -16,38 +16,83 @@ fn queue_args(qt: QueueType) -> FieldTable {
     let mut t = FieldTable::default();
     if qt == QueueType::Quorum {
         // Replicated, durable queues; https://www.rabbitmq.com/docs/quorum-queues
-        arg(&mut t, "x-queue-type", AMQPValue::LongString("quorum".into()));
+        arg(
+            &mut t,
+            "x-queue-type",
+            AMQPValue::LongString("quorum".into()),
+        );
     }
     t
 }
 
-const DURABLE_EX: ExchangeDeclareOptions =
-    ExchangeDeclareOptions { passive: false, durable: true, auto_delete: false, internal: false, nowait: false };
-const DURABLE_Q: QueueDeclareOptions =
-    QueueDeclareOptions { passive: false, durable: true, exclusive: false, auto_delete: false, nowait: false };
+const DURABLE_EX: ExchangeDeclareOptions = ExchangeDeclareOptions {
+    passive: false,
+    durable: true,
+    auto_delete: false,
+    internal: false,
+    nowait: false,
+};
+const DURABLE_Q: QueueDeclareOptions = QueueDeclareOptions {
+    passive: false,
+    durable: true,
+    exclusive: false,
+    auto_delete: false,
+    nowait: false,
+};
 
 async fn queue(ch: &Channel, name: &str, args: FieldTable) -> lapin::Result<()> {
-    ch.queue_declare(name.into(), DURABLE_Q, args).await.map(|_| ())
+    ch.queue_declare(name.into(), DURABLE_Q, args)
+        .await
+        .map(|_| ())
 }
 
 async fn bind(ch: &Channel, q: &str, ex: &str, key: &str) -> lapin::Result<()> {
-    ch.queue_bind(q.into(), ex.into(), key.into(), QueueBindOptions::default(), FieldTable::default()).await
+    ch.queue_bind(
+        q.into(),
+        ex.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
 }
 
 /// Declares the fixed topology and one retry tier per distinct delay.
 pub async fn declare(ch: &Channel, qt: QueueType, tiers: &[Duration]) -> lapin::Result<()> {
-    ch.exchange_declare(EVENTS_EXCHANGE.into(), ExchangeKind::Topic, DURABLE_EX, FieldTable::default()).await?;
+    ch.exchange_declare(
+        EVENTS_EXCHANGE.into(),
+        ExchangeKind::Topic,
+        DURABLE_EX,
+        FieldTable::default(),
+    )
+    .await?;
     queue(ch, ROUTER_QUEUE, queue_args(qt)).await?;
     bind(ch, ROUTER_QUEUE, EVENTS_EXCHANGE, "#").await?;
 
     // A delivery whose endpoint queue does not exist is kept, never dropped:
     // https://www.rabbitmq.com/docs/ae
-    ch.exchange_declare(UNROUTABLE.into(), ExchangeKind::Fanout, DURABLE_EX, FieldTable::default()).await?;
+    ch.exchange_declare(
+        UNROUTABLE.into(),
+        ExchangeKind::Fanout,
+        DURABLE_EX,
+        FieldTable::default(),
+    )
+    .await?;
     queue(ch, UNROUTABLE, queue_args(qt)).await?;
     bind(ch, UNROUTABLE, UNROUTABLE, "").await?;
     let mut ae = FieldTable::default();
-    arg(&mut ae, "alternate-exchange", AMQPValue::LongString(UNROUTABLE.into()));
-    ch.exchange_declare(DELIVERIES_EXCHANGE.into(), ExchangeKind::Direct, DURABLE_EX, ae).await?;
+    arg(
+        &mut ae,
+        "alternate-exchange",
+        AMQPValue::LongString(UNROUTABLE.into()),
+    );
+    ch.exchange_declare(
+        DELIVERIES_EXCHANGE.into(),
+        ExchangeKind::Direct,
+        DURABLE_EX,
+        ae,
+    )
+    .await?;
 
     queue(ch, DEAD_QUEUE, queue_args(qt)).await?;
     queue(ch, INVALID_QUEUE, queue_args(qt)).await?;
@@ -58,16 +103,38 @@ pub async fn declare(ch: &Channel, qt: QueueType, tiers: &[Duration]) -> lapin::
         // Queue-level TTL, never per-message: RabbitMQ only expires messages at the
         // head of a queue, so mixed per-message TTLs would block each other.
         // https://www.rabbitmq.com/docs/ttl#per-message-ttl-caveats
-        arg(&mut args, "x-message-ttl", AMQPValue::LongLongInt(d.as_millis() as i64));
+        arg(
+            &mut args,
+            "x-message-ttl",
+            AMQPValue::LongLongInt(d.as_millis() as i64),
+        );
         // Expired messages go back to the deliveries exchange with their original
         // routing key (the endpoint id): https://www.rabbitmq.com/docs/dlx
-        arg(&mut args, "x-dead-letter-exchange", AMQPValue::LongString(DELIVERIES_EXCHANGE.into()));
+        arg(
+            &mut args,
+            "x-dead-letter-exchange",
+            AMQPValue::LongString(DELIVERIES_EXCHANGE.into()),
+        );
         if qt == QueueType::Quorum {
             // At-least-once dead-lettering needs reject-publish overflow (3.10+).
-            arg(&mut args, "x-dead-letter-strategy", AMQPValue::LongString("at-least-once".into()));
-            arg(&mut args, "x-overflow", AMQPValue::LongString("reject-publish".into()));
+            arg(
+                &mut args,
+                "x-dead-letter-strategy",
+                AMQPValue::LongString("at-least-once".into()),
+            );
+            arg(
+                &mut args,
+                "x-overflow",
+                AMQPValue::LongString("reject-publish".into()),
+            );
         }
-        ch.exchange_declare(name.as_str().into(), ExchangeKind::Fanout, DURABLE_EX, FieldTable::default()).await?;
+        ch.exchange_declare(
+            name.as_str().into(),
+            ExchangeKind::Fanout,
+            DURABLE_EX,
+            FieldTable::default(),
+        )
+        .await?;
         queue(ch, &name, args).await?;
         bind(ch, &name, &name, "").await?;
     }

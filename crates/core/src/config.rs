@@ -19,11 +19,19 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}` (env {env}): {reason}")]
-    Invalid { key: &'static str, env: String, reason: String },
+    Invalid {
+        key: &'static str,
+        env: String,
+        reason: String,
+    },
 }
 
 fn invalid(key: &'static str, reason: impl fmt::Display) -> ConfigError {
-    ConfigError::Invalid { key, env: format!("HOOKFLEET__{}", key.replace('.', "__").to_uppercase()), reason: reason.to_string() }
+    ConfigError::Invalid {
+        key,
+        env: format!("HOOKFLEET__{}", key.replace('.', "__").to_uppercase()),
+        reason: reason.to_string(),
+    }
 }
 
 /// RabbitMQ queue type for all hookfleet queues.
@@ -190,11 +198,20 @@ pub struct RouterSettings {
 }
 
 fn duration(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s.trim()).map_err(|e| invalid(key, format!("`{s}` is not a duration ({e}); use e.g. 15s, 500ms")))
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        invalid(
+            key,
+            format!("`{s}` is not a duration ({e}); use e.g. 15s, 500ms"),
+        )
+    })
 }
 
 fn positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {
-    if n == 0 { Err(invalid(key, "must be at least 1")) } else { Ok(n) }
+    if n == 0 {
+        Err(invalid(key, "must be at least 1"))
+    } else {
+        Ok(n)
+    }
 }
 
 impl Settings {
@@ -210,11 +227,21 @@ impl Settings {
         Self::load_with(None, None, overrides)
     }
 
-    fn load_with(file: Option<&Path>, env: Option<Environment>, overrides: &[(&str, &str)]) -> Result<Self, ConfigError> {
+    fn load_with(
+        file: Option<&Path>,
+        env: Option<Environment>,
+        overrides: &[(&str, &str)],
+    ) -> Result<Self, ConfigError> {
         let mut b = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         match file {
             Some(p) => b = b.add_source(File::from(p).format(FileFormat::Toml).required(true)),
-            None if env.is_some() => b = b.add_source(File::with_name("hookfleet.toml").format(FileFormat::Toml).required(false)),
+            None if env.is_some() => {
+                b = b.add_source(
+                    File::with_name("hookfleet.toml")
+                        .format(FileFormat::Toml)
+                        .required(false),
+                )
+            }
             None => {}
         }
         if let Some(env) = env {
@@ -229,28 +256,47 @@ impl Settings {
 
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let url = |key, u: &str, schemes: &[&str]| -> Result<(), ConfigError> {
-            let parsed = url::Url::parse(u).map_err(|e| invalid(key, format!("not a URL ({e})")))?;
+            let parsed =
+                url::Url::parse(u).map_err(|e| invalid(key, format!("not a URL ({e})")))?;
             if !schemes.contains(&parsed.scheme()) {
                 return Err(invalid(key, format!("scheme must be one of {schemes:?}")));
             }
             Ok(())
         };
-        url("database.url", &raw.database.url, &["postgres", "postgresql"])?;
+        url(
+            "database.url",
+            &raw.database.url,
+            &["postgres", "postgresql"],
+        )?;
         url("amqp.url", &raw.amqp.url, &["amqp", "amqps"])?;
         let listen = |key, s: &str| -> Result<String, ConfigError> {
-            s.parse::<std::net::SocketAddr>().map_err(|e| invalid(key, format!("`{s}` is not host:port ({e})")))?;
+            s.parse::<std::net::SocketAddr>()
+                .map_err(|e| invalid(key, format!("`{s}` is not host:port ({e})")))?;
             Ok(s.to_owned())
         };
         let networks = match raw.delivery.allow_networks {
-            StringOrList::One(s) => s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+            StringOrList::One(s) => s
+                .split(',')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
             StringOrList::Many(v) => v,
         };
         let allow = networks
             .iter()
-            .map(|n| n.parse::<ipnet::IpNet>().map_err(|_| invalid("delivery.allow_networks", format!("`{n}` is not a CIDR range such as 127.0.0.0/8"))))
+            .map(|n| {
+                n.parse::<ipnet::IpNet>().map_err(|_| {
+                    invalid(
+                        "delivery.allow_networks",
+                        format!("`{n}` is not a CIDR range such as 127.0.0.0/8"),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let admin_key = match raw.api.admin_key {
-            Some(k) if k.len() < 16 => return Err(invalid("api.admin_key", "must be at least 16 characters")),
+            Some(k) if k.len() < 16 => {
+                return Err(invalid("api.admin_key", "must be at least 16 characters"))
+            }
             k => k.map(SecretString),
         };
         if raw.amqp.router_prefetch == 0 {
@@ -260,7 +306,10 @@ impl Settings {
             return Err(invalid("amqp.worker_prefetch", "must be at least 1"));
         }
         Ok(Self {
-            database: DatabaseSettings { url: raw.database.url, pool_size: positive("database.pool_size", raw.database.pool_size)? },
+            database: DatabaseSettings {
+                url: raw.database.url,
+                pool_size: positive("database.pool_size", raw.database.pool_size)?,
+            },
             amqp: AmqpSettings {
                 url: raw.amqp.url,
                 queue_type: raw.amqp.queue_type,
@@ -268,13 +317,20 @@ impl Settings {
                 router_consumers: positive("amqp.router_consumers", raw.amqp.router_consumers)?,
                 worker_prefetch: raw.amqp.worker_prefetch,
             },
-            api: ApiSettings { listen: listen("api.listen", &raw.api.listen)?, admin_key },
+            api: ApiSettings {
+                listen: listen("api.listen", &raw.api.listen)?,
+                admin_key,
+            },
             metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
-            retry: RetrySchedule::parse(&raw.retry.schedule).map_err(|e| invalid("retry.schedule", e))?,
+            retry: RetrySchedule::parse(&raw.retry.schedule)
+                .map_err(|e| invalid("retry.schedule", e))?,
             delivery: DeliverySettings {
                 timeout: duration("delivery.timeout", &raw.delivery.timeout)?,
                 net_policy: NetPolicy::new(allow),
-                max_payload_bytes: positive("delivery.max_payload_bytes", raw.delivery.max_payload_bytes)?,
+                max_payload_bytes: positive(
+                    "delivery.max_payload_bytes",
+                    raw.delivery.max_payload_bytes,
+                )?,
                 response_excerpt_bytes: raw.delivery.response_excerpt_bytes,
                 max_in_flight: positive("delivery.max_in_flight", raw.delivery.max_in_flight)?,
                 batch_size: positive("delivery.batch_size", raw.delivery.batch_size)?,
@@ -298,13 +354,19 @@ mod tests {
     #[test]
     fn defaults_load() {
         let s = Settings::with_overrides(&[]).unwrap();
-        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1:5432/hookfleet");
+        assert_eq!(
+            s.database.url,
+            "postgres://postgres@127.0.0.1:5432/hookfleet"
+        );
         assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.api.listen, "127.0.0.1:8080");
         assert_eq!(s.metrics_listen, "127.0.0.1:9464");
         assert_eq!(s.retry.max_attempts(), 8);
         assert_eq!(s.delivery.timeout, Duration::from_secs(15));
-        assert!(!s.delivery.net_policy.is_allowed("127.0.0.1".parse().unwrap()));
+        assert!(!s
+            .delivery
+            .net_policy
+            .is_allowed("127.0.0.1".parse().unwrap()));
         assert!(s.api.admin_key.is_none());
     }
 
@@ -313,7 +375,11 @@ mod tests {
         let cases = [
             ("delivery.timeout", "soon", "delivery.timeout"),
             ("retry.schedule", "5s,x", "retry.schedule"),
-            ("delivery.allow_networks", "10.0.0.0/33", "delivery.allow_networks"),
+            (
+                "delivery.allow_networks",
+                "10.0.0.0/33",
+                "delivery.allow_networks",
+            ),
             ("amqp.url", "http://x", "amqp.url"),
             ("amqp.queue_type", "fancy", "queue_type"),
             ("metrics.listen", "nowhere", "metrics.listen"),
@@ -330,18 +396,30 @@ mod tests {
     fn environment_overrides() {
         let env = Environment::with_prefix("HOOKFLEET").source(Some(
             [
-                ("HOOKFLEET__DELIVERY__ALLOW_NETWORKS".to_owned(), "127.0.0.0/8, ::1/128".to_owned()),
+                (
+                    "HOOKFLEET__DELIVERY__ALLOW_NETWORKS".to_owned(),
+                    "127.0.0.0/8, ::1/128".to_owned(),
+                ),
                 ("HOOKFLEET__RETRY__SCHEDULE".to_owned(), "1s,2s".to_owned()),
-                ("HOOKFLEET__AMQP__WORKER_PREFETCH".to_owned(), "7".to_owned()),
+                (
+                    "HOOKFLEET__AMQP__WORKER_PREFETCH".to_owned(),
+                    "7".to_owned(),
+                ),
             ]
             .into_iter()
             .collect(),
         ));
         let s = Settings::load_with(None, Some(env), &[]).unwrap();
-        assert!(s.delivery.net_policy.is_allowed("127.0.0.1".parse().unwrap()));
+        assert!(s
+            .delivery
+            .net_policy
+            .is_allowed("127.0.0.1".parse().unwrap()));
         assert_eq!(s.retry.max_attempts(), 3);
         assert_eq!(s.amqp.worker_prefetch, 7);
-        let dbg = format!("{:?}", Settings::with_overrides(&[("api.admin_key", "0123456789abcdef0")]).unwrap());
+        let dbg = format!(
+            "{:?}",
+            Settings::with_overrides(&[("api.admin_key", "0123456789abcdef0")]).unwrap()
+        );
         assert!(!dbg.contains("0123456789abcdef0"));
     }
 }

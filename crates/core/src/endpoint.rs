@@ -11,7 +11,10 @@ pub fn validate_url(s: &str) -> Result<Url, String> {
     }
     let url = Url::parse(s).map_err(|e| format!("not a valid URL ({e})"))?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!("scheme must be http or https, not `{}`", url.scheme()));
+        return Err(format!(
+            "scheme must be http or https, not `{}`",
+            url.scheme()
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("must name a host".into());
@@ -43,8 +46,12 @@ mod tests {
     fn urls() {
         assert!(validate_url("https://example.com/hook").is_ok());
         assert!(validate_url("http://127.0.0.1:9000/").is_ok());
-        assert!(validate_url("ftp://example.com").unwrap_err().contains("scheme"));
-        assert!(validate_url("https://user:pw@example.com").unwrap_err().contains("credentials"));
+        assert!(validate_url("ftp://example.com")
+            .unwrap_err()
+            .contains("scheme"));
+        assert!(validate_url("https://user:pw@example.com")
+            .unwrap_err()
+            .contains("credentials"));
         assert!(validate_url("not a url").is_err());
         assert!(validate_url(&format!("https://e.com/{}", "a".repeat(3000))).is_err());
     }

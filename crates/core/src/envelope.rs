@@ -35,7 +35,10 @@ pub enum InvalidEnvelope {
     #[error("field `{field}` is invalid: {reason}")]
     BadField { field: &'static str, reason: String },
     #[error("field `type` is `{event_type}` but the routing key is `{routing_key}`")]
-    TypeMismatch { event_type: String, routing_key: String },
+    TypeMismatch {
+        event_type: String,
+        routing_key: String,
+    },
     #[error("unknown event type `{0}`")]
     UnknownType(String),
 }
@@ -57,7 +60,9 @@ struct Incoming<'a> {
 fn is_token(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' || extra.contains(&b))
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' || extra.contains(&b)
+        })
 }
 
 /// Checks an event type name: 1–128 characters of `A-Z a-z 0-9 . _ -`.
@@ -89,7 +94,9 @@ fn validate_event_id(t: &str) -> Result<(), String> {
 /// Now, as RFC 3339 with millisecond precision.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
     now.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -103,24 +110,43 @@ impl Envelope {
         max_bytes: usize,
     ) -> Result<Self, InvalidEnvelope> {
         if body.len() > max_bytes {
-            return Err(InvalidEnvelope::TooLarge { size: body.len(), limit: max_bytes });
+            return Err(InvalidEnvelope::TooLarge {
+                size: body.len(),
+                limit: max_bytes,
+            });
         }
-        let inc: Incoming<'_> = serde_json::from_slice(body).map_err(|e| InvalidEnvelope::NotJson(e.to_string()))?;
+        let inc: Incoming<'_> =
+            serde_json::from_slice(body).map_err(|e| InvalidEnvelope::NotJson(e.to_string()))?;
         let event_type = inc.event_type.ok_or(InvalidEnvelope::Missing("type"))?;
-        validate_event_type(&event_type).map_err(|reason| InvalidEnvelope::BadField { field: "type", reason })?;
+        validate_event_type(&event_type).map_err(|reason| InvalidEnvelope::BadField {
+            field: "type",
+            reason,
+        })?;
         if !routing_key.is_empty() && routing_key != event_type {
-            return Err(InvalidEnvelope::TypeMismatch { event_type, routing_key: routing_key.to_owned() });
+            return Err(InvalidEnvelope::TypeMismatch {
+                event_type,
+                routing_key: routing_key.to_owned(),
+            });
         }
         let data = inc.data.ok_or(InvalidEnvelope::Missing("data"))?;
         if !data.get().starts_with('{') {
-            return Err(InvalidEnvelope::BadField { field: "data", reason: "must be a JSON object".into() });
+            return Err(InvalidEnvelope::BadField {
+                field: "data",
+                reason: "must be a JSON object".into(),
+            });
         }
         if let Some(t) = &inc.tenant_id {
-            validate_tenant_id(t).map_err(|reason| InvalidEnvelope::BadField { field: "tenant_id", reason })?;
+            validate_tenant_id(t).map_err(|reason| InvalidEnvelope::BadField {
+                field: "tenant_id",
+                reason,
+            })?;
         }
         let id = match inc.id {
             Some(id) => {
-                validate_event_id(&id).map_err(|reason| InvalidEnvelope::BadField { field: "id", reason })?;
+                validate_event_id(&id).map_err(|reason| InvalidEnvelope::BadField {
+                    field: "id",
+                    reason,
+                })?;
                 id
             }
             None => match message_id.filter(|m| validate_event_id(m).is_ok()) {
@@ -130,15 +156,23 @@ impl Envelope {
         };
         let timestamp = match inc.timestamp {
             Some(ts) => {
-                time::OffsetDateTime::parse(&ts, &Rfc3339).map_err(|e| InvalidEnvelope::BadField {
-                    field: "timestamp",
-                    reason: format!("not an RFC 3339 time: {e}"),
+                time::OffsetDateTime::parse(&ts, &Rfc3339).map_err(|e| {
+                    InvalidEnvelope::BadField {
+                        field: "timestamp",
+                        reason: format!("not an RFC 3339 time: {e}"),
+                    }
                 })?;
                 ts
             }
             None => now_rfc3339(),
         };
-        Ok(Self { id, event_type, timestamp, tenant_id: inc.tenant_id, data: data.to_owned() })
+        Ok(Self {
+            id,
+            event_type,
+            timestamp,
+            tenant_id: inc.tenant_id,
+            data: data.to_owned(),
+        })
     }
 
     /// The JSON body POSTed to endpoints.
@@ -158,8 +192,13 @@ mod tests {
 
     #[test]
     fn fills_in_defaults_and_keeps_data_bytes() {
-        let e = Envelope::parse(br#"{"type":"match.found","data":{"b": 1,  "a":2}}"#, "match.found", Some("m1"), 1024)
-            .unwrap();
+        let e = Envelope::parse(
+            br#"{"type":"match.found","data":{"b": 1,  "a":2}}"#,
+            "match.found",
+            Some("m1"),
+            1024,
+        )
+        .unwrap();
         assert_eq!(e.id, "m1");
         assert_eq!(e.tenant_id, None);
         assert_eq!(e.data.get(), r#"{"b": 1,  "a":2}"#);
@@ -178,12 +217,33 @@ mod tests {
         assert!(parse("[]").is_err());
         assert_eq!(parse(r#"{"data":{}}"#).unwrap_err(), Missing("type"));
         assert_eq!(parse(r#"{"type":"a"}"#).unwrap_err(), Missing("data"));
-        assert!(matches!(parse(r#"{"type":"a","data":[1]}"#), Err(BadField { field: "data", .. })));
+        assert!(matches!(
+            parse(r#"{"type":"a","data":[1]}"#),
+            Err(BadField { field: "data", .. })
+        ));
         assert!(matches!(parse(r#"{"type":7,"data":{}}"#), Err(NotJson(_))));
-        assert!(matches!(parse(r#"{"type":"a b","data":{}}"#), Err(BadField { field: "type", .. })));
-        assert!(matches!(parse(r#"{"type":"a","data":{},"tenant_id":""}"#), Err(BadField { field: "tenant_id", .. })));
-        assert!(matches!(parse(r#"{"type":"a","data":{},"timestamp":"yesterday"}"#), Err(BadField { field: "timestamp", .. })));
-        assert!(matches!(parse(r#"{"type":"a","data":{},"id":"x y"}"#), Err(BadField { field: "id", .. })));
+        assert!(matches!(
+            parse(r#"{"type":"a b","data":{}}"#),
+            Err(BadField { field: "type", .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"a","data":{},"tenant_id":""}"#),
+            Err(BadField {
+                field: "tenant_id",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"a","data":{},"timestamp":"yesterday"}"#),
+            Err(BadField {
+                field: "timestamp",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"a","data":{},"id":"x y"}"#),
+            Err(BadField { field: "id", .. })
+        ));
         assert!(matches!(
             Envelope::parse(br#"{"type":"a","data":{}}"#, "b", None, 1024),
             Err(TypeMismatch { .. })

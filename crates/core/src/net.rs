@@ -21,7 +21,10 @@ impl NetPolicy {
     /// True when a delivery may connect to `ip`.
     pub fn is_allowed(&self, ip: IpAddr) -> bool {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         if self.allow.iter().any(|n| n.contains(&ip)) {

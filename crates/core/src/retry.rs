@@ -27,7 +27,8 @@ impl RetrySchedule {
     pub fn parse(s: &str) -> Result<Self, ScheduleError> {
         let mut delays = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let d = humantime::parse_duration(part).map_err(|_| ScheduleError::BadDelay(part.to_owned()))?;
+            let d = humantime::parse_duration(part)
+                .map_err(|_| ScheduleError::BadDelay(part.to_owned()))?;
             if d < Duration::from_millis(1) || d > Duration::from_secs(24 * 3600) {
                 return Err(ScheduleError::OutOfRange(part.to_owned()));
             }
@@ -60,7 +61,13 @@ impl RetrySchedule {
         match retry_after {
             Some(ra) if ra > base => {
                 let tiers = self.tiers();
-                Some(tiers.iter().copied().find(|t| *t >= ra).unwrap_or_else(|| *tiers.last().unwrap_or(&base)))
+                Some(
+                    tiers
+                        .iter()
+                        .copied()
+                        .find(|t| *t >= ra)
+                        .unwrap_or_else(|| *tiers.last().unwrap_or(&base)),
+                )
             }
             _ => Some(base),
         }
@@ -70,11 +77,11 @@ impl RetrySchedule {
 /// The suffix of a tier's queue name: `5s`, `5m`, `2h`, `1500ms`.
 pub fn tier_name(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -101,15 +108,30 @@ mod tests {
     #[test]
     fn retry_after_moves_to_the_first_tier_at_or_after_it() {
         let s = RetrySchedule::parse("5s,5m,30m").unwrap();
-        assert_eq!(s.next_delay(1, Some(Duration::from_secs(60))), Some(Duration::from_secs(300)));
-        assert_eq!(s.next_delay(1, Some(Duration::from_secs(2))), Some(Duration::from_secs(5)));
-        assert_eq!(s.next_delay(1, Some(Duration::from_secs(99999))), Some(Duration::from_secs(1800)));
+        assert_eq!(
+            s.next_delay(1, Some(Duration::from_secs(60))),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            s.next_delay(1, Some(Duration::from_secs(2))),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            s.next_delay(1, Some(Duration::from_secs(99999))),
+            Some(Duration::from_secs(1800))
+        );
     }
 
     #[test]
     fn bad_schedules() {
-        assert!(matches!(RetrySchedule::parse("5s,soon"), Err(ScheduleError::BadDelay(_))));
-        assert!(matches!(RetrySchedule::parse("25h"), Err(ScheduleError::OutOfRange(_))));
+        assert!(matches!(
+            RetrySchedule::parse("5s,soon"),
+            Err(ScheduleError::BadDelay(_))
+        ));
+        assert!(matches!(
+            RetrySchedule::parse("25h"),
+            Err(ScheduleError::OutOfRange(_))
+        ));
         assert_eq!(RetrySchedule::parse("").unwrap().max_attempts(), 1);
         assert_eq!(tier_name(Duration::from_millis(1500)), "1500ms");
     }

@@ -3,8 +3,8 @@
 //! The signed content is `"<webhook-id>.<webhook-timestamp>.<body>"`, the MAC is
 //! HMAC-SHA256 keyed with the base64-decoded part of a `whsec_` secret, and the
 //! header carries one `v1,<base64>` per valid secret, space separated.
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rand::RngCore as _;
 use sha2::Sha256;
@@ -35,7 +35,10 @@ impl Secret {
     pub fn generate() -> Self {
         let mut key = vec![0u8; 32];
         rand::rng().fill_bytes(&mut key);
-        Self { encoded: format!("{PREFIX}{}", STANDARD.encode(&key)), key }
+        Self {
+            encoded: format!("{PREFIX}{}", STANDARD.encode(&key)),
+            key,
+        }
     }
 
     /// Parses `whsec_<base64 of 24–64 bytes>`.
@@ -45,7 +48,10 @@ impl Secret {
         if !(24..=64).contains(&key.len()) {
             return Err(SecretError::BadLength(key.len()));
         }
-        Ok(Self { encoded: s.to_owned(), key })
+        Ok(Self {
+            encoded: s.to_owned(),
+            key,
+        })
     }
 
     /// The `whsec_…` form, for showing to the endpoint's owner once and for storage.
@@ -56,7 +62,8 @@ impl Secret {
     /// `v1,<base64 mac>` for one message.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
         #[allow(clippy::expect_used)]
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts any key length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -105,10 +112,16 @@ mod tests {
         headers.insert("webhook-timestamp", ts.to_string().parse().unwrap());
         headers.insert("webhook-signature", header.parse().unwrap());
         for s in [&secret, &other] {
-            standardwebhooks::Webhook::new(s.expose()).unwrap().verify(body, &headers).unwrap();
+            standardwebhooks::Webhook::new(s.expose())
+                .unwrap()
+                .verify(body, &headers)
+                .unwrap();
         }
         let stranger = Secret::generate();
-        assert!(standardwebhooks::Webhook::new(stranger.expose()).unwrap().verify(body, &headers).is_err());
+        assert!(standardwebhooks::Webhook::new(stranger.expose())
+            .unwrap()
+            .verify(body, &headers)
+            .is_err());
     }
 
     #[test]

@@ -14,11 +14,23 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const ALL: Roles = Roles { router: true, worker: true };
-    pub const ROUTER: Roles = Roles { router: true, worker: false };
-    pub const WORKER: Roles = Roles { router: false, worker: true };
+    pub const ALL: Roles = Roles {
+        router: true,
+        worker: true,
+    };
+    pub const ROUTER: Roles = Roles {
+        router: true,
+        worker: false,
+    };
+    pub const WORKER: Roles = Roles {
+        router: false,
+        worker: true,
+    };
     /// No delivery role (the API alone).
-    pub const NONE: Roles = Roles { router: false, worker: false };
+    pub const NONE: Roles = Roles {
+        router: false,
+        worker: false,
+    };
 
     fn names(self) -> Vec<&'static str> {
         let mut v = Vec::new();
@@ -34,7 +46,12 @@ impl Roles {
 
 /// Runs `roles` until `shutdown` fires, then stops them gracefully. `ops` is the
 /// bound listener for `/metrics`, `/healthz`, `/readyz`.
-pub async fn run(settings: Arc<Settings>, roles: Roles, ops: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Arc<Settings>,
+    roles: Roles,
+    ops: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     run_with_api(settings, roles, ops, None, shutdown).await
 }
 
@@ -47,28 +64,61 @@ pub async fn run_with_api(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let api_state = match api {
-        Some(l) => Some((l, hookfleet_api::state(settings.clone(), hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?)?)),
+        Some(l) => Some((
+            l,
+            hookfleet_api::state(
+                settings.clone(),
+                hookfleet_store::pool::connect(
+                    &settings.database.url,
+                    settings.database.pool_size,
+                )?,
+            )?,
+        )),
         None => None,
     };
     let pool = hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?;
     let registry = Arc::new(Registry::default());
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(registry.clone().run(pool.clone(), settings.database.url.clone(), settings.resync_interval, shutdown.clone()));
-    tasks.spawn(crate::ops::serve(ops, pool.clone(), registry.clone(), roles.names(), shutdown.clone()));
+    tasks.spawn(registry.clone().run(
+        pool.clone(),
+        settings.database.url.clone(),
+        settings.resync_interval,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::ops::serve(
+        ops,
+        pool.clone(),
+        registry.clone(),
+        roles.names(),
+        shutdown.clone(),
+    ));
     if !registry.wait_loaded(&shutdown).await {
         tasks.join_all().await;
         return Ok(());
     }
-    tracing::info!(endpoints = registry.snapshot().endpoints.len(), "Endpoint registry loaded.");
+    tracing::info!(
+        endpoints = registry.snapshot().endpoints.len(),
+        "Endpoint registry loaded."
+    );
     let mut roles_set = tokio::task::JoinSet::new();
     if let Some((listener, state)) = api_state {
         roles_set.spawn(hookfleet_api::serve(state, listener, shutdown.clone()));
     }
     if roles.router {
-        roles_set.spawn(hookfleet_router::run(settings.clone(), pool.clone(), registry.clone(), shutdown.clone()));
+        roles_set.spawn(hookfleet_router::run(
+            settings.clone(),
+            pool.clone(),
+            registry.clone(),
+            shutdown.clone(),
+        ));
     }
     if roles.worker {
-        roles_set.spawn(hookfleet_worker::run(settings.clone(), pool.clone(), registry.clone(), shutdown.clone()));
+        roles_set.spawn(hookfleet_worker::run(
+            settings.clone(),
+            pool.clone(),
+            registry.clone(),
+            shutdown.clone(),
+        ));
     }
     let mut result = Ok(());
     while let Some(r) = roles_set.join_next().await {

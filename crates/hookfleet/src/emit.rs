@@ -16,9 +16,15 @@ pub async fn publish(amqp_url: &str, events: &[(String, Vec<u8>, String)]) -> an
             .with_delivery_mode(2)
             .with_message_id(id.as_str().into());
         confirms.push(
-            ch.basic_publish(names::EVENTS_EXCHANGE.into(), event_type.as_str().into(), BasicPublishOptions::default(), body, props)
-                .await
-                .context("publishing to hookfleet.events")?,
+            ch.basic_publish(
+                names::EVENTS_EXCHANGE.into(),
+                event_type.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .context("publishing to hookfleet.events")?,
         );
     }
     for c in confirms {
@@ -31,7 +37,11 @@ pub async fn publish(amqp_url: &str, events: &[(String, Vec<u8>, String)]) -> an
 }
 
 /// Builds an envelope for `event_type` with `data` (a JSON object).
-pub fn envelope(event_type: &str, data: serde_json::Value, tenant: Option<&str>) -> anyhow::Result<(String, Vec<u8>, String)> {
+pub fn envelope(
+    event_type: &str,
+    data: serde_json::Value,
+    tenant: Option<&str>,
+) -> anyhow::Result<(String, Vec<u8>, String)> {
     if !data.is_object() {
         bail!("--data must be a JSON object");
     }

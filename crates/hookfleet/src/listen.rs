@@ -28,20 +28,37 @@ struct Listener {
 }
 
 /// Serves until `shutdown`, printing each delivery to stdout.
-pub async fn serve(listener: TcpListener, opts: ListenOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    opts: ListenOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let verifier = match &opts.secret {
-        Some(s) => Some(standardwebhooks::Webhook::new(s).map_err(|e| anyhow::anyhow!("--secret: {e:?}"))?),
+        Some(s) => Some(
+            standardwebhooks::Webhook::new(s).map_err(|e| anyhow::anyhow!("--secret: {e:?}"))?,
+        ),
         None => None,
     };
-    let state = Arc::new(Listener { opts, verifier, seen: AtomicU64::new(0), attempts: Mutex::new(HashMap::new()) });
+    let state = Arc::new(Listener {
+        opts,
+        verifier,
+        seen: AtomicU64::new(0),
+        attempts: Mutex::new(HashMap::new()),
+    });
     let app = axum::Router::new().fallback(receive).with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     Ok(())
 }
 
 async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let n = l.seen.fetch_add(1, Ordering::Relaxed) + 1;
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?")
+        .to_owned();
     let attempt = {
         let mut a = l.attempts.lock().unwrap_or_else(|p| p.into_inner());
         let c = a.entry(id.clone()).or_default();
@@ -56,7 +73,11 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
         None => "signature not checked (no --secret)".to_owned(),
     };
     let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-    let event_type = json.as_ref().and_then(|j| j["type"].as_str()).unwrap_or("?").to_owned();
+    let event_type = json
+        .as_ref()
+        .and_then(|j| j["type"].as_str())
+        .unwrap_or("?")
+        .to_owned();
     let status = if let Some(s) = l.opts.status {
         StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     } else if n <= l.opts.fail {
@@ -64,7 +85,12 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
     } else {
         StatusCode::NO_CONTENT
     };
-    let pretty = json.map(|j| serde_json::to_string_pretty(&j).unwrap_or_default()).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    println!("── {event_type}  id={id}  attempt={attempt}  {verified}  → {}\n{pretty}", status.as_u16());
+    let pretty = json
+        .map(|j| serde_json::to_string_pretty(&j).unwrap_or_default())
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    println!(
+        "── {event_type}  id={id}  attempt={attempt}  {verified}  → {}\n{pretty}",
+        status.as_u16()
+    );
     status
 }

@@ -22,7 +22,11 @@ macro_rules! out {
 }
 
 #[derive(Parser)]
-#[command(name = "hookfleet", version, about = "Webhook delivery fleet: RabbitMQ in, signed HTTP POSTs out.")]
+#[command(
+    name = "hookfleet",
+    version,
+    about = "Webhook delivery fleet: RabbitMQ in, signed HTTP POSTs out."
+)]
 struct Cli {
     /// Configuration file (default: ./hookfleet.toml when present). Environment
     /// variables HOOKFLEET__SECTION__KEY override it.
@@ -140,7 +144,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&settings);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hookfleet: cannot start the runtime: {e}");
@@ -160,7 +167,9 @@ fn init_tracing(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b.init(),
@@ -173,10 +182,11 @@ fn shutdown_on_signal() -> CancellationToken {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
             tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -196,7 +206,11 @@ async fn run_roles(settings: Arc<Settings>, roles: Roles, api: bool) -> anyhow::
         .with_context(|| format!("binding metrics.listen {}", settings.metrics_listen))?;
     tracing::info!(metrics = %settings.metrics_listen, "Serving /metrics, /healthz, /readyz.");
     let api = if api {
-        Some(tokio::net::TcpListener::bind(&settings.api.listen).await.with_context(|| format!("binding api.listen {}", settings.api.listen))?)
+        Some(
+            tokio::net::TcpListener::bind(&settings.api.listen)
+                .await
+                .with_context(|| format!("binding api.listen {}", settings.api.listen))?,
+        )
     } else {
         None
     };
@@ -222,30 +236,57 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
         }
         Command::Tenant(TenantCmd::Create { id }) => {
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
-            let t = hookfleet_api::tenants::create_tenant(&pool, &id).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let t = hookfleet_api::tenants::create_tenant(&pool, &id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             out!("{}", serde_json::to_string_pretty(&t)?);
         }
         Command::Key(cmd) => {
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
             match cmd {
                 KeyCmd::Create { tenant } => {
-                    let k = hookfleet_api::tenants::create_api_key(&pool, &tenant).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    let k = hookfleet_api::tenants::create_api_key(&pool, &tenant)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
                     out!("{}", serde_json::to_string_pretty(&k)?);
                 }
                 KeyCmd::Revoke { key_id } => {
-                    hookfleet_api::tenants::revoke_api_key(&pool, &key_id).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    hookfleet_api::tenants::revoke_api_key(&pool, &key_id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
                     out!("{key_id} revoked");
                 }
             }
         }
         Command::Endpoint(cmd) => endpoint(cmd, &settings).await?,
-        Command::Listen { port, secret, fail, status } => {
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding 127.0.0.1:{port}"))?;
+        Command::Listen {
+            port,
+            secret,
+            fail,
+            status,
+        } => {
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .with_context(|| format!("binding 127.0.0.1:{port}"))?;
             eprintln!("listening on http://127.0.0.1:{port}/");
-            hookfleet::listen::serve(l, hookfleet::listen::ListenOptions { secret, fail, status }, shutdown_on_signal()).await?;
+            hookfleet::listen::serve(
+                l,
+                hookfleet::listen::ListenOptions {
+                    secret,
+                    fail,
+                    status,
+                },
+                shutdown_on_signal(),
+            )
+            .await?;
         }
-        Command::Emit { event_type, data, tenant } => {
-            let data: serde_json::Value = serde_json::from_str(&data).context("--data is not valid JSON")?;
+        Command::Emit {
+            event_type,
+            data,
+            tenant,
+        } => {
+            let data: serde_json::Value =
+                serde_json::from_str(&data).context("--data is not valid JSON")?;
             let ev = hookfleet::emit::envelope(&event_type, data, tenant.as_deref())?;
             hookfleet::emit::publish(&settings.amqp.url, std::slice::from_ref(&ev)).await?;
             out!("{}", ev.2);
@@ -257,8 +298,23 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
 async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
     let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
     match cmd {
-        EndpointCmd::Add { url, events, tenant, description, secret, paused } => {
-            let input = EndpointInput { url, events, tenant_id: tenant, description, secret, is_active: !paused, ..Default::default() };
+        EndpointCmd::Add {
+            url,
+            events,
+            tenant,
+            description,
+            secret,
+            paused,
+        } => {
+            let input = EndpointInput {
+                url,
+                events,
+                tenant_id: tenant,
+                description,
+                secret,
+                is_active: !paused,
+                ..Default::default()
+            };
             let (ep, secret) = admin::create_endpoint(settings, &pool, input).await?;
             let mut v = serde_json::to_value(&ep)?;
             v["secret"] = serde_json::Value::String(secret);
@@ -269,11 +325,17 @@ async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
             out!("{}", serde_json::to_string_pretty(&list)?);
         }
         EndpointCmd::Disable { id, reason } => {
-            anyhow::ensure!(hookfleet_store::endpoints::set_active(&pool, &id, false, Some(&reason)).await?, "no endpoint with id {id}");
+            anyhow::ensure!(
+                hookfleet_store::endpoints::set_active(&pool, &id, false, Some(&reason)).await?,
+                "no endpoint with id {id}"
+            );
             out!("{id} paused");
         }
         EndpointCmd::Enable { id } => {
-            anyhow::ensure!(hookfleet_store::endpoints::set_active(&pool, &id, true, None).await?, "no endpoint with id {id}");
+            anyhow::ensure!(
+                hookfleet_store::endpoints::set_active(&pool, &id, true, None).await?,
+                "no endpoint with id {id}"
+            );
             out!("{id} active");
         }
         EndpointCmd::Delete { id } => {

@@ -18,13 +18,34 @@ struct Ops {
 }
 
 /// Serves until `shutdown`.
-pub async fn serve(listener: TcpListener, pool: Pool, registry: Arc<Registry>, roles: Vec<&'static str>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    pool: Pool,
+    registry: Arc<Registry>,
+    roles: Vec<&'static str>,
+    shutdown: CancellationToken,
+) {
     let app = axum::Router::new()
-        .route("/metrics", get(|| async { ([("content-type", "text/plain; version=0.0.4")], hookfleet_core::metrics::render()) }))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    hookfleet_core::metrics::render(),
+                )
+            }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(Ops { pool, registry, roles });
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        .with_state(Ops {
+            pool,
+            registry,
+            roles,
+        });
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
         tracing::error!(error = %e, "Ops server failed.");
     }
 }
@@ -44,13 +65,20 @@ async fn readyz(State(ops): State<Ops>) -> (StatusCode, String) {
         problems.push("postgres unreachable".to_owned());
     }
     for r in &ops.roles {
-        if hookfleet_core::metrics::AMQP_CONNECTED.with_label_values(&[*r]).get() != 1 {
+        if hookfleet_core::metrics::AMQP_CONNECTED
+            .with_label_values(&[*r])
+            .get()
+            != 1
+        {
             problems.push(format!("{r}: no RabbitMQ session"));
         }
     }
     if problems.is_empty() {
         (StatusCode::OK, "ready\n".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}\n", problems.join(", ")))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join(", ")),
+        )
     }
 }

@@ -9,23 +9,41 @@ fn hookfleet(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run hookfleet");
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
 fn invalid_configuration_names_the_key() {
     let cases = [
-        ("HOOKFLEET__DELIVERY__TIMEOUT", "forever", "delivery.timeout"),
+        (
+            "HOOKFLEET__DELIVERY__TIMEOUT",
+            "forever",
+            "delivery.timeout",
+        ),
         ("HOOKFLEET__RETRY__SCHEDULE", "5s,never", "retry.schedule"),
         ("HOOKFLEET__AMQP__URL", "http://localhost", "amqp.url"),
         ("HOOKFLEET__DATABASE__URL", "mysql://x", "database.url"),
-        ("HOOKFLEET__DELIVERY__ALLOW_NETWORKS", "10.0.0.0/99", "delivery.allow_networks"),
+        (
+            "HOOKFLEET__DELIVERY__ALLOW_NETWORKS",
+            "10.0.0.0/99",
+            "delivery.allow_networks",
+        ),
         ("HOOKFLEET__DELIVERY__TIMEOTU", "1s", "timeotu"),
     ];
     for (k, v, want) in cases {
         let (code, out) = hookfleet(&[(k, v)], &["worker"]);
         assert_eq!(code, 2, "{k}={v} should stop the process: {out}");
-        assert!(out.contains(want), "{k}={v}: message should name {want}: {out}");
+        assert!(
+            out.contains(want),
+            "{k}={v}: message should name {want}: {out}"
+        );
     }
 }
 
@@ -40,7 +58,9 @@ fn unreadable_config_file_is_an_error() {
 fn help_lists_the_roles() {
     let (code, out) = hookfleet(&[], &["--help"]);
     assert_eq!(code, 0);
-    for role in ["migrate", "router", "worker", "all", "endpoint", "listen", "emit"] {
+    for role in [
+        "migrate", "router", "worker", "all", "endpoint", "listen", "emit",
+    ] {
         assert!(out.contains(role), "--help should list {role}: {out}");
     }
 }

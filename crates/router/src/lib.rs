@@ -16,7 +16,10 @@ use hookfleet_core::{metrics, Envelope, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use std::collections::{HashMap, HashSet};
@@ -25,22 +28,40 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the router until `shutdown`, reconnecting whenever the broker goes away.
-pub async fn run(settings: Arc<Settings>, pool: Pool, registry: Arc<Registry>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    settings: Arc<Settings>,
+    pool: Pool,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut first = true;
     while !shutdown.is_cancelled() {
-        let Some(conn) = hookfleet_broker::connect_with_backoff(&settings.amqp.url, "hookfleet-router", &shutdown).await else {
+        let Some(conn) = hookfleet_broker::connect_with_backoff(
+            &settings.amqp.url,
+            "hookfleet-router",
+            &shutdown,
+        )
+        .await
+        else {
             break;
         };
         if !first {
             metrics::RECONNECTS.with_label_values(&["router"]).inc();
         }
         first = false;
-        metrics::AMQP_CONNECTED.with_label_values(&["router"]).set(1);
+        metrics::AMQP_CONNECTED
+            .with_label_values(&["router"])
+            .set(1);
         let result = session(&settings, &pool, &registry, &conn, &shutdown).await;
-        metrics::AMQP_CONNECTED.with_label_values(&["router"]).set(0);
+        metrics::AMQP_CONNECTED
+            .with_label_values(&["router"])
+            .set(0);
         match result {
             Ok(()) => {}
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "Router session ended; reconnecting."),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "Router session ended; reconnecting."
+            ),
         }
         let _ = conn.close(200, "router stopping".into()).await;
         if !shutdown.is_cancelled() {
@@ -59,15 +80,26 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let ch = conn.create_channel().await?;
-    topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await.context("declaring topology")?;
+    topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers())
+        .await
+        .context("declaring topology")?;
     let session_end = shutdown.child_token();
-    let queues = tokio::spawn(declare_endpoint_queues(settings.clone(), registry.clone(), ch, session_end.clone()));
+    let queues = tokio::spawn(declare_endpoint_queues(
+        settings.clone(),
+        registry.clone(),
+        ch,
+        session_end.clone(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..settings.amqp.router_consumers {
         let consume_ch = conn.create_channel().await?;
-        consume_ch.basic_qos(settings.amqp.router_prefetch, BasicQosOptions::default()).await?;
+        consume_ch
+            .basic_qos(settings.amqp.router_prefetch, BasicQosOptions::default())
+            .await?;
         let publish_ch = conn.create_channel().await?;
-        publish_ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        publish_ch
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         let consumer = consume_ch
             .basic_consume(
                 names::ROUTER_QUEUE.into(),
@@ -76,10 +108,18 @@ async fn session(
                 FieldTable::default(),
             )
             .await?;
-        let r = Router { settings: settings.clone(), pool: pool.clone(), registry: registry.clone(), publish: publish_ch };
+        let r = Router {
+            settings: settings.clone(),
+            pool: pool.clone(),
+            registry: registry.clone(),
+            publish: publish_ch,
+        };
         tasks.spawn(r.consume(consumer, session_end.clone()));
     }
-    tracing::info!(consumers = tasks.len(), "Router consuming hookfleet.router.");
+    tracing::info!(
+        consumers = tasks.len(),
+        "Router consuming hookfleet.router."
+    );
     tokio::select! {
         _ = hookfleet_broker::wait_closed(conn) => {}
         _ = session_end.cancelled() => {}
@@ -93,7 +133,12 @@ async fn session(
 
 /// Declares the queue of every endpoint the registry knows, so deliveries routed
 /// to a brand-new endpoint find their queue (the API and CLI also declare it).
-async fn declare_endpoint_queues(settings: Arc<Settings>, registry: Arc<Registry>, ch: Channel, stop: CancellationToken) {
+async fn declare_endpoint_queues(
+    settings: Arc<Settings>,
+    registry: Arc<Registry>,
+    ch: Channel,
+    stop: CancellationToken,
+) {
     let mut declared: HashSet<String> = HashSet::new();
     let mut changes = registry.subscribe();
     loop {
@@ -152,7 +197,10 @@ impl Router {
             if let Err(e) = self.process(batch).await {
                 // Unacked messages return to the queue when the channel closes, or
                 // were nacked with requeue: nothing is lost.
-                tracing::warn!(error = format!("{e:#}"), "Router batch failed; its events will be redelivered.");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "Router batch failed; its events will be redelivered."
+                );
                 tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => {} }
             }
         }
@@ -185,12 +233,36 @@ impl Router {
         let mut quarantine = Vec::with_capacity(invalid.len());
         for (d, reason) in &invalid {
             tracing::info!(reason = %reason, routing_key = %d.routing_key, "Moving an invalid event to hookfleet.events.invalid.");
-            metrics::EVENTS_INVALID.with_label_values(&[invalid_label(reason)]).inc();
+            metrics::EVENTS_INVALID
+                .with_label_values(&[invalid_label(reason)])
+                .inc();
             let mut headers = d.properties.headers().clone().unwrap_or_default();
-            h::set_str(&mut headers, h::INVALID_REASON, &metrics::truncate(&reason.to_string(), 1024));
-            h::set_str(&mut headers, "x-original-routing-key", d.routing_key.as_str());
-            let props = d.properties.clone().with_headers(headers).with_delivery_mode(2);
-            quarantine.push(self.publish.basic_publish("".into(), names::INVALID_QUEUE.into(), BasicPublishOptions::default(), &d.data, props).await);
+            h::set_str(
+                &mut headers,
+                h::INVALID_REASON,
+                &metrics::truncate(&reason.to_string(), 1024),
+            );
+            h::set_str(
+                &mut headers,
+                "x-original-routing-key",
+                d.routing_key.as_str(),
+            );
+            let props = d
+                .properties
+                .clone()
+                .with_headers(headers)
+                .with_delivery_mode(2);
+            quarantine.push(
+                self.publish
+                    .basic_publish(
+                        "".into(),
+                        names::INVALID_QUEUE.into(),
+                        BasicPublishOptions::default(),
+                        &d.data,
+                        props,
+                    )
+                    .await,
+            );
         }
 
         let result = self.route(&snap, &valid).await;
@@ -207,9 +279,21 @@ impl Router {
             Ok(()) => (valid.iter().map(|(d, _, _)| d).collect(), vec![]),
             Err(_) => (vec![], valid.iter().map(|(d, _, _)| d).collect()),
         };
-        let ack_futs = acks.into_iter().chain(valid_acks).map(|d| d.acker.ack(BasicAckOptions::default()));
-        let nack_futs = nacks.into_iter().chain(valid_nacks).map(|d| d.acker.nack(BasicNackOptions { multiple: false, requeue: true }));
-        let (a, n) = futures::future::join(futures::future::join_all(ack_futs), futures::future::join_all(nack_futs)).await;
+        let ack_futs = acks
+            .into_iter()
+            .chain(valid_acks)
+            .map(|d| d.acker.ack(BasicAckOptions::default()));
+        let nack_futs = nacks.into_iter().chain(valid_nacks).map(|d| {
+            d.acker.nack(BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            })
+        });
+        let (a, n) = futures::future::join(
+            futures::future::join_all(ack_futs),
+            futures::future::join_all(nack_futs),
+        )
+        .await;
         if let Some(e) = a.into_iter().chain(n).find_map(Result::err) {
             return Err(e).context("acknowledging events");
         }
@@ -221,7 +305,11 @@ impl Router {
 
     /// Stores valid events and their deliveries, then publishes the deliveries and
     /// waits for every confirm.
-    async fn route(&self, snap: &hookfleet_store::Snapshot, valid: &[(Delivery, Envelope, String)]) -> anyhow::Result<()> {
+    async fn route(
+        &self,
+        snap: &hookfleet_store::Snapshot,
+        valid: &[(Delivery, Envelope, String)],
+    ) -> anyhow::Result<()> {
         if valid.is_empty() {
             return Ok(());
         }
@@ -229,7 +317,12 @@ impl Router {
         let mut new_deliveries = Vec::new();
         let mut redelivered = HashSet::new();
         for (d, env, body) in valid {
-            events.push(NewEvent { id: &env.id, tenant_id: env.tenant_id.as_deref(), event_type: &env.event_type, payload: body });
+            events.push(NewEvent {
+                id: &env.id,
+                tenant_id: env.tenant_id.as_deref(),
+                event_type: &env.event_type,
+                payload: body,
+            });
             if d.redelivered {
                 redelivered.insert(env.id.as_str());
             }
@@ -243,12 +336,18 @@ impl Router {
                 });
             }
         }
-        let to_publish = deliveries::store_routed(&self.pool, &events, &new_deliveries, &redelivered).await?;
-        let by_event: HashMap<&str, (&Envelope, &String)> = valid.iter().map(|(_, e, b)| (e.id.as_str(), (e, b))).collect();
+        let to_publish =
+            deliveries::store_routed(&self.pool, &events, &new_deliveries, &redelivered).await?;
+        let by_event: HashMap<&str, (&Envelope, &String)> = valid
+            .iter()
+            .map(|(_, e, b)| (e.id.as_str(), (e, b)))
+            .collect();
         let received_at = hookfleet_core::ids::now_millis();
         let mut confirms = Vec::with_capacity(to_publish.deliveries.len());
         for (delivery_id, event_id, endpoint_id) in &to_publish.deliveries {
-            let Some((env, body)) = by_event.get(event_id.as_str()) else { continue };
+            let Some((env, body)) = by_event.get(event_id.as_str()) else {
+                continue;
+            };
             let mut headers = FieldTable::default();
             h::set_str(&mut headers, h::DELIVERY_ID, delivery_id);
             h::set_str(&mut headers, h::EVENT_ID, event_id);
@@ -266,7 +365,13 @@ impl Router {
                 .with_headers(headers);
             let c = self
                 .publish
-                .basic_publish(names::DELIVERIES_EXCHANGE.into(), endpoint_id.as_str().into(), BasicPublishOptions::default(), body.as_bytes(), props)
+                .basic_publish(
+                    names::DELIVERIES_EXCHANGE.into(),
+                    endpoint_id.as_str().into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    props,
+                )
                 .await;
             confirms.push(c);
         }
@@ -282,7 +387,10 @@ impl Router {
 
 /// Waits for a publish's confirm; a nack is an error.
 async fn confirmed(p: lapin::Result<lapin::PublisherConfirm>) -> anyhow::Result<()> {
-    let conf = p.context("publishing")?.await.context("waiting for the publish confirm")?;
+    let conf = p
+        .context("publishing")?
+        .await
+        .context("waiting for the publish confirm")?;
     if conf.is_nack() {
         anyhow::bail!("the broker refused (nacked) a publish");
     }
@@ -299,4 +407,3 @@ fn invalid_label(e: &InvalidEnvelope) -> &'static str {
         InvalidEnvelope::UnknownType(_) => "unknown_type",
     }
 }
-

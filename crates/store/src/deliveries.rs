@@ -40,7 +40,9 @@ pub async fn store_routed(
     deliveries: &[NewDelivery<'_>],
     redelivered_events: &HashSet<&str>,
 ) -> anyhow::Result<ToPublish> {
-    let timer = hookfleet_core::metrics::BATCH_WRITE.with_label_values(&["events"]).start_timer();
+    let timer = hookfleet_core::metrics::BATCH_WRITE
+        .with_label_values(&["events"])
+        .start_timer();
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     let ids: Vec<&str> = events.iter().map(|e| e.id).collect();
@@ -73,10 +75,17 @@ pub async fn store_routed(
             )
             .await
             .context("inserting deliveries")?;
-        out.deliveries = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        out.deliveries = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
     }
     if !redelivered_events.is_empty() {
-        let created: HashSet<&str> = out.deliveries.iter().map(|(id, _, _)| id.as_str()).collect();
+        let created: HashSet<&str> = out
+            .deliveries
+            .iter()
+            .map(|(id, _, _)| id.as_str())
+            .collect();
         let evs: Vec<&str> = redelivered_events.iter().copied().collect();
         let rows = tx
             .query(
@@ -88,7 +97,13 @@ pub async fn store_routed(
             .context("finding unattempted deliveries of redelivered events")?;
         let again: Vec<(String, String, String)> = rows
             .iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                )
+            })
             .filter(|(id, _, _)| !created.contains(id.as_str()))
             .collect();
         out.deliveries.extend(again);
@@ -136,15 +151,29 @@ pub struct AttemptRecord {
 /// A delivery that already succeeded stays succeeded (a duplicate message can
 /// produce a late attempt).
 pub async fn record_attempts(pool: &Pool, batch: &[AttemptRecord]) -> anyhow::Result<()> {
-    let timer = hookfleet_core::metrics::BATCH_WRITE.with_label_values(&["attempts"]).start_timer();
+    let timer = hookfleet_core::metrics::BATCH_WRITE
+        .with_label_values(&["attempts"])
+        .start_timer();
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     let ids: Vec<&str> = batch.iter().map(|a| a.delivery_id.as_str()).collect();
     let attempts: Vec<i32> = batch.iter().map(|a| a.attempt).collect();
-    let outcome: Vec<&str> = batch.iter().map(|a| if a.state == DeliveryState::Succeeded { "succeeded" } else { "failed" }).collect();
+    let outcome: Vec<&str> = batch
+        .iter()
+        .map(|a| {
+            if a.state == DeliveryState::Succeeded {
+                "succeeded"
+            } else {
+                "failed"
+            }
+        })
+        .collect();
     let codes: Vec<Option<i32>> = batch.iter().map(|a| a.status_code).collect();
     let errors: Vec<Option<&str>> = batch.iter().map(|a| a.error.as_deref()).collect();
-    let excerpts: Vec<Option<&str>> = batch.iter().map(|a| a.response_excerpt.as_deref()).collect();
+    let excerpts: Vec<Option<&str>> = batch
+        .iter()
+        .map(|a| a.response_excerpt.as_deref())
+        .collect();
     let latency: Vec<i32> = batch.iter().map(|a| a.latency_ms).collect();
     let at: Vec<OffsetDateTime> = batch.iter().map(|a| a.attempted_at).collect();
     tx.execute(

@@ -77,9 +77,16 @@ pub async fn create(pool: &Pool, new: &NewEndpoint) -> anyhow::Result<Endpoint> 
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     if let Some(t) = &new.tenant_id {
-        tx.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", &[t]).await?;
+        tx.execute(
+            "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[t],
+        )
+        .await?;
     }
-    let secrets = serde_json::to_value([StoredSecret { secret: new.secret.clone(), expires_at: None }])?;
+    let secrets = serde_json::to_value([StoredSecret {
+        secret: new.secret.clone(),
+        expires_at: None,
+    }])?;
     let headers = serde_json::to_value(&new.headers)?;
     let row = tx
         .query_one(
@@ -112,13 +119,23 @@ pub async fn list(pool: &Pool, tenant: Option<Option<&str>>) -> anyhow::Result<V
 /// One endpoint by id.
 pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<Endpoint>> {
     let client = pool.get().await.context("connecting to Postgres")?;
-    let row = client.query_opt(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = $1"), &[&id]).await?;
+    let row = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM endpoints WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Pauses (`false`, with a reason) or resumes (`true`) an endpoint. Paused
 /// endpoints keep their queue: deliveries wait instead of failing.
-pub async fn set_active(pool: &Pool, id: &str, active: bool, reason: Option<&str>) -> anyhow::Result<bool> {
+pub async fn set_active(
+    pool: &Pool,
+    id: &str,
+    active: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<bool> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let n = client
         .execute(
@@ -135,15 +152,25 @@ pub async fn set_active(pool: &Pool, id: &str, active: bool, reason: Option<&str
 pub async fn delete(pool: &Pool, id: &str) -> anyhow::Result<bool> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
-    let n = tx.execute("DELETE FROM endpoints WHERE id = $1", &[&id]).await?;
-    tx.execute("UPDATE deliveries SET status = 'dead' WHERE endpoint_id = $1 AND status = 'pending'", &[&id]).await?;
+    let n = tx
+        .execute("DELETE FROM endpoints WHERE id = $1", &[&id])
+        .await?;
+    tx.execute(
+        "UPDATE deliveries SET status = 'dead' WHERE endpoint_id = $1 AND status = 'pending'",
+        &[&id],
+    )
+    .await?;
     tx.commit().await?;
     Ok(n == 1)
 }
 
 /// One endpoint within a tenant scope (`None` = tenant-less): another scope's
 /// endpoint is indistinguishable from a missing one.
-pub async fn get_scoped(pool: &Pool, id: &str, scope: Option<&str>) -> anyhow::Result<Option<Endpoint>> {
+pub async fn get_scoped(
+    pool: &Pool,
+    id: &str,
+    scope: Option<&str>,
+) -> anyhow::Result<Option<Endpoint>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let row = client
         .query_opt(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2"), &[&id, &scope])
@@ -189,7 +216,12 @@ pub struct EndpointPatch {
 }
 
 /// Applies a patch within a scope; `None` when there is no such endpoint there.
-pub async fn update(pool: &Pool, id: &str, scope: Option<&str>, p: &EndpointPatch) -> anyhow::Result<Option<Endpoint>> {
+pub async fn update(
+    pool: &Pool,
+    id: &str,
+    scope: Option<&str>,
+    p: &EndpointPatch,
+) -> anyhow::Result<Option<Endpoint>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let headers = p.headers.as_ref().map(serde_json::to_value).transpose()?;
     let row = client
@@ -215,7 +247,13 @@ pub async fn update(pool: &Pool, id: &str, scope: Option<&str>, p: &EndpointPatc
 
 /// Adds `new_secret` as the primary signing secret; every current secret keeps
 /// signing until `old_expires_at`. Returns `false` when there is no such endpoint.
-pub async fn rotate_secret(pool: &Pool, id: &str, scope: Option<&str>, new_secret: &str, old_expires_at: OffsetDateTime) -> anyhow::Result<bool> {
+pub async fn rotate_secret(
+    pool: &Pool,
+    id: &str,
+    scope: Option<&str>,
+    new_secret: &str,
+    old_expires_at: OffsetDateTime,
+) -> anyhow::Result<bool> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     let Some(row) = tx
@@ -228,10 +266,23 @@ pub async fn rotate_secret(pool: &Pool, id: &str, scope: Option<&str>, new_secre
     let mut secrets: Vec<StoredSecret> = serde_json::from_value(row.get(0))?;
     secrets.retain(|s| s.expires_at.is_none_or(|e| e > now));
     for s in &mut secrets {
-        s.expires_at = Some(s.expires_at.map_or(old_expires_at, |e| e.min(old_expires_at)));
+        s.expires_at = Some(
+            s.expires_at
+                .map_or(old_expires_at, |e| e.min(old_expires_at)),
+        );
     }
-    secrets.insert(0, StoredSecret { secret: new_secret.to_owned(), expires_at: None });
-    tx.execute("UPDATE endpoints SET secrets = $2, updated_at = now() WHERE id = $1", &[&id, &serde_json::to_value(&secrets)?]).await?;
+    secrets.insert(
+        0,
+        StoredSecret {
+            secret: new_secret.to_owned(),
+            expires_at: None,
+        },
+    );
+    tx.execute(
+        "UPDATE endpoints SET secrets = $2, updated_at = now() WHERE id = $1",
+        &[&id, &serde_json::to_value(&secrets)?],
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -12,6 +12,15 @@ pub fn connect(url: &str, size: usize) -> anyhow::Result<Pool> {
     let mut cfg = Config::new();
     cfg.url = Some(url.to_owned());
     let t = Some(Duration::from_secs(5));
-    cfg.pool = Some(PoolConfig { max_size: size, timeouts: Timeouts { wait: t, create: t, recycle: t }, ..Default::default() });
-    cfg.create_pool(Some(Runtime::Tokio1), NoTls).context("creating the Postgres pool (database.url)")
+    cfg.pool = Some(PoolConfig {
+        max_size: size,
+        timeouts: Timeouts {
+            wait: t,
+            create: t,
+            recycle: t,
+        },
+        ..Default::default()
+    });
+    cfg.create_pool(Some(Runtime::Tokio1), NoTls)
+        .context("creating the Postgres pool (database.url)")
 }

@@ -61,7 +61,10 @@ impl RegEndpoint {
 
     /// The secrets that sign now: every one not yet expired.
     pub fn signing_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &Secret> {
-        self.secrets.iter().filter(move |(_, exp)| exp.is_none_or(|e| e > now)).map(|(s, _)| s)
+        self.secrets
+            .iter()
+            .filter(move |(_, exp)| exp.is_none_or(|e| e > now))
+            .map(|(s, _)| s)
     }
 }
 
@@ -81,17 +84,28 @@ impl Snapshot {
         for e in all {
             let e = Arc::new(RegEndpoint::from_endpoint(e));
             if e.is_active {
-                by_tenant.entry(e.tenant_id.clone()).or_default().push(e.clone());
+                by_tenant
+                    .entry(e.tenant_id.clone())
+                    .or_default()
+                    .push(e.clone());
             }
             endpoints.insert(e.id.clone(), e);
         }
-        Self { endpoints, by_tenant, event_types }
+        Self {
+            endpoints,
+            by_tenant,
+            event_types,
+        }
     }
 
     /// Active endpoints of `tenant` subscribed to `event_type` (DESIGN.md §2.1
     /// tenancy rule: a tenant's events go only to its endpoints, tenant-less events
     /// only to tenant-less endpoints).
-    pub fn matching<'a>(&'a self, tenant: Option<&str>, event_type: &'a str) -> impl Iterator<Item = &'a Arc<RegEndpoint>> + 'a {
+    pub fn matching<'a>(
+        &'a self,
+        tenant: Option<&str>,
+        event_type: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<RegEndpoint>> + 'a {
         self.by_tenant
             .get(&tenant.map(str::to_owned))
             .into_iter()
@@ -109,14 +123,20 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Self { current: RwLock::new(Arc::new(Snapshot::default())), version: watch::channel(0).0 }
+        Self {
+            current: RwLock::new(Arc::new(Snapshot::default())),
+            version: watch::channel(0).0,
+        }
     }
 }
 
 impl Registry {
     /// The current snapshot (cheap: an `Arc` clone).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A receiver that changes on every reload; version 0 means never loaded.
@@ -136,8 +156,12 @@ impl Registry {
 
     fn install(&self, snap: Snapshot) {
         let active = snap.endpoints.values().filter(|e| e.is_active).count() as i64;
-        hookfleet_core::metrics::ENDPOINTS.with_label_values(&["active"]).set(active);
-        hookfleet_core::metrics::ENDPOINTS.with_label_values(&["paused"]).set(snap.endpoints.len() as i64 - active);
+        hookfleet_core::metrics::ENDPOINTS
+            .with_label_values(&["active"])
+            .set(active);
+        hookfleet_core::metrics::ENDPOINTS
+            .with_label_values(&["paused"])
+            .set(snap.endpoints.len() as i64 - active);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         self.version.send_modify(|v| *v += 1);
     }
@@ -146,7 +170,9 @@ impl Registry {
     pub async fn reload(&self, pool: &Pool) -> anyhow::Result<()> {
         let all = endpoints::list(pool, None).await?;
         let client = pool.get().await.context("connecting to Postgres")?;
-        let types = client.query("SELECT name FROM event_types WHERE NOT deprecated", &[]).await?;
+        let types = client
+            .query("SELECT name FROM event_types WHERE NOT deprecated", &[])
+            .await?;
         let types = types.iter().map(|r| r.get::<_, String>(0)).collect();
         self.install(Snapshot::new(all, types));
         Ok(())
@@ -154,7 +180,13 @@ impl Registry {
 
     /// Keeps the registry fresh until `shutdown`: reloads on notification, on the
     /// resync timer, and after LISTEN reconnects. Errors are logged and retried.
-    pub async fn run(self: Arc<Self>, pool: Pool, db_url: String, resync: Duration, shutdown: CancellationToken) {
+    pub async fn run(
+        self: Arc<Self>,
+        pool: Pool,
+        db_url: String,
+        resync: Duration,
+        shutdown: CancellationToken,
+    ) {
         let (tx, mut rx) = mpsc::channel::<()>(16);
         tokio::spawn(listen(db_url, tx, shutdown.clone()));
         let mut tick = tokio::time::interval(resync);
@@ -165,7 +197,10 @@ impl Registry {
                 Some(()) = rx.recv() => { while rx.try_recv().is_ok() {} }
             }
             if let Err(e) = self.reload(&pool).await {
-                tracing::warn!(error = format!("{e:#}"), "Could not reload the endpoint registry; retrying.");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "Could not reload the endpoint registry; retrying."
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let _ = rx.try_recv();
                 tick.reset_immediately();
@@ -182,7 +217,10 @@ async fn listen(db_url: String, tx: mpsc::Sender<()>, shutdown: CancellationToke
         match listen_once(&db_url, &tx, &shutdown).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "LISTEN connection lost; reconnecting.");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "LISTEN connection lost; reconnecting."
+                );
                 tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(backoff) => {} }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -190,10 +228,17 @@ async fn listen(db_url: String, tx: mpsc::Sender<()>, shutdown: CancellationToke
     }
 }
 
-async fn listen_once(db_url: &str, tx: &mpsc::Sender<()>, shutdown: &CancellationToken) -> anyhow::Result<()> {
-    let (client, mut conn) = tokio::time::timeout(Duration::from_secs(10), tokio_postgres::connect(db_url, tokio_postgres::NoTls))
-        .await
-        .context("timed out connecting for LISTEN")??;
+async fn listen_once(
+    db_url: &str,
+    tx: &mpsc::Sender<()>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (client, mut conn) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_postgres::connect(db_url, tokio_postgres::NoTls),
+    )
+    .await
+    .context("timed out connecting for LISTEN")??;
     let (ntx, mut nrx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -210,7 +255,10 @@ async fn listen_once(db_url: &str, tx: &mpsc::Sender<()>, shutdown: &Cancellatio
         }
         Ok(())
     });
-    client.batch_execute("LISTEN hookfleet_config").await.context("LISTEN hookfleet_config")?;
+    client
+        .batch_execute("LISTEN hookfleet_config")
+        .await
+        .context("LISTEN hookfleet_config")?;
     let _ = tx.try_send(());
     loop {
         tokio::select! {

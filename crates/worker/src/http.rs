@@ -16,10 +16,18 @@ impl Resolve for PolicyResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| policy.is_allowed(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = addrs
+                .iter()
+                .copied()
+                .filter(|a| policy.is_allowed(a.ip()))
+                .collect();
             if allowed.is_empty() {
-                let shown = addrs.first().map(|a| a.ip().to_string()).unwrap_or_else(|| "no address".into());
+                let shown = addrs
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_else(|| "no address".into());
                 return Err(format!("refused: {host} resolves to {shown}, which delivery.allow_networks does not allow").into());
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
@@ -64,7 +72,8 @@ pub fn literal_refused(url: &reqwest::Url, policy: &NetPolicy) -> Option<String>
         url::Host::Ipv6(ip) => std::net::IpAddr::V6(ip),
         url::Host::Domain(_) => return None,
     };
-    (!policy.is_allowed(ip)).then(|| format!("refused: {ip} is not allowed by delivery.allow_networks"))
+    (!policy.is_allowed(ip))
+        .then(|| format!("refused: {ip} is not allowed by delivery.allow_networks"))
 }
 
 /// POSTs `body` with `headers`; never fails, every outcome is a [`Response`].
@@ -77,7 +86,13 @@ pub async fn post(
     excerpt_bytes: usize,
 ) -> Response {
     let start = Instant::now();
-    let fail = |error: String, start: Instant| Response { status: None, excerpt: None, error: Some(error), retry_after: None, latency: start.elapsed() };
+    let fail = |error: String, start: Instant| Response {
+        status: None,
+        excerpt: None,
+        error: Some(error),
+        retry_after: None,
+        latency: start.elapsed(),
+    };
     let parsed = match reqwest::Url::parse(url) {
         Ok(u) => u,
         Err(e) => return fail(format!("invalid endpoint URL: {e}"), start),
@@ -90,7 +105,11 @@ pub async fn post(
         Err(e) => return fail(error_chain(&e.without_url()), start),
     };
     let status = resp.status().as_u16();
-    let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
     let mut buf = Vec::new();
     let mut error = None;
     while buf.len() < excerpt_bytes {
@@ -104,7 +123,13 @@ pub async fn post(
         }
     }
     let excerpt = (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).replace('\0', ""));
-    Response { status: Some(status), excerpt, error, retry_after, latency: start.elapsed() }
+    Response {
+        status: Some(status),
+        excerpt,
+        error,
+        retry_after,
+        latency: start.elapsed(),
+    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -127,7 +152,10 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(v.trim()).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -137,7 +165,10 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 

@@ -21,7 +21,10 @@ use hookfleet_core::{metrics, Settings};
 use hookfleet_store::deliveries::{AttemptRecord, DeliveryState};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -38,25 +41,56 @@ const CONSUME_CHANNELS: usize = 4;
 /// Runs the worker until `shutdown`; reconnects whenever the broker goes away. On
 /// shutdown it stops consuming, lets in-flight deliveries finish (bounded by the
 /// delivery timeout plus 5 s), writes their records, and returns.
-pub async fn run(settings: Arc<Settings>, pool: Pool, registry: Arc<Registry>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let client = http::client(settings.delivery.net_policy.clone(), settings.delivery.timeout)?;
+pub async fn run(
+    settings: Arc<Settings>,
+    pool: Pool,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let client = http::client(
+        settings.delivery.net_policy.clone(),
+        settings.delivery.timeout,
+    )?;
     let (tx, rx) = mpsc::channel(settings.delivery.batch_size * 4);
-    let writer = tokio::spawn(writer::run(pool.clone(), rx, settings.delivery.batch_size, settings.delivery.batch_wait));
-    let ctx = Arc::new(Ctx { settings: settings.clone(), registry: registry.clone(), client, writer: tx });
+    let writer = tokio::spawn(writer::run(
+        pool.clone(),
+        rx,
+        settings.delivery.batch_size,
+        settings.delivery.batch_wait,
+    ));
+    let ctx = Arc::new(Ctx {
+        settings: settings.clone(),
+        registry: registry.clone(),
+        client,
+        writer: tx,
+    });
     let mut first = true;
     while !shutdown.is_cancelled() {
-        let Some(conn) = hookfleet_broker::connect_with_backoff(&settings.amqp.url, "hookfleet-worker", &shutdown).await else {
+        let Some(conn) = hookfleet_broker::connect_with_backoff(
+            &settings.amqp.url,
+            "hookfleet-worker",
+            &shutdown,
+        )
+        .await
+        else {
             break;
         };
         if !first {
             metrics::RECONNECTS.with_label_values(&["worker"]).inc();
         }
         first = false;
-        metrics::AMQP_CONNECTED.with_label_values(&["worker"]).set(1);
+        metrics::AMQP_CONNECTED
+            .with_label_values(&["worker"])
+            .set(1);
         let result = session(&ctx, &conn, &shutdown).await;
-        metrics::AMQP_CONNECTED.with_label_values(&["worker"]).set(0);
+        metrics::AMQP_CONNECTED
+            .with_label_values(&["worker"])
+            .set(0);
         if let Err(e) = result {
-            tracing::warn!(error = format!("{e:#}"), "Worker session ended; reconnecting.");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "Worker session ended; reconnecting."
+            );
         }
         let _ = conn.close(200, "worker stopping".into()).await;
         if !shutdown.is_cancelled() {
@@ -82,17 +116,29 @@ struct ConsumerHandle {
     stop: CancellationToken,
 }
 
-async fn session(ctx: &Arc<Ctx>, conn: &Connection, shutdown: &CancellationToken) -> anyhow::Result<()> {
+async fn session(
+    ctx: &Arc<Ctx>,
+    conn: &Connection,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let admin = conn.create_channel().await?;
     let qt = ctx.settings.amqp.queue_type;
-    topology::declare(&admin, qt, &ctx.settings.retry.tiers()).await.context("declaring topology")?;
+    topology::declare(&admin, qt, &ctx.settings.retry.tiers())
+        .await
+        .context("declaring topology")?;
     let publish = conn.create_channel().await?;
-    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let mut channels = Vec::with_capacity(CONSUME_CHANNELS);
     for _ in 0..CONSUME_CHANNELS {
         let ch = conn.create_channel().await?;
         // Per-consumer prefetch (global=false): each endpoint gets its own window.
-        ch.basic_qos(ctx.settings.amqp.worker_prefetch, BasicQosOptions { global: false }).await?;
+        ch.basic_qos(
+            ctx.settings.amqp.worker_prefetch,
+            BasicQosOptions { global: false },
+        )
+        .await?;
         channels.push(ch);
     }
     let max = ctx.settings.delivery.max_in_flight;
@@ -105,11 +151,17 @@ async fn session(ctx: &Arc<Ctx>, conn: &Connection, shutdown: &CancellationToken
     let result = loop {
         let snap = ctx.registry.snapshot();
         // Stop consuming endpoints that are gone or paused.
-        let stale: Vec<String> = consumers.keys().filter(|id| !snap.endpoints.get(*id).is_some_and(|e| e.is_active)).cloned().collect();
+        let stale: Vec<String> = consumers
+            .keys()
+            .filter(|id| !snap.endpoints.get(*id).is_some_and(|e| e.is_active))
+            .cloned()
+            .collect();
         for id in stale {
             if let Some(c) = consumers.remove(&id) {
                 c.stop.cancel();
-                let _ = channels[c.channel].basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default()).await;
+                let _ = channels[c.channel]
+                    .basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
                 tracing::info!(endpoint_id = %id, "Stopped consuming an endpoint queue.");
             }
         }
@@ -127,7 +179,12 @@ async fn session(ctx: &Arc<Ctx>, conn: &Connection, shutdown: &CancellationToken
             next_channel += 1;
             let tag = format!("worker-{}-{}", std::process::id(), ep.id);
             let consumer = match channels[idx]
-                .basic_consume(names::endpoint_queue(&ep.id).into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+                .basic_consume(
+                    names::endpoint_queue(&ep.id).into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
                 .await
             {
                 Ok(c) => c,
@@ -137,8 +194,22 @@ async fn session(ctx: &Arc<Ctx>, conn: &Connection, shutdown: &CancellationToken
                 }
             };
             let stop = session_end.child_token();
-            tokio::spawn(consume(ctx.clone(), consumer, publish.clone(), slots.clone(), stop.clone(), failed.clone()));
-            consumers.insert(ep.id.clone(), ConsumerHandle { tag, channel: idx, stop });
+            tokio::spawn(consume(
+                ctx.clone(),
+                consumer,
+                publish.clone(),
+                slots.clone(),
+                stop.clone(),
+                failed.clone(),
+            ));
+            consumers.insert(
+                ep.id.clone(),
+                ConsumerHandle {
+                    tag,
+                    channel: idx,
+                    stop,
+                },
+            );
         }
         metrics::CONSUMED_QUEUES.set(consumers.len() as i64);
         if let Some(e) = err {
@@ -155,12 +226,19 @@ async fn session(ctx: &Arc<Ctx>, conn: &Connection, shutdown: &CancellationToken
     // while the channels are still open to ack them.
     for c in consumers.values() {
         c.stop.cancel();
-        let _ = channels[c.channel].basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default()).await;
+        let _ = channels[c.channel]
+            .basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default())
+            .await;
     }
     session_end.cancel();
     let grace = ctx.settings.delivery.timeout + Duration::from_secs(5);
-    if tokio::time::timeout(grace, slots.acquire_many(max as u32)).await.is_err() {
-        tracing::warn!("Grace period over with deliveries still in flight; the broker will redeliver them.");
+    if tokio::time::timeout(grace, slots.acquire_many(max as u32))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "Grace period over with deliveries still in flight; the broker will redeliver them."
+        );
     }
     let (ftx, frx) = tokio::sync::oneshot::channel();
     if ctx.writer.send(writer::Msg::Flush(ftx)).await.is_ok() {
@@ -185,7 +263,9 @@ async fn consume(
         };
         match next {
             Some(Ok(d)) => {
-                let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
                 let (ctx, publish) = (ctx.clone(), publish.clone());
                 tokio::spawn(async move {
                     metrics::IN_FLIGHT.inc();
@@ -212,9 +292,17 @@ fn header_value(s: &str) -> Option<HeaderValue> {
 
 /// One attempt of one delivery, from message to recorded outcome.
 async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
-    let Delivery { data, properties, acker, routing_key, .. } = d;
+    let Delivery {
+        data,
+        properties,
+        acker,
+        routing_key,
+        ..
+    } = d;
     let hdrs = properties.headers().as_ref();
-    let endpoint_id = h::get_str(hdrs, h::ENDPOINT_ID).unwrap_or(routing_key.as_str()).to_owned();
+    let endpoint_id = h::get_str(hdrs, h::ENDPOINT_ID)
+        .unwrap_or(routing_key.as_str())
+        .to_owned();
     let event_id = h::get_str(hdrs, h::EVENT_ID)
         .or(properties.message_id().as_ref().map(|m| m.as_str()))
         .unwrap_or_default()
@@ -227,26 +315,42 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         return;
     };
     let attempt = h::get_i64(hdrs, h::ATTEMPT).unwrap_or(1).max(1) as u32;
-    let base = h::get_i64(hdrs, h::ATTEMPT_BASE).unwrap_or(0).clamp(0, i64::from(attempt) - 1) as u32;
+    let base = h::get_i64(hdrs, h::ATTEMPT_BASE)
+        .unwrap_or(0)
+        .clamp(0, i64::from(attempt) - 1) as u32;
     let snap = ctx.registry.snapshot();
-    let Some(ep) = snap.endpoints.get(&endpoint_id).filter(|e| e.is_active).cloned() else {
+    let Some(ep) = snap
+        .endpoints
+        .get(&endpoint_id)
+        .filter(|e| e.is_active)
+        .cloned()
+    else {
         // Paused or deleted since the message was consumed: put it back to wait;
         // this consumer is about to be cancelled.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let _ = acker.nack(BasicNackOptions { multiple: false, requeue: true }).await;
+        let _ = acker
+            .nack(BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            })
+            .await;
         return;
     };
 
     let now = OffsetDateTime::now_utc();
     let ts = now.unix_timestamp();
-    let signature = hookfleet_core::signing::signature_header(ep.signing_secrets(now), &event_id, ts, &data);
+    let signature =
+        hookfleet_core::signing::signature_header(ep.signing_secrets(now), &event_id, ts, &data);
     let mut headers = HeaderMap::new();
     for (k, v) in &ep.headers {
         if let (Ok(k), Some(v)) = (HeaderName::try_from(k.as_str()), header_value(v)) {
             headers.insert(k, v);
         }
     }
-    headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(v) = header_value(&event_id) {
         headers.insert("webhook-id", v);
     }
@@ -256,9 +360,19 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
     }
     let body = Bytes::from(data);
     let settings = &ctx.settings;
-    let resp = http::post(&ctx.client, &ep.url, &settings.delivery.net_policy, headers, body.clone(), settings.delivery.response_excerpt_bytes).await;
+    let resp = http::post(
+        &ctx.client,
+        &ep.url,
+        &settings.delivery.net_policy,
+        headers,
+        body.clone(),
+        settings.delivery.response_excerpt_bytes,
+    )
+    .await;
     let class = metrics::status_class(resp.status);
-    metrics::ATTEMPT_DURATION.with_label_values(&[class]).observe(resp.latency.as_secs_f64());
+    metrics::ATTEMPT_DURATION
+        .with_label_values(&[class])
+        .observe(resp.latency.as_secs_f64());
     let error = match (&resp.error, resp.status) {
         (Some(e), _) => Some(e.clone()),
         (None, Some(s)) if !resp.is_success() => Some(format!("HTTP {s}")),
@@ -275,28 +389,63 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
     } else {
         let last_error = error.clone().unwrap_or_default();
         let mut headers = hdrs.cloned().unwrap_or_default();
-        h::set_str(&mut headers, h::LAST_ERROR, &metrics::truncate(&last_error, 512));
+        h::set_str(
+            &mut headers,
+            h::LAST_ERROR,
+            &metrics::truncate(&last_error, 512),
+        );
         match settings.retry.next_delay(attempt - base, resp.retry_after) {
             Some(delay) => {
                 h::set_i64(&mut headers, h::ATTEMPT, i64::from(attempt) + 1);
                 let tier = names::retry_tier(delay);
-                let props = properties.clone().with_headers(headers).with_delivery_mode(2);
-                if let Err(e) = publish_confirmed(publish, &tier, &endpoint_id, &body, props).await {
-                    tracing::warn!(error = format!("{e:#}"), "Could not schedule a retry; the delivery will be redelivered.");
-                    let _ = acker.nack(BasicNackOptions { multiple: false, requeue: true }).await;
+                let props = properties
+                    .clone()
+                    .with_headers(headers)
+                    .with_delivery_mode(2);
+                if let Err(e) = publish_confirmed(publish, &tier, &endpoint_id, &body, props).await
+                {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "Could not schedule a retry; the delivery will be redelivered."
+                    );
+                    let _ = acker
+                        .nack(BasicNackOptions {
+                            multiple: false,
+                            requeue: true,
+                        })
+                        .await;
                     return;
                 }
-                metrics::RETRIES_SCHEDULED.with_label_values(&[hookfleet_core::retry::tier_name(delay).as_str()]).inc();
+                metrics::RETRIES_SCHEDULED
+                    .with_label_values(&[hookfleet_core::retry::tier_name(delay).as_str()])
+                    .inc();
                 metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
                 (DeliveryState::Retrying, Some(now + delay))
             }
             None => {
                 h::set_i64(&mut headers, h::ATTEMPTS, i64::from(attempt));
-                h::set_str(&mut headers, "x-dead-at", &hookfleet_core::envelope::now_rfc3339());
-                let props = properties.clone().with_headers(headers).with_delivery_mode(2);
-                if let Err(e) = publish_confirmed(publish, "", names::DEAD_QUEUE, &body, props).await {
-                    tracing::warn!(error = format!("{e:#}"), "Could not dead-letter; the delivery will be redelivered.");
-                    let _ = acker.nack(BasicNackOptions { multiple: false, requeue: true }).await;
+                h::set_str(
+                    &mut headers,
+                    "x-dead-at",
+                    &hookfleet_core::envelope::now_rfc3339(),
+                );
+                let props = properties
+                    .clone()
+                    .with_headers(headers)
+                    .with_delivery_mode(2);
+                if let Err(e) =
+                    publish_confirmed(publish, "", names::DEAD_QUEUE, &body, props).await
+                {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "Could not dead-letter; the delivery will be redelivered."
+                    );
+                    let _ = acker
+                        .nack(BasicNackOptions {
+                            multiple: false,
+                            requeue: true,
+                        })
+                        .await;
                     return;
                 }
                 metrics::ATTEMPTS.with_label_values(&["dead"]).inc();
@@ -321,14 +470,31 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         next_attempt_at,
     };
     // The writer acks after the record is committed.
-    let _ = ctx.writer.send(writer::Msg::Done(writer::Completed { record, acker })).await;
+    let _ = ctx
+        .writer
+        .send(writer::Msg::Done(writer::Completed { record, acker }))
+        .await;
 }
 
-async fn publish_confirmed(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) -> anyhow::Result<()> {
-    let conf = ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props).await?.await?;
+async fn publish_confirmed(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> anyhow::Result<()> {
+    let conf = ch
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await?
+        .await?;
     if conf.is_nack() {
         anyhow::bail!("the broker nacked the publish");
     }
     Ok(())
 }
-

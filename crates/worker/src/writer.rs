@@ -4,8 +4,8 @@
 //! channel in front pushes back on the delivery tasks meanwhile.
 use hookfleet_store::deliveries::{self, AttemptRecord};
 use hookfleet_store::Pool;
-use lapin::Acker;
 use lapin::options::BasicAckOptions;
+use lapin::Acker;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,7 +66,11 @@ async fn write(pool: &Pool, batch: &mut Vec<Completed>) {
                 if batch.iter().all(|c| !c.acker.usable()) {
                     // The channel is gone: the broker redelivers these messages and
                     // the next attempt is recorded then.
-                    tracing::warn!(error = format!("{e:#}"), n = batch.len(), "Dropping attempt records of a closed channel.");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        n = batch.len(),
+                        "Dropping attempt records of a closed channel."
+                    );
                     batch.clear();
                     return;
                 }
@@ -76,7 +80,9 @@ async fn write(pool: &Pool, batch: &mut Vec<Completed>) {
             }
         }
     }
-    let acks = batch.drain(..).map(|c| async move { c.acker.ack(BasicAckOptions::default()).await });
+    let acks = batch
+        .drain(..)
+        .map(|c| async move { c.acker.ack(BasicAckOptions::default()).await });
     for r in futures::future::join_all(acks).await {
         if let Err(e) = r {
             tracing::debug!(error = %e, "Ack failed; the broker will redeliver.");
