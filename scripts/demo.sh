@@ -18,6 +18,9 @@ BIN="$PWD/target/release/hookfleet"
 # Deliveries to 127.0.0.1 are refused by default (SSRF protection): open loopback.
 export HOOKFLEET__DELIVERY__ALLOW_NETWORKS="${HOOKFLEET__DELIVERY__ALLOW_NETWORKS:-127.0.0.0/8}"
 export HOOKFLEET__LOG__LEVEL="${HOOKFLEET__LOG__LEVEL:-warn,hookfleet=info}"
+# The REST API runs inside `hookfleet all` when an admin key is set.
+export HOOKFLEET__API__ADMIN_KEY="${HOOKFLEET__API__ADMIN_KEY:-demo-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+API="http://${HOOKFLEET__API__LISTEN:-127.0.0.1:8080}"
 
 echo "==> migrating the database"
 "$BIN" migrate
@@ -48,7 +51,7 @@ echo "==> registering a demo endpoint for every event type"
 endpoint_id="$(sed -n 's/.*"id": "\(ep_[^"]*\)".*/\1/p' "$RUN_DIR/endpoint.json" | head -n1)"
 echo "    $endpoint_id -> http://127.0.0.1:$PORT/webhooks"
 
-echo "==> starting router + worker (hookfleet all); logs in $RUN_DIR/all.log"
+echo "==> starting router + worker + REST API (hookfleet all); logs in $RUN_DIR/all.log"
 "$BIN" all >"$RUN_DIR/all.log" 2>&1 &
 pids+=($!)
 metrics="${HOOKFLEET__METRICS__LISTEN:-127.0.0.1:9464}"
@@ -77,6 +80,13 @@ echo
 echo "==> $ok of 6 events delivered with verified Standard Webhooks signatures"
 echo "    metrics: http://$metrics/metrics   readiness: http://$metrics/readyz"
 echo "    publish more:  $BIN emit user.created --data '{\"user_id\":2,\"username\":\"bob\"}'"
+echo
+echo "==> the REST API: $API  (interactive docs: $API/docs)"
+echo "    admin key: $HOOKFLEET__API__ADMIN_KEY"
+echo "    curl -s -H 'Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY' $API/api/v1/webhooks"
+echo "    curl -s -H 'Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY' $API/api/v1/webhooks/$endpoint_id/deliveries"
+echo "    curl -s -H 'Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY' -H 'Content-Type: application/json' \\"
+echo "         -d '{\"type\":\"user.created\",\"data\":{\"user_id\":3,\"username\":\"cy\"}}' $API/api/v1/events"
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   echo "    hookfleet keeps running; Ctrl-C stops it. New deliveries appear below."
   tail -n 0 -f "$RUN_DIR/listen.log"
