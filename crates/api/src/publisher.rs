@@ -12,6 +12,9 @@ pub struct Publisher {
     url: String,
     queue_type: hookfleet_core::config::QueueType,
     tiers: Vec<Duration>,
+    /// The live channel: read without waiting on the hot path.
+    live: std::sync::RwLock<Option<Channel>>,
+    /// Held while (re)connecting, so one request reconnects and the others wait.
     state: Mutex<Option<(Connection, Channel)>>,
 }
 
@@ -21,11 +24,17 @@ impl Publisher {
             url: settings.amqp.url.clone(),
             queue_type: settings.amqp.queue_type,
             tiers: settings.retry.tiers(),
+            live: std::sync::RwLock::new(None),
             state: Mutex::new(None),
         }
     }
 
     async fn channel(&self) -> anyhow::Result<Channel> {
+        if let Some(ch) = self.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if ch.status().connected() {
+                return Ok(ch.clone());
+            }
+        }
         let mut st = self.state.lock().await;
         if let Some((conn, ch)) = st.as_ref() {
             if conn.status().connected() && ch.status().connected() {
@@ -40,6 +49,7 @@ impl Publisher {
             .context("declaring topology")?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         *st = Some((conn, ch.clone()));
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Some(ch.clone());
         Ok(ch)
     }
 
@@ -70,6 +80,7 @@ impl Publisher {
         .context("timed out waiting for the publish confirm")
         .and_then(|r| r);
         if res.is_err() {
+            *self.live.write().unwrap_or_else(|p| p.into_inner()) = None;
             *self.state.lock().await = None;
         }
         res

@@ -206,8 +206,12 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     load(&st, &caller, &id).await?;
-    admin::delete_endpoint(&st.settings, &st.pool, &id)
+    // In a task of its own: a client that goes away must not leave the queue half moved.
+    let st2 = st.clone();
+    let id2 = id.clone();
+    tokio::spawn(async move { admin::delete_endpoint(&st2.settings, &st2.pool, &id2).await })
         .await
+        .map_err(|e| anyhow::anyhow!("delete task: {e}"))?
         .map_err(|e| {
             if e.to_string().contains("connecting to RabbitMQ") {
                 ApiError::unavailable("RabbitMQ")

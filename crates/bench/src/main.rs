@@ -545,6 +545,34 @@ async fn main() -> anyhow::Result<()> {
         );
         rows.push(row);
     }
+    if args
+        .only
+        .as_deref()
+        .is_none_or(|o| "HTTP ingest, 32 clients".contains(o))
+    {
+        eprintln!("running: HTTP ingest, 32 clients");
+        for role in ["api", "all"] {
+            let row = bench_ingest(&args, args.events, role).await?;
+            eprintln!(
+                "  {:.0} events/s accepted, p50 {:.1} ms, p99 {:.1} ms, {}",
+                row.deliveries_per_s, row.p50_ms, row.p99_ms, row.note
+            );
+            rows.push(row);
+        }
+    }
+    if args
+        .only
+        .as_deref()
+        .is_none_or(|o| "list deliveries, 2,000,000 attempts".contains(o))
+    {
+        eprintln!("running: list deliveries, 1,000,000 attempts");
+        let row = bench_listing(&args).await?;
+        eprintln!(
+            "  page p50 {:.1} ms, p99 {:.1} ms, {}",
+            row.p50_ms, row.p99_ms, row.note
+        );
+        rows.push(row);
+    }
     if args.long {
         let s = Scenario {
             name: "soak: 1,000,000 deliveries, 100 endpoints",
@@ -603,4 +631,204 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&args.out, serde_json::to_vec_pretty(&json)?)?;
     println!("\nwritten to {}", args.out);
     Ok(())
+}
+
+const ADMIN_KEY: &str = "bench-admin-key-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+async fn wait_api(base: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http
+            .get(format!("{base}/api/v1/openapi.json"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the API did not come up at {base}")
+}
+
+/// 32 clients POST /api/v1/events as fast as 202s come back; each 202 means the
+/// publish was confirmed. Deliveries are then awaited and counted.
+async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
+    let env = Env::new().await?;
+    let recv = Arc::new(Recv::default());
+    let addr = start_receiver(recv.clone()).await;
+    env.endpoints(&[(format!("http://{addr}/ep/0"), None)])
+        .await?;
+    let api = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{api}");
+    let mut proc = env.spawn(
+        &args.bin,
+        role,
+        &[
+            ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
+            ("HOOKFLEET__API__LISTEN", &api),
+        ],
+    )?;
+    wait_api(&base).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let next = Arc::new(AtomicU64::new(0));
+    let pad = "x".repeat(800);
+    let start = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (http, next, base, pad) = (http.clone(), next.clone(), base.clone(), pad.clone());
+        clients.spawn(async move {
+            let mut lat = Vec::new();
+            let mut ok = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let body = serde_json::json!({"type": "match.found", "data": {"match_id": i, "query_video_id": "q", "matched_video_id": "m", "confidence": 0.9, "sent_us": now_us(), "pad": pad}});
+                let t = Instant::now();
+                let r = http.post(format!("{base}/api/v1/events")).bearer_auth(ADMIN_KEY).json(&body).send().await;
+                if matches!(&r, Ok(r) if r.status().as_u16() == 202) {
+                    ok += 1;
+                    lat.push(t.elapsed().as_micros() as u32);
+                }
+            }
+            (ok, lat)
+        });
+    }
+    let mut accepted = 0;
+    let mut lat = Vec::new();
+    for (ok, l) in clients.join_all().await {
+        accepted += ok;
+        lat.extend(l);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let rss = rss_mb(proc.id());
+    let mut delivery_proc = None;
+    if role == "api" {
+        // Delivered afterwards by a router + worker, to show nothing accepted is lost.
+        delivery_proc = Some(env.spawn(
+            &args.bin,
+            "all",
+            &[("HOOKFLEET__METRICS__LISTEN", "127.0.0.1:0")],
+        )?);
+    }
+    let delivered = wait_total(&recv, accepted, Duration::from_secs(300)).await;
+    if let Some(mut p) = delivery_proc {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+    let _ = proc.kill();
+    let _ = proc.wait();
+    Ok(Row {
+        scenario: format!("HTTP ingest, 32 clients (202 after confirm), `hookfleet {role}`"),
+        deliveries: accepted,
+        seconds: secs,
+        deliveries_per_s: accepted as f64 / secs,
+        p50_ms: percentile(&mut lat, 0.5),
+        p99_ms: percentile(&mut lat, 0.99),
+        rss_mb: rss,
+        attempts_recorded: env.attempts().await,
+        note: format!(
+            "{accepted}/{n} accepted; all delivered: {delivered}; latency is per request"
+        ),
+    })
+}
+
+/// 2,000,000 attempt rows (250,000 deliveries of each of two endpoints, 4 attempts
+/// each), then 200 timed page reads of one endpoint through the API.
+async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
+    let env = Env::new().await?;
+    let urls: Vec<(String, Option<String>)> = (0..10)
+        .map(|i| (format!("http://127.0.0.1:9/{i}"), None))
+        .collect();
+    let ids = env.endpoints(&urls).await?;
+    let c = env.sql().await?;
+    let t = Instant::now();
+    c.batch_execute(
+        "INSERT INTO events (id, type, payload)
+           SELECT 'evt_' || lpad(g::text, 8, '0'), 'match.found', '{\"type\":\"match.found\",\"data\":{}}'::jsonb
+           FROM generate_series(1, 250000) g;
+         INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status, attempt_count, created_at)
+           SELECT 'dlv_' || lpad(g::text, 8, '0') || '_' || e, 'evt_' || lpad(g::text, 8, '0'), 'ep_bench0000' || e, 'match.found',
+                  CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'succeeded' END, 4, now() - make_interval(secs => 250000 - g)
+           FROM generate_series(1, 250000) g, generate_series(0, 1) e;
+         INSERT INTO delivery_attempts (delivery_id, attempt, status, response_status_code, latency_ms, attempted_at)
+           SELECT d.id, a, CASE WHEN a = 4 AND d.status = 'succeeded' THEN 'succeeded' ELSE 'failed' END, 500, 12, d.created_at
+           FROM deliveries d, generate_series(1, 4) a;
+         ANALYZE;",
+    )
+    .await?;
+    let seeded: i64 = c
+        .query_one("SELECT count(*) FROM delivery_attempts", &[])
+        .await?
+        .get(0);
+    let seed_secs = t.elapsed().as_secs_f64();
+    let api = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{api}");
+    let mut proc = env.spawn(
+        &args.bin,
+        "api",
+        &[
+            ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
+            ("HOOKFLEET__API__LISTEN", &api),
+        ],
+    )?;
+    wait_api(&base).await?;
+    let http = reqwest::Client::new();
+    let ep = &ids[0];
+    let mut lat = Vec::new();
+    let mut cursor: Option<String> = None;
+    for i in 0..200 {
+        let mut url = format!("{base}/api/v1/webhooks/{ep}/deliveries?limit=50");
+        if i % 4 == 3 {
+            url.push_str("&status=failed");
+        }
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let t = Instant::now();
+        let page: serde_json::Value = http
+            .get(&url)
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        lat.push(t.elapsed().as_micros() as u32);
+        anyhow::ensure!(
+            page["data"].as_array().map(Vec::len) == Some(50),
+            "a full page: {page}"
+        );
+        cursor = if i % 20 == 19 {
+            None
+        } else {
+            page["next_cursor"].as_str().map(str::to_owned)
+        };
+    }
+    let _ = proc.kill();
+    let _ = proc.wait();
+    let max = lat.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
+    Ok(Row {
+        scenario: "list deliveries, 2,000,000 attempts in the table (50 per page, with attempts)"
+            .into(),
+        deliveries: 200,
+        seconds: 0.0,
+        deliveries_per_s: 0.0,
+        p50_ms: percentile(&mut lat, 0.5),
+        p99_ms: percentile(&mut lat, 0.99),
+        rss_mb: 0.0,
+        attempts_recorded: seeded,
+        note: format!("200 pages; max {max:.1} ms; seeded in {seed_secs:.0}s"),
+    })
 }
