@@ -17,18 +17,18 @@ services: ## make sure PostgreSQL and RabbitMQ run on localhost (starts or insta
 build: ## build the release binary (target/release/hookfleet)
 	cargo build --release -p hookfleet
 
-# The broker_restart test restarts the RabbitMQ app, which would break every test
+# The broker_restart tests restart the RabbitMQ app, which would break every test
 # running beside it, so it runs alone after the rest. Both runs always happen;
 # the target fails if either failed.
 test: services ## run all tests against the local PostgreSQL and RabbitMQ
 	@set -u; rc=0; \
 	if cargo nextest --version >/dev/null 2>&1; then \
 	  cargo nextest run --profile $(NEXTEST_PROFILE) --workspace --no-fail-fast -E 'not test(/broker_restart/)' || rc=1; \
-	  cargo nextest run --profile $(NEXTEST_PROFILE) --workspace --no-tests=warn -E 'test(/broker_restart/)' || rc=1; \
+	  cargo nextest run --profile $(NEXTEST_PROFILE) --workspace --no-tests=warn --test-threads 1 -E 'test(/broker_restart/)' || rc=1; \
 	else \
 	  echo "cargo-nextest not found; using cargo test (cargo install cargo-nextest --locked for the nicer runner)"; \
 	  cargo test --workspace --no-fail-fast -- --skip broker_restart || rc=1; \
-	  cargo test --workspace --no-fail-fast -- broker_restart || rc=1; \
+	  cargo test --workspace --no-fail-fast -- --test-threads 1 broker_restart || rc=1; \
 	fi; \
 	exit $$rc
 

@@ -739,7 +739,7 @@ async fn broker_down_is_a_503_not_a_hang() {
         .call(
             "POST",
             "/api/v1/events",
-            Some(json!({"type": "user.created", "data": {}})),
+            Some(json!({"type": "user.created", "data": {"user_id": 1, "username": "u"}})),
         )
         .await;
     assert_eq!(s, 503, "{e}");

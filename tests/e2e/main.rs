@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 mod endpoints;
 mod invalid;
+mod producers;
 mod resilience;
 mod retry;
 mod routing;

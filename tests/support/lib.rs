@@ -274,7 +274,11 @@ impl App {
     /// Graceful stop; returns the app's result.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.token.cancel();
-        self.task.take().unwrap().await.unwrap()
+        let task = self.task.take().unwrap();
+        match tokio::time::timeout(Duration::from_secs(60), task).await {
+            Ok(r) => r.unwrap(),
+            Err(_) => panic!("the app did not stop within 60 s of its shutdown signal"),
+        }
     }
 
     /// Aborts the app's task tree without a graceful stop (no acks, no flush): the

@@ -23,14 +23,27 @@ mod tests {
     fn openapi_matches_the_router() {
         let src = include_str!("lib.rs");
         let mut routes = BTreeSet::new();
-        for line in src
-            .lines()
-            .map(str::trim)
-            .filter(|l| l.starts_with(".route(\""))
-        {
-            let path = line.split('"').nth(1).unwrap_or_default();
+        // Each `.route(...)` call, however rustfmt wraps it: scan to its closing paren.
+        for (start, _) in src.match_indices(".route(") {
+            let mut depth = 0;
+            let mut end = start;
+            for (i, c) in src[start..].char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = start + i;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let call: String = src[start..end].split_whitespace().collect();
+            let path = call.split('"').nth(1).unwrap_or_default();
             for m in ["get", "post", "patch", "delete"] {
-                if line.contains(&format!("{m}(")) {
+                if call.contains(&format!("{m}(")) {
                     routes.insert(format!("{m} {path}"));
                 }
             }

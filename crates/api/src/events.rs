@@ -10,10 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookfleet_core::envelope::InvalidEnvelope;
 use hookfleet_core::Envelope;
+use hookfleet_store::catalog::Catalog;
 use lapin::BasicProperties;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,8 +53,8 @@ pub async fn catalog(
     }))
 }
 
-/// Known event types, cached for two seconds (ingest checks every event).
-pub struct TypeCache(std::sync::Mutex<Option<(Instant, Arc<HashSet<String>>)>>);
+/// The compiled catalog, cached for two seconds (ingest checks every event).
+pub struct TypeCache(std::sync::Mutex<Option<(Instant, Arc<Catalog>)>>);
 
 impl Default for TypeCache {
     fn default() -> Self {
@@ -63,17 +63,13 @@ impl Default for TypeCache {
 }
 
 impl TypeCache {
-    async fn get(&self, pool: &hookfleet_store::Pool) -> ApiResult<Arc<HashSet<String>>> {
+    async fn get(&self, pool: &hookfleet_store::Pool) -> ApiResult<Arc<Catalog>> {
         if let Some((at, set)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             if at.elapsed() < Duration::from_secs(2) {
                 return Ok(set.clone());
             }
         }
-        let client = pool.get().await?;
-        let rows = client
-            .query("SELECT name FROM event_types WHERE NOT deprecated", &[])
-            .await?;
-        let set: Arc<HashSet<String>> = Arc::new(rows.iter().map(|r| r.get(0)).collect());
+        let set = Arc::new(Catalog::load(pool).await?);
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), set.clone()));
         Ok(set)
     }
@@ -99,6 +95,7 @@ fn envelope_error(e: InvalidEnvelope) -> ApiError {
         InvalidEnvelope::TypeMismatch { .. } | InvalidEnvelope::UnknownType(_) => {
             ApiError::invalid("type", e.to_string())
         }
+        InvalidEnvelope::DataSchema { .. } => ApiError::invalid("data", e.to_string()),
     }
 }
 
@@ -157,9 +154,12 @@ pub async fn ingest(
             _ => env.tenant_id = Some(t.clone()),
         }
     }
-    if !st.types.get(&st.pool).await?.contains(&env.event_type) {
-        return Err(envelope_error(InvalidEnvelope::UnknownType(env.event_type)));
-    }
+    let env = st
+        .types
+        .get(&st.pool)
+        .await?
+        .check(env)
+        .map_err(envelope_error)?;
     let id = env.id.clone();
     let st2 = st.clone();
     tokio::spawn(async move {

@@ -55,3 +55,30 @@ pub async fn wait_closed(conn: &Connection) {
         }
     }
 }
+
+/// Closes a connection, bounded to 5 s: a broker that does not answer close-ok
+/// must not hold up a shutdown.
+pub async fn close(conn: &Connection, reason: &str) {
+    if tokio::time::timeout(Duration::from_secs(5), conn.close(200, reason.into()))
+        .await
+        .is_err()
+    {
+        tracing::warn!("RabbitMQ did not acknowledge the connection close within 5 s.");
+    }
+}
+
+/// How long a publish may wait for its confirm before it counts as failed (the
+/// message is then retried or redelivered: at-least-once either way).
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Awaits a publisher confirm, bounded by [`CONFIRM_TIMEOUT`]; a nack is an error.
+pub async fn confirmed(p: lapin::Result<lapin::PublisherConfirm>) -> anyhow::Result<()> {
+    let conf = tokio::time::timeout(CONFIRM_TIMEOUT, p.context("publishing")?)
+        .await
+        .context("timed out waiting for the publish confirm")?
+        .context("waiting for the publish confirm")?;
+    if conf.is_nack() {
+        anyhow::bail!("the broker refused (nacked) a publish");
+    }
+    Ok(())
+}

@@ -41,6 +41,8 @@ pub enum InvalidEnvelope {
     },
     #[error("unknown event type `{0}`")]
     UnknownType(String),
+    #[error("field `data` does not match the schema of `{event_type}`: {reason}")]
+    DataSchema { event_type: String, reason: String },
 }
 
 #[derive(Deserialize)]

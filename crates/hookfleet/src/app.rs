@@ -132,6 +132,11 @@ pub async fn run_with_api(
         }
     }
     shutdown.cancel();
-    tasks.join_all().await;
+    if tokio::time::timeout(std::time::Duration::from_secs(10), tasks.join_all())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Registry or ops server did not stop within 10 s.");
+    }
     result
 }

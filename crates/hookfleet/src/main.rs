@@ -71,6 +71,16 @@ enum Command {
         #[arg(long)]
         status: Option<u16>,
     },
+    /// Publish the rows of a producer's transactional outbox (hookfleet_outbox), in
+    /// order, with confirms; safe to run as several replicas.
+    OutboxRelay {
+        /// The producer's database, holding hookfleet_outbox.
+        #[arg(long, env = "HOOKFLEET_OUTBOX_DATABASE_URL")]
+        database_url: String,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
     /// Publish one event to hookfleet.events, with a publisher confirm.
     Emit {
         /// Event type, e.g. match.found.
@@ -276,6 +286,19 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                     fail,
                     status,
                 },
+                shutdown_on_signal(),
+            )
+            .await?;
+        }
+        Command::OutboxRelay {
+            database_url,
+            batch,
+        } => {
+            let batch = batch.clamp(1, 10_000);
+            hookfleet_emit::outbox::relay(
+                &database_url,
+                &settings.amqp.url,
+                batch,
                 shutdown_on_signal(),
             )
             .await?;

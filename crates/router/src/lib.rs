@@ -10,7 +10,7 @@
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use hookfleet_broker::{headers as h, names, topology};
+use hookfleet_broker::{confirmed, headers as h, names, topology};
 use hookfleet_core::envelope::InvalidEnvelope;
 use hookfleet_core::{metrics, Envelope, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
@@ -63,7 +63,7 @@ pub async fn run(
                 "Router session ended; reconnecting."
             ),
         }
-        let _ = conn.close(200, "router stopping".into()).await;
+        hookfleet_broker::close(&conn, "router stopping").await;
         if !shutdown.is_cancelled() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -126,7 +126,14 @@ async fn session(
         _ = tasks.join_next() => {}
     }
     session_end.cancel();
-    tasks.join_all().await;
+    if tokio::time::timeout(Duration::from_secs(30), tasks.join_all())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "Router consumers did not finish within 30 s; their events will be redelivered."
+        );
+    }
     let _ = queues.await;
     Ok(())
 }
@@ -216,11 +223,9 @@ impl Router {
         let mut invalid: Vec<(Delivery, InvalidEnvelope)> = Vec::new();
         for d in batch {
             let msg_id = d.properties.message_id().as_ref().map(|s| s.as_str());
-            match Envelope::parse(&d.data, d.routing_key.as_str(), msg_id, max) {
-                Ok(env) if !snap.event_types.contains(&env.event_type) => {
-                    let t = env.event_type.clone();
-                    invalid.push((d, InvalidEnvelope::UnknownType(t)));
-                }
+            match Envelope::parse(&d.data, d.routing_key.as_str(), msg_id, max)
+                .and_then(|env| snap.catalog.check(env))
+            {
                 Ok(env) => {
                     let body = String::from_utf8(env.to_body()).unwrap_or_default();
                     valid.push((d, env, body));
@@ -385,18 +390,6 @@ impl Router {
     }
 }
 
-/// Waits for a publish's confirm; a nack is an error.
-async fn confirmed(p: lapin::Result<lapin::PublisherConfirm>) -> anyhow::Result<()> {
-    let conf = p
-        .context("publishing")?
-        .await
-        .context("waiting for the publish confirm")?;
-    if conf.is_nack() {
-        anyhow::bail!("the broker refused (nacked) a publish");
-    }
-    Ok(())
-}
-
 fn invalid_label(e: &InvalidEnvelope) -> &'static str {
     match e {
         InvalidEnvelope::TooLarge { .. } => "too_large",
@@ -405,5 +398,6 @@ fn invalid_label(e: &InvalidEnvelope) -> &'static str {
         InvalidEnvelope::BadField { .. } => "bad_field",
         InvalidEnvelope::TypeMismatch { .. } => "type_mismatch",
         InvalidEnvelope::UnknownType(_) => "unknown_type",
+        InvalidEnvelope::DataSchema { .. } => "schema_mismatch",
     }
 }

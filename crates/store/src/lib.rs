@@ -7,10 +7,12 @@
 //! - [`endpoints`]: the endpoint repository used by the CLI and the API.
 //! - [`registry`]: the in-memory registry of endpoints and event types that router
 //!   and workers route from, refreshed by `NOTIFY hookfleet_config` and a periodic resync.
+//! - [`catalog`]: event types with their compiled JSON Schemas.
 //! - [`deliveries`]: the router's batch insert of events and deliveries, and the
 //!   workers' batch write of attempts.
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod deliveries;
 pub mod endpoints;
 pub mod migrate;

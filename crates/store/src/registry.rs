@@ -74,11 +74,12 @@ pub struct Snapshot {
     pub endpoints: HashMap<String, Arc<RegEndpoint>>,
     /// Active endpoints by tenant (`None` = tenant-less scope), for routing.
     by_tenant: HashMap<Option<String>, Vec<Arc<RegEndpoint>>>,
-    pub event_types: HashSet<String>,
+    /// The event type catalog with compiled schemas.
+    pub catalog: Arc<crate::catalog::Catalog>,
 }
 
 impl Snapshot {
-    pub fn new(all: Vec<Endpoint>, event_types: HashSet<String>) -> Self {
+    pub fn new(all: Vec<Endpoint>, catalog: Arc<crate::catalog::Catalog>) -> Self {
         let mut endpoints = HashMap::new();
         let mut by_tenant: HashMap<Option<String>, Vec<Arc<RegEndpoint>>> = HashMap::new();
         for e in all {
@@ -94,7 +95,7 @@ impl Snapshot {
         Self {
             endpoints,
             by_tenant,
-            event_types,
+            catalog,
         }
     }
 
@@ -169,12 +170,8 @@ impl Registry {
     /// Loads everything from Postgres and installs it.
     pub async fn reload(&self, pool: &Pool) -> anyhow::Result<()> {
         let all = endpoints::list(pool, None).await?;
-        let client = pool.get().await.context("connecting to Postgres")?;
-        let types = client
-            .query("SELECT name FROM event_types WHERE NOT deprecated", &[])
-            .await?;
-        let types = types.iter().map(|r| r.get::<_, String>(0)).collect();
-        self.install(Snapshot::new(all, types));
+        let catalog = Arc::new(crate::catalog::Catalog::load(pool).await?);
+        self.install(Snapshot::new(all, catalog));
         Ok(())
     }
 

@@ -92,13 +92,19 @@ pub async fn run(
                 "Worker session ended; reconnecting."
             );
         }
-        let _ = conn.close(200, "worker stopping".into()).await;
+        hookfleet_broker::close(&conn, "worker stopping").await;
         if !shutdown.is_cancelled() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
     drop(ctx);
-    let _ = writer.await;
+    // Delivery tasks still holding the writer finish within the delivery timeout.
+    let wait = settings.delivery.timeout + Duration::from_secs(30);
+    if tokio::time::timeout(wait, writer).await.is_err() {
+        tracing::warn!(
+            "The attempt writer did not finish in time; unrecorded deliveries will be redelivered."
+        );
+    }
     tracing::info!("Worker stopped.");
     Ok(())
 }
@@ -241,9 +247,12 @@ async fn session(
         );
     }
     let (ftx, frx) = tokio::sync::oneshot::channel();
-    if ctx.writer.send(writer::Msg::Flush(ftx)).await.is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(30), frx).await;
-    }
+    let flush = async {
+        if ctx.writer.send(writer::Msg::Flush(ftx)).await.is_ok() {
+            let _ = frx.await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(30), flush).await;
     metrics::CONSUMED_QUEUES.set(0);
     result
 }
@@ -483,18 +492,15 @@ async fn publish_confirmed(
     body: &[u8],
     props: BasicProperties,
 ) -> anyhow::Result<()> {
-    let conf = ch
-        .basic_publish(
+    hookfleet_broker::confirmed(
+        ch.basic_publish(
             exchange.into(),
             key.into(),
             BasicPublishOptions::default(),
             body,
             props,
         )
-        .await?
-        .await?;
-    if conf.is_nack() {
-        anyhow::bail!("the broker nacked the publish");
-    }
-    Ok(())
+        .await,
+    )
+    .await
 }

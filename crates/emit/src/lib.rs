@@ -1,0 +1,561 @@
+//! The hookfleet producer SDK, usable from any tokio service or from plain sync code.
+//!
+//! ```no_run
+//! use hookfleet_emit::{Emitter, EmitterConfig};
+//! let emitter = Emitter::connect(EmitterConfig::default()).expect("spill directory");
+//! emitter.emit_match_found(42, "dQw4w9WgXcQ", "9bZkp7q19f0", 0.95, Some(30.5), Some(45.2), Some("acme"));
+//! emitter.flush(std::time::Duration::from_secs(5));
+//! ```
+//!
+//! `emit` never blocks on the network and never returns an error: the event goes
+//! into a bounded buffer drained by a background thread that publishes with
+//! publisher confirms. When the buffer is full, or the broker is unreachable, events
+//! go to an append-only spill file that is replayed once the broker is back, also
+//! after a restart of the producer. `flush` and `shutdown` wait (bounded) until
+//! everything emitted is confirmed.
+//!
+//! Layout: [`Event`] and the typed helpers here; [`spill`] the disk spill;
+//! [`outbox`] the transactional outbox and its relay.
+#![forbid(unsafe_code)]
+
+pub mod outbox;
+pub mod spill;
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use prometheus::IntCounter;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How an [`Emitter`] connects and buffers.
+#[derive(Debug, Clone)]
+pub struct EmitterConfig {
+    pub amqp_url: String,
+    /// Events held in memory before they spill to disk.
+    pub buffer: usize,
+    /// Where spill files live; must survive a restart of the producer.
+    pub spill_dir: PathBuf,
+    /// Events published per burst of confirms.
+    pub batch: usize,
+}
+
+impl Default for EmitterConfig {
+    fn default() -> Self {
+        Self {
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            buffer: 10_000,
+            spill_dir: PathBuf::from("hookfleet-spill"),
+            batch: 500,
+        }
+    }
+}
+
+/// An id from the producer's own data: a number or a string.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Id {
+    Int(i64),
+    Str(String),
+}
+impl From<i64> for Id {
+    fn from(v: i64) -> Self {
+        Id::Int(v)
+    }
+}
+impl From<i32> for Id {
+    fn from(v: i32) -> Self {
+        Id::Int(v.into())
+    }
+}
+impl From<u32> for Id {
+    fn from(v: u32) -> Self {
+        Id::Int(v.into())
+    }
+}
+impl From<&str> for Id {
+    fn from(v: &str) -> Self {
+        Id::Str(v.to_owned())
+    }
+}
+impl From<String> for Id {
+    fn from(v: String) -> Self {
+        Id::Str(v)
+    }
+}
+
+/// One event, as the wire contract's envelope (DESIGN.md §2.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant_id: Option<String>,
+    pub timestamp: String,
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    /// A new event with a fresh id and the current time.
+    pub fn new(event_type: &str, data: serde_json::Value) -> Self {
+        Self {
+            id: hookfleet_core::ids::event_id(),
+            event_type: event_type.to_owned(),
+            tenant_id: None,
+            timestamp: hookfleet_core::envelope::now_rfc3339(),
+            data,
+        }
+    }
+
+    pub fn tenant(mut self, tenant: Option<&str>) -> Self {
+        self.tenant_id = tenant.map(str::to_owned);
+        self
+    }
+}
+
+/// A serialized event waiting to be published.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub event_type: String,
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+/// Counters of an emitter, for the host's Prometheus registry.
+#[derive(Clone)]
+pub struct EmitMetrics {
+    pub emitted: IntCounter,
+    pub confirmed: IntCounter,
+    pub spilled: IntCounter,
+    pub replayed: IntCounter,
+    /// Events that could neither be buffered nor written to disk (disk full).
+    pub dropped: IntCounter,
+}
+
+#[allow(clippy::expect_used)] // constant, valid metric names
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).expect("valid metric")
+}
+
+impl EmitMetrics {
+    fn new() -> Self {
+        Self {
+            emitted: counter("hookfleet_emit_emitted_total", "Events handed to emit()."),
+            confirmed: counter(
+                "hookfleet_emit_confirmed_total",
+                "Events confirmed by RabbitMQ.",
+            ),
+            spilled: counter(
+                "hookfleet_emit_spilled_total",
+                "Events written to the spill file.",
+            ),
+            replayed: counter(
+                "hookfleet_emit_replayed_total",
+                "Spilled events published after all.",
+            ),
+            dropped: counter(
+                "hookfleet_emit_dropped_total",
+                "Events lost: neither buffered nor spilled.",
+            ),
+        }
+    }
+
+    /// Registers every counter with `registry`.
+    pub fn register(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        for c in [
+            &self.emitted,
+            &self.confirmed,
+            &self.spilled,
+            &self.replayed,
+            &self.dropped,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Emitted but not yet confirmed (nor dropped).
+    pub fn outstanding(&self) -> u64 {
+        self.emitted
+            .get()
+            .saturating_sub(self.confirmed.get() + self.dropped.get())
+    }
+}
+
+struct Inner {
+    tx: mpsc::Sender<Pending>,
+    spill: Arc<spill::Spill>,
+    metrics: EmitMetrics,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Inner {
+    /// The last handle gone: the background thread publishes what is buffered
+    /// (or spills it) and stops.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Publishes events to `hookfleet.events` without ever blocking or failing its
+/// caller. Cheap to clone; all clones share one background publisher.
+#[derive(Clone)]
+pub struct Emitter {
+    inner: Arc<Inner>,
+}
+
+impl Emitter {
+    /// Starts the background publisher thread. Fails only when the spill
+    /// directory cannot be created.
+    pub fn connect(config: EmitterConfig) -> std::io::Result<Emitter> {
+        let spill = Arc::new(spill::Spill::open(&config.spill_dir)?);
+        let (tx, rx) = mpsc::channel(config.buffer.max(1));
+        let metrics = EmitMetrics::new();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let bg = Background {
+            config,
+            rx,
+            spill: spill.clone(),
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+        };
+        std::thread::Builder::new().name("hookfleet-emit".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(bg.run()),
+                Err(e) => tracing::error!(error = %e, "hookfleet-emit could not start its runtime; events stay spilled."),
+            }
+        })?;
+        Ok(Emitter {
+            inner: Arc::new(Inner {
+                tx,
+                spill,
+                metrics,
+                stop,
+            }),
+        })
+    }
+
+    /// Emits one event. Never blocks on the network, never fails: when the buffer
+    /// is full the event is appended to the spill file instead.
+    pub fn emit(&self, event: Event) {
+        let m = &self.inner.metrics;
+        m.emitted.inc();
+        let body = match serde_json::to_vec(&event) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "Event could not be serialized; dropped.");
+                m.dropped.inc();
+                return;
+            }
+        };
+        let p = Pending {
+            event_type: event.event_type,
+            id: event.id,
+            body,
+        };
+        if let Err(e) = self.inner.tx.try_send(p) {
+            let p = match e {
+                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+            };
+            if self.inner.spill.append(std::slice::from_ref(&p)).is_ok() {
+                m.spilled.inc();
+            } else {
+                m.dropped.inc();
+            }
+        }
+    }
+
+    /// Emits `data` as an event of `event_type`.
+    pub fn emit_data(&self, event_type: &str, data: serde_json::Value, tenant_id: Option<&str>) {
+        self.emit(Event::new(event_type, data).tenant(tenant_id));
+    }
+
+    /// Waits until everything emitted so far is confirmed, or `timeout` passes;
+    /// returns whether it all was. Callable from sync and async code alike.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while self.inner.metrics.outstanding() > 0 {
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Flushes (bounded by `timeout`), then stops the background publisher. What
+    /// is not confirmed by then stays in the spill file for the next start.
+    pub fn shutdown(self, timeout: Duration) -> bool {
+        let done = self.flush(timeout);
+        self.inner.stop.cancel();
+        done
+    }
+
+    pub fn metrics(&self) -> &EmitMetrics {
+        &self.inner.metrics
+    }
+}
+
+// The SoundHash guide's calls, one per catalog type, with its parameters.
+#[allow(clippy::too_many_arguments)]
+impl Emitter {
+    /// `match.found`: after saving a new match.
+    pub fn emit_match_found(
+        &self,
+        match_id: impl Into<Id>,
+        query_video_id: impl Into<Id>,
+        matched_video_id: impl Into<Id>,
+        confidence: f64,
+        segment_start: Option<f64>,
+        segment_end: Option<f64>,
+        tenant_id: Option<&str>,
+    ) {
+        let data = serde_json::json!({
+            "match_id": match_id.into(), "query_video_id": query_video_id.into(), "matched_video_id": matched_video_id.into(),
+            "confidence": confidence, "segment_start": segment_start, "segment_end": segment_end,
+        });
+        self.emit_data("match.found", data, tenant_id);
+    }
+
+    /// `video.processed`: after a video is processed.
+    pub fn emit_video_processed(
+        &self,
+        video_id: impl Into<Id>,
+        video_url: Option<&str>,
+        title: Option<&str>,
+        duration: Option<f64>,
+        fingerprint_count: Option<i64>,
+        processing_time_seconds: Option<f64>,
+        tenant_id: Option<&str>,
+    ) {
+        let data = serde_json::json!({
+            "video_id": video_id.into(), "video_url": video_url, "title": title, "duration": duration,
+            "fingerprint_count": fingerprint_count, "processing_time_seconds": processing_time_seconds,
+        });
+        self.emit_data("video.processed", data, tenant_id);
+    }
+
+    /// `job.failed`: when a background job fails.
+    pub fn emit_job_failed(
+        &self,
+        job_id: impl Into<Id>,
+        job_type: &str,
+        target_id: Option<Id>,
+        error_message: &str,
+        attempt_count: Option<i64>,
+        tenant_id: Option<&str>,
+    ) {
+        let data = serde_json::json!({
+            "job_id": job_id.into(), "job_type": job_type, "target_id": target_id,
+            "error_message": error_message, "attempt_count": attempt_count,
+        });
+        self.emit_data("job.failed", data, tenant_id);
+    }
+
+    /// `user.created`: after creating a user account.
+    pub fn emit_user_created(
+        &self,
+        user_id: impl Into<Id>,
+        username: &str,
+        email: Option<&str>,
+        tenant_id: Option<&str>,
+    ) {
+        let data =
+            serde_json::json!({"user_id": user_id.into(), "username": username, "email": email});
+        self.emit_data("user.created", data, tenant_id);
+    }
+
+    /// `subscription.updated`: when a subscription's plan or status changes.
+    pub fn emit_subscription_updated(
+        &self,
+        subscription_id: impl Into<Id>,
+        user_id: impl Into<Id>,
+        plan_tier: &str,
+        status: &str,
+        previous_plan: Option<&str>,
+        tenant_id: Option<&str>,
+    ) {
+        let data = serde_json::json!({
+            "subscription_id": subscription_id.into(), "user_id": user_id.into(), "plan_tier": plan_tier,
+            "status": status, "previous_plan": previous_plan,
+        });
+        self.emit_data("subscription.updated", data, tenant_id);
+    }
+
+    /// `api_limit.reached`: when usage approaches or exceeds a limit.
+    pub fn emit_api_limit_reached(
+        &self,
+        user_id: impl Into<Id>,
+        limit_type: &str,
+        current_usage: i64,
+        limit_value: i64,
+        reset_at: Option<&str>,
+        tenant_id: Option<&str>,
+    ) {
+        let data = serde_json::json!({
+            "user_id": user_id.into(), "limit_type": limit_type, "current_usage": current_usage,
+            "limit_value": limit_value, "reset_at": reset_at,
+        });
+        self.emit_data("api_limit.reached", data, tenant_id);
+    }
+}
+
+/// The background publisher: one connection, confirms per batch, spill while the
+/// broker is away, replay once it is back.
+struct Background {
+    config: EmitterConfig,
+    rx: mpsc::Receiver<Pending>,
+    spill: Arc<spill::Spill>,
+    metrics: EmitMetrics,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Background {
+    async fn run(mut self) {
+        let mut backoff = Duration::from_millis(100);
+        while !self.stop.is_cancelled() {
+            match self.session().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "hookfleet-emit: broker unavailable; spilling to disk.");
+                    // While the broker is away everything buffered goes to disk, so a
+                    // crash of the producer loses nothing already emitted.
+                    let end = Instant::now() + backoff;
+                    while Instant::now() < end && !self.stop.is_cancelled() {
+                        self.drain_to_spill();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.drain_to_spill();
+    }
+
+    fn drain_to_spill(&mut self) {
+        let mut batch = Vec::new();
+        while let Ok(p) = self.rx.try_recv() {
+            batch.push(p);
+        }
+        self.spill_batch(&batch);
+    }
+
+    fn spill_batch(&self, batch: &[Pending]) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.spill.append(batch) {
+            Ok(()) => self.metrics.spilled.inc_by(batch.len() as u64),
+            Err(e) => {
+                tracing::error!(error = %e, n = batch.len(), "hookfleet-emit: cannot write the spill file; events dropped.");
+                self.metrics.dropped.inc_by(batch.len() as u64);
+            }
+        }
+    }
+
+    async fn session(&mut self) -> anyhow::Result<()> {
+        let conn = hookfleet_broker::connect(&self.config.amqp_url, "hookfleet-emit").await?;
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            hookfleet_broker::names::EVENTS_EXCHANGE.into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        tracing::info!("hookfleet-emit connected.");
+        let mut next_replay = Instant::now();
+        loop {
+            if Instant::now() >= next_replay {
+                self.replay(&ch).await?;
+                next_replay = Instant::now() + Duration::from_secs(1);
+            }
+            let first = tokio::select! {
+                _ = self.stop.cancelled() => {
+                    // Publish what is buffered, then stop.
+                    let mut rest = Vec::new();
+                    while let Ok(p) = self.rx.try_recv() { rest.push(p); }
+                    if let Err(e) = publish(&ch, &rest).await {
+                        self.spill_batch(&rest);
+                        return Err(e);
+                    }
+                    self.metrics.confirmed.inc_by(rest.len() as u64);
+                    let _ = conn.close(200, "bye".into()).await;
+                    return Ok(());
+                }
+                p = self.rx.recv() => p,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => None,
+            };
+            let Some(first) = first else { continue };
+            let mut batch = vec![first];
+            while batch.len() < self.config.batch {
+                match self.rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = publish(&ch, &batch).await {
+                self.spill_batch(&batch);
+                return Err(e);
+            }
+            self.metrics.confirmed.inc_by(batch.len() as u64);
+        }
+    }
+
+    /// Publishes every closed spill file, deleting each once all its events are confirmed.
+    async fn replay(&self, ch: &lapin::Channel) -> anyhow::Result<()> {
+        for file in self.spill.take_files()? {
+            let events = spill::read(&file)?;
+            for chunk in events.chunks(self.config.batch.max(1)) {
+                publish(ch, chunk).await?;
+            }
+            std::fs::remove_file(&file)?;
+            self.metrics.replayed.inc_by(events.len() as u64);
+            self.metrics.confirmed.inc_by(events.len() as u64);
+            tracing::info!(
+                events = events.len(),
+                "hookfleet-emit: replayed spilled events."
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Publishes a batch and waits for every confirm.
+async fn publish(ch: &lapin::Channel, batch: &[Pending]) -> anyhow::Result<()> {
+    let mut confirms = Vec::with_capacity(batch.len());
+    for p in batch {
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(p.id.as_str().into());
+        confirms.push(
+            ch.basic_publish(
+                hookfleet_broker::names::EVENTS_EXCHANGE.into(),
+                p.event_type.as_str().into(),
+                BasicPublishOptions::default(),
+                &p.body,
+                props,
+            )
+            .await?,
+        );
+    }
+    for c in futures::future::join_all(
+        confirms
+            .into_iter()
+            .map(|c| hookfleet_broker::confirmed(Ok(c))),
+    )
+    .await
+    {
+        c?;
+    }
+    Ok(())
+}

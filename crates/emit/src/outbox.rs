@@ -1,0 +1,137 @@
+//! The transactional outbox, for producers that must not lose an event even if
+//! they crash between their commit and the publish: [`emit_in_tx`] inserts the
+//! event into `hookfleet_outbox` in the producer's own Postgres, inside its own
+//! transaction; [`relay`] (`hookfleet outbox-relay`) publishes unsent rows in id
+//! order with confirms and marks them sent. Replicas share the work with
+//! `FOR UPDATE SKIP LOCKED`, so each row goes to the exchange once (a relay killed
+//! between publish and commit republishes its batch; the event ids are the same).
+use crate::{Event, Pending};
+use anyhow::Context as _;
+use lapin::options::ConfirmSelectOptions;
+use std::time::Duration;
+use tokio_postgres::{GenericClient, NoTls};
+use tokio_util::sync::CancellationToken;
+
+/// The outbox table, created by [`create_table`] in the producer's database.
+pub const CREATE_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS hookfleet_outbox (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id    text NOT NULL,
+    event_type  text NOT NULL,
+    body        text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    sent_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS hookfleet_outbox_unsent ON hookfleet_outbox (id) WHERE sent_at IS NULL;";
+
+pub async fn create_table(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(CREATE_TABLE).await
+}
+
+/// Adds an event to the outbox inside the caller's transaction: it is published
+/// if and only if that transaction commits.
+pub async fn emit_in_tx(
+    tx: &tokio_postgres::Transaction<'_>,
+    event: &Event,
+) -> Result<(), tokio_postgres::Error> {
+    let body = serde_json::to_string(event).unwrap_or_default();
+    tx.execute(
+        "INSERT INTO hookfleet_outbox (event_id, event_type, body) VALUES ($1, $2, $3)",
+        &[&event.id, &event.event_type, &body],
+    )
+    .await?;
+    tx.execute("SELECT pg_notify('hookfleet_outbox', '')", &[])
+        .await?;
+    Ok(())
+}
+
+/// Publishes one batch of unsent rows; returns how many.
+pub async fn relay_once(
+    client: &mut tokio_postgres::Client,
+    ch: &lapin::Channel,
+    batch: i64,
+) -> anyhow::Result<usize> {
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT id, event_id, event_type, body FROM hookfleet_outbox
+             WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[&batch],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let pending: Vec<Pending> = rows
+        .iter()
+        .map(|r| Pending {
+            id: r.get(1),
+            event_type: r.get(2),
+            body: r.get::<_, String>(3).into_bytes(),
+        })
+        .collect();
+    crate::publish(ch, &pending).await?;
+    tx.execute(
+        "UPDATE hookfleet_outbox SET sent_at = now() WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ids.len())
+}
+
+/// Runs the relay until `shutdown`, reconnecting to either side with backoff.
+pub async fn relay(
+    db_url: &str,
+    amqp_url: &str,
+    batch: i64,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match relay_session(db_url, amqp_url, batch, &shutdown).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "Outbox relay interrupted; reconnecting.");
+                tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(backoff) => {} }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn relay_session(
+    db_url: &str,
+    amqp_url: &str,
+    batch: i64,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (mut client, conn) = tokio_postgres::connect(db_url, NoTls)
+        .await
+        .context("connecting to the outbox database")?;
+    let driver = tokio::spawn(conn);
+    create_table(&client)
+        .await
+        .context("creating hookfleet_outbox")?;
+    let amqp = hookfleet_broker::connect(amqp_url, "hookfleet-outbox-relay").await?;
+    let ch = amqp.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    tracing::info!("Outbox relay running.");
+    let result = loop {
+        if shutdown.is_cancelled() {
+            break Ok(());
+        }
+        match relay_once(&mut client, &ch, batch).await {
+            Ok(0) => {
+                tokio::select! { _ = shutdown.cancelled() => break Ok(()), _ = tokio::time::sleep(Duration::from_millis(100)) => {} }
+            }
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = amqp.close(200, "bye".into()).await;
+    driver.abort();
+    result
+}

@@ -1,0 +1,103 @@
+//! The event type catalog as routing and ingest use it: each active type with its
+//! JSON Schema compiled once per reload (the `jsonschema` crate), so validating
+//! an event's `data` costs no schema parsing.
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use hookfleet_core::envelope::InvalidEnvelope;
+use hookfleet_core::Envelope;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Compiled catalog: type name → validator of its `data`.
+#[derive(Default)]
+pub struct Catalog {
+    types: HashMap<String, Arc<jsonschema::Validator>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("types", &self.types.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Compiles a schema, or says why it cannot be used.
+pub fn compile(schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::validator_for(schema).map_err(|e| e.to_string())
+}
+
+/// The first validation error of `data` against `v`, if any (as "at /path: message").
+pub fn first_error(v: &jsonschema::Validator, data: &serde_json::Value) -> Option<String> {
+    v.iter_errors(data).next().map(|e| {
+        let path = e.instance_path().to_string();
+        let at = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        };
+        format!("at {at}: {e}")
+    })
+}
+
+impl Catalog {
+    /// Loads the non-deprecated types; a schema that does not compile is logged and
+    /// the type accepts any object (an operator's typo must not drop events).
+    pub async fn load(pool: &Pool) -> anyhow::Result<Catalog> {
+        let client = pool.get().await.context("connecting to Postgres")?;
+        let rows = client
+            .query(
+                "SELECT name, schema FROM event_types WHERE NOT deprecated",
+                &[],
+            )
+            .await?;
+        let mut types = HashMap::new();
+        for r in rows {
+            let name: String = r.get(0);
+            let schema: serde_json::Value = r.get(1);
+            let v = compile(&schema).unwrap_or_else(|e| {
+                tracing::error!(event_type = %name, error = %e, "Event type schema does not compile; accepting any object.");
+                compile(&serde_json::json!({"type": "object"})).unwrap_or_else(|_| unreachable_validator())
+            });
+            types.insert(name, Arc::new(v));
+        }
+        Ok(Catalog { types })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.types.contains_key(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+
+    /// Checks an envelope's type and `data` against the catalog.
+    pub fn check(&self, env: Envelope) -> Result<Envelope, InvalidEnvelope> {
+        let Some(v) = self.types.get(&env.event_type) else {
+            return Err(InvalidEnvelope::UnknownType(env.event_type));
+        };
+        let data: serde_json::Value =
+            serde_json::from_str(env.data.get()).map_err(|e| InvalidEnvelope::BadField {
+                field: "data",
+                reason: e.to_string(),
+            })?;
+        if let Some(reason) = first_error(v, &data) {
+            return Err(InvalidEnvelope::DataSchema {
+                event_type: env.event_type,
+                reason,
+            });
+        }
+        Ok(env)
+    }
+}
+
+#[allow(clippy::expect_used)]
+fn unreachable_validator() -> jsonschema::Validator {
+    // `true` is a valid schema in every draft.
+    jsonschema::validator_for(&serde_json::Value::Bool(true)).expect("the `true` schema compiles")
+}
