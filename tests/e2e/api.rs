@@ -905,3 +905,147 @@ async fn delivery_history_filters_by_time() {
     assert_eq!((s, e["error"]["field"].as_str()), (422, Some("since")));
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_types_are_added_validated_and_deprecated() {
+    let env = TestEnv::new(&[]).await;
+    let (app, base) = env.start_api(Roles::ALL).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    let schema = json!({"type": "object", "required": ["invoice_id", "amount"], "properties": {"invoice_id": {"type": "string"}, "amount": {"type": "number"}}});
+    let bad: Vec<(Value, &str)> = vec![
+        (json!({"name": "invoice paid", "schema": schema}), "name"),
+        (
+            json!({"name": "invoice.paid", "schema": {"type": 7}}),
+            "schema",
+        ),
+        (
+            json!({"name": "invoice.paid", "schema": schema, "example": {"invoice_id": "i1"}}),
+            "example",
+        ),
+    ];
+    for (body, field) in bad {
+        let (s, e) = admin
+            .call("POST", "/api/v1/webhooks/events", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {e}"
+        );
+    }
+    let (s, t) = admin
+        .call("POST", "/api/v1/webhooks/events", Some(json!({"name": "invoice.paid", "description": "An invoice was paid.", "schema": schema, "example": {"invoice_id": "i1", "amount": 9.5}})))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    assert_eq!(
+        admin
+            .call(
+                "POST",
+                "/api/v1/webhooks/events",
+                Some(json!({"name": "invoice.paid"}))
+            )
+            .await
+            .0,
+        409
+    );
+    let (_, kt) = {
+        admin
+            .call("POST", "/api/v1/tenants", Some(json!({"id": "t1"})))
+            .await;
+        admin
+            .call("POST", "/api/v1/tenants/t1/api-keys", None)
+            .await
+    };
+    let tenant = admin.with_key(kt["key"].as_str().unwrap());
+    assert_eq!(
+        tenant
+            .call(
+                "POST",
+                "/api/v1/webhooks/events",
+                Some(json!({"name": "x.y"}))
+            )
+            .await
+            .0,
+        403
+    );
+
+    // Usable at once for subscriptions, ingest and routing.
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let (s, _) = admin
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(webhook(&rx.url, &["invoice.paid"])),
+        )
+        .await;
+    assert_eq!(s, 201);
+    wait_for(
+        "the new type to be accepted and delivered",
+        LONG,
+        || async {
+            admin
+                .call(
+                    "POST",
+                    "/api/v1/events",
+                    Some(
+                        json!({"type": "invoice.paid", "data": {"invoice_id": "i1", "amount": 3}}),
+                    ),
+                )
+                .await
+                .0
+                == 202
+                && rx.count() >= 1
+        },
+    )
+    .await;
+    let (s, e) = admin
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"type": "invoice.paid", "data": {"invoice_id": "i1", "amount": "3"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (422, Some("data")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("/amount"),
+        "{e}"
+    );
+
+    // Deprecated: refused from then on.
+    let (s, t) = admin
+        .call(
+            "PATCH",
+            "/api/v1/webhooks/events/invoice.paid",
+            Some(json!({"deprecated": true})),
+        )
+        .await;
+    assert_eq!((s, t["deprecated"].as_bool()), (200, Some(true)));
+    wait_for("the deprecated type to be refused", LONG, || async {
+        admin
+            .call(
+                "POST",
+                "/api/v1/events",
+                Some(json!({"type": "invoice.paid", "data": {"invoice_id": "i2", "amount": 1}})),
+            )
+            .await
+            .0
+            == 422
+    })
+    .await;
+    assert_eq!(
+        admin
+            .call(
+                "PATCH",
+                "/api/v1/webhooks/events/nope.nope",
+                Some(json!({"deprecated": true}))
+            )
+            .await
+            .0,
+        404
+    );
+    app.stop().await.unwrap();
+}

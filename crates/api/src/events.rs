@@ -184,3 +184,122 @@ pub async fn ingest(
     })?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id })))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEventType {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub schema: Option<serde_json::Value>,
+    pub example: Option<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventTypePatch {
+    pub description: Option<String>,
+    pub schema: Option<serde_json::Value>,
+    pub example: Option<serde_json::Value>,
+    pub deprecated: Option<bool>,
+}
+
+/// Checks a schema compiles and the example (if any) matches it.
+fn check_schema(schema: &serde_json::Value, example: Option<&serde_json::Value>) -> ApiResult<()> {
+    if !schema.is_object() {
+        return Err(ApiError::invalid("schema", "must be a JSON Schema object"));
+    }
+    let v = hookfleet_store::catalog::compile(schema)
+        .map_err(|e| ApiError::invalid("schema", format!("does not compile: {e}")))?;
+    if let Some(ex) = example {
+        if !ex.is_object() {
+            return Err(ApiError::invalid("example", "must be a JSON object"));
+        }
+        if let Some(err) = hookfleet_store::catalog::first_error(&v, ex) {
+            return Err(ApiError::invalid(
+                "example",
+                format!("does not match the schema: {err}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn row_to_type(r: &tokio_postgres::Row) -> EventType {
+    EventType {
+        name: r.get(0),
+        description: r.get(1),
+        schema: r.get(2),
+        example: r.get(3),
+        deprecated: r.get(4),
+    }
+}
+
+/// Adds an event type to the catalog; shared with `hookfleet event-type add`.
+pub async fn add_event_type(pool: &hookfleet_store::Pool, b: NewEventType) -> ApiResult<EventType> {
+    hookfleet_core::envelope::validate_event_type(&b.name)
+        .map_err(|e| ApiError::invalid("name", e))?;
+    let schema = b
+        .schema
+        .unwrap_or_else(|| serde_json::json!({"type": "object"}));
+    let example = b.example.unwrap_or_else(|| serde_json::json!({}));
+    check_schema(&schema, Some(&example))?;
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "INSERT INTO event_types (name, description, schema, example) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO NOTHING RETURNING name, description, schema, example, deprecated",
+            &[&b.name, &b.description, &schema, &example],
+        )
+        .await?
+        .ok_or_else(|| ApiError::conflict(format!("event type `{}` already exists", b.name)))?;
+    Ok(row_to_type(&row))
+}
+
+/// Updates or deprecates an event type; shared with `hookfleet event-type`.
+pub async fn update_event_type(
+    pool: &hookfleet_store::Pool,
+    name: &str,
+    p: EventTypePatch,
+) -> ApiResult<EventType> {
+    let client = pool.get().await?;
+    let current = client
+        .query_opt("SELECT name, description, schema, example, deprecated FROM event_types WHERE name = $1", &[&name])
+        .await?
+        .map(|r| row_to_type(&r))
+        .ok_or_else(|| ApiError::not_found("event type"))?;
+    let schema = p.schema.unwrap_or(current.schema);
+    let example = p.example.unwrap_or(current.example);
+    check_schema(&schema, Some(&example))?;
+    let row = client
+        .query_one(
+            "UPDATE event_types SET description = COALESCE($2, description), schema = $3, example = $4,
+                    deprecated = COALESCE($5, deprecated), updated_at = now()
+             WHERE name = $1 RETURNING name, description, schema, example, deprecated",
+            &[&name, &p.description, &schema, &example, &p.deprecated],
+        )
+        .await?;
+    Ok(row_to_type(&row))
+}
+
+pub async fn create_type(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    crate::error::JsonBody(b): crate::error::JsonBody<NewEventType>,
+) -> ApiResult<(StatusCode, Json<EventType>)> {
+    caller.require_admin()?;
+    Ok((
+        StatusCode::CREATED,
+        Json(add_event_type(&st.pool, b).await?),
+    ))
+}
+
+pub async fn update_type(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    crate::error::JsonBody(p): crate::error::JsonBody<EventTypePatch>,
+) -> ApiResult<Json<EventType>> {
+    caller.require_admin()?;
+    Ok(Json(update_event_type(&st.pool, &name, p).await?))
+}

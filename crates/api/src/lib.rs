@@ -47,7 +47,14 @@ pub const MAX_LIMIT: i64 = 250;
 pub fn router(state: Arc<AppState>) -> axum::Router {
     let body_limit = state.settings.delivery.max_payload_bytes + 16 * 1024;
     axum::Router::new()
-        .route("/api/v1/webhooks/events", get(events::catalog))
+        .route(
+            "/api/v1/webhooks/events",
+            get(events::catalog).post(events::create_type),
+        )
+        .route(
+            "/api/v1/webhooks/events/{name}",
+            axum::routing::patch(events::update_type),
+        )
         .route(
             "/api/v1/webhooks",
             post(webhooks::create).get(webhooks::list),

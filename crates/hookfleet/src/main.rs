@@ -51,6 +51,9 @@ enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCmd),
+    /// Manage the event type catalog.
+    #[command(subcommand, name = "event-type")]
+    EventType(EventTypeCmd),
     /// Manage tenants' API keys.
     #[command(subcommand)]
     Key(KeyCmd),
@@ -97,6 +100,39 @@ enum Command {
 enum TenantCmd {
     /// Create a tenant.
     Create { id: String },
+}
+
+#[derive(Subcommand)]
+enum EventTypeCmd {
+    /// List the catalog.
+    List,
+    /// Add an event type.
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// JSON Schema of `data` (JSON text, or @file).
+        #[arg(long)]
+        schema: Option<String>,
+        /// An example `data` (JSON text, or @file); must match the schema.
+        #[arg(long)]
+        example: Option<String>,
+    },
+    /// Deprecate an event type: events of it are refused from now on.
+    Deprecate { name: String },
+}
+
+fn json_arg(flag: &str, v: Option<String>) -> anyhow::Result<Option<serde_json::Value>> {
+    let Some(v) = v else { return Ok(None) };
+    let text = match v.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("{flag}: reading {path}"))?
+        }
+        None => v,
+    };
+    Ok(Some(
+        serde_json::from_str(&text).with_context(|| format!("{flag} is not valid JSON"))?,
+    ))
 }
 
 #[derive(Subcommand)]
@@ -250,6 +286,59 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             out!("{}", serde_json::to_string_pretty(&t)?);
+        }
+        Command::EventType(cmd) => {
+            let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
+            let api_err = |e: hookfleet_api::error::ApiError| match e.field {
+                Some(f) => anyhow::anyhow!("{f}: {}", e.message),
+                None => anyhow::anyhow!("{}", e.message),
+            };
+            match cmd {
+                EventTypeCmd::List => {
+                    let c = pool.get().await?;
+                    for r in c
+                        .query(
+                            "SELECT name, deprecated, description FROM event_types ORDER BY name",
+                            &[],
+                        )
+                        .await?
+                    {
+                        let (name, deprecated, desc): (String, bool, String) =
+                            (r.get(0), r.get(1), r.get(2));
+                        out!(
+                            "{name}{}  {desc}",
+                            if deprecated { " (deprecated)" } else { "" }
+                        );
+                    }
+                }
+                EventTypeCmd::Add {
+                    name,
+                    description,
+                    schema,
+                    example,
+                } => {
+                    let b = hookfleet_api::events::NewEventType {
+                        name,
+                        description,
+                        schema: json_arg("--schema", schema)?,
+                        example: json_arg("--example", example)?,
+                    };
+                    let t = hookfleet_api::events::add_event_type(&pool, b)
+                        .await
+                        .map_err(api_err)?;
+                    out!("{}", serde_json::to_string_pretty(&t)?);
+                }
+                EventTypeCmd::Deprecate { name } => {
+                    let p = hookfleet_api::events::EventTypePatch {
+                        deprecated: Some(true),
+                        ..Default::default()
+                    };
+                    hookfleet_api::events::update_event_type(&pool, &name, p)
+                        .await
+                        .map_err(api_err)?;
+                    out!("{name} deprecated");
+                }
+            }
         }
         Command::Key(cmd) => {
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
