@@ -49,7 +49,7 @@ impl Default for EmitterConfig {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             buffer: 10_000,
             spill_dir: PathBuf::from("hookfleet-spill"),
-            batch: 500,
+            batch: 2000,
         }
     }
 }
@@ -472,10 +472,20 @@ impl Background {
         )
         .await?;
         tracing::info!("hookfleet-emit connected.");
+        // Up to MAX_INFLIGHT batches are published before the oldest one's confirms
+        // are awaited: the broker's confirm latency does not cap the rate.
+        const MAX_INFLIGHT: usize = 4;
+        let mut inflight: std::collections::VecDeque<(Vec<Pending>, Vec<lapin::PublisherConfirm>)> =
+            Default::default();
         let mut next_replay = Instant::now();
-        loop {
+        let result = loop {
             if Instant::now() >= next_replay {
-                self.replay(&ch).await?;
+                if let Err(e) = self.settle(&mut inflight, 0).await {
+                    break Err(e);
+                }
+                if let Err(e) = self.replay(&ch).await {
+                    break Err(e);
+                }
                 next_replay = Instant::now() + Duration::from_secs(1);
             }
             let first = tokio::select! {
@@ -483,18 +493,25 @@ impl Background {
                     // Publish what is buffered, then stop.
                     let mut rest = Vec::new();
                     while let Ok(p) = self.rx.try_recv() { rest.push(p); }
-                    if let Err(e) = publish(&ch, &rest).await {
-                        self.spill_batch(&rest);
-                        return Err(e);
+                    match start_publish(&ch, &rest).await {
+                        Ok(c) => inflight.push_back((rest, c)),
+                        Err(e) => { self.spill_batch(&rest); break Err(e) }
                     }
-                    self.metrics.confirmed.inc_by(rest.len() as u64);
-                    let _ = conn.close(200, "bye".into()).await;
+                    if let Err(e) = self.settle(&mut inflight, 0).await {
+                        break Err(e);
+                    }
+                    hookfleet_broker::close(&conn, "bye").await;
                     return Ok(());
                 }
                 p = self.rx.recv() => p,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => None,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => None,
             };
-            let Some(first) = first else { continue };
+            let Some(first) = first else {
+                if let Err(e) = self.settle(&mut inflight, 0).await {
+                    break Err(e);
+                }
+                continue;
+            };
             let mut batch = vec![first];
             while batch.len() < self.config.batch {
                 match self.rx.try_recv() {
@@ -502,12 +519,42 @@ impl Background {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = publish(&ch, &batch).await {
+            match start_publish(&ch, &batch).await {
+                Ok(c) => inflight.push_back((batch, c)),
+                Err(e) => {
+                    self.spill_batch(&batch);
+                    break Err(e);
+                }
+            }
+            if let Err(e) = self.settle(&mut inflight, MAX_INFLIGHT).await {
+                break Err(e);
+            }
+        };
+        // Whatever was not confirmed goes to disk (possibly published too: the
+        // router's per-event dedupe makes a replayed duplicate harmless).
+        for (b, _) in inflight.drain(..) {
+            self.spill_batch(&b);
+        }
+        result
+    }
+
+    /// Awaits the oldest in-flight batches until at most `keep` remain.
+    async fn settle(
+        &self,
+        inflight: &mut std::collections::VecDeque<(Vec<Pending>, Vec<lapin::PublisherConfirm>)>,
+        keep: usize,
+    ) -> anyhow::Result<()> {
+        while inflight.len() > keep {
+            let Some((batch, confirms)) = inflight.pop_front() else {
+                break;
+            };
+            if let Err(e) = await_confirms(confirms).await {
                 self.spill_batch(&batch);
                 return Err(e);
             }
             self.metrics.confirmed.inc_by(batch.len() as u64);
         }
+        Ok(())
     }
 
     /// Publishes every closed spill file, deleting each once all its events are confirmed.
@@ -531,6 +578,14 @@ impl Background {
 
 /// Publishes a batch and waits for every confirm.
 async fn publish(ch: &lapin::Channel, batch: &[Pending]) -> anyhow::Result<()> {
+    await_confirms(start_publish(ch, batch).await?).await
+}
+
+/// Publishes a batch; the confirms are awaited separately.
+async fn start_publish(
+    ch: &lapin::Channel,
+    batch: &[Pending],
+) -> anyhow::Result<Vec<lapin::PublisherConfirm>> {
     let mut confirms = Vec::with_capacity(batch.len());
     for p in batch {
         let props = BasicProperties::default()
@@ -548,6 +603,10 @@ async fn publish(ch: &lapin::Channel, batch: &[Pending]) -> anyhow::Result<()> {
             .await?,
         );
     }
+    Ok(confirms)
+}
+
+async fn await_confirms(confirms: Vec<lapin::PublisherConfirm>) -> anyhow::Result<()> {
     for c in futures::future::join_all(
         confirms
             .into_iter()
