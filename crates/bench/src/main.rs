@@ -565,7 +565,7 @@ async fn main() -> anyhow::Result<()> {
         .as_deref()
         .is_none_or(|o| "list deliveries, 2,000,000 attempts".contains(o))
     {
-        eprintln!("running: list deliveries, 1,000,000 attempts");
+        eprintln!("running: list deliveries, 2,000,000 attempts");
         let row = bench_listing(&args).await?;
         eprintln!(
             "  page p50 {:.1} ms, p99 {:.1} ms, {}",
