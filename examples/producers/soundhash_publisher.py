@@ -42,6 +42,9 @@ class HookfleetPublisher:
         self.channel.basic_publish(
             exchange=EXCHANGE,
             routing_key=event_type,
+            # mandatory: if no queue is bound yet (hookfleet never started on this
+            # vhost) pika raises UnroutableError instead of the event vanishing.
+            mandatory=True,
             body=json.dumps(envelope),
             properties=pika.BasicProperties(
                 content_type="application/json",

@@ -169,7 +169,23 @@ async fn spilled_events_survive_a_producer_restart() {
     assert!(std::fs::read_dir(&dir).unwrap().count() >= 1);
 
     // Second run, broker reachable: the spill is replayed.
-    let second = emitter(&env.amqp_url, &dir);
+    // (In-process, the first emitter's thread lets go of the spill lock as it
+    // stops; a killed process would release it at once.)
+    let mut second = None;
+    for _ in 0..100 {
+        match Emitter::connect(EmitterConfig {
+            amqp_url: env.amqp_url.clone(),
+            spill_dir: dir.clone(),
+            ..Default::default()
+        }) {
+            Ok(e) => {
+                second = Some(e);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let second = second.expect("the spill directory is released by the stopped emitter");
     wait_for("the 50 spilled events delivered", LONG, || async {
         rx.count() == 50
     })
@@ -180,7 +196,17 @@ async fn spilled_events_survive_a_producer_restart() {
         second.metrics().replayed.get() == 50
     })
     .await;
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let spill_files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".jsonl")
+        })
+        .count();
+    assert_eq!(spill_files, 0, "replayed spill files are removed");
     app.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

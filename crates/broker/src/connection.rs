@@ -80,5 +80,10 @@ pub async fn confirmed(p: lapin::Result<lapin::PublisherConfirm>) -> anyhow::Res
     if conf.is_nack() {
         anyhow::bail!("the broker refused (nacked) a publish");
     }
+    // A mandatory publish that no queue took is still acked; the returned message
+    // is the only sign: https://www.rabbitmq.com/docs/confirms#when-publishes-are-confirmed
+    if conf.take_message().is_some() {
+        anyhow::bail!("the broker returned an unroutable publish (no queue bound)");
+    }
     Ok(())
 }

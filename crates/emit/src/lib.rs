@@ -596,7 +596,12 @@ async fn start_publish(
             ch.basic_publish(
                 hookfleet_broker::names::EVENTS_EXCHANGE.into(),
                 p.event_type.as_str().into(),
-                BasicPublishOptions::default(),
+                // Mandatory: an event no queue takes (hookfleet never started on this
+                // vhost) comes back and counts as a failure, so it is kept, not lost.
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
                 &p.body,
                 props,
             )

@@ -40,8 +40,6 @@ pub async fn emit_in_tx(
         &[&event.id, &event.event_type, &body],
     )
     .await?;
-    tx.execute("SELECT pg_notify('hookfleet_outbox', '')", &[])
-        .await?;
     Ok(())
 }
 

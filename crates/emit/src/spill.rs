@@ -13,15 +13,30 @@ pub struct Spill {
     dir: PathBuf,
     active: Mutex<Option<BufWriter<File>>>,
     seq: AtomicU64,
+    /// Held for the life of the emitter: one producer process per spill directory
+    /// (another one replaying our active file would lose what we append after).
+    _lock: File,
 }
 
 impl Spill {
     pub fn open(dir: &Path) -> std::io::Result<Spill> {
         std::fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("spill.lock"))?;
+        lock.try_lock().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("spill directory {} is in use by another emitter; give each producer process its own", dir.display()),
+            )
+        })?;
         Ok(Spill {
             dir: dir.to_owned(),
             active: Mutex::new(None),
             seq: AtomicU64::new(0),
+            _lock: lock,
         })
     }
 
@@ -134,6 +149,15 @@ mod tests {
         );
         s.append(&[ev(5)]).unwrap();
         assert_eq!(s.take_files().unwrap().len(), 2, "a new file after take");
+        assert!(
+            Spill::open(&dir).is_err(),
+            "one emitter per spill directory"
+        );
+        drop(s);
+        assert!(
+            Spill::open(&dir).is_ok(),
+            "free again once the first is gone"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
