@@ -211,16 +211,6 @@ async fn spilled_events_survive_a_producer_restart() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-struct StartAppOnDrop;
-impl Drop for StartAppOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").arg("start_app").output();
-        let _ = Command::new("rabbitmqctl")
-            .args(["await_startup", "--timeout", "60"])
-            .output();
-    }
-}
-
 /// Restarts RabbitMQ: runs alone, after the rest (the name holds `broker_restart`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emit_broker_restart_loses_nothing() {
@@ -233,12 +223,7 @@ async fn emit_broker_restart_loses_nothing() {
     e.emit_user_created(0, "warm", None, None);
     wait_for("the first delivery", LONG, || async { rx.count() == 1 }).await;
     {
-        let _guard = StartAppOnDrop;
-        let out = Command::new("rabbitmqctl")
-            .arg("stop_app")
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        let _restart = hookfleet_tests::stop_broker_app();
         for i in 1..=1000 {
             e.emit_user_created(i, "u", None, None);
         }
@@ -414,4 +399,35 @@ async fn python_pika_example_publishes_the_six_events() {
         "every event passes its catalog schema"
     );
     app.stop().await.unwrap();
+}
+
+/// The guide promises the emit calls work from sync code: no runtime on this thread.
+#[test]
+fn emit_works_from_sync_code_outside_any_runtime() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let env = rt.block_on(TestEnv::new(&[]));
+    rt.block_on(async {
+        let conn = hookfleet_broker::connect(&env.amqp_url, "probe")
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        hookfleet_broker::topology::declare(&ch, env.settings().amqp.queue_type, &[])
+            .await
+            .unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+    });
+    let dir = spill_dir(&env, "sync");
+    assert!(
+        tokio::runtime::Handle::try_current().is_err(),
+        "this thread has no runtime"
+    );
+    let e = emitter(&env.amqp_url, &dir);
+    for i in 0..10 {
+        e.emit_user_created(i, "sync", None, None);
+    }
+    assert!(e.flush(Duration::from_secs(30)), "flush from sync code");
+    assert!(e.shutdown(Duration::from_secs(5)));
+    let n = rt.block_on(env.queue_len("hookfleet.router"));
+    assert_eq!(n, 10, "ten events reached the router queue");
+    let _ = std::fs::remove_dir_all(&dir);
 }

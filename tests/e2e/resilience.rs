@@ -2,7 +2,6 @@ use hookfleet::Roles;
 use hookfleet_tests::{wait_for, Behaviour, Receiver, TestEnv};
 use serde_json::json;
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(90);
@@ -46,15 +45,6 @@ async fn killed_worker_loses_nothing() {
 
 /// Restarts the RabbitMQ application. Runs alone (`make test` runs it after the
 /// rest): other tests would see the broker go away too.
-struct StartAppOnDrop;
-impl Drop for StartAppOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").arg("start_app").output();
-        let _ = Command::new("rabbitmqctl")
-            .args(["await_startup", "--timeout", "60"])
-            .output();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_is_survived() {
@@ -71,16 +61,7 @@ async fn broker_restart_is_survived() {
     .await;
 
     {
-        let _guard = StartAppOnDrop;
-        let out = Command::new("rabbitmqctl")
-            .arg("stop_app")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "stop_app: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let _restart = hookfleet_tests::stop_broker_app();
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 

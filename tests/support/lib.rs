@@ -573,3 +573,29 @@ impl Api {
         )
     }
 }
+
+/// Stops the RabbitMQ application; the returned guard starts it again when dropped
+/// (also when the test panics), so the broker is always left running. Only for the
+/// tests named `*broker_restart*`, which `make test` runs alone.
+pub fn stop_broker_app() -> BrokerRestart {
+    let out = Command::new("rabbitmqctl")
+        .arg("stop_app")
+        .output()
+        .expect("rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "stop_app: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    BrokerRestart
+}
+
+pub struct BrokerRestart;
+impl Drop for BrokerRestart {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").output();
+        let _ = Command::new("rabbitmqctl")
+            .args(["await_startup", "--timeout", "60"])
+            .output();
+    }
+}

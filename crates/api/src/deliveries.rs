@@ -7,8 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookfleet_broker::{headers as h, names};
-use lapin::types::FieldTable;
-use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -232,26 +230,15 @@ pub async fn resend(
             )
             .await?;
         drop(client);
-        let mut headers = FieldTable::default();
-        h::set_str(&mut headers, h::DELIVERY_ID, &did);
-        h::set_str(&mut headers, h::EVENT_ID, &d.event_id);
-        h::set_str(&mut headers, h::ENDPOINT_ID, &ep.id);
-        h::set_str(&mut headers, h::EVENT_TYPE, &d.event_type);
-        if let Some(t) = &ep.tenant_id {
-            h::set_str(&mut headers, h::TENANT_ID, t);
-        }
-        h::set_i64(&mut headers, h::ATTEMPT, i64::from(d.attempt_count) + 1);
-        h::set_i64(&mut headers, h::ATTEMPT_BASE, i64::from(d.attempt_count));
-        h::set_i64(
-            &mut headers,
-            h::RECEIVED_AT,
-            hookfleet_core::ids::now_millis(),
-        );
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_message_id(d.event_id.as_str().into())
-            .with_headers(headers);
+        let props = h::delivery_properties(&h::DeliveryMeta {
+            delivery_id: &did,
+            event_id: &d.event_id,
+            endpoint_id: &ep.id,
+            event_type: &d.event_type,
+            tenant_id: ep.tenant_id.as_deref(),
+            attempt: i64::from(d.attempt_count) + 1,
+            attempt_base: i64::from(d.attempt_count),
+        });
         st2.publisher.declare_endpoint(&ep.id).await?;
         st2.publisher
             .publish(

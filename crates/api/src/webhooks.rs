@@ -8,8 +8,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use hookfleet_broker::{headers as h, names};
 use hookfleet_store::endpoints::{self, Endpoint, EndpointPatch};
-use lapin::types::FieldTable;
-use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -365,25 +363,15 @@ pub async fn test(
         };
         hookfleet_store::deliveries::store_routed(&st2.pool, &[ev], &[d], &Default::default())
             .await?;
-        let mut headers = FieldTable::default();
-        h::set_str(&mut headers, h::DELIVERY_ID, &did);
-        h::set_str(&mut headers, h::EVENT_ID, &eid);
-        h::set_str(&mut headers, h::ENDPOINT_ID, &ep.id);
-        h::set_str(&mut headers, h::EVENT_TYPE, &b.event_type);
-        if let Some(t) = &ep.tenant_id {
-            h::set_str(&mut headers, h::TENANT_ID, t);
-        }
-        h::set_i64(&mut headers, h::ATTEMPT, 1);
-        h::set_i64(
-            &mut headers,
-            h::RECEIVED_AT,
-            hookfleet_core::ids::now_millis(),
-        );
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_message_id(eid.as_str().into())
-            .with_headers(headers);
+        let props = h::delivery_properties(&h::DeliveryMeta {
+            delivery_id: &did,
+            event_id: &eid,
+            endpoint_id: &ep.id,
+            event_type: &b.event_type,
+            tenant_id: ep.tenant_id.as_deref(),
+            attempt: 1,
+            attempt_base: 0,
+        });
         st2.publisher.declare_endpoint(&ep.id).await?;
         st2.publisher
             .publish(names::DELIVERIES_EXCHANGE, &ep.id, body.as_bytes(), props)

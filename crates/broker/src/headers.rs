@@ -50,3 +50,41 @@ pub fn set_str(t: &mut FieldTable, key: &str, value: &str) {
 pub fn set_i64(t: &mut FieldTable, key: &str, value: i64) {
     t.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
 }
+
+/// What a delivery message carries besides its body (the envelope).
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryMeta<'a> {
+    pub delivery_id: &'a str,
+    pub event_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub event_type: &'a str,
+    pub tenant_id: Option<&'a str>,
+    /// The attempt number of the next delivery (1 for a new one).
+    pub attempt: i64,
+    /// Attempts before a resend's fresh budget (0 for a new delivery).
+    pub attempt_base: i64,
+}
+
+/// The properties of a delivery message, as the router, test sends and resends
+/// publish it to `hookfleet.deliveries`: persistent JSON, `message_id` = event id,
+/// and the headers the worker reads.
+pub fn delivery_properties(m: &DeliveryMeta<'_>) -> lapin::BasicProperties {
+    let mut t = FieldTable::default();
+    set_str(&mut t, DELIVERY_ID, m.delivery_id);
+    set_str(&mut t, EVENT_ID, m.event_id);
+    set_str(&mut t, ENDPOINT_ID, m.endpoint_id);
+    set_str(&mut t, EVENT_TYPE, m.event_type);
+    if let Some(tenant) = m.tenant_id {
+        set_str(&mut t, TENANT_ID, tenant);
+    }
+    set_i64(&mut t, ATTEMPT, m.attempt);
+    if m.attempt_base > 0 {
+        set_i64(&mut t, ATTEMPT_BASE, m.attempt_base);
+    }
+    set_i64(&mut t, RECEIVED_AT, hookfleet_core::ids::now_millis());
+    lapin::BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_message_id(m.event_id.into())
+        .with_headers(t)
+}

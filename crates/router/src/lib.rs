@@ -21,7 +21,7 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{Channel, Connection};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -347,27 +347,20 @@ impl Router {
             .iter()
             .map(|(_, e, b)| (e.id.as_str(), (e, b)))
             .collect();
-        let received_at = hookfleet_core::ids::now_millis();
         let mut confirms = Vec::with_capacity(to_publish.deliveries.len());
         for (delivery_id, event_id, endpoint_id) in &to_publish.deliveries {
             let Some((env, body)) = by_event.get(event_id.as_str()) else {
                 continue;
             };
-            let mut headers = FieldTable::default();
-            h::set_str(&mut headers, h::DELIVERY_ID, delivery_id);
-            h::set_str(&mut headers, h::EVENT_ID, event_id);
-            h::set_str(&mut headers, h::ENDPOINT_ID, endpoint_id);
-            h::set_str(&mut headers, h::EVENT_TYPE, &env.event_type);
-            if let Some(t) = &env.tenant_id {
-                h::set_str(&mut headers, h::TENANT_ID, t);
-            }
-            h::set_i64(&mut headers, h::ATTEMPT, 1);
-            h::set_i64(&mut headers, h::RECEIVED_AT, received_at);
-            let props = BasicProperties::default()
-                .with_content_type("application/json".into())
-                .with_delivery_mode(2)
-                .with_message_id(event_id.as_str().into())
-                .with_headers(headers);
+            let props = h::delivery_properties(&h::DeliveryMeta {
+                delivery_id,
+                event_id,
+                endpoint_id,
+                event_type: &env.event_type,
+                tenant_id: env.tenant_id.as_deref(),
+                attempt: 1,
+                attempt_base: 0,
+            });
             let c = self
                 .publish
                 .basic_publish(
