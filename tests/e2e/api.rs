@@ -1049,3 +1049,47 @@ async fn catalog_types_are_added_validated_and_deprecated() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_is_a_503_not_a_hang() {
+    // The API's database is a closed port: every call that needs it answers 503
+    // with Retry-After, quickly, and the process stays up.
+    let env = TestEnv::new(&[("database.url", "postgres://postgres@127.0.0.1:1/hookfleet")]).await;
+    let (app, base) = env.start_api(Roles::NONE).await;
+    let api = Api::new(&base, ADMIN_KEY);
+    let calls: Vec<(&str, &str, Option<Value>)> = vec![
+        ("GET", "/api/v1/webhooks", None),
+        (
+            "POST",
+            "/api/v1/webhooks",
+            Some(webhook("https://example.com/h", &["*"])),
+        ),
+        ("GET", "/api/v1/webhooks/events", None),
+        (
+            "POST",
+            "/api/v1/events",
+            Some(json!({"type": "user.created", "data": {"user_id": 1, "username": "u"}})),
+        ),
+        ("POST", "/api/v1/tenants", Some(json!({"id": "acme"}))),
+    ];
+    for (m, path, body) in calls {
+        let started = std::time::Instant::now();
+        let resp = api
+            .http
+            .request(m.parse().unwrap(), format!("{base}{path}"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&body.unwrap_or(Value::Null))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 503, "{m} {path}");
+        assert!(resp.headers().contains_key("retry-after"), "{m} {path}");
+        let e: Value = resp.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "unavailable", "{m} {path}: {e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{m} {path} answered without hanging"
+        );
+    }
+    app.stop().await.unwrap();
+}

@@ -87,3 +87,45 @@ pub async fn confirmed(p: lapin::Result<lapin::PublisherConfirm>) -> anyhow::Res
     }
     Ok(())
 }
+
+/// Runs `session` on a fresh connection, again and again, until `shutdown`: the
+/// supervisor every long-running role shares. Each session ends when its
+/// connection is lost (or on shutdown); the next one starts after a reconnect with
+/// backoff. Keeps `hookfleet_amqp_connected{role}` and `hookfleet_reconnects_total`.
+pub async fn supervise<F, Fut>(
+    url: &str,
+    role: &'static str,
+    shutdown: &CancellationToken,
+    mut session: F,
+) where
+    F: FnMut(std::sync::Arc<Connection>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    use hookfleet_core::metrics;
+    let name = format!("hookfleet-{role}");
+    let mut first = true;
+    while !shutdown.is_cancelled() {
+        let Some(conn) = connect_with_backoff(url, &name, shutdown).await else {
+            break;
+        };
+        if !first {
+            metrics::RECONNECTS.with_label_values(&[role]).inc();
+        }
+        first = false;
+        let conn = std::sync::Arc::new(conn);
+        metrics::AMQP_CONNECTED.with_label_values(&[role]).set(1);
+        let result = session(conn.clone()).await;
+        metrics::AMQP_CONNECTED.with_label_values(&[role]).set(0);
+        if let Err(e) = result {
+            tracing::warn!(
+                role,
+                error = format!("{e:#}"),
+                "Session ended; reconnecting."
+            );
+        }
+        close(&conn, "stopping").await;
+        if !shutdown.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

@@ -12,5 +12,5 @@ pub mod headers;
 pub mod names;
 pub mod topology;
 
-pub use connection::{close, confirmed, connect, connect_with_backoff, wait_closed};
+pub use connection::{close, confirmed, connect, connect_with_backoff, supervise, wait_closed};
 pub use lapin;

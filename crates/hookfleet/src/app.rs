@@ -63,20 +63,14 @@ pub async fn run_with_api(
     api: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let api_state = match api {
-        Some(l) => Some((
-            l,
-            hookfleet_api::state(
-                settings.clone(),
-                hookfleet_store::pool::connect(
-                    &settings.database.url,
-                    settings.database.pool_size,
-                )?,
-            )?,
-        )),
-        None => None,
-    };
     let pool = hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?;
+    let mut roles_set = tokio::task::JoinSet::new();
+    // The API needs no registry: it serves (and answers 503 while Postgres or
+    // RabbitMQ is away) from the start.
+    if let Some(listener) = api {
+        let state = hookfleet_api::state(settings.clone(), pool.clone())?;
+        roles_set.spawn(hookfleet_api::serve(state, listener, shutdown.clone()));
+    }
     let registry = Arc::new(Registry::default());
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(registry.clone().run(
@@ -92,17 +86,17 @@ pub async fn run_with_api(
         roles.names(),
         shutdown.clone(),
     ));
-    if !registry.wait_loaded(&shutdown).await {
+    // Routing from an empty registry would refuse every event type.
+    if (roles.router || roles.worker) && registry.wait_loaded(&shutdown).await {
+        tracing::info!(
+            endpoints = registry.snapshot().endpoints.len(),
+            "Endpoint registry loaded."
+        );
+    }
+    if shutdown.is_cancelled() {
+        roles_set.join_all().await;
         tasks.join_all().await;
         return Ok(());
-    }
-    tracing::info!(
-        endpoints = registry.snapshot().endpoints.len(),
-        "Endpoint registry loaded."
-    );
-    let mut roles_set = tokio::task::JoinSet::new();
-    if let Some((listener, state)) = api_state {
-        roles_set.spawn(hookfleet_api::serve(state, listener, shutdown.clone()));
     }
     if roles.router {
         roles_set.spawn(hookfleet_router::run(

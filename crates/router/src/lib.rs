@@ -34,40 +34,16 @@ pub async fn run(
     registry: Arc<Registry>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut first = true;
-    while !shutdown.is_cancelled() {
-        let Some(conn) = hookfleet_broker::connect_with_backoff(
-            &settings.amqp.url,
-            "hookfleet-router",
-            &shutdown,
-        )
-        .await
-        else {
-            break;
-        };
-        if !first {
-            metrics::RECONNECTS.with_label_values(&["router"]).inc();
-        }
-        first = false;
-        metrics::AMQP_CONNECTED
-            .with_label_values(&["router"])
-            .set(1);
-        let result = session(&settings, &pool, &registry, &conn, &shutdown).await;
-        metrics::AMQP_CONNECTED
-            .with_label_values(&["router"])
-            .set(0);
-        match result {
-            Ok(()) => {}
-            Err(e) => tracing::warn!(
-                error = format!("{e:#}"),
-                "Router session ended; reconnecting."
-            ),
-        }
-        hookfleet_broker::close(&conn, "router stopping").await;
-        if !shutdown.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    hookfleet_broker::supervise(&settings.amqp.url, "router", &shutdown, |conn| {
+        let (settings, pool, registry, shutdown) = (
+            settings.clone(),
+            pool.clone(),
+            registry.clone(),
+            shutdown.clone(),
+        );
+        async move { session(&settings, &pool, &registry, &conn, &shutdown).await }
+    })
+    .await;
     tracing::info!("Router stopped.");
     Ok(())
 }

@@ -64,39 +64,11 @@ pub async fn run(
         client,
         writer: tx,
     });
-    let mut first = true;
-    while !shutdown.is_cancelled() {
-        let Some(conn) = hookfleet_broker::connect_with_backoff(
-            &settings.amqp.url,
-            "hookfleet-worker",
-            &shutdown,
-        )
-        .await
-        else {
-            break;
-        };
-        if !first {
-            metrics::RECONNECTS.with_label_values(&["worker"]).inc();
-        }
-        first = false;
-        metrics::AMQP_CONNECTED
-            .with_label_values(&["worker"])
-            .set(1);
-        let result = session(&ctx, &conn, &shutdown).await;
-        metrics::AMQP_CONNECTED
-            .with_label_values(&["worker"])
-            .set(0);
-        if let Err(e) = result {
-            tracing::warn!(
-                error = format!("{e:#}"),
-                "Worker session ended; reconnecting."
-            );
-        }
-        hookfleet_broker::close(&conn, "worker stopping").await;
-        if !shutdown.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
+        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
+        async move { session(&ctx, &conn, &shutdown).await }
+    })
+    .await;
     drop(ctx);
     // Delivery tasks still holding the writer finish within the delivery timeout.
     let wait = settings.delivery.timeout + Duration::from_secs(30);
