@@ -221,7 +221,7 @@ pub async fn resend(
     };
     let st2 = st.clone();
     let did = d.id.clone();
-    tokio::spawn(async move {
+    crate::error::detached(async move {
         let client = st2.pool.get().await?;
         client
             .execute(
@@ -249,15 +249,7 @@ pub async fn resend(
             )
             .await
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("resend task: {e}"))?
-    .map_err(|e| {
-        if e.to_string().contains("RabbitMQ") {
-            ApiError::unavailable("RabbitMQ")
-        } else {
-            e.into()
-        }
-    })?;
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Resent {

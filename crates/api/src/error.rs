@@ -158,3 +158,30 @@ where
         }
     }
 }
+
+/// RabbitMQ could not take a publish or declaration (the cause inside): a 503.
+#[derive(Debug, thiserror::Error)]
+#[error("RabbitMQ unavailable: {0:#}")]
+pub struct BrokerUnavailable(pub anyhow::Error);
+
+/// Runs `work` in a task of its own and waits for it. A client that disconnects
+/// cancels the handler, never the work: it runs to completion, so nothing is left
+/// half done. Broker failures become 503, as do database outages.
+pub async fn detached<T, F>(work: F) -> ApiResult<T>
+where
+    F: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e))
+            if e.chain()
+                .any(|c| c.is::<BrokerUnavailable>() || c.is::<lapin::Error>()) =>
+        {
+            tracing::warn!(error = format!("{e:#}"), "RabbitMQ unavailable.");
+            Err(ApiError::unavailable("RabbitMQ"))
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(join) => Err(anyhow::anyhow!("background task failed: {join}").into()),
+    }
+}

@@ -162,7 +162,7 @@ pub async fn ingest(
         .map_err(envelope_error)?;
     let id = env.id.clone();
     let st2 = st.clone();
-    tokio::spawn(async move {
+    crate::error::detached(async move {
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
@@ -176,12 +176,7 @@ pub async fn ingest(
             )
             .await
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("ingest task: {e}"))?
-    .map_err(|e| {
-        tracing::warn!(error = format!("{e:#}"), "Ingest publish failed.");
-        ApiError::unavailable("RabbitMQ")
-    })?;
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id })))
 }
 

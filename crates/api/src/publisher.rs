@@ -53,7 +53,8 @@ impl Publisher {
         Ok(ch)
     }
 
-    /// Publishes and waits for the broker's confirm (bounded to 10 s).
+    /// Publishes and waits for the broker's confirm (bounded to 10 s); every
+    /// failure is a [`BrokerUnavailable`](crate::error::BrokerUnavailable).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -83,14 +84,19 @@ impl Publisher {
             *self.live.write().unwrap_or_else(|p| p.into_inner()) = None;
             *self.state.lock().await = None;
         }
-        res
+        res.map_err(|e| crate::error::BrokerUnavailable(e).into())
     }
 
     /// Declares an endpoint's queue (after creating the endpoint).
     pub async fn declare_endpoint(&self, id: &str) -> anyhow::Result<()> {
-        let ch = self.channel().await?;
-        hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, id)
+        let declared = async {
+            let ch = self.channel().await?;
+            hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, id)
+                .await
+                .context("declaring the endpoint queue")
+        };
+        declared
             .await
-            .context("declaring the endpoint queue")
+            .map_err(|e| crate::error::BrokerUnavailable(e).into())
     }
 }

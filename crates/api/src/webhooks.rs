@@ -207,16 +207,10 @@ pub async fn delete(
     // In a task of its own: a client that goes away must not leave the queue half moved.
     let st2 = st.clone();
     let id2 = id.clone();
-    tokio::spawn(async move { admin::delete_endpoint(&st2.settings, &st2.pool, &id2).await })
-        .await
-        .map_err(|e| anyhow::anyhow!("delete task: {e}"))?
-        .map_err(|e| {
-            if e.to_string().contains("connecting to RabbitMQ") {
-                ApiError::unavailable("RabbitMQ")
-            } else {
-                e.into()
-            }
-        })?;
+    crate::error::detached(
+        async move { admin::delete_endpoint(&st2.settings, &st2.pool, &id2).await },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,7 +341,7 @@ pub async fn test(
     let st2 = st.clone();
     let (eid, did) = (event_id.clone(), delivery_id.clone());
     // Runs to completion even if the client goes away mid-request.
-    tokio::spawn(async move {
+    crate::error::detached(async move {
         let ev = hookfleet_store::deliveries::NewEvent {
             id: &eid,
             tenant_id: ep.tenant_id.as_deref(),
@@ -377,15 +371,7 @@ pub async fn test(
             .publish(names::DELIVERIES_EXCHANGE, &ep.id, body.as_bytes(), props)
             .await
     })
-    .await
-    .map_err(|e| anyhow::anyhow!("test send task: {e}"))?
-    .map_err(|e| {
-        if e.to_string().contains("RabbitMQ") {
-            ApiError::unavailable("RabbitMQ")
-        } else {
-            e.into()
-        }
-    })?;
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(TestSent {
