@@ -207,18 +207,9 @@ pub async fn resend(
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Resent>)> {
     let ep = load(&st, &caller, &id).await?;
-    let (d, _) = load_delivery(&st, &id, &delivery_id).await?;
-    let payload = {
-        // The exact envelope bytes endpoints receive, as the router stored them.
-        let client = st.pool.get().await?;
-        let row = client
-            .query_one(
-                "SELECT payload::text FROM events WHERE id = $1",
-                &[&d.event_id],
-            )
-            .await?;
-        row.get::<_, String>(0)
-    };
+    // The stored envelope (jsonb's text form: same content, canonical spacing;
+    // the signature covers whatever bytes are sent).
+    let (d, payload) = load_delivery(&st, &id, &delivery_id).await?;
     let st2 = st.clone();
     let did = d.id.clone();
     crate::error::detached(async move {

@@ -14,8 +14,9 @@ pub struct Publisher {
     tiers: Vec<Duration>,
     /// The live channel: read without waiting on the hot path.
     live: std::sync::RwLock<Option<Channel>>,
-    /// Held while (re)connecting, so one request reconnects and the others wait.
-    state: Mutex<Option<(Connection, Channel)>>,
+    /// The connection behind `live`; locked while (re)connecting, so one request
+    /// reconnects and the others wait for it.
+    state: Mutex<Option<Connection>>,
 }
 
 impl Publisher {
@@ -29,17 +30,19 @@ impl Publisher {
         }
     }
 
+    fn live_channel(&self) -> Option<Channel> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        live.as_ref().filter(|ch| ch.status().connected()).cloned()
+    }
+
     async fn channel(&self) -> anyhow::Result<Channel> {
-        if let Some(ch) = self.live.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            if ch.status().connected() {
-                return Ok(ch.clone());
-            }
+        if let Some(ch) = self.live_channel() {
+            return Ok(ch);
         }
         let mut st = self.state.lock().await;
-        if let Some((conn, ch)) = st.as_ref() {
-            if conn.status().connected() && ch.status().connected() {
-                return Ok(ch.clone());
-            }
+        // Another request may have reconnected while this one waited for the lock.
+        if let Some(ch) = self.live_channel() {
+            return Ok(ch);
         }
         *st = None;
         let conn = hookfleet_broker::connect(&self.url, "hookfleet-api").await?;
@@ -48,7 +51,7 @@ impl Publisher {
             .await
             .context("declaring topology")?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        *st = Some((conn, ch.clone()));
+        *st = Some(conn);
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = Some(ch.clone());
         Ok(ch)
     }

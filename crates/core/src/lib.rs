@@ -9,6 +9,7 @@
 //! - [`ids`]: prefixed, time-ordered identifiers.
 //! - [`net`]: which target addresses deliveries may reach (SSRF policy).
 //! - [`metrics`]: every Prometheus metric, named once.
+//! - [`text`]: small text helpers (bounded strings for headers and records).
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod net;
 pub mod retry;
 pub mod signing;
+pub mod text;
 
 pub use config::Settings;
 pub use envelope::{Envelope, InvalidEnvelope};

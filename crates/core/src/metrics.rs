@@ -141,15 +141,3 @@ pub fn render() -> String {
     let _ = prometheus::TextEncoder::new().encode(&prometheus::gather(), &mut buf);
     String::from_utf8(buf).unwrap_or_default()
 }
-
-/// Cuts `s` to at most `max` bytes on a character boundary (for headers and records).
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}

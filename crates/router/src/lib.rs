@@ -221,7 +221,7 @@ impl Router {
             h::set_str(
                 &mut headers,
                 h::INVALID_REASON,
-                &metrics::truncate(&reason.to_string(), 1024),
+                &hookfleet_core::text::truncate(&reason.to_string(), 1024),
             );
             h::set_str(
                 &mut headers,

@@ -309,12 +309,7 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         // Paused or deleted since the message was consumed: put it back to wait;
         // this consumer is about to be cancelled.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let _ = acker
-            .nack(BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            })
-            .await;
+        requeue(&acker).await;
         return;
     };
 
@@ -373,35 +368,14 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         h::set_str(
             &mut headers,
             h::LAST_ERROR,
-            &metrics::truncate(&last_error, 512),
+            &hookfleet_core::text::truncate(&last_error, 512),
         );
-        match settings.retry.next_delay(attempt - base, resp.retry_after) {
+        // Failed: either a retry tier or, with the budget spent, hookfleet.dead.
+        let next = settings.retry.next_delay(attempt - base, resp.retry_after);
+        let (exchange, key) = match next {
             Some(delay) => {
                 h::set_i64(&mut headers, h::ATTEMPT, i64::from(attempt) + 1);
-                let tier = names::retry_tier(delay);
-                let props = properties
-                    .clone()
-                    .with_headers(headers)
-                    .with_delivery_mode(2);
-                if let Err(e) = publish_confirmed(publish, &tier, &endpoint_id, &body, props).await
-                {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "Could not schedule a retry; the delivery will be redelivered."
-                    );
-                    let _ = acker
-                        .nack(BasicNackOptions {
-                            multiple: false,
-                            requeue: true,
-                        })
-                        .await;
-                    return;
-                }
-                metrics::RETRIES_SCHEDULED
-                    .with_label_values(&[hookfleet_core::retry::tier_name(delay).as_str()])
-                    .inc();
-                metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
-                (DeliveryState::Retrying, Some(now + delay))
+                (names::retry_tier(delay), endpoint_id.clone())
             }
             None => {
                 h::set_i64(&mut headers, h::ATTEMPTS, i64::from(attempt));
@@ -410,25 +384,30 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
                     "x-dead-at",
                     &hookfleet_core::envelope::now_rfc3339(),
                 );
-                let props = properties
-                    .clone()
-                    .with_headers(headers)
-                    .with_delivery_mode(2);
-                if let Err(e) =
-                    publish_confirmed(publish, "", names::DEAD_QUEUE, &body, props).await
-                {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "Could not dead-letter; the delivery will be redelivered."
-                    );
-                    let _ = acker
-                        .nack(BasicNackOptions {
-                            multiple: false,
-                            requeue: true,
-                        })
-                        .await;
-                    return;
-                }
+                (String::new(), names::DEAD_QUEUE.to_owned())
+            }
+        };
+        let props = properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        if let Err(e) = publish_confirmed(publish, &exchange, &key, &body, props).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "Could not schedule the retry or dead letter; the delivery will be redelivered."
+            );
+            requeue(&acker).await;
+            return;
+        }
+        match next {
+            Some(delay) => {
+                metrics::RETRIES_SCHEDULED
+                    .with_label_values(&[hookfleet_core::retry::tier_name(delay).as_str()])
+                    .inc();
+                metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
+                (DeliveryState::Retrying, Some(now + delay))
+            }
+            None => {
                 metrics::ATTEMPTS.with_label_values(&["dead"]).inc();
                 (DeliveryState::Failed, None)
             }
@@ -444,7 +423,7 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         attempt: attempt as i32,
         state,
         status_code: resp.status.map(i32::from),
-        error: error.map(|e| metrics::truncate(&e, 2048)),
+        error: error.map(|e| hookfleet_core::text::truncate(&e, 2048)),
         response_excerpt: resp.excerpt,
         latency_ms: resp.latency.as_millis().min(i32::MAX as u128) as i32,
         attempted_at: now,
@@ -454,6 +433,16 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
     let _ = ctx
         .writer
         .send(writer::Msg::Done(writer::Completed { record, acker }))
+        .await;
+}
+
+/// Returns a message to its queue; the broker delivers it again.
+async fn requeue(acker: &lapin::Acker) {
+    let _ = acker
+        .nack(BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        })
         .await;
 }
 
