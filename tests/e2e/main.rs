@@ -4,6 +4,7 @@
 
 mod api;
 mod delivery;
+mod deploy;
 mod endpoints;
 mod invalid;
 mod producers;

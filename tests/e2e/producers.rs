@@ -148,52 +148,89 @@ async fn data_that_breaks_the_schema_is_quarantined_with_a_reason() {
     assert_eq!(rx.count(), 0);
 }
 
+/// The producer process that `spilled_events_survive_a_killed_producer` starts and
+/// kills with SIGKILL: emits `HF_CHILD_EVENTS` events with the broker out of
+/// reach, says so once they are all spilled, then waits to be killed.
+#[test]
+#[ignore = "a child process of spilled_events_survive_a_killed_producer"]
+fn producer_child_process() {
+    use std::io::Write as _;
+    let dir = std::env::var("HF_CHILD_SPILL_DIR").expect("HF_CHILD_SPILL_DIR");
+    let n: u64 = std::env::var("HF_CHILD_EVENTS")
+        .expect("HF_CHILD_EVENTS")
+        .parse()
+        .unwrap();
+    let e = emitter(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        std::path::Path::new(&dir),
+    );
+    for i in 0..n {
+        e.emit_user_created(i as i64, "u", None, None);
+    }
+    while e.metrics().spilled.get() < n {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("SPILLED {n}");
+    std::io::stdout().flush().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spilled_events_survive_a_producer_restart() {
+async fn spilled_events_survive_a_killed_producer() {
+    use std::io::BufRead as _;
     let env = TestEnv::new(&[]).await;
     let rx = Receiver::start(Behaviour::Ok).await;
     env.add_endpoint(&rx.url, &["*"], None).await;
     let app = env.start(Roles::ALL).await;
-    let dir = spill_dir(&env, "restart");
-    // First run of the producer: the broker is out of reach, everything spills.
-    let first = emitter("amqp://guest:guest@127.0.0.1:1/%2f", &dir);
-    for i in 0..50 {
-        first.emit_user_created(i, "u", None, None);
-    }
-    wait_for("50 events spilled to disk", LONG, || async {
-        first.metrics().spilled.get() == 50
-    })
-    .await;
-    assert_eq!(first.metrics().confirmed.get(), 0);
-    drop(first); // the process "dies": nothing flushed, the spill file stays
+    let dir = spill_dir(&env, "killed");
+    // First run of the producer, a real process: the broker is out of reach, so
+    // everything spills; then it is killed with SIGKILL (no flush, no shutdown).
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "producers::producer_child_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("HF_CHILD_SPILL_DIR", &dir)
+        .env("HF_CHILD_EVENTS", "500")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let spilled = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.starts_with("SPILLED 500"))
+    });
+    let spilled = tokio::time::timeout(LONG, spilled).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        matches!(spilled, Ok(Ok(true))),
+        "the producer process spilled its 500 events"
+    );
     assert!(std::fs::read_dir(&dir).unwrap().count() >= 1);
 
-    // Second run, broker reachable: the spill is replayed.
-    // (In-process, the first emitter's thread lets go of the spill lock as it
-    // stops; a killed process would release it at once.)
-    let mut second = None;
-    for _ in 0..100 {
-        match Emitter::connect(EmitterConfig {
-            amqp_url: env.amqp_url.clone(),
-            spill_dir: dir.clone(),
-            ..Default::default()
-        }) {
-            Ok(e) => {
-                second = Some(e);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let second = second.expect("the spill directory is released by the stopped emitter");
-    wait_for("the 50 spilled events delivered", LONG, || async {
-        rx.count() == 50
+    // Second run, broker reachable: the spill is replayed. The kill released the
+    // spill directory's lock at once.
+    let second = Emitter::connect(EmitterConfig {
+        amqp_url: env.amqp_url.clone(),
+        spill_dir: dir.clone(),
+        ..Default::default()
+    })
+    .expect("the killed producer's lock is gone");
+    wait_for("the 500 spilled events delivered", LONG, || async {
+        rx.count() >= 500
     })
     .await;
     let ids: HashSet<String> = rx.received().iter().map(|r| r.webhook_id()).collect();
-    assert_eq!(ids.len(), 50);
+    assert_eq!(ids.len(), 500);
     wait_for("the spill replayed and removed", LONG, || async {
-        second.metrics().replayed.get() == 50
+        second.metrics().replayed.get() == 500
     })
     .await;
     let spill_files = std::fs::read_dir(&dir)

@@ -77,6 +77,11 @@ pub async fn confirmed(p: lapin::Result<lapin::PublisherConfirm>) -> anyhow::Res
         .await
         .context("timed out waiting for the publish confirm")?
         .context("waiting for the publish confirm")?;
+    check_confirmation(conf)
+}
+
+/// A nack, or an ack of a mandatory publish that came back unroutable, is an error.
+pub(crate) fn check_confirmation(conf: lapin::Confirmation) -> anyhow::Result<()> {
     if conf.is_nack() {
         anyhow::bail!("the broker refused (nacked) a publish");
     }

@@ -5,12 +5,15 @@
 //! - [`topology`]: idempotent declaration of every exchange and queue.
 //! - [`connection`]: connecting with backoff, and noticing a lost connection.
 //! - [`headers`]: reading and writing message headers.
+//! - [`publish`]: publishing a batch without a round trip per message.
 #![forbid(unsafe_code)]
 
 pub mod connection;
 pub mod headers;
 pub mod names;
+pub mod publish;
 pub mod topology;
 
 pub use connection::{close, confirmed, connect, connect_with_backoff, supervise, wait_closed};
 pub use lapin;
+pub use publish::{confirm_all, publish_all, publish_confirmed, Outgoing};

@@ -21,21 +21,24 @@
 pub mod outbox;
 pub mod spill;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use crossbeam_queue::ArrayQueue;
+use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
 use prometheus::IntCounter;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// How an [`Emitter`] connects and buffers.
 #[derive(Debug, Clone)]
 pub struct EmitterConfig {
     pub amqp_url: String,
-    /// Events held in memory before they spill to disk.
+    /// Events held in memory before they spill to disk (a second and a half at
+    /// 20,000 events/s; the queue's slots, 72 bytes each, are allocated up front).
     pub buffer: usize,
     /// Where spill files live; must survive a restart of the producer.
     pub spill_dir: PathBuf,
@@ -47,7 +50,7 @@ impl Default for EmitterConfig {
     fn default() -> Self {
         Self {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-            buffer: 10_000,
+            buffer: 32_768,
             spill_dir: PathBuf::from("hookfleet-spill"),
             batch: 2000,
         }
@@ -185,8 +188,48 @@ impl EmitMetrics {
     }
 }
 
+/// The hand-off between callers and the background publisher: a lock-free
+/// bounded queue, so `emit` costs no syscall. The publisher polls it on a 1 ms
+/// timer while events flow and parks when idle; `emit` wakes it only then.
+struct Handoff {
+    queue: ArrayQueue<Pending>,
+    parked: AtomicBool,
+    wake: Notify,
+}
+
+impl Handoff {
+    fn push(&self, p: Pending) -> Result<(), Pending> {
+        self.queue.push(p)?;
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The next event: polled for up to 20 ms; then, if `park`, waits to be woken
+    /// (at most 1 s). `None` when nothing came.
+    async fn recv(&self, park: bool) -> Option<Pending> {
+        for _ in 0..20 {
+            if let Some(p) = self.queue.pop() {
+                return Some(p);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if !park {
+            return None;
+        }
+        self.parked.store(true, Ordering::SeqCst);
+        // An event pushed before `parked` was set would not wake us: look again.
+        if self.queue.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
+        }
+        self.parked.store(false, Ordering::SeqCst);
+        self.queue.pop()
+    }
+}
+
 struct Inner {
-    tx: mpsc::Sender<Pending>,
+    handoff: Arc<Handoff>,
     spill: Arc<spill::Spill>,
     metrics: EmitMetrics,
     stop: tokio_util::sync::CancellationToken,
@@ -212,12 +255,16 @@ impl Emitter {
     /// directory cannot be created.
     pub fn connect(config: EmitterConfig) -> std::io::Result<Emitter> {
         let spill = Arc::new(spill::Spill::open(&config.spill_dir)?);
-        let (tx, rx) = mpsc::channel(config.buffer.max(1));
+        let handoff = Arc::new(Handoff {
+            queue: ArrayQueue::new(config.buffer.max(1)),
+            parked: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
         let metrics = EmitMetrics::new();
         let stop = tokio_util::sync::CancellationToken::new();
         let bg = Background {
             config,
-            rx,
+            handoff: handoff.clone(),
             spill: spill.clone(),
             metrics: metrics.clone(),
             stop: stop.clone(),
@@ -230,7 +277,7 @@ impl Emitter {
         })?;
         Ok(Emitter {
             inner: Arc::new(Inner {
-                tx,
+                handoff,
                 spill,
                 metrics,
                 stop,
@@ -256,10 +303,7 @@ impl Emitter {
             id: event.id,
             body,
         };
-        if let Err(e) = self.inner.tx.try_send(p) {
-            let p = match e {
-                mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
-            };
+        if let Err(p) = self.inner.handoff.push(p) {
             if self.inner.spill.append(std::slice::from_ref(&p)).is_ok() {
                 m.spilled.inc();
             } else {
@@ -407,7 +451,7 @@ impl Emitter {
 /// broker is away, replay once it is back.
 struct Background {
     config: EmitterConfig,
-    rx: mpsc::Receiver<Pending>,
+    handoff: Arc<Handoff>,
     spill: Arc<spill::Spill>,
     metrics: EmitMetrics,
     stop: tokio_util::sync::CancellationToken,
@@ -437,7 +481,7 @@ impl Background {
 
     fn drain_to_spill(&mut self) {
         let mut batch = Vec::new();
-        while let Ok(p) = self.rx.try_recv() {
+        while let Some(p) = self.handoff.queue.pop() {
             batch.push(p);
         }
         self.spill_batch(&batch);
@@ -492,7 +536,7 @@ impl Background {
                 _ = self.stop.cancelled() => {
                     // Publish what is buffered, then stop.
                     let mut rest = Vec::new();
-                    while let Ok(p) = self.rx.try_recv() { rest.push(p); }
+                    while let Some(p) = self.handoff.queue.pop() { rest.push(p); }
                     match start_publish(&ch, &rest).await {
                         Ok(c) => inflight.push_back((rest, c)),
                         Err(e) => { self.spill_batch(&rest); break Err(e) }
@@ -503,8 +547,7 @@ impl Background {
                     hookfleet_broker::close(&conn, "bye").await;
                     return Ok(());
                 }
-                p = self.rx.recv() => p,
-                _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+                p = self.handoff.recv(inflight.is_empty()) => p,
             };
             let Some(first) = first else {
                 if let Err(e) = self.settle(&mut inflight, 0).await {
@@ -514,9 +557,9 @@ impl Background {
             };
             let mut batch = vec![first];
             while batch.len() < self.config.batch {
-                match self.rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
+                match self.handoff.queue.pop() {
+                    Some(p) => batch.push(p),
+                    None => break,
                 }
             }
             match start_publish(&ch, &batch).await {
@@ -581,45 +624,30 @@ async fn publish(ch: &lapin::Channel, batch: &[Pending]) -> anyhow::Result<()> {
     await_confirms(start_publish(ch, batch).await?).await
 }
 
-/// Publishes a batch; the confirms are awaited separately.
+/// Publishes a batch (all frames queued at once); the confirms are awaited separately.
 async fn start_publish(
     ch: &lapin::Channel,
     batch: &[Pending],
 ) -> anyhow::Result<Vec<lapin::PublisherConfirm>> {
-    let mut confirms = Vec::with_capacity(batch.len());
-    for p in batch {
-        let props = BasicProperties::default()
+    let msgs = batch.iter().map(|p| hookfleet_broker::Outgoing {
+        exchange: hookfleet_broker::names::EVENTS_EXCHANGE,
+        routing_key: &p.event_type,
+        // Mandatory: an event no queue takes (hookfleet never started on this
+        // vhost) comes back and counts as a failure, so it is kept, not lost.
+        mandatory: true,
+        payload: &p.body,
+        properties: BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2)
-            .with_message_id(p.id.as_str().into());
-        confirms.push(
-            ch.basic_publish(
-                hookfleet_broker::names::EVENTS_EXCHANGE.into(),
-                p.event_type.as_str().into(),
-                // Mandatory: an event no queue takes (hookfleet never started on this
-                // vhost) comes back and counts as a failure, so it is kept, not lost.
-                BasicPublishOptions {
-                    mandatory: true,
-                    immediate: false,
-                },
-                &p.body,
-                props,
-            )
-            .await?,
-        );
-    }
-    Ok(confirms)
+            .with_message_id(p.id.as_str().into()),
+    });
+    hookfleet_broker::publish_all(ch, msgs)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(anyhow::Error::from))
+        .collect()
 }
 
 async fn await_confirms(confirms: Vec<lapin::PublisherConfirm>) -> anyhow::Result<()> {
-    for c in futures::future::join_all(
-        confirms
-            .into_iter()
-            .map(|c| hookfleet_broker::confirmed(Ok(c))),
-    )
-    .await
-    {
-        c?;
-    }
-    Ok(())
+    hookfleet_broker::confirm_all(confirms.into_iter().map(Ok).collect()).await
 }

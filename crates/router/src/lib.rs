@@ -17,8 +17,7 @@ use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
@@ -211,7 +210,7 @@ impl Router {
         }
 
         // Quarantine the invalid ones; ack each only once its copy is confirmed.
-        let mut quarantine = Vec::with_capacity(invalid.len());
+        let mut quarantined = Vec::with_capacity(invalid.len());
         for (d, reason) in &invalid {
             tracing::info!(reason = %reason, routing_key = %d.routing_key, "Moving an invalid event to hookfleet.events.invalid.");
             metrics::EVENTS_INVALID
@@ -233,18 +232,15 @@ impl Router {
                 .clone()
                 .with_headers(headers)
                 .with_delivery_mode(2);
-            quarantine.push(
-                self.publish
-                    .basic_publish(
-                        "".into(),
-                        names::INVALID_QUEUE.into(),
-                        BasicPublishOptions::default(),
-                        &d.data,
-                        props,
-                    )
-                    .await,
-            );
+            quarantined.push(hookfleet_broker::Outgoing {
+                exchange: "",
+                routing_key: names::INVALID_QUEUE,
+                mandatory: false,
+                payload: &d.data,
+                properties: props,
+            });
         }
+        let quarantine = hookfleet_broker::publish_all(&self.publish, quarantined).await;
 
         let result = self.route(&snap, &valid).await;
         let mut confirms_ok = true;
@@ -323,7 +319,7 @@ impl Router {
             .iter()
             .map(|(_, e, b)| (e.id.as_str(), (e, b)))
             .collect();
-        let mut confirms = Vec::with_capacity(to_publish.deliveries.len());
+        let mut outgoing = Vec::with_capacity(to_publish.deliveries.len());
         for (delivery_id, event_id, endpoint_id) in &to_publish.deliveries {
             let Some((env, body)) = by_event.get(event_id.as_str()) else {
                 continue;
@@ -337,22 +333,16 @@ impl Router {
                 attempt: 1,
                 attempt_base: 0,
             });
-            let c = self
-                .publish
-                .basic_publish(
-                    names::DELIVERIES_EXCHANGE.into(),
-                    endpoint_id.as_str().into(),
-                    BasicPublishOptions::default(),
-                    body.as_bytes(),
-                    props,
-                )
-                .await;
-            confirms.push(c);
+            outgoing.push(hookfleet_broker::Outgoing {
+                exchange: names::DELIVERIES_EXCHANGE,
+                routing_key: endpoint_id,
+                mandatory: false,
+                payload: body.as_bytes(),
+                properties: props,
+            });
         }
-        let n = confirms.len();
-        for c in futures::future::join_all(confirms.into_iter().map(confirmed)).await {
-            c?;
-        }
+        let n = outgoing.len();
+        hookfleet_broker::publish_confirmed(&self.publish, outgoing).await?;
         metrics::DELIVERIES_PUBLISHED.inc_by(n as u64);
         metrics::EVENTS_ROUTED.inc_by(valid.len() as u64);
         Ok(())

@@ -291,8 +291,13 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
     let Some(delivery_id) = h::get_str(hdrs, h::DELIVERY_ID).map(str::to_owned) else {
         // Not something the router made: keep it where an operator will see it.
         tracing::error!(endpoint_id = %endpoint_id, "A message without x-delivery-id reached an endpoint queue; dead-lettering it.");
-        let _ = publish_confirmed(publish, "", names::DEAD_QUEUE, &data, properties.clone()).await;
-        let _ = acker.ack(Default::default()).await;
+        match publish_confirmed(publish, "", names::DEAD_QUEUE, &data, properties.clone()).await {
+            Ok(()) => {
+                let _ = acker.ack(Default::default()).await;
+            }
+            // Acked only once its copy is safe; until then it stays where it is.
+            Err(_) => requeue(&acker).await,
+        }
         return;
     };
     let attempt = h::get_i64(hdrs, h::ATTEMPT).unwrap_or(1).max(1) as u32;
