@@ -357,9 +357,26 @@ ensure_database() {
   exit 1
 }
 
+# promtool (Prometheus's) checks /metrics output and the alert rules in the tests.
+# Not a service: installed when absent and we can, else we say what to install.
+ensure_promtool() {
+  have promtool && return 0
+  if is_debian && [ "$CAN_ROOT" = 1 ]; then
+    lock
+    have promtool && return 0
+    say "installing promtool (Debian package prometheus, output in $LOG)"
+    logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus \
+      || { logged as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
+           && logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } \
+      || say "could not install prometheus; see $LOG"
+  fi
+  have promtool || say "promtool not found: the metrics and alert-rule tests need it (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus; or the release tarball from prometheus.io)"
+}
+
 # ------------------------------------------------------------------ main
 
 ensure_postgres
 ensure_database
 ensure_rabbitmq
+ensure_promtool
 echo "services: postgres ok, rabbitmq ok"

@@ -815,3 +815,32 @@ fn grafana_provisioning_matches_the_compose_mounts() {
         "no dashboard provider loads {dashboard} (provider paths: {provider_paths:?})"
     );
 }
+
+/// Runs promtool (Prometheus's, `apt-get install prometheus` on Debian) in
+/// deploy/prometheus and asserts it succeeds.
+fn promtool(args: &[&str]) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/prometheus");
+    let out = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool is missing: install Prometheus's promtool (Debian: apt-get install prometheus)");
+    assert!(
+        out.status.success(),
+        "promtool {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn alert_rules_are_valid_and_their_unit_tests_pass() {
+    promtool(&["check", "rules", "alerts.yml"]);
+    promtool(&["test", "rules", "alerts.test.yml"]);
+}
+
+#[test]
+fn prometheus_config_is_valid() {
+    promtool(&["check", "config", "--syntax-only", "prometheus.yml"]);
+}

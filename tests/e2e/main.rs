@@ -7,6 +7,7 @@ mod delivery;
 mod deploy;
 mod endpoints;
 mod invalid;
+mod operations;
 mod producers;
 mod resilience;
 mod retry;

@@ -192,6 +192,57 @@ impl TestEnv {
         id
     }
 
+    /// Publishes many well-formed events of one type on one channel, pipelined,
+    /// each confirmed; returns their ids in order.
+    pub async fn publish_many(
+        &self,
+        event_type: &str,
+        data: impl IntoIterator<Item = serde_json::Value>,
+        tenant: Option<&str>,
+    ) -> Vec<String> {
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-producer")
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let settings = self.settings();
+        hookfleet_broker::topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers())
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        let mut bodies = Vec::new();
+        for d in data {
+            let id = format!("evt_{}", ulid::Ulid::new());
+            bodies.push(
+                serde_json::to_vec(
+                    &serde_json::json!({"id": id, "type": event_type, "tenant_id": tenant, "data": d}),
+                )
+                .unwrap(),
+            );
+            ids.push(id);
+        }
+        for chunk in bodies.chunks(500) {
+            hookfleet_broker::publish_confirmed(
+                &ch,
+                chunk.iter().map(|b| hookfleet_broker::Outgoing {
+                    exchange: "hookfleet.events",
+                    routing_key: event_type,
+                    mandatory: true,
+                    payload: b,
+                    properties: BasicProperties::default()
+                        .with_content_type("application/json".into())
+                        .with_delivery_mode(2),
+                }),
+            )
+            .await
+            .unwrap();
+        }
+        let _ = conn.close(200, "bye".into()).await;
+        ids
+    }
+
     /// Messages in a queue right now (passive declare).
     pub async fn queue_len(&self, queue: &str) -> u32 {
         let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
@@ -340,6 +391,8 @@ pub enum Behaviour {
     Always(u16),
     /// Never answers (until the client gives up).
     Hang,
+    /// 200 after this many milliseconds.
+    Delay(u64),
 }
 
 struct RecvState {
@@ -431,6 +484,10 @@ async fn handle(
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
         }
+        Behaviour::Delay(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            StatusCode::OK.into_response()
+        }
     }
 }
 
@@ -449,10 +506,10 @@ pub fn hookfleet_bin() -> std::path::PathBuf {
 }
 
 impl TestEnv {
-    /// Starts `hookfleet <role>` as a child process with this test's configuration.
-    pub fn spawn_process(&self, role: &str, extra_env: &[(&str, &str)]) -> std::process::Child {
+    /// `hookfleet <args>` configured for this test (environment only).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(hookfleet_bin());
-        cmd.arg(role)
+        cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in &self.overrides {
@@ -462,12 +519,126 @@ impl TestEnv {
             );
         }
         cmd.env("HOOKFLEET__METRICS__LISTEN", "127.0.0.1:0");
+        cmd
+    }
+
+    /// Starts `hookfleet <role>` as a child process with this test's configuration.
+    pub fn spawn_process(&self, role: &str, extra_env: &[(&str, &str)]) -> std::process::Child {
+        let mut cmd = self.command(&[role]);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         cmd.spawn().expect("spawn hookfleet")
+    }
+
+    /// [`TestEnv::spawn_process`] with `/metrics` on a port of its own; returns
+    /// the process (killed when dropped, so a failing test leaves none behind)
+    /// and its ops base URL (`http://127.0.0.1:<port>`).
+    pub fn spawn_with_ops(&self, args: &[&str], extra_env: &[(&str, &str)]) -> (Proc, String) {
+        let port = free_port();
+        let mut cmd = self.command(args);
+        cmd.env("HOOKFLEET__METRICS__LISTEN", format!("127.0.0.1:{port}"));
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        // Its log, for when a test fails: <tmp>/<test env>-<role>-<port>.log
+        let log = std::env::temp_dir().join(format!("{}-{}-{port}.log", self.name, args[0]));
+        cmd.stdout(std::process::Stdio::null()).stderr(
+            std::fs::File::create(&log)
+                .map(std::process::Stdio::from)
+                .unwrap_or_else(|_| std::process::Stdio::null()),
+        );
+        (
+            Proc(cmd.spawn().expect("spawn hookfleet")),
+            format!("http://127.0.0.1:{port}"),
+        )
+    }
+}
+
+/// A child process that is killed (SIGKILL) when dropped, unless it has exited.
+pub struct Proc(pub std::process::Child);
+
+impl std::ops::Deref for Proc {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A loopback port free right now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Fetches `<base>/metrics` and returns the value of one sample (the sum over
+/// every series of `name` whose labels contain all of `labels`, e.g.
+/// `outcome="dead"`); `None` when unreachable or absent.
+pub async fn scrape(base: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        if metric == name && labels.iter().all(|l| rest.contains(l)) {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    found
+}
+
+/// Sends SIGTERM to a child process.
+pub fn sigterm(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -TERM {}", child.id());
+}
+
+/// Waits for a child to exit, at most `timeout`; kills it (and fails) otherwise.
+pub async fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::process::ExitStatus {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

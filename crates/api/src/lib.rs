@@ -7,6 +7,8 @@
 //! - [`admin`]: endpoint validation and lifecycle, shared with the CLI.
 //! - [`webhooks`]: webhook CRUD, secret rotation, test sends.
 //! - [`deliveries`]: delivery history, resend, stats.
+//! - [`dlq`]: browsing, replaying and purging `hookfleet.dead` (CLI and API).
+//! - [`dead_letters`]: `/api/v1/dead-letters…` and `/webhooks/{id}/recover`.
 //! - [`events`]: the event catalog and `POST /api/v1/events`.
 //! - [`tenants`]: tenants and their API keys (admin key only).
 //! - [`docs`]: the OpenAPI document and `/docs`.
@@ -15,7 +17,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod dead_letters;
 pub mod deliveries;
+pub mod dlq;
 pub mod docs;
 pub mod error;
 pub mod events;
@@ -81,6 +85,14 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
             post(deliveries::resend),
         )
         .route("/api/v1/webhooks/{id}/stats", get(deliveries::stats))
+        .route("/api/v1/webhooks/{id}/recover", post(dead_letters::recover))
+        .route("/api/v1/dead-letters", get(dead_letters::list))
+        .route("/api/v1/dead-letters/replay", post(dead_letters::replay))
+        .route("/api/v1/dead-letters/purge", post(dead_letters::purge))
+        .route(
+            "/api/v1/dead-letters/{delivery_id}",
+            get(dead_letters::show),
+        )
         .route("/api/v1/events", post(events::ingest))
         .route("/api/v1/tenants", post(tenants::create))
         .route("/api/v1/tenants/{id}/api-keys", post(tenants::create_key))

@@ -16,6 +16,8 @@ pub const RECEIVED_AT: &str = "x-received-at";
 pub const LAST_ERROR: &str = "x-last-error";
 pub const ATTEMPTS: &str = "x-attempts";
 pub const INVALID_REASON: &str = "x-invalid-reason";
+/// When a delivery was dead-lettered (RFC 3339).
+pub const DEAD_AT: &str = "x-dead-at";
 
 /// Reads a string header.
 pub fn get_str<'a>(t: Option<&'a FieldTable>, key: &str) -> Option<&'a str> {

@@ -68,6 +68,7 @@ struct Raw {
     router: RawRouter,
     registry: RawRegistry,
     log: RawLog,
+    shutdown: RawShutdown,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +125,11 @@ struct RawRegistry {
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawShutdown {
+    grace: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     format: LogFormat,
     level: String,
@@ -157,6 +163,9 @@ pub struct Settings {
     pub resync_interval: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// On SIGTERM: how long in-flight work may take before the process exits
+    /// anyway (what is unfinished is redelivered by the broker).
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +352,7 @@ impl Settings {
             resync_interval: duration("registry.resync_interval", &raw.registry.resync_interval)?,
             log_format: raw.log.format,
             log_level: raw.log.level,
+            shutdown_grace: duration("shutdown.grace", &raw.shutdown.grace)?,
         })
     }
 }

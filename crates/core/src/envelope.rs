@@ -184,6 +184,32 @@ impl Envelope {
     }
 }
 
+impl InvalidEnvelope {
+    /// Every value of [`InvalidEnvelope::metric_label`].
+    pub const METRIC_LABELS: [&'static str; 7] = [
+        "too_large",
+        "not_json",
+        "missing_field",
+        "bad_field",
+        "type_mismatch",
+        "unknown_type",
+        "schema_mismatch",
+    ];
+
+    /// The `reason` label of `hookfleet_events_invalid_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            InvalidEnvelope::TooLarge { .. } => "too_large",
+            InvalidEnvelope::NotJson(_) => "not_json",
+            InvalidEnvelope::Missing(_) => "missing_field",
+            InvalidEnvelope::BadField { .. } => "bad_field",
+            InvalidEnvelope::TypeMismatch { .. } => "type_mismatch",
+            InvalidEnvelope::UnknownType(_) => "unknown_type",
+            InvalidEnvelope::DataSchema { .. } => "schema_mismatch",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

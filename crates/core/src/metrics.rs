@@ -123,6 +123,108 @@ pub static CONSUMED_QUEUES: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric")
 });
 
+pub static QUEUE_MESSAGES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "hookfleet_queue_messages",
+        "Messages ready in each shared hookfleet queue (router, retry tiers, dead, invalid, unroutable), polled by the router.",
+        &["queue"]
+    )
+    .expect("metric")
+});
+pub static ENDPOINT_QUEUE_MAX: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "hookfleet_endpoint_queue_messages_max",
+        "Messages ready in the busiest endpoint queue, polled by the router."
+    )
+    .expect("metric")
+});
+pub static DEAD_LETTERS_REPLAYED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "hookfleet_dead_letters_replayed_total",
+        "Dead letters sent back to hookfleet.deliveries by this process (dlq replay, recover)."
+    )
+    .expect("metric")
+});
+pub static DEAD_LETTERS_PURGED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "hookfleet_dead_letters_purged_total",
+        "Dead letters removed by this process (dlq purge)."
+    )
+    .expect("metric")
+});
+pub static OUTBOX_RELAYED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "hookfleet_outbox_relayed_total",
+        "Outbox rows published with a confirm and marked sent."
+    )
+    .expect("metric")
+});
+pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "hookfleet_build_info",
+        "Always 1; the version of the running binary.",
+        &["version"]
+    )
+    .expect("metric")
+});
+
+/// Registers every metric a process with `roles` exports, with its label values
+/// at zero, so dashboards and alerts see series before the first event (a rate
+/// over a series that appears late misses its first increments). Also the
+/// standard `process_*` metrics where the platform has them.
+pub fn init(roles: &[&str]) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        BUILD_INFO
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        {
+            let _ = prometheus::register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ));
+        }
+    });
+    for role in roles {
+        AMQP_CONNECTED.with_label_values(&[*role]);
+        RECONNECTS.with_label_values(&[*role]);
+        match *role {
+            "router" => {
+                LazyLock::force(&EVENTS_RECEIVED);
+                LazyLock::force(&EVENTS_ROUTED);
+                LazyLock::force(&DELIVERIES_PUBLISHED);
+                LazyLock::force(&ENDPOINT_QUEUE_MAX);
+                for r in crate::envelope::InvalidEnvelope::METRIC_LABELS {
+                    EVENTS_INVALID.with_label_values(&[r]);
+                }
+                BATCH_WRITE.with_label_values(&["events"]);
+            }
+            "worker" => {
+                for o in ["succeeded", "retried", "dead"] {
+                    ATTEMPTS.with_label_values(&[o]);
+                }
+                LazyLock::force(&END_TO_END);
+                LazyLock::force(&IN_FLIGHT);
+                LazyLock::force(&CONSUMED_QUEUES);
+                BATCH_WRITE.with_label_values(&["attempts"]);
+            }
+            "api" => {
+                LazyLock::force(&DEAD_LETTERS_REPLAYED);
+                LazyLock::force(&DEAD_LETTERS_PURGED);
+            }
+            "outbox-relay" => {
+                LazyLock::force(&OUTBOX_RELAYED);
+            }
+            _ => {}
+        }
+        if *role == "router" || *role == "worker" {
+            for st in ["active", "paused"] {
+                ENDPOINTS.with_label_values(&[st]);
+            }
+        }
+    }
+}
+
 /// `2xx`…`5xx`, or `error` when no response came.
 pub fn status_class(status: Option<u16>) -> &'static str {
     match status {

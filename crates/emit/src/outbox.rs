@@ -76,6 +76,7 @@ pub async fn relay_once(
     )
     .await?;
     tx.commit().await?;
+    hookfleet_core::metrics::OUTBOX_RELAYED.inc_by(ids.len() as u64);
     Ok(ids.len())
 }
 
@@ -117,9 +118,25 @@ async fn relay_session(
     let ch = amqp.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     tracing::info!("Outbox relay running.");
+    let connected = hookfleet_core::metrics::AMQP_CONNECTED.with_label_values(&["outbox-relay"]);
+    connected.set(1);
+    let mut next_cleanup = std::time::Instant::now();
     let result = loop {
         if shutdown.is_cancelled() {
             break Ok(());
+        }
+        if std::time::Instant::now() >= next_cleanup {
+            // Sent rows are kept an hour (to see what went out), then removed.
+            if let Err(e) = client
+                .execute(
+                    "DELETE FROM hookfleet_outbox WHERE sent_at < now() - interval '1 hour'",
+                    &[],
+                )
+                .await
+            {
+                break Err(anyhow::Error::from(e).context("removing sent outbox rows"));
+            }
+            next_cleanup = std::time::Instant::now() + Duration::from_secs(60);
         }
         match relay_once(&mut client, &ch, batch).await {
             Ok(0) => {
@@ -129,6 +146,7 @@ async fn relay_session(
             Err(e) => break Err(e),
         }
     };
+    connected.set(0);
     let _ = amqp.close(200, "bye".into()).await;
     driver.abort();
     result

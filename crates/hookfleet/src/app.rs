@@ -63,6 +63,11 @@ pub async fn run_with_api(
     api: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut metric_roles = roles.names();
+    if api.is_some() {
+        metric_roles.push("api");
+    }
+    hookfleet_core::metrics::init(&metric_roles);
     let pool = hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?;
     let mut roles_set = tokio::task::JoinSet::new();
     // The API needs no registry: it serves (and answers 503 while Postgres or
@@ -81,9 +86,13 @@ pub async fn run_with_api(
     ));
     tasks.spawn(crate::ops::serve(
         ops,
-        pool.clone(),
-        registry.clone(),
-        roles.names(),
+        crate::ops::Ops {
+            pool: Some(pool.clone()),
+            registry: Some(registry.clone()),
+            // The API is not listed: it stays ready (and answers 503 for what needs
+            // the broker) while RabbitMQ is away.
+            roles: roles.names(),
+        },
         shutdown.clone(),
     ));
     // Routing from an empty registry would refuse every event type.

@@ -60,6 +60,9 @@ enum Command {
     /// Manage endpoints.
     #[command(subcommand)]
     Endpoint(EndpointCmd),
+    /// Dead letters (hookfleet.dead): list, show, replay, purge.
+    #[command(subcommand)]
+    Dlq(DlqCmd),
     /// A local receiver that verifies and prints deliveries.
     Listen {
         #[arg(long, default_value_t = 9000)]
@@ -141,6 +144,86 @@ enum KeyCmd {
     Create { tenant: String },
     /// Revoke an API key by its id (key_…).
     Revoke { key_id: String },
+}
+
+/// Which dead letters: every flag given must match.
+#[derive(clap::Args, Debug, Clone)]
+struct DlqFilter {
+    /// Endpoint id (ep_…).
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Event type, e.g. match.found.
+    #[arg(long = "type")]
+    event_type: Option<String>,
+    /// Dead-lettered at or after (RFC 3339, e.g. 2026-11-28T12:00:00Z).
+    #[arg(long)]
+    since: Option<String>,
+    /// Dead-lettered before (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Part of the last error (case-insensitive), e.g. "HTTP 503" or "timed out".
+    #[arg(long)]
+    error: Option<String>,
+    /// Act on at most this many (list: 100 unless given).
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+impl DlqFilter {
+    fn into_filter(self) -> hookfleet_api::dlq::Filter {
+        hookfleet_api::dlq::Filter {
+            endpoint_id: self.endpoint,
+            tenant_id: self.tenant,
+            event_type: self.event_type,
+            delivery_id: None,
+            since: self.since,
+            until: self.until,
+            error: self.error,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DlqCmd {
+    /// List dead letters (a table; --json for the whole report).
+    List {
+        #[command(flatten)]
+        filter: DlqFilter,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one dead letter with its payload.
+    Show { delivery_id: String },
+    /// Send dead letters back to hookfleet.deliveries with a fresh attempt budget
+    /// and the same webhook-id.
+    Replay {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Sends per second at most.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Say what would be replayed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Recorded as who replayed (default: cli:$USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Remove dead letters for good.
+    Purge {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Required when no filter is given.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -358,6 +441,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
             }
         }
         Command::Endpoint(cmd) => endpoint(cmd, &settings).await?,
+        Command::Dlq(cmd) => dlq(cmd, &settings).await?,
         Command::Listen {
             port,
             secret,
@@ -384,13 +468,28 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
             batch,
         } => {
             let batch = batch.clamp(1, 10_000);
+            hookfleet_core::metrics::init(&["outbox-relay"]);
+            let ops = tokio::net::TcpListener::bind(&settings.metrics_listen)
+                .await
+                .with_context(|| format!("binding metrics.listen {}", settings.metrics_listen))?;
+            let shutdown = shutdown_on_signal();
+            let ops = tokio::spawn(hookfleet::ops::serve(
+                ops,
+                hookfleet::ops::Ops {
+                    roles: vec!["outbox-relay"],
+                    ..Default::default()
+                },
+                shutdown.clone(),
+            ));
             hookfleet_emit::outbox::relay(
                 &database_url,
                 &settings.amqp.url,
                 batch,
-                shutdown_on_signal(),
+                shutdown.clone(),
             )
             .await?;
+            shutdown.cancel();
+            let _ = ops.await;
         }
         Command::Emit {
             event_type,
@@ -403,6 +502,128 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
             hookfleet::emit::publish(&settings.amqp.url, std::slice::from_ref(&ev)).await?;
             out!("{}", ev.2);
         }
+    }
+    Ok(())
+}
+
+async fn dlq(cmd: DlqCmd, settings: &Settings) -> anyhow::Result<()> {
+    use hookfleet_api::dlq::{Action, Filter, Run, MAX_SCAN};
+    let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
+    let actor = |by: Option<String>| {
+        by.unwrap_or_else(|| {
+            format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            )
+        })
+    };
+    let (filter, action, dry_run, actor, json, payload) = match cmd {
+        DlqCmd::List { filter, json } => (
+            filter.into_filter(),
+            Action::List,
+            false,
+            String::new(),
+            json,
+            false,
+        ),
+        DlqCmd::Show { delivery_id } => (
+            Filter {
+                delivery_id: Some(delivery_id),
+                limit: Some(1),
+                ..Default::default()
+            },
+            Action::List,
+            false,
+            String::new(),
+            true,
+            true,
+        ),
+        DlqCmd::Replay {
+            filter,
+            rate,
+            dry_run,
+            by,
+        } => {
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                anyhow::bail!("--rate must be a positive number of sends per second");
+            }
+            (
+                filter.into_filter(),
+                Action::Replay { rate },
+                dry_run,
+                actor(by),
+                true,
+                false,
+            )
+        }
+        DlqCmd::Purge {
+            filter,
+            all,
+            dry_run,
+            by,
+        } => {
+            let filter = filter.into_filter();
+            if !all && filter.is_empty() {
+                anyhow::bail!("give a filter (--endpoint, --tenant, --type, --since, --until, --error, --limit), or --all to purge every dead letter");
+            }
+            (filter, Action::Purge, dry_run, actor(by), true, false)
+        }
+    };
+    filter.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let show = payload;
+    let report = Run {
+        amqp_url: &settings.amqp.url,
+        pool: &pool,
+        filter,
+        action,
+        dry_run,
+        actor,
+        include_payload: payload,
+        max_scan: MAX_SCAN,
+    }
+    .execute()
+    .await?;
+    if show {
+        let dl = report
+            .dead_letters
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no such dead letter in hookfleet.dead"))?;
+        out!("{}", serde_json::to_string_pretty(dl)?);
+    } else if json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        out!(
+            "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} LAST ERROR",
+            "DELIVERY",
+            "ENDPOINT",
+            "TENANT",
+            "TYPE",
+            "ATTEMPTS",
+            "DEAD AT"
+        );
+        for d in &report.dead_letters {
+            out!(
+                "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} {}",
+                d.delivery_id,
+                d.endpoint_id,
+                d.tenant_id.as_deref().unwrap_or("-"),
+                d.event_type,
+                d.attempts,
+                d.dead_at.as_deref().unwrap_or("-"),
+                hookfleet_core::text::truncate(d.last_error.as_deref().unwrap_or(""), 60)
+            );
+        }
+        eprintln!(
+            "{} shown; {} scanned of {} in hookfleet.dead{}",
+            report.dead_letters.len(),
+            report.scanned,
+            report.queue_depth,
+            if report.truncated {
+                " (stopped at the limit)"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! The ops server every process runs on `metrics.listen`: `/metrics` (Prometheus
-//! text format), `/healthz` (the process is alive) and `/readyz` (the registry is
-//! loaded, Postgres answers, and each role of this process holds a RabbitMQ session).
+//! The ops server every long-running process runs on `metrics.listen`: `/metrics`
+//! (Prometheus text format), `/healthz` (the process is alive) and `/readyz` (the
+//! registry is loaded, Postgres answers, and each role of this process holds a
+//! RabbitMQ session; what a process lacks is not checked).
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -10,21 +11,19 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Clone)]
-struct Ops {
-    pool: Pool,
-    registry: Arc<Registry>,
-    roles: Vec<&'static str>,
+/// What `/readyz` checks.
+#[derive(Clone, Default)]
+pub struct Ops {
+    /// hookfleet's database: must answer `SELECT 1`.
+    pub pool: Option<Pool>,
+    /// Must have loaded once.
+    pub registry: Option<Arc<Registry>>,
+    /// Each must hold a RabbitMQ session (`hookfleet_amqp_connected{role}`).
+    pub roles: Vec<&'static str>,
 }
 
 /// Serves until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    pool: Pool,
-    registry: Arc<Registry>,
-    roles: Vec<&'static str>,
-    shutdown: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, ops: Ops, shutdown: CancellationToken) {
     let app = axum::Router::new()
         .route(
             "/metrics",
@@ -37,11 +36,7 @@ pub async fn serve(
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(Ops {
-            pool,
-            registry,
-            roles,
-        });
+        .with_state(ops);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
@@ -52,17 +47,21 @@ pub async fn serve(
 
 async fn readyz(State(ops): State<Ops>) -> (StatusCode, String) {
     let mut problems = Vec::new();
-    if *ops.registry.subscribe().borrow() == 0 {
-        problems.push("endpoint registry not loaded".to_owned());
+    if let Some(registry) = &ops.registry {
+        if *registry.subscribe().borrow() == 0 {
+            problems.push("endpoint registry not loaded".to_owned());
+        }
     }
-    let db = tokio::time::timeout(Duration::from_secs(2), async {
-        let c = ops.pool.get().await?;
-        c.simple_query("SELECT 1").await?;
-        anyhow::Ok(())
-    })
-    .await;
-    if !matches!(db, Ok(Ok(()))) {
-        problems.push("postgres unreachable".to_owned());
+    if let Some(pool) = &ops.pool {
+        let db = tokio::time::timeout(Duration::from_secs(2), async {
+            let c = pool.get().await?;
+            c.simple_query("SELECT 1").await?;
+            anyhow::Ok(())
+        })
+        .await;
+        if !matches!(db, Ok(Ok(()))) {
+            problems.push("postgres unreachable".to_owned());
+        }
     }
     for r in &ops.roles {
         if hookfleet_core::metrics::AMQP_CONNECTED

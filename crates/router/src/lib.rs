@@ -8,6 +8,8 @@
 //! A supervisor reconnects with backoff after the broker goes away and resumes.
 #![forbid(unsafe_code)]
 
+mod depth;
+
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use hookfleet_broker::{confirmed, headers as h, names, topology};
@@ -99,6 +101,7 @@ async fn session(
         _ = hookfleet_broker::wait_closed(conn) => {}
         _ = session_end.cancelled() => {}
         _ = tasks.join_next() => {}
+        _ = depth::poll(conn, settings, registry) => {}
     }
     session_end.cancel();
     if tokio::time::timeout(Duration::from_secs(30), tasks.join_all())
@@ -214,7 +217,7 @@ impl Router {
         for (d, reason) in &invalid {
             tracing::info!(reason = %reason, routing_key = %d.routing_key, "Moving an invalid event to hookfleet.events.invalid.");
             metrics::EVENTS_INVALID
-                .with_label_values(&[invalid_label(reason)])
+                .with_label_values(&[reason.metric_label()])
                 .inc();
             let mut headers = d.properties.headers().clone().unwrap_or_default();
             h::set_str(
@@ -346,17 +349,5 @@ impl Router {
         metrics::DELIVERIES_PUBLISHED.inc_by(n as u64);
         metrics::EVENTS_ROUTED.inc_by(valid.len() as u64);
         Ok(())
-    }
-}
-
-fn invalid_label(e: &InvalidEnvelope) -> &'static str {
-    match e {
-        InvalidEnvelope::TooLarge { .. } => "too_large",
-        InvalidEnvelope::NotJson(_) => "not_json",
-        InvalidEnvelope::Missing(_) => "missing_field",
-        InvalidEnvelope::BadField { .. } => "bad_field",
-        InvalidEnvelope::TypeMismatch { .. } => "type_mismatch",
-        InvalidEnvelope::UnknownType(_) => "unknown_type",
-        InvalidEnvelope::DataSchema { .. } => "schema_mismatch",
     }
 }

@@ -124,11 +124,21 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
-    fn status(self) -> &'static str {
+    /// The `deliveries.status` this attempt leaves.
+    pub fn status(self) -> &'static str {
         match self {
             Self::Succeeded => "succeeded",
             Self::Retrying => "pending",
             Self::Failed => "failed",
+        }
+    }
+
+    /// The outcome, as logs and `hookfleet_attempts_total` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Retrying => "retried",
+            Self::Failed => "dead",
         }
     }
 }

@@ -209,7 +209,7 @@ async fn session(
             .await;
     }
     session_end.cancel();
-    let grace = ctx.settings.delivery.timeout + Duration::from_secs(5);
+    let grace = ctx.settings.shutdown_grace;
     if tokio::time::timeout(grace, slots.acquire_many(max as u32))
         .await
         .is_err()
@@ -386,7 +386,7 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
                 h::set_i64(&mut headers, h::ATTEMPTS, i64::from(attempt));
                 h::set_str(
                     &mut headers,
-                    "x-dead-at",
+                    h::DEAD_AT,
                     &hookfleet_core::envelope::now_rfc3339(),
                 );
                 (String::new(), names::DEAD_QUEUE.to_owned())
@@ -418,9 +418,12 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
             }
         }
     };
-    tracing::debug!(
-        event_id = %event_id, endpoint_id = %endpoint_id, tenant_id = ep.tenant_id.as_deref().unwrap_or(""),
-        attempt, outcome = ?state, status = resp.status, latency_ms = resp.latency.as_millis() as u64,
+    // One line per attempt; never the payload, the URL's query or a secret.
+    tracing::info!(
+        delivery_id = %delivery_id, event_id = %event_id, endpoint_id = %endpoint_id,
+        tenant_id = ep.tenant_id.as_deref().unwrap_or(""), attempt, outcome = state.as_str(),
+        status = resp.status, latency_ms = resp.latency.as_millis() as u64,
+        error = error.as_deref().map(|e| hookfleet_core::text::truncate(e, 200)),
         "Delivery attempt."
     );
     let record = AttemptRecord {
