@@ -565,3 +565,110 @@ async fn sigterm_lets_in_flight_deliveries_finish_and_exits_zero() {
     assert_eq!(rx.count(), 8, "no delivery sent twice");
     router.stop().await.unwrap();
 }
+
+/// Succeeded deliveries, on a fresh connection (the tests below cut connections).
+async fn succeeded(env: &TestEnv) -> i64 {
+    let Ok((client, conn)) = tokio_postgres::connect(&env.db_url, tokio_postgres::NoTls).await
+    else {
+        return -1;
+    };
+    tokio::spawn(conn);
+    client
+        .query_one(
+            "SELECT count(*) FROM deliveries WHERE status = 'succeeded'",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0))
+        .unwrap_or(-1)
+}
+
+/// Restarts RabbitMQ under real router and worker processes. Runs alone, after
+/// the rest (`broker_restart` in the name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_under_router_and_worker_processes_loses_nothing() {
+    let env = TestEnv::new(&[]).await;
+    let rx = Receiver::start(Behaviour::Delay(5)).await;
+    env.add_endpoint(&rx.url, &["*"], None).await;
+    let mut procs: Vec<_> = ["router", "worker", "worker"]
+        .iter()
+        .map(|r| env.spawn_with_ops(&[r], &[]))
+        .collect();
+    for (_, ops) in &procs {
+        wait_for("process ready", LONG, || ready(ops)).await;
+    }
+    let data = |from: i64| (from..from + 500).map(|i| json!({"user_id": i, "username": "u"}));
+    let mut ids = env.publish_many("user.created", data(0), None).await;
+    wait_for("deliveries under way", LONG, || async { rx.count() >= 50 }).await;
+    {
+        let _restart = hookfleet_tests::stop_broker_app();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    for (_, ops) in &procs {
+        wait_for("ready again after the restart", LONG, || ready(ops)).await;
+    }
+    ids.extend(env.publish_many("user.created", data(500), None).await);
+    wait_for("all 1000 delivered and recorded", LONG, || async {
+        succeeded(&env).await == 1000
+    })
+    .await;
+    let got: HashSet<String> = rx.received().iter().map(|r| r.webhook_id()).collect();
+    assert!(ids.iter().all(|id| got.contains(id)), "nothing lost");
+    for (p, _) in &mut procs {
+        sigterm(p);
+        assert!(wait_exit(p, LONG).await.success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_cut_mid_run_are_survived() {
+    let env = TestEnv::new(&[]).await;
+    let rx = Receiver::start(Behaviour::Delay(5)).await;
+    env.add_endpoint(&rx.url, &["*"], None).await;
+    let mut procs: Vec<_> = ["router", "worker"]
+        .iter()
+        .map(|r| env.spawn_with_ops(&[r], &[]))
+        .collect();
+    for (_, ops) in &procs {
+        wait_for("process ready", LONG, || ready(ops)).await;
+    }
+    let ids = env
+        .publish_many(
+            "user.created",
+            (0..1000).map(|i| json!({"user_id": i, "username": "u"})),
+            None,
+        )
+        .await;
+    wait_for("deliveries under way", LONG, || async { rx.count() >= 100 }).await;
+    // Every connection to this test's database is cut, twice: pools, LISTEN and
+    // in-flight transactions all see their connection die.
+    for _ in 0..2 {
+        let (admin, conn) = tokio_postgres::connect(&env.db_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let cut = admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(cut > 0, "connections cut");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    wait_for("all 1000 delivered and recorded", LONG, || async {
+        succeeded(&env).await == 1000
+    })
+    .await;
+    let got: HashSet<String> = rx.received().iter().map(|r| r.webhook_id()).collect();
+    assert!(ids.iter().all(|id| got.contains(id)), "nothing lost");
+    for (_, ops) in &procs {
+        wait_for("ready after the cut", LONG, || ready(ops)).await;
+    }
+    for (p, _) in &mut procs {
+        sigterm(p);
+        assert!(wait_exit(p, LONG).await.success());
+    }
+}
