@@ -6,6 +6,7 @@ mod api;
 mod delivery;
 mod deploy;
 mod endpoints;
+mod health;
 mod invalid;
 mod operations;
 mod producers;

@@ -387,7 +387,8 @@ async fn every_process_serves_metrics_promtool_accepts_and_they_move() {
         ("HOOKFLEET__API__LISTEN", "127.0.0.1:0"),
     ];
     let (mut router, router_ops) = env.spawn_with_ops(&["router"], &[]);
-    let (mut worker, worker_ops) = env.spawn_with_ops(&["worker"], &[]);
+    let (mut worker, worker_ops) =
+        env.spawn_with_ops(&["worker"], &[("HOOKFLEET__LOG__FORMAT", "json")]);
     let (mut api, api_ops) = env.spawn_with_ops(&["api"], &key);
     let outbox_db = env.db_url.clone();
     let (mut relay, relay_ops) =
@@ -458,6 +459,34 @@ async fn every_process_serves_metrics_promtool_accepts_and_they_move() {
         scrape(r, "hookfleet_queue_messages", &["queue=\"hookfleet.dead\""]).await == Some(1.0)
     })
     .await;
+    // JSON logs: one line per attempt with its ids and outcome; no secret, no payload.
+    let log = std::fs::read_to_string(&worker.log).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let attempts: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "Delivery attempt.")
+        .collect();
+    assert_eq!(attempts.len(), 3, "one line per attempt: {log}");
+    for a in &attempts {
+        let f = &a["fields"];
+        for k in [
+            "delivery_id",
+            "event_id",
+            "endpoint_id",
+            "attempt",
+            "outcome",
+            "latency_ms",
+        ] {
+            assert!(!f[k].is_null(), "{k} in {a}");
+        }
+    }
+    assert!(
+        !log.contains("whsec_") && !log.contains("username"),
+        "no secret or payload in logs"
+    );
     // promtool again, now that every family has samples.
     for (_, base) in &all {
         promtool_check(

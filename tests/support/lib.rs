@@ -551,33 +551,44 @@ impl TestEnv {
                 .unwrap_or_else(|_| std::process::Stdio::null()),
         );
         (
-            Proc(cmd.spawn().expect("spawn hookfleet")),
+            Proc {
+                child: cmd.spawn().expect("spawn hookfleet"),
+                log,
+            },
             format!("http://127.0.0.1:{port}"),
         )
     }
 }
 
 /// A child process that is killed (SIGKILL) when dropped, unless it has exited.
-pub struct Proc(pub std::process::Child);
+pub struct Proc {
+    pub child: std::process::Child,
+    /// Its stderr: the log.
+    pub log: std::path::PathBuf,
+}
 
 impl std::ops::Deref for Proc {
     type Target = std::process::Child;
     fn deref(&self) -> &std::process::Child {
-        &self.0
+        &self.child
     }
 }
 
 impl std::ops::DerefMut for Proc {
     fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
+        &mut self.child
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Kept only when the test failed.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
         }
     }
 }

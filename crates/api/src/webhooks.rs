@@ -29,6 +29,11 @@ pub struct Webhook {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The circuit breaker: closed (delivering), open (deliveries wait until
+    /// `next_probe_at`), half_open (one probe delivery is deciding).
+    pub circuit: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_probe_at: Option<OffsetDateTime>,
     /// Only when created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -48,6 +53,8 @@ impl From<Endpoint> for Webhook {
             disabled_reason: e.disabled_reason,
             created_at: e.created_at,
             updated_at: e.updated_at,
+            circuit: e.circuit,
+            next_probe_at: e.next_probe_at,
             secret: None,
         }
     }

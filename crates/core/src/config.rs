@@ -69,6 +69,7 @@ struct Raw {
     registry: RawRegistry,
     log: RawLog,
     shutdown: RawShutdown,
+    circuit: RawCircuit,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +126,14 @@ struct RawRegistry {
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawCircuit {
+    failure_threshold: usize,
+    cooldown: String,
+    max_cooldown: String,
+    auto_disable_after: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawShutdown {
     grace: String,
 }
@@ -166,6 +175,7 @@ pub struct Settings {
     /// On SIGTERM: how long in-flight work may take before the process exits
     /// anyway (what is unfinished is redelivered by the broker).
     pub shutdown_grace: Duration,
+    pub circuit: CircuitSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -198,6 +208,18 @@ pub struct DeliverySettings {
     pub max_in_flight: usize,
     pub batch_size: usize,
     pub batch_wait: Duration,
+}
+
+/// Endpoint health: the circuit breaker and auto-disable.
+#[derive(Debug, Clone)]
+pub struct CircuitSettings {
+    /// Consecutive failures (connection errors, timeouts, 429, 5xx) that open it.
+    pub failure_threshold: u32,
+    /// First open period; doubles with each failed probe, up to `max_cooldown`.
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+    /// An endpoint failing every attempt this long is disabled.
+    pub auto_disable_after: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -353,6 +375,19 @@ impl Settings {
             log_format: raw.log.format,
             log_level: raw.log.level,
             shutdown_grace: duration("shutdown.grace", &raw.shutdown.grace)?,
+            circuit: CircuitSettings {
+                failure_threshold: positive(
+                    "circuit.failure_threshold",
+                    raw.circuit.failure_threshold,
+                )?
+                .min(u32::MAX as usize) as u32,
+                cooldown: duration("circuit.cooldown", &raw.circuit.cooldown)?,
+                max_cooldown: duration("circuit.max_cooldown", &raw.circuit.max_cooldown)?,
+                auto_disable_after: duration(
+                    "circuit.auto_disable_after",
+                    &raw.circuit.auto_disable_after,
+                )?,
+            },
         })
     }
 }

@@ -102,7 +102,7 @@ pub static RECONNECTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static ENDPOINTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "hookfleet_endpoints",
-        "Endpoints in the registry, by state (active, paused).",
+        "Endpoints in the registry, by state (active, paused, circuit_open: active with its circuit open or half-open).",
         &["state"]
     )
     .expect("metric")
@@ -159,6 +159,13 @@ pub static OUTBOX_RELAYED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric")
 });
+pub static CIRCUIT_OPENED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "hookfleet_circuit_opened_total",
+        "Endpoint circuits this worker opened (first opening or a failed probe)."
+    )
+    .expect("metric")
+});
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "hookfleet_build_info",
@@ -206,6 +213,7 @@ pub fn init(roles: &[&str]) {
                 LazyLock::force(&END_TO_END);
                 LazyLock::force(&IN_FLIGHT);
                 LazyLock::force(&CONSUMED_QUEUES);
+                LazyLock::force(&CIRCUIT_OPENED);
                 BATCH_WRITE.with_label_values(&["attempts"]);
             }
             "api" => {
@@ -218,7 +226,7 @@ pub fn init(roles: &[&str]) {
             _ => {}
         }
         if *role == "router" || *role == "worker" {
-            for st in ["active", "paused"] {
+            for st in ["active", "paused", "circuit_open"] {
                 ENDPOINTS.with_label_values(&[st]);
             }
         }

@@ -35,6 +35,13 @@ pub struct Endpoint {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The circuit breaker: `closed` (delivering), `open` (waiting for
+    /// `next_probe_at`), `half_open` (one probe delivery is deciding).
+    pub circuit: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_probe_at: Option<OffsetDateTime>,
+    /// Failures since the last success.
+    pub consecutive_failures: i32,
 }
 
 /// What it takes to create an endpoint; validated by the caller.
@@ -52,7 +59,10 @@ pub struct NewEndpoint {
 }
 
 const COLUMNS: &str =
-    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, disabled_reason, created_at, updated_at";
+    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, disabled_reason, created_at, updated_at,
+     COALESCE((SELECT h.circuit FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 'closed') AS circuit,
+     (SELECT h.next_probe_at FROM endpoint_health h WHERE h.endpoint_id = endpoints.id) AS next_probe_at,
+     COALESCE((SELECT h.consecutive_failures FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 0) AS consecutive_failures";
 
 pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
     Ok(Endpoint {
@@ -69,6 +79,9 @@ pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
         disabled_reason: r.try_get("disabled_reason")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        circuit: r.try_get("circuit")?,
+        next_probe_at: r.try_get("next_probe_at")?,
+        consecutive_failures: r.try_get("consecutive_failures")?,
     })
 }
 

@@ -20,4 +20,4 @@ pub mod pool;
 pub mod registry;
 
 pub use pool::Pool;
-pub use registry::{Registry, Snapshot};
+pub use registry::{Circuit, Registry, Snapshot};

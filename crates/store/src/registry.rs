@@ -27,6 +27,31 @@ pub struct RegEndpoint {
     /// Signing secrets with their expiry; see [`RegEndpoint::signing_secrets`].
     pub secrets: Vec<(Secret, Option<OffsetDateTime>)>,
     pub headers: Vec<(String, String)>,
+    /// Circuit breaker state (`endpoint_health`), shared by every worker.
+    pub circuit: Circuit,
+    pub next_probe_at: Option<OffsetDateTime>,
+    pub consecutive_failures: i32,
+}
+
+/// The circuit breaker of one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Circuit {
+    /// Delivering.
+    Closed,
+    /// Not consumed until `next_probe_at`; messages wait in the queue.
+    Open,
+    /// One probe delivery is deciding.
+    HalfOpen,
+}
+
+impl Circuit {
+    pub fn parse(s: &str) -> Circuit {
+        match s {
+            "open" => Circuit::Open,
+            "half_open" => Circuit::HalfOpen,
+            _ => Circuit::Closed,
+        }
+    }
 }
 
 impl RegEndpoint {
@@ -51,7 +76,15 @@ impl RegEndpoint {
             is_active: e.is_active,
             secrets,
             headers: e.headers.into_iter().collect(),
+            circuit: Circuit::parse(&e.circuit),
+            next_probe_at: e.next_probe_at,
+            consecutive_failures: e.consecutive_failures,
         }
+    }
+
+    /// Active with a closed circuit: workers consume its queue.
+    pub fn consumable(&self) -> bool {
+        self.is_active && self.circuit == Circuit::Closed
     }
 
     /// True when this endpoint subscribes to `event_type`.
@@ -163,6 +196,14 @@ impl Registry {
         hookfleet_core::metrics::ENDPOINTS
             .with_label_values(&["paused"])
             .set(snap.endpoints.len() as i64 - active);
+        hookfleet_core::metrics::ENDPOINTS
+            .with_label_values(&["circuit_open"])
+            .set(
+                snap.endpoints
+                    .values()
+                    .filter(|e| e.is_active && e.circuit != Circuit::Closed)
+                    .count() as i64,
+            );
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         self.version.send_modify(|v| *v += 1);
     }

@@ -10,6 +10,7 @@
 //! as soon as its NOTIFY arrives, a paused or deleted one is cancelled.
 #![forbid(unsafe_code)]
 
+pub mod health;
 pub mod http;
 pub mod writer;
 
@@ -63,6 +64,7 @@ pub async fn run(
         registry: registry.clone(),
         client,
         writer: tx,
+        health: health::Health::new(pool.clone(), settings.circuit.clone()),
     });
     hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
@@ -86,6 +88,7 @@ struct Ctx {
     registry: Arc<Registry>,
     client: reqwest::Client,
     writer: mpsc::Sender<writer::Msg>,
+    health: health::Health,
 }
 
 struct ConsumerHandle {
@@ -122,6 +125,12 @@ async fn session(
     let max = ctx.settings.delivery.max_in_flight;
     let slots = Arc::new(Semaphore::new(max));
     let session_end = shutdown.child_token();
+    let probes = tokio::spawn(probe_open_circuits(
+        ctx.clone(),
+        conn.create_channel().await?,
+        publish.clone(),
+        session_end.clone(),
+    ));
     let failed = CancellationToken::new();
     let mut consumers: HashMap<String, ConsumerHandle> = HashMap::new();
     let mut changes = ctx.registry.subscribe();
@@ -131,7 +140,7 @@ async fn session(
         // Stop consuming endpoints that are gone or paused.
         let stale: Vec<String> = consumers
             .keys()
-            .filter(|id| !snap.endpoints.get(*id).is_some_and(|e| e.is_active))
+            .filter(|id| !snap.endpoints.get(*id).is_some_and(|e| e.consumable()))
             .cloned()
             .collect();
         for id in stale {
@@ -140,12 +149,12 @@ async fn session(
                 let _ = channels[c.channel]
                     .basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default())
                     .await;
-                tracing::info!(endpoint_id = %id, "Stopped consuming an endpoint queue.");
+                tracing::info!(endpoint_id = %id, "Stopped consuming an endpoint queue (deleted, paused or circuit open).");
             }
         }
         // Start consuming new active endpoints.
         let mut err = None;
-        for ep in snap.endpoints.values().filter(|e| e.is_active) {
+        for ep in snap.endpoints.values().filter(|e| e.consumable()) {
             if consumers.contains_key(&ep.id) {
                 continue;
             }
@@ -209,6 +218,7 @@ async fn session(
             .await;
     }
     session_end.cancel();
+    let _ = probes.await;
     let grace = ctx.settings.shutdown_grace;
     if tokio::time::timeout(grace, slots.acquire_many(max as u32))
         .await
@@ -250,7 +260,7 @@ async fn consume(
                 let (ctx, publish) = (ctx.clone(), publish.clone());
                 tokio::spawn(async move {
                     metrics::IN_FLIGHT.inc();
-                    deliver(&ctx, &publish, d).await;
+                    deliver(&ctx, &publish, d, false).await;
                     metrics::IN_FLIGHT.dec();
                     drop(permit);
                 });
@@ -271,8 +281,80 @@ fn header_value(s: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(s).ok()
 }
 
-/// One attempt of one delivery, from message to recorded outcome.
-async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
+/// Every second: for each endpoint whose circuit is open and whose cool-down is
+/// over, try to claim its probe (one replica wins) and deliver one message of its
+/// queue; its outcome closes or reopens the circuit. An empty queue closes it.
+async fn probe_open_circuits(
+    ctx: Arc<Ctx>,
+    ch: Channel,
+    publish: Channel,
+    stop: CancellationToken,
+) {
+    // The probe holds the circuit half-open at most this long (then another
+    // replica may probe: this one may have died).
+    let hold = ctx.settings.delivery.timeout + Duration::from_secs(30);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let now = OffsetDateTime::now_utc();
+        let due: Vec<String> = ctx
+            .registry
+            .snapshot()
+            .endpoints
+            .values()
+            .filter(|e| {
+                e.is_active
+                    && e.circuit != hookfleet_store::Circuit::Closed
+                    && e.next_probe_at.is_some_and(|t| t <= now)
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        for id in due {
+            match ctx.health.claim_probe(&id, hold).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(endpoint_id = %id, error = format!("{e:#}"), "Could not claim a probe.");
+                    continue;
+                }
+            }
+            let got = ch
+                .basic_get(
+                    names::endpoint_queue(&id).as_str().into(),
+                    lapin::options::BasicGetOptions { no_ack: false },
+                )
+                .await;
+            match got {
+                Ok(Some(m)) => {
+                    tracing::info!(endpoint_id = %id, "Probing an endpoint with an open circuit.");
+                    let (ctx, publish) = (ctx.clone(), publish.clone());
+                    tokio::spawn(async move {
+                        metrics::IN_FLIGHT.inc();
+                        deliver(&ctx, &publish, m.delivery, true).await;
+                        metrics::IN_FLIGHT.dec();
+                    });
+                }
+                // Nothing waits: nothing to protect; the next delivery decides.
+                Ok(None) => {
+                    if let Err(e) = ctx.health.close(&id).await {
+                        tracing::warn!(endpoint_id = %id, error = format!("{e:#}"), "Could not close a circuit.");
+                    }
+                }
+                // The channel is gone with the session; the claim expires by itself.
+                Err(e) => {
+                    tracing::warn!(endpoint_id = %id, error = %e, "Could not take a probe message.");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One attempt of one delivery, from message to recorded outcome. A `probe`
+/// is delivered although the endpoint's circuit is open.
+async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, probe: bool) {
     let Delivery {
         data,
         properties,
@@ -308,11 +390,12 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
     let Some(ep) = snap
         .endpoints
         .get(&endpoint_id)
-        .filter(|e| e.is_active)
+        .filter(|e| if probe { e.is_active } else { e.consumable() })
         .cloned()
     else {
-        // Paused or deleted since the message was consumed: put it back to wait;
-        // this consumer is about to be cancelled.
+        // Paused, deleted or its circuit opened since the message was consumed:
+        // put it back to wait (no attempt spent); this consumer is about to be
+        // cancelled.
         tokio::time::sleep(Duration::from_millis(500)).await;
         requeue(&acker).await;
         return;
@@ -360,6 +443,8 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
         _ => None,
     };
 
+    let signal = health::Signal::of(resp.status, resp.is_success());
+    ctx.health.record(&ep, signal).await;
     let (state, next_attempt_at) = if resp.is_success() {
         if let Some(at) = h::get_i64(hdrs, h::RECEIVED_AT) {
             let secs = (hookfleet_core::ids::now_millis() - at).max(0) as f64 / 1000.0;
@@ -376,7 +461,13 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery) {
             &hookfleet_core::text::truncate(&last_error, 512),
         );
         // Failed: either a retry tier or, with the budget spent, hookfleet.dead.
-        let next = settings.retry.next_delay(attempt - base, resp.retry_after);
+        // 410 Gone: the endpoint is being disabled; no retries, straight to the
+        // dead letters (replayable if it comes back).
+        let next = if signal == health::Signal::Gone {
+            None
+        } else {
+            settings.retry.next_delay(attempt - base, resp.retry_after)
+        };
         let (exchange, key) = match next {
             Some(delay) => {
                 h::set_i64(&mut headers, h::ATTEMPT, i64::from(attempt) + 1);

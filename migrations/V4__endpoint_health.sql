@@ -1,0 +1,30 @@
+-- Circuit breaker state per endpoint, shared by every worker replica. A row
+-- exists once the endpoint has failed; no row means closed and healthy.
+CREATE TABLE endpoint_health (
+    endpoint_id           text PRIMARY KEY REFERENCES endpoints(id) ON DELETE CASCADE,
+    -- failures (connection errors, timeouts, 429, 5xx) since the last success
+    consecutive_failures  integer NOT NULL DEFAULT 0,
+    -- closed: consumed; open: not consumed until next_probe_at; half_open: one
+    -- probe delivery is deciding (next_probe_at bounds how long it may take)
+    circuit               text NOT NULL DEFAULT 'closed'
+                          CHECK (circuit IN ('closed', 'open', 'half_open')),
+    opened_at             timestamptz,
+    next_probe_at         timestamptz,
+    -- the current open period; doubles while probes keep failing
+    cooldown_seconds      integer NOT NULL DEFAULT 0,
+    -- first failure of the current streak (auto-disable counts from it)
+    failing_since         timestamptz,
+    last_success_at       timestamptz
+);
+
+-- Workers follow circuit changes through the registry: announce them (only the
+-- transitions, not every failure count).
+CREATE FUNCTION hookfleet_notify_circuit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR OLD.circuit IS DISTINCT FROM NEW.circuit THEN
+        PERFORM pg_notify('hookfleet_config', 'endpoint_health');
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER endpoint_health_notify AFTER INSERT OR UPDATE ON endpoint_health
+    FOR EACH ROW EXECUTE FUNCTION hookfleet_notify_circuit();

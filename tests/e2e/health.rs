@@ -1,0 +1,145 @@
+//! Endpoint health: the circuit breaker (shared state in Postgres), 410 Gone and
+//! auto-disable.
+use hookfleet::Roles;
+use hookfleet_tests::{wait_for, Api, Behaviour, Receiver, TestEnv, ADMIN_KEY};
+use serde_json::json;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(120);
+
+async fn webhook(api: &Api, id: &str) -> serde_json::Value {
+    let (s, w) = api
+        .call("GET", &format!("/api/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(s, 200, "{w}");
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_opens_holds_deliveries_without_spending_attempts_and_a_probe_closes_it() {
+    let env = TestEnv::new(&[
+        ("circuit.failure_threshold", "3"),
+        ("circuit.cooldown", "2s"),
+        ("circuit.max_cooldown", "4s"),
+        // Without the breaker, every delivery would be dead within ~6 s.
+        ("retry.schedule", "1s,1s,1s,1s,1s"),
+    ])
+    .await;
+    let rx = Receiver::start(Behaviour::Always(503)).await;
+    let (ep, _) = env.add_endpoint(&rx.url, &["*"], None).await;
+    let (app, base) = env.start_api(Roles::ALL).await;
+    let api = Api::new(&base, ADMIN_KEY);
+    assert_eq!(webhook(&api, &ep.id).await["circuit"], "closed");
+    env.publish_many(
+        "user.created",
+        (0..20).map(|i| json!({"user_id": i, "username": "u"})),
+        None,
+    )
+    .await;
+    wait_for("the circuit to open", LONG, || async {
+        webhook(&api, &ep.id).await["circuit"] != "closed"
+    })
+    .await;
+    let w = webhook(&api, &ep.id).await;
+    assert!(w["next_probe_at"].is_string(), "{w}");
+    // While open, the messages wait in the endpoint's queue: 20 deliveries with
+    // six attempts each would all be dead by now without the breaker.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'")
+            .await,
+        0,
+        "no delivery burnt its attempts while the circuit was open"
+    );
+    let attempts = env.count("SELECT count(*) FROM delivery_attempts").await;
+    assert!(attempts < 20 * 6, "attempts were held back ({attempts})");
+    assert!(
+        env.queue_len(&format!("hookfleet.endpoint.{}", ep.id))
+            .await
+            > 0,
+        "deliveries wait in the queue"
+    );
+
+    // The endpoint recovers: the next probe closes the circuit, everything flows.
+    rx.set_behaviour(Behaviour::Ok);
+    wait_for("the circuit to close", LONG, || async {
+        webhook(&api, &ep.id).await["circuit"] == "closed"
+    })
+    .await;
+    wait_for("all 20 delivered", LONG, || async {
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")
+            .await
+            == 20
+    })
+    .await;
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM endpoint_health WHERE endpoint_id = '{}' AND consecutive_failures > 0",
+            ep.id
+        ))
+        .await,
+        0,
+        "the failure streak is cleared"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_410_disables_the_endpoint_and_dead_letters_at_once() {
+    let env = TestEnv::new(&[("retry.schedule", "1s,1s,1s")]).await;
+    let rx = Receiver::start(Behaviour::Always(410)).await;
+    let (ep, _) = env.add_endpoint(&rx.url, &["*"], None).await;
+    let (app, base) = env.start_api(Roles::ALL).await;
+    let api = Api::new(&base, ADMIN_KEY);
+    env.publish("user.created", json!({"user_id": 1, "username": "u"}), None)
+        .await;
+    wait_for("the endpoint disabled", LONG, || async {
+        webhook(&api, &ep.id).await["is_active"] == false
+    })
+    .await;
+    let w = webhook(&api, &ep.id).await;
+    assert!(
+        w["disabled_reason"].as_str().unwrap().contains("410"),
+        "{w}"
+    );
+    wait_for("the delivery dead-lettered", LONG, || async {
+        env.queue_len("hookfleet.dead").await == 1
+    })
+    .await;
+    assert_eq!(rx.count(), 1, "no retry after 410 Gone");
+    assert_eq!(
+        env.count("SELECT count(*) FROM deliveries WHERE status = 'failed'")
+            .await,
+        1
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_for_too_long_is_disabled() {
+    let env = TestEnv::new(&[
+        ("circuit.auto_disable_after", "2s"),
+        ("circuit.failure_threshold", "1000"),
+        ("retry.schedule", "1s,1s,1s,1s,1s,1s"),
+    ])
+    .await;
+    let rx = Receiver::start(Behaviour::Always(500)).await;
+    let (ep, _) = env.add_endpoint(&rx.url, &["*"], None).await;
+    let (app, base) = env.start_api(Roles::ALL).await;
+    let api = Api::new(&base, ADMIN_KEY);
+    env.publish("user.created", json!({"user_id": 1, "username": "u"}), None)
+        .await;
+    wait_for("the endpoint auto-disabled", LONG, || async {
+        webhook(&api, &ep.id).await["is_active"] == false
+    })
+    .await;
+    let w = webhook(&api, &ep.id).await;
+    assert!(
+        w["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("auto_disable_after"),
+        "{w}"
+    );
+    app.stop().await.unwrap();
+}
