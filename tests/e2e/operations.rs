@@ -20,8 +20,13 @@ async fn failed(env: &TestEnv, endpoint: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_filtered_replayed_and_purged() {
-    // Two attempts per delivery, one second apart.
-    let env = TestEnv::new(&[("retry.schedule", "1s")]).await;
+    // Two attempts per delivery, one second apart; no circuit breaker (it would
+    // hold these deliveries back instead of letting them dead-letter).
+    let env = TestEnv::new(&[
+        ("retry.schedule", "1s"),
+        ("circuit.failure_threshold", "100000"),
+    ])
+    .await;
     let rx_a = Receiver::start(Behaviour::Always(503)).await;
     let rx_b = Receiver::start(Behaviour::Always(500)).await;
     let (a, _) = env

@@ -249,7 +249,10 @@ async fn consume(
 ) {
     loop {
         let next = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                requeue_buffered(&mut consumer).await;
+                return;
+            }
             d = consumer.next() => d,
         };
         match next {
@@ -274,6 +277,17 @@ async fn consume(
             }
             None => return,
         }
+    }
+}
+
+/// After a consumer is stopped (endpoint paused, circuit open, shutdown): the
+/// deliveries the broker already sent it go back to the queue at once, without
+/// an attempt. Dropped unacknowledged, they would sit on the channel, which stays
+/// open for the other consumers, until the connection closes.
+async fn requeue_buffered(consumer: &mut lapin::Consumer) {
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
+    {
+        requeue(&d.acker).await;
     }
 }
 
