@@ -28,3 +28,14 @@ BEGIN
 END $$;
 CREATE TRIGGER endpoint_health_notify AFTER INSERT OR UPDATE ON endpoint_health
     FOR EACH ROW EXECUTE FUNCTION hookfleet_notify_circuit();
+
+-- Re-enabling an endpoint (after an auto-disable, a 410 or a pause) starts it
+-- with a clean slate: closed circuit, no failure streak.
+CREATE FUNCTION hookfleet_reset_health() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM endpoint_health WHERE endpoint_id = NEW.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER endpoints_reenabled_reset_health AFTER UPDATE OF is_active ON endpoints
+    FOR EACH ROW WHEN (NEW.is_active AND NOT OLD.is_active)
+    EXECUTE FUNCTION hookfleet_reset_health();

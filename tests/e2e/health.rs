@@ -143,3 +143,41 @@ async fn an_endpoint_failing_for_too_long_is_disabled() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_enabling_an_endpoint_clears_its_health() {
+    let env = TestEnv::new(&[]).await;
+    let (ep, _) = env
+        .add_endpoint("http://127.0.0.1:9/hook", &["*"], None)
+        .await;
+    let c = env.pool.get().await.unwrap();
+    c.execute(
+        "INSERT INTO endpoint_health (endpoint_id, consecutive_failures, circuit, failing_since, next_probe_at)
+         VALUES ($1, 50, 'open', now() - interval '6 days', now() + interval '1 hour')",
+        &[&ep.id],
+    )
+    .await
+    .unwrap();
+    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, false, Some("test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.count("SELECT count(*) FROM endpoint_health").await,
+        1,
+        "disabling keeps it"
+    );
+    hookfleet_store::endpoints::set_active(&env.pool, &ep.id, true, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.count("SELECT count(*) FROM endpoint_health").await,
+        0,
+        "enabling clears it"
+    );
+    let e = hookfleet_store::endpoints::get(&env.pool, &ep.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.circuit, "closed");
+    assert_eq!(e.consecutive_failures, 0);
+}
