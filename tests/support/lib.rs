@@ -142,8 +142,8 @@ impl TestEnv {
             .expect("create endpoint")
     }
 
-    /// Publishes raw bytes to `hookfleet.events` like any AMQP producer, with a confirm.
-    pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) {
+    /// A producer's connection and confirming channel, the topology declared.
+    async fn producer(&self) -> (lapin::Connection, lapin::Channel) {
         let conn = hookfleet_broker::connect(&self.amqp_url, "test-producer")
             .await
             .unwrap();
@@ -151,13 +151,16 @@ impl TestEnv {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .unwrap();
-        hookfleet_broker::topology::declare(
-            &ch,
-            self.settings().amqp.queue_type,
-            &self.settings().retry.tiers(),
-        )
-        .await
-        .unwrap();
+        let settings = self.settings();
+        hookfleet_broker::topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers())
+            .await
+            .unwrap();
+        (conn, ch)
+    }
+
+    /// Publishes raw bytes to `hookfleet.events` like any AMQP producer, with a confirm.
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) {
+        let (conn, ch) = self.producer().await;
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2);
@@ -200,17 +203,7 @@ impl TestEnv {
         data: impl IntoIterator<Item = serde_json::Value>,
         tenant: Option<&str>,
     ) -> Vec<String> {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-producer")
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        let settings = self.settings();
-        hookfleet_broker::topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers())
-            .await
-            .unwrap();
+        let (conn, ch) = self.producer().await;
         let mut ids = Vec::new();
         let mut bodies = Vec::new();
         for d in data {
