@@ -11,5 +11,6 @@ mod invalid;
 mod operations;
 mod producers;
 mod resilience;
+mod retention;
 mod retry;
 mod routing;

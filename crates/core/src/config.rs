@@ -70,6 +70,7 @@ struct Raw {
     log: RawLog,
     shutdown: RawShutdown,
     circuit: RawCircuit,
+    retention: RawRetention,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +127,13 @@ struct RawRegistry {
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawRetention {
+    max_age: String,
+    interval: String,
+    batch_size: usize,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawCircuit {
     failure_threshold: usize,
     cooldown: String,
@@ -176,6 +184,7 @@ pub struct Settings {
     /// anyway (what is unfinished is redelivered by the broker).
     pub shutdown_grace: Duration,
     pub circuit: CircuitSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +217,16 @@ pub struct DeliverySettings {
     pub max_in_flight: usize,
     pub batch_size: usize,
     pub batch_wait: Duration,
+}
+
+/// How long delivery history is kept.
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    /// Deliveries (with their attempts), events and dead-letter actions older
+    /// than this are deleted; zero keeps everything.
+    pub max_age: Duration,
+    pub interval: Duration,
+    pub batch_size: usize,
 }
 
 /// Endpoint health: the circuit breaker and auto-disable.
@@ -375,6 +394,11 @@ impl Settings {
             log_format: raw.log.format,
             log_level: raw.log.level,
             shutdown_grace: duration("shutdown.grace", &raw.shutdown.grace)?,
+            retention: RetentionSettings {
+                max_age: duration("retention.max_age", &raw.retention.max_age)?,
+                interval: duration("retention.interval", &raw.retention.interval)?,
+                batch_size: positive("retention.batch_size", raw.retention.batch_size)?,
+            },
             circuit: CircuitSettings {
                 failure_threshold: positive(
                     "circuit.failure_threshold",

@@ -108,6 +108,14 @@ pub async fn run_with_api(
         return Ok(());
     }
     if roles.router {
+        let r = &settings.retention;
+        tasks.spawn(hookfleet_store::retention::run(
+            pool.clone(),
+            r.max_age,
+            r.interval,
+            r.batch_size as i64,
+            shutdown.clone(),
+        ));
         roles_set.spawn(hookfleet_router::run(
             settings.clone(),
             pool.clone(),

@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod migrate;
 pub mod pool;
 pub mod registry;
+pub mod retention;
 
 pub use pool::Pool;
 pub use registry::{Circuit, Registry, Snapshot};
