@@ -288,9 +288,49 @@ impl Emitter {
     /// Emits one event. Never blocks on the network, never fails: when the buffer
     /// is full the event is appended to the spill file instead.
     pub fn emit(&self, event: Event) {
+        self.inner.metrics.emitted.inc();
+        let body = serde_json::to_vec(&event);
+        self.push(event.event_type, event.id, body);
+    }
+
+    /// Emits `data` (any serializable value) as an event of `event_type`: the
+    /// envelope is written in one pass, without building a `serde_json::Value`.
+    /// What the typed helpers use.
+    pub fn emit_serialize<T: Serialize>(
+        &self,
+        event_type: &str,
+        data: &T,
+        tenant_id: Option<&str>,
+    ) {
+        #[derive(Serialize)]
+        struct Envelope<'a, T> {
+            id: &'a str,
+            #[serde(rename = "type")]
+            event_type: &'a str,
+            tenant_id: Option<&'a str>,
+            timestamp: &'a str,
+            data: &'a T,
+        }
+        self.inner.metrics.emitted.inc();
+        let id = hookfleet_core::ids::event_id();
+        // One allocation for the body, sized for a typical event (no regrowth).
+        let mut body = Vec::with_capacity(384);
+        let r = serde_json::to_writer(
+            &mut body,
+            &Envelope {
+                id: &id,
+                event_type,
+                tenant_id,
+                timestamp: &hookfleet_core::envelope::now_rfc3339(),
+                data,
+            },
+        );
+        self.push(event_type.to_owned(), id, r.map(|()| body));
+    }
+
+    fn push(&self, event_type: String, id: String, body: serde_json::Result<Vec<u8>>) {
         let m = &self.inner.metrics;
-        m.emitted.inc();
-        let body = match serde_json::to_vec(&event) {
+        let body = match body {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "Event could not be serialized; dropped.");
@@ -299,8 +339,8 @@ impl Emitter {
             }
         };
         let p = Pending {
-            event_type: event.event_type,
-            id: event.id,
+            event_type,
+            id,
             body,
         };
         if let Err(p) = self.inner.handoff.push(p) {
@@ -357,11 +397,24 @@ impl Emitter {
         segment_end: Option<f64>,
         tenant_id: Option<&str>,
     ) {
-        let data = serde_json::json!({
-            "match_id": match_id.into(), "query_video_id": query_video_id.into(), "matched_video_id": matched_video_id.into(),
-            "confidence": confidence, "segment_start": segment_start, "segment_end": segment_end,
-        });
-        self.emit_data("match.found", data, tenant_id);
+        #[derive(Serialize)]
+        struct Data {
+            match_id: Id,
+            query_video_id: Id,
+            matched_video_id: Id,
+            confidence: f64,
+            segment_start: Option<f64>,
+            segment_end: Option<f64>,
+        }
+        let data = Data {
+            match_id: match_id.into(),
+            query_video_id: query_video_id.into(),
+            matched_video_id: matched_video_id.into(),
+            confidence,
+            segment_start,
+            segment_end,
+        };
+        self.emit_serialize("match.found", &data, tenant_id);
     }
 
     /// `video.processed`: after a video is processed.
@@ -375,11 +428,24 @@ impl Emitter {
         processing_time_seconds: Option<f64>,
         tenant_id: Option<&str>,
     ) {
-        let data = serde_json::json!({
-            "video_id": video_id.into(), "video_url": video_url, "title": title, "duration": duration,
-            "fingerprint_count": fingerprint_count, "processing_time_seconds": processing_time_seconds,
-        });
-        self.emit_data("video.processed", data, tenant_id);
+        #[derive(Serialize)]
+        struct Data<'a> {
+            video_id: Id,
+            video_url: Option<&'a str>,
+            title: Option<&'a str>,
+            duration: Option<f64>,
+            fingerprint_count: Option<i64>,
+            processing_time_seconds: Option<f64>,
+        }
+        let data = Data {
+            video_id: video_id.into(),
+            video_url,
+            title,
+            duration,
+            fingerprint_count,
+            processing_time_seconds,
+        };
+        self.emit_serialize("video.processed", &data, tenant_id);
     }
 
     /// `job.failed`: when a background job fails.
@@ -392,11 +458,22 @@ impl Emitter {
         attempt_count: Option<i64>,
         tenant_id: Option<&str>,
     ) {
-        let data = serde_json::json!({
-            "job_id": job_id.into(), "job_type": job_type, "target_id": target_id,
-            "error_message": error_message, "attempt_count": attempt_count,
-        });
-        self.emit_data("job.failed", data, tenant_id);
+        #[derive(Serialize)]
+        struct Data<'a> {
+            job_id: Id,
+            job_type: &'a str,
+            target_id: Option<Id>,
+            error_message: &'a str,
+            attempt_count: Option<i64>,
+        }
+        let data = Data {
+            job_id: job_id.into(),
+            job_type,
+            target_id,
+            error_message,
+            attempt_count,
+        };
+        self.emit_serialize("job.failed", &data, tenant_id);
     }
 
     /// `user.created`: after creating a user account.
@@ -407,9 +484,18 @@ impl Emitter {
         email: Option<&str>,
         tenant_id: Option<&str>,
     ) {
-        let data =
-            serde_json::json!({"user_id": user_id.into(), "username": username, "email": email});
-        self.emit_data("user.created", data, tenant_id);
+        #[derive(Serialize)]
+        struct Data<'a> {
+            user_id: Id,
+            username: &'a str,
+            email: Option<&'a str>,
+        }
+        let data = Data {
+            user_id: user_id.into(),
+            username,
+            email,
+        };
+        self.emit_serialize("user.created", &data, tenant_id);
     }
 
     /// `subscription.updated`: when a subscription's plan or status changes.
@@ -422,11 +508,22 @@ impl Emitter {
         previous_plan: Option<&str>,
         tenant_id: Option<&str>,
     ) {
-        let data = serde_json::json!({
-            "subscription_id": subscription_id.into(), "user_id": user_id.into(), "plan_tier": plan_tier,
-            "status": status, "previous_plan": previous_plan,
-        });
-        self.emit_data("subscription.updated", data, tenant_id);
+        #[derive(Serialize)]
+        struct Data<'a> {
+            subscription_id: Id,
+            user_id: Id,
+            plan_tier: &'a str,
+            status: &'a str,
+            previous_plan: Option<&'a str>,
+        }
+        let data = Data {
+            subscription_id: subscription_id.into(),
+            user_id: user_id.into(),
+            plan_tier,
+            status,
+            previous_plan,
+        };
+        self.emit_serialize("subscription.updated", &data, tenant_id);
     }
 
     /// `api_limit.reached`: when usage approaches or exceeds a limit.
@@ -439,11 +536,22 @@ impl Emitter {
         reset_at: Option<&str>,
         tenant_id: Option<&str>,
     ) {
-        let data = serde_json::json!({
-            "user_id": user_id.into(), "limit_type": limit_type, "current_usage": current_usage,
-            "limit_value": limit_value, "reset_at": reset_at,
-        });
-        self.emit_data("api_limit.reached", data, tenant_id);
+        #[derive(Serialize)]
+        struct Data<'a> {
+            user_id: Id,
+            limit_type: &'a str,
+            current_usage: i64,
+            limit_value: i64,
+            reset_at: Option<&'a str>,
+        }
+        let data = Data {
+            user_id: user_id.into(),
+            limit_type,
+            current_usage,
+            limit_value,
+            reset_at,
+        };
+        self.emit_serialize("api_limit.reached", &data, tenant_id);
     }
 }
 
