@@ -92,6 +92,9 @@ pub async fn relay(
         match relay_session(db_url, amqp_url, batch, &shutdown).await {
             Ok(()) => break,
             Err(e) => {
+                hookfleet_core::metrics::RECONNECTS
+                    .with_label_values(&["outbox-relay"])
+                    .inc();
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "Outbox relay interrupted; reconnecting.");
                 tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(backoff) => {} }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
