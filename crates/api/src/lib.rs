@@ -132,9 +132,19 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "API listening.");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let grace = state.settings.shutdown_grace;
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    // On shutdown, requests in progress get `shutdown.grace` to finish (work they
+    // started runs detached and completes anyway), then the server stops.
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r?,
+        _ = deadline => tracing::warn!("API requests still open after shutdown.grace; closing."),
+    }
     Ok(())
 }
 
