@@ -217,12 +217,7 @@ async fn spilled_events_survive_a_killed_producer() {
 
     // Second run, broker reachable: the spill is replayed. The kill released the
     // spill directory's lock at once.
-    let second = Emitter::connect(EmitterConfig {
-        amqp_url: env.amqp_url.clone(),
-        spill_dir: dir.clone(),
-        ..Default::default()
-    })
-    .expect("the killed producer's lock is gone");
+    let second = emitter(&env.amqp_url, &dir);
     wait_for("the 500 spilled events delivered", LONG, || async {
         rx.count() >= 500
     })

@@ -7,7 +7,6 @@ use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookfleet_broker::{headers as h, names};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
@@ -240,23 +239,16 @@ pub async fn recover(
                 (r.get(0), r.get(1), r.get(2));
             let attempts: i32 = r.get(3);
             let payload: String = r.get(4);
-            let props = h::delivery_properties(&h::DeliveryMeta {
-                delivery_id: &did,
-                event_id: &event_id,
-                endpoint_id: &ep.id,
-                event_type: &event_type,
-                tenant_id: ep.tenant_id.as_deref(),
-                attempt: i64::from(attempts) + 1,
-                attempt_base: i64::from(attempts),
-            });
-            st2.publisher
-                .publish(
-                    names::DELIVERIES_EXCHANGE,
-                    &ep.id,
-                    payload.as_bytes(),
-                    props,
-                )
-                .await?;
+            crate::deliveries::publish_again(
+                &st2,
+                &ep,
+                &did,
+                &event_id,
+                &event_type,
+                attempts,
+                &payload,
+            )
+            .await?;
             dlq::mark_pending(&st2.pool, &did).await?;
             let dl = DeadLetter {
                 delivery_id: did,

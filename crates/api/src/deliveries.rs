@@ -221,24 +221,17 @@ pub async fn resend(
             )
             .await?;
         drop(client);
-        let props = h::delivery_properties(&h::DeliveryMeta {
-            delivery_id: &did,
-            event_id: &d.event_id,
-            endpoint_id: &ep.id,
-            event_type: &d.event_type,
-            tenant_id: ep.tenant_id.as_deref(),
-            attempt: i64::from(d.attempt_count) + 1,
-            attempt_base: i64::from(d.attempt_count),
-        });
         st2.publisher.declare_endpoint(&ep.id).await?;
-        st2.publisher
-            .publish(
-                names::DELIVERIES_EXCHANGE,
-                &ep.id,
-                payload.as_bytes(),
-                props,
-            )
-            .await
+        publish_again(
+            &st2,
+            &ep,
+            &did,
+            &d.event_id,
+            &d.event_type,
+            d.attempt_count,
+            &payload,
+        )
+        .await
     })
     .await?;
     Ok((
@@ -248,6 +241,37 @@ pub async fn resend(
             status: "pending".into(),
         }),
     ))
+}
+
+/// Publishes a stored delivery to `hookfleet.deliveries` again (resend,
+/// recover): the same `webhook-id`, a fresh attempt budget, attempt numbers
+/// continuing after `attempts`.
+pub(crate) async fn publish_again(
+    st: &AppState,
+    ep: &hookfleet_store::endpoints::Endpoint,
+    delivery_id: &str,
+    event_id: &str,
+    event_type: &str,
+    attempts: i32,
+    payload: &str,
+) -> anyhow::Result<()> {
+    let props = h::delivery_properties(&h::DeliveryMeta {
+        delivery_id,
+        event_id,
+        endpoint_id: &ep.id,
+        event_type,
+        tenant_id: ep.tenant_id.as_deref(),
+        attempt: i64::from(attempts) + 1,
+        attempt_base: i64::from(attempts),
+    });
+    st.publisher
+        .publish(
+            names::DELIVERIES_EXCHANGE,
+            &ep.id,
+            payload.as_bytes(),
+            props,
+        )
+        .await
 }
 
 #[derive(Deserialize)]

@@ -369,27 +369,25 @@ impl Run<'_> {
                 "no x-delivery-id or x-endpoint-id header".into(),
             ));
         }
-        let client = self.pool.get().await?;
-        let status: Option<String> = client
-            .query_opt(
-                "SELECT status FROM deliveries WHERE id = $1",
-                &[&dl.delivery_id],
-            )
+        let row = self
+            .pool
+            .get()
             .await?
-            .map(|r| r.get(0));
+            .query_one(
+                "SELECT (SELECT status FROM deliveries WHERE id = $1),
+                        EXISTS (SELECT 1 FROM endpoints WHERE id = $2)",
+                &[&dl.delivery_id, &dl.endpoint_id],
+            )
+            .await?;
+        let (status, endpoint_exists): (Option<String>, bool) = (row.get(0), row.get(1));
         if status.as_deref() == Some("succeeded") {
             // Delivered since (a resend or recover): sending it again would only
             // duplicate. The copy in the queue is dropped. (A `pending` one is
             // replayed: a duplicate is harmless, a loss is not.)
-            drop(client);
             record(self.pool, "discard", dl, &self.actor).await?;
             return Ok(Replayed::Stale);
         }
-        let endpoint = client
-            .query_opt("SELECT 1 FROM endpoints WHERE id = $1", &[&dl.endpoint_id])
-            .await?;
-        drop(client);
-        if endpoint.is_none() {
+        if !endpoint_exists {
             return Ok(Replayed::Skip("its endpoint was deleted".into()));
         }
         pacer.wait().await;

@@ -570,7 +570,6 @@ async fn dlq(cmd: DlqCmd, settings: &Settings) -> anyhow::Result<()> {
         }
     };
     filter.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let show = payload;
     let report = Run {
         amqp_url: &settings.amqp.url,
         pool: &pool,
@@ -583,7 +582,7 @@ async fn dlq(cmd: DlqCmd, settings: &Settings) -> anyhow::Result<()> {
     }
     .execute()
     .await?;
-    if show {
+    if payload {
         let dl = report
             .dead_letters
             .first()

@@ -41,7 +41,6 @@ pub async fn poll(conn: &Connection, settings: &Settings, registry: &Registry) {
     .map(|q| (*q).to_owned())
     .collect();
     shared.extend(settings.retry.tiers().into_iter().map(names::retry_tier));
-    shared.dedup();
     loop {
         if let Ok(mut ch) = conn.create_channel().await {
             for q in &shared {

@@ -23,8 +23,8 @@ use hookfleet_store::deliveries::{AttemptRecord, DeliveryState};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
@@ -566,15 +566,12 @@ async fn publish_confirmed(
     body: &[u8],
     props: BasicProperties,
 ) -> anyhow::Result<()> {
-    hookfleet_broker::confirmed(
-        ch.basic_publish(
-            exchange.into(),
-            key.into(),
-            BasicPublishOptions::default(),
-            body,
-            props,
-        )
-        .await,
-    )
-    .await
+    let msg = hookfleet_broker::Outgoing {
+        exchange,
+        routing_key: key,
+        mandatory: false,
+        payload: body,
+        properties: props,
+    };
+    hookfleet_broker::publish_confirmed(ch, [msg]).await
 }
