@@ -5,11 +5,13 @@
 mod api;
 mod delivery;
 mod deploy;
+mod doc_examples;
 mod endpoints;
 mod health;
 mod invalid;
 mod operations;
 mod producers;
+mod receivers;
 mod resilience;
 mod retention;
 mod retry;

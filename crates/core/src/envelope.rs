@@ -95,11 +95,16 @@ fn validate_event_id(t: &str) -> Result<(), String> {
 
 /// Now, as RFC 3339 with millisecond precision.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_default()
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// `at`, as RFC 3339 (UTC) with millisecond precision.
+pub fn rfc3339(at: std::time::SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    let at = at
+        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+        .unwrap_or(at);
+    at.format(&Rfc3339).unwrap_or_default()
 }
 
 impl Envelope {

@@ -188,17 +188,103 @@ impl EmitMetrics {
     }
 }
 
+/// An event as `emit` hands it over. The caller only moves its data into a box;
+/// the background thread gives it an id and serializes it (`into_pending`), so
+/// the caller's cost is one allocation and one queue slot, whatever the event.
+trait Deferred: Send {
+    fn into_pending(self: Box<Self>) -> serde_json::Result<Pending>;
+}
+
+/// An event the caller serialized already.
+struct Ready(Pending);
+
+impl Deferred for Ready {
+    fn into_pending(self: Box<Self>) -> serde_json::Result<Pending> {
+        Ok(self.0)
+    }
+}
+
+/// A typed helper's event: its data, the tenant and the time of the call.
+struct Typed<T> {
+    event_type: &'static str,
+    tenant_id: Option<String>,
+    at: std::time::SystemTime,
+    data: T,
+}
+
+impl<T: Serialize + Send> Deferred for Typed<T> {
+    fn into_pending(self: Box<Self>) -> serde_json::Result<Pending> {
+        let id = hookfleet_core::ids::event_id();
+        let body = envelope_body(
+            &id,
+            self.event_type,
+            self.tenant_id.as_deref(),
+            &hookfleet_core::envelope::rfc3339(self.at),
+            &self.data,
+        )?;
+        Ok(Pending {
+            event_type: self.event_type.to_owned(),
+            id,
+            body,
+        })
+    }
+}
+
+impl Deferred for Event {
+    fn into_pending(self: Box<Self>) -> serde_json::Result<Pending> {
+        let body = serde_json::to_vec(&*self)?;
+        Ok(Pending {
+            event_type: self.event_type,
+            id: self.id,
+            body,
+        })
+    }
+}
+
+/// The envelope of DESIGN.md §2.1, written in one pass without building a
+/// `serde_json::Value`.
+fn envelope_body<T: Serialize + ?Sized>(
+    id: &str,
+    event_type: &str,
+    tenant_id: Option<&str>,
+    timestamp: &str,
+    data: &T,
+) -> serde_json::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Envelope<'a, T: ?Sized> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        event_type: &'a str,
+        tenant_id: Option<&'a str>,
+        timestamp: &'a str,
+        data: &'a T,
+    }
+    // One allocation for the body, sized for a typical event (no regrowth).
+    let mut body = Vec::with_capacity(384);
+    serde_json::to_writer(
+        &mut body,
+        &Envelope {
+            id,
+            event_type,
+            tenant_id,
+            timestamp,
+            data,
+        },
+    )?;
+    Ok(body)
+}
+
 /// The hand-off between callers and the background publisher: a lock-free
 /// bounded queue, so `emit` costs no syscall. The publisher polls it on a 1 ms
 /// timer while events flow and parks when idle; `emit` wakes it only then.
 struct Handoff {
-    queue: ArrayQueue<Pending>,
+    queue: ArrayQueue<Box<dyn Deferred>>,
     parked: AtomicBool,
     wake: Notify,
 }
 
 impl Handoff {
-    fn push(&self, p: Pending) -> Result<(), Pending> {
+    fn push(&self, p: Box<dyn Deferred>) -> Result<(), Box<dyn Deferred>> {
         self.queue.push(p)?;
         if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::SeqCst) {
             self.wake.notify_one();
@@ -206,11 +292,25 @@ impl Handoff {
         Ok(())
     }
 
+    /// The next queued event, serialized; one that cannot be is counted as
+    /// dropped and skipped.
+    fn pop(&self, metrics: &EmitMetrics) -> Option<Pending> {
+        loop {
+            match self.queue.pop()?.into_pending() {
+                Ok(p) => return Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "Event could not be serialized; dropped.");
+                    metrics.dropped.inc();
+                }
+            }
+        }
+    }
+
     /// The next event: polled for up to 20 ms; then, if `park`, waits to be woken
     /// (at most 1 s). `None` when nothing came.
-    async fn recv(&self, park: bool) -> Option<Pending> {
+    async fn recv(&self, park: bool, metrics: &EmitMetrics) -> Option<Pending> {
         for _ in 0..20 {
-            if let Some(p) = self.queue.pop() {
+            if let Some(p) = self.pop(metrics) {
                 return Some(p);
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -224,23 +324,47 @@ impl Handoff {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.wake.notified()).await;
         }
         self.parked.store(false, Ordering::SeqCst);
-        self.queue.pop()
+        self.pop(metrics)
     }
 }
 
 struct Inner {
-    handoff: Arc<Handoff>,
-    spill: Arc<spill::Spill>,
+    sink: Sink,
     metrics: EmitMetrics,
-    stop: tokio_util::sync::CancellationToken,
+}
+
+/// Where emitted events go.
+enum Sink {
+    /// The background publisher, through the hand-off queue or the spill file.
+    Broker {
+        handoff: Arc<Handoff>,
+        spill: Arc<spill::Spill>,
+        stop: tokio_util::sync::CancellationToken,
+    },
+    /// [`Emitter::recording`]: kept in memory for a producer's tests.
+    Recording(std::sync::Mutex<Vec<RecordedEvent>>),
 }
 
 impl Drop for Inner {
     /// The last handle gone: the background thread publishes what is buffered
     /// (or spills it) and stops.
     fn drop(&mut self) {
-        self.stop.cancel();
+        if let Sink::Broker { stop, .. } = &self.sink {
+            stop.cancel();
+        }
     }
+}
+
+/// An event kept by a [`Emitter::recording`] emitter: the envelope as it would
+/// have been published.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct RecordedEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub tenant_id: Option<String>,
+    pub timestamp: String,
+    pub data: serde_json::Value,
 }
 
 /// Publishes events to `hookfleet.events` without ever blocking or failing its
@@ -277,78 +401,109 @@ impl Emitter {
         })?;
         Ok(Emitter {
             inner: Arc::new(Inner {
-                handoff,
-                spill,
+                sink: Sink::Broker {
+                    handoff,
+                    spill,
+                    stop,
+                },
                 metrics,
-                stop,
             }),
         })
+    }
+
+    /// An emitter for a producer's own tests: the same API, no broker, no
+    /// thread, no files. Every event is checked against the wire contract (an
+    /// envelope the router would quarantine panics, naming the reason), counted
+    /// as confirmed, and kept in memory for [`Emitter::assert_emitted`] and
+    /// [`Emitter::recorded`].
+    pub fn recording() -> Emitter {
+        Emitter {
+            inner: Arc::new(Inner {
+                sink: Sink::Recording(std::sync::Mutex::new(Vec::new())),
+                metrics: EmitMetrics::new(),
+            }),
+        }
     }
 
     /// Emits one event. Never blocks on the network, never fails: when the buffer
     /// is full the event is appended to the spill file instead.
     pub fn emit(&self, event: Event) {
         self.inner.metrics.emitted.inc();
-        let body = serde_json::to_vec(&event);
-        self.push(event.event_type, event.id, body);
+        self.hand_over(Box::new(event));
     }
 
     /// Emits `data` (any serializable value) as an event of `event_type`: the
     /// envelope is written in one pass, without building a `serde_json::Value`.
-    /// What the typed helpers use.
+    /// The data is serialized by the caller; the typed helpers, which own their
+    /// data, leave even that to the background thread.
     pub fn emit_serialize<T: Serialize>(
         &self,
         event_type: &str,
         data: &T,
         tenant_id: Option<&str>,
     ) {
-        #[derive(Serialize)]
-        struct Envelope<'a, T> {
-            id: &'a str,
-            #[serde(rename = "type")]
-            event_type: &'a str,
-            tenant_id: Option<&'a str>,
-            timestamp: &'a str,
-            data: &'a T,
-        }
         self.inner.metrics.emitted.inc();
         let id = hookfleet_core::ids::event_id();
-        // One allocation for the body, sized for a typical event (no regrowth).
-        let mut body = Vec::with_capacity(384);
-        let r = serde_json::to_writer(
-            &mut body,
-            &Envelope {
-                id: &id,
-                event_type,
-                tenant_id,
-                timestamp: &hookfleet_core::envelope::now_rfc3339(),
-                data,
-            },
-        );
-        self.push(event_type.to_owned(), id, r.map(|()| body));
-    }
-
-    fn push(&self, event_type: String, id: String, body: serde_json::Result<Vec<u8>>) {
-        let m = &self.inner.metrics;
-        let body = match body {
-            Ok(b) => b,
+        let now = hookfleet_core::envelope::now_rfc3339();
+        match envelope_body(&id, event_type, tenant_id, &now, data) {
+            Ok(body) => self.hand_over(Box::new(Ready(Pending {
+                event_type: event_type.to_owned(),
+                id,
+                body,
+            }))),
             Err(e) => {
                 tracing::error!(error = %e, "Event could not be serialized; dropped.");
-                m.dropped.inc();
+                self.inner.metrics.dropped.inc();
+            }
+        }
+    }
+
+    /// The typed helpers' path: the data is moved, not serialized, by the caller.
+    fn emit_typed<T: Serialize + Send + 'static>(
+        &self,
+        event_type: &'static str,
+        data: T,
+        tenant_id: Option<&str>,
+    ) {
+        self.inner.metrics.emitted.inc();
+        self.hand_over(Box::new(Typed {
+            event_type,
+            tenant_id: tenant_id.map(str::to_owned),
+            at: std::time::SystemTime::now(),
+            data,
+        }));
+    }
+
+    fn hand_over(&self, event: Box<dyn Deferred>) {
+        let m = &self.inner.metrics;
+        let (handoff, spill) = match &self.inner.sink {
+            Sink::Broker { handoff, spill, .. } => (handoff, spill),
+            Sink::Recording(events) => {
+                match event.into_pending() {
+                    Ok(p) => lock(events).push(record(&p)),
+                    Err(e) => {
+                        panic!("hookfleet-emit (recording): the event cannot be serialized: {e}")
+                    }
+                }
+                m.confirmed.inc();
                 return;
             }
         };
-        let p = Pending {
-            event_type,
-            id,
-            body,
+        let Err(event) = handoff.push(event) else {
+            return;
         };
-        if let Err(p) = self.inner.handoff.push(p) {
-            if self.inner.spill.append(std::slice::from_ref(&p)).is_ok() {
-                m.spilled.inc();
-            } else {
-                m.dropped.inc();
+        // The buffer is full: the caller serializes and spills this one itself.
+        let spilled = match event.into_pending() {
+            Ok(p) => spill.append(std::slice::from_ref(&p)).is_ok(),
+            Err(e) => {
+                tracing::error!(error = %e, "Event could not be serialized; dropped.");
+                false
             }
+        };
+        if spilled {
+            m.spilled.inc();
+        } else {
+            m.dropped.inc();
         }
     }
 
@@ -374,12 +529,107 @@ impl Emitter {
     /// is not confirmed by then stays in the spill file for the next start.
     pub fn shutdown(self, timeout: Duration) -> bool {
         let done = self.flush(timeout);
-        self.inner.stop.cancel();
+        if let Sink::Broker { stop, .. } = &self.inner.sink {
+            stop.cancel();
+        }
         done
     }
 
     pub fn metrics(&self) -> &EmitMetrics {
         &self.inner.metrics
+    }
+}
+
+/// The assertions of a [`Emitter::recording`] emitter, for producers' tests. On a
+/// broker emitter nothing is recorded: `recorded` is empty.
+impl Emitter {
+    /// Every event emitted so far, in order.
+    pub fn recorded(&self) -> Vec<RecordedEvent> {
+        match &self.inner.sink {
+            Sink::Recording(events) => lock(events).clone(),
+            Sink::Broker { .. } => Vec::new(),
+        }
+    }
+
+    /// The events of one type, in order.
+    pub fn recorded_of_type(&self, event_type: &str) -> Vec<RecordedEvent> {
+        let mut all = self.recorded();
+        all.retain(|e| e.event_type == event_type);
+        all
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear_recorded(&self) {
+        if let Sink::Recording(events) = &self.inner.sink {
+            lock(events).clear();
+        }
+    }
+
+    /// Asserts that an event of `event_type` was emitted whose `data` holds every
+    /// field of `fields` with the same value (other fields may differ; nested
+    /// objects are compared the same way). Returns the first such event; panics
+    /// with every event of that type when there is none.
+    #[track_caller]
+    #[allow(clippy::panic)] // an assertion
+    pub fn assert_emitted(&self, event_type: &str, fields: serde_json::Value) -> RecordedEvent {
+        let of_type = self.recorded_of_type(event_type);
+        if let Some(e) = of_type.iter().find(|e| contains(&e.data, &fields)) {
+            return e.clone();
+        }
+        let seen: Vec<String> = of_type.iter().map(|e| e.data.to_string()).collect();
+        panic!(
+            "no `{event_type}` event with data containing {fields} was emitted; {} `{event_type}` event(s) were: [{}]; all types emitted: {:?}",
+            of_type.len(),
+            seen.join(", "),
+            self.recorded().iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>()
+        );
+    }
+
+    /// Asserts that no event of `event_type` was emitted.
+    #[track_caller]
+    pub fn assert_not_emitted(&self, event_type: &str) {
+        let of_type = self.recorded_of_type(event_type);
+        assert!(
+            of_type.is_empty(),
+            "expected no `{event_type}` event, {} were emitted: {:?}",
+            of_type.len(),
+            of_type
+                .iter()
+                .map(|e| e.data.to_string())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Checks a recorded event against the wire contract as the router would.
+#[allow(clippy::panic)] // a recording emitter is for tests: a bad event must fail them
+fn record(p: &Pending) -> RecordedEvent {
+    let (event_type, body) = (p.event_type.as_str(), p.body.as_slice());
+    if let Err(e) = hookfleet_core::envelope::Envelope::parse(
+        body,
+        event_type,
+        Some(&p.id),
+        hookfleet_core::envelope::DEFAULT_MAX_PAYLOAD_BYTES,
+    ) {
+        panic!("hookfleet-emit (recording): this `{event_type}` event would be quarantined: {e}");
+    }
+    match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(e) => panic!("hookfleet-emit (recording): unreadable envelope: {e}"),
+    }
+}
+
+/// `actual` holds every field of `expected` (objects recursively), or equals it.
+fn contains(actual: &serde_json::Value, expected: &serde_json::Value) -> bool {
+    match (actual, expected) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(e)) => e
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|av| contains(av, v))),
+        _ => actual == expected,
     }
 }
 
@@ -414,7 +664,7 @@ impl Emitter {
             segment_start,
             segment_end,
         };
-        self.emit_serialize("match.found", &data, tenant_id);
+        self.emit_typed("match.found", data, tenant_id);
     }
 
     /// `video.processed`: after a video is processed.
@@ -429,23 +679,23 @@ impl Emitter {
         tenant_id: Option<&str>,
     ) {
         #[derive(Serialize)]
-        struct Data<'a> {
+        struct Data {
             video_id: Id,
-            video_url: Option<&'a str>,
-            title: Option<&'a str>,
+            video_url: Option<String>,
+            title: Option<String>,
             duration: Option<f64>,
             fingerprint_count: Option<i64>,
             processing_time_seconds: Option<f64>,
         }
         let data = Data {
             video_id: video_id.into(),
-            video_url,
-            title,
+            video_url: video_url.map(str::to_owned),
+            title: title.map(str::to_owned),
             duration,
             fingerprint_count,
             processing_time_seconds,
         };
-        self.emit_serialize("video.processed", &data, tenant_id);
+        self.emit_typed("video.processed", data, tenant_id);
     }
 
     /// `job.failed`: when a background job fails.
@@ -459,21 +709,21 @@ impl Emitter {
         tenant_id: Option<&str>,
     ) {
         #[derive(Serialize)]
-        struct Data<'a> {
+        struct Data {
             job_id: Id,
-            job_type: &'a str,
+            job_type: String,
             target_id: Option<Id>,
-            error_message: &'a str,
+            error_message: String,
             attempt_count: Option<i64>,
         }
         let data = Data {
             job_id: job_id.into(),
-            job_type,
+            job_type: job_type.to_owned(),
             target_id,
-            error_message,
+            error_message: error_message.to_owned(),
             attempt_count,
         };
-        self.emit_serialize("job.failed", &data, tenant_id);
+        self.emit_typed("job.failed", data, tenant_id);
     }
 
     /// `user.created`: after creating a user account.
@@ -485,17 +735,17 @@ impl Emitter {
         tenant_id: Option<&str>,
     ) {
         #[derive(Serialize)]
-        struct Data<'a> {
+        struct Data {
             user_id: Id,
-            username: &'a str,
-            email: Option<&'a str>,
+            username: String,
+            email: Option<String>,
         }
         let data = Data {
             user_id: user_id.into(),
-            username,
-            email,
+            username: username.to_owned(),
+            email: email.map(str::to_owned),
         };
-        self.emit_serialize("user.created", &data, tenant_id);
+        self.emit_typed("user.created", data, tenant_id);
     }
 
     /// `subscription.updated`: when a subscription's plan or status changes.
@@ -509,21 +759,21 @@ impl Emitter {
         tenant_id: Option<&str>,
     ) {
         #[derive(Serialize)]
-        struct Data<'a> {
+        struct Data {
             subscription_id: Id,
             user_id: Id,
-            plan_tier: &'a str,
-            status: &'a str,
-            previous_plan: Option<&'a str>,
+            plan_tier: String,
+            status: String,
+            previous_plan: Option<String>,
         }
         let data = Data {
             subscription_id: subscription_id.into(),
             user_id: user_id.into(),
-            plan_tier,
-            status,
-            previous_plan,
+            plan_tier: plan_tier.to_owned(),
+            status: status.to_owned(),
+            previous_plan: previous_plan.map(str::to_owned),
         };
-        self.emit_serialize("subscription.updated", &data, tenant_id);
+        self.emit_typed("subscription.updated", data, tenant_id);
     }
 
     /// `api_limit.reached`: when usage approaches or exceeds a limit.
@@ -537,21 +787,21 @@ impl Emitter {
         tenant_id: Option<&str>,
     ) {
         #[derive(Serialize)]
-        struct Data<'a> {
+        struct Data {
             user_id: Id,
-            limit_type: &'a str,
+            limit_type: String,
             current_usage: i64,
             limit_value: i64,
-            reset_at: Option<&'a str>,
+            reset_at: Option<String>,
         }
         let data = Data {
             user_id: user_id.into(),
-            limit_type,
+            limit_type: limit_type.to_owned(),
             current_usage,
             limit_value,
-            reset_at,
+            reset_at: reset_at.map(str::to_owned),
         };
-        self.emit_serialize("api_limit.reached", &data, tenant_id);
+        self.emit_typed("api_limit.reached", data, tenant_id);
     }
 }
 
@@ -589,7 +839,7 @@ impl Background {
 
     fn drain_to_spill(&mut self) {
         let mut batch = Vec::new();
-        while let Some(p) = self.handoff.queue.pop() {
+        while let Some(p) = self.handoff.pop(&self.metrics) {
             batch.push(p);
         }
         self.spill_batch(&batch);
@@ -644,7 +894,7 @@ impl Background {
                 _ = self.stop.cancelled() => {
                     // Publish what is buffered, then stop.
                     let mut rest = Vec::new();
-                    while let Some(p) = self.handoff.queue.pop() { rest.push(p); }
+                    while let Some(p) = self.handoff.pop(&self.metrics) { rest.push(p); }
                     match start_publish(&ch, &rest).await {
                         Ok(c) => inflight.push_back((rest, c)),
                         Err(e) => { self.spill_batch(&rest); break Err(e) }
@@ -655,7 +905,7 @@ impl Background {
                     hookfleet_broker::close(&conn, "bye").await;
                     return Ok(());
                 }
-                p = self.handoff.recv(inflight.is_empty()) => p,
+                p = self.handoff.recv(inflight.is_empty(), &self.metrics) => p,
             };
             let Some(first) = first else {
                 if let Err(e) = self.settle(&mut inflight, 0).await {
@@ -665,7 +915,7 @@ impl Background {
             };
             let mut batch = vec![first];
             while batch.len() < self.config.batch {
-                match self.handoff.queue.pop() {
+                match self.handoff.pop(&self.metrics) {
                     Some(p) => batch.push(p),
                     None => break,
                 }

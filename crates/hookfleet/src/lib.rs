@@ -8,6 +8,7 @@
 //! - `admin` (from `hookfleet-api`): endpoint management shared by CLI and API.
 //! - [`listen`]: a local receiver that verifies signatures, for development.
 //! - [`emit`]: publishing events from the shell with confirms.
+//! - [`verify`]: checking a captured delivery's signature, saying why it fails.
 #![forbid(unsafe_code)]
 
 pub use hookfleet_api::admin;
@@ -15,5 +16,6 @@ pub mod app;
 pub mod emit;
 pub mod listen;
 pub mod ops;
+pub mod verify;
 
 pub use app::{run, Roles};
