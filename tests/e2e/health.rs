@@ -25,7 +25,7 @@ async fn circuit_opens_holds_deliveries_without_spending_attempts_and_a_probe_cl
         ("retry.schedule", "1s,1s,1s,1s,1s"),
     ])
     .await;
-    let rx = Receiver::start(Behaviour::Always(503)).await;
+    let rx = Receiver::start(Behaviour::Always(500)).await;
     let (ep, _) = env.add_endpoint(&rx.url, &["*"], None).await;
     let (app, base) = env.start_api(Roles::ALL).await;
     let api = Api::new(&base, ADMIN_KEY);

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod control;
 mod delivery;
 mod deploy;
 mod doc_examples;

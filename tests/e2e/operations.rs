@@ -27,7 +27,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
         ("circuit.failure_threshold", "100000"),
     ])
     .await;
-    let rx_a = Receiver::start(Behaviour::Always(503)).await;
+    let rx_a = Receiver::start(Behaviour::Always(501)).await;
     let rx_b = Receiver::start(Behaviour::Always(500)).await;
     let (a, _) = env
         .add_endpoint(&rx_a.url, &["user.created"], Some("acme"))
@@ -83,7 +83,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
     assert_eq!(d0["tenant_id"], "acme");
     assert_eq!(d0["event_type"], "user.created");
     assert_eq!(d0["attempts"], 2);
-    assert_eq!(d0["last_error"], "HTTP 503");
+    assert_eq!(d0["last_error"], "HTTP 501");
     assert!(d0["dead_at"].as_str().unwrap().starts_with("20"));
     let (_, by_error) = admin
         .call(
@@ -250,7 +250,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_resends_failed_deliveries_since_a_time_and_the_cli_drives_the_dlq() {
     let env = TestEnv::new(&[("retry.schedule", "1s")]).await;
-    let rx = Receiver::start(Behaviour::Always(503)).await;
+    let rx = Receiver::start(Behaviour::Always(501)).await;
     let (ep, _) = env.add_endpoint(&rx.url, &["*"], None).await;
     let (app, base) = env.start_api(Roles::ALL).await;
     let admin = Api::new(&base, ADMIN_KEY);
@@ -284,10 +284,10 @@ async fn recover_resends_failed_deliveries_since_a_time_and_the_cli_drives_the_d
         .as_str()
         .unwrap()
         .to_owned();
-    let (ok, stdout, stderr) = cli(&["dlq", "list", "--error", "503"]);
+    let (ok, stdout, stderr) = cli(&["dlq", "list", "--error", "501"]);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains(&first) && stdout.contains("HTTP 503"),
+        stdout.contains(&first) && stdout.contains("HTTP 501"),
         "{stdout}"
     );
     let (ok, stdout, stderr) = cli(&["dlq", "show", &first]);

@@ -61,7 +61,7 @@ async fn fails_twice_then_succeeds_in_three_recorded_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_failing_endpoint_ends_in_dead_letter_queue() {
     let env = TestEnv::new(&[("retry.schedule", "1s,1s")]).await;
-    let rx = Receiver::start(Behaviour::Always(503)).await;
+    let rx = Receiver::start(Behaviour::Always(500)).await;
     let (ep, _) = env.add_endpoint(&rx.url, &["*"], Some("acme")).await;
     let app = env.start(Roles::ALL).await;
     let id = env
@@ -80,7 +80,7 @@ async fn always_failing_endpoint_ends_in_dead_letter_queue() {
     .await;
     assert_eq!(rx.count(), 3, "3 attempts with a schedule of two delays");
     assert_eq!(
-        env.count("SELECT count(*) FROM delivery_attempts WHERE response_status_code = 503")
+        env.count("SELECT count(*) FROM delivery_attempts WHERE response_status_code = 500")
             .await,
         3
     );
@@ -95,7 +95,7 @@ async fn always_failing_endpoint_ends_in_dead_letter_queue() {
     assert_eq!(h::get_str(Some(headers), h::TENANT_ID), Some("acme"));
     assert_eq!(h::get_str(Some(headers), h::EVENT_ID), Some(id.as_str()));
     assert_eq!(h::get_i64(Some(headers), h::ATTEMPTS), Some(3));
-    assert_eq!(h::get_str(Some(headers), h::LAST_ERROR), Some("HTTP 503"));
+    assert_eq!(h::get_str(Some(headers), h::LAST_ERROR), Some("HTTP 500"));
     let j: serde_json::Value = serde_json::from_slice(body).unwrap();
     assert_eq!(j["id"], id.as_str());
 }

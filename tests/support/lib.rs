@@ -389,6 +389,9 @@ pub enum Behaviour {
 }
 
 struct RecvState {
+    /// Requests being answered now, and the most seen at once.
+    open: std::sync::atomic::AtomicUsize,
+    max_open: std::sync::atomic::AtomicUsize,
     got: Mutex<Vec<Received>>,
     per_id: Mutex<HashMap<String, u32>>,
     behaviour: Mutex<Behaviour>,
@@ -414,6 +417,8 @@ impl Receiver {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", l.local_addr().unwrap());
         let state = Arc::new(RecvState {
+            open: Default::default(),
+            max_open: Default::default(),
             got: Mutex::new(Vec::new()),
             per_id: Mutex::new(HashMap::new()),
             behaviour: Mutex::new(behaviour),
@@ -446,6 +451,31 @@ impl Receiver {
     pub fn set_behaviour(&self, b: Behaviour) {
         *self.state.behaviour.lock().unwrap() = b;
     }
+
+    /// The most requests this receiver was answering at the same time.
+    pub fn max_concurrent(&self) -> usize {
+        self.state
+            .max_open
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Counts a request as open while it lives.
+struct Open(Arc<RecvState>);
+impl Open {
+    fn new(s: &Arc<RecvState>) -> Open {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = s.open.fetch_add(1, SeqCst) + 1;
+        s.max_open.fetch_max(now, SeqCst);
+        Open(s.clone())
+    }
+}
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 async fn handle(
@@ -453,6 +483,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
+    let _open = Open::new(&s);
     let id = headers
         .get("webhook-id")
         .and_then(|v| v.to_str().ok())

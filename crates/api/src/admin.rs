@@ -24,6 +24,27 @@ pub struct EndpointInput {
     pub is_active: bool,
     pub headers: BTreeMap<String, String>,
     pub metadata: Option<serde_json::Value>,
+    pub rate_limit: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    /// Delays between attempts, e.g. `["5s", "1m", "1h"]`.
+    pub retry_schedule: Option<Vec<String>>,
+}
+
+/// Checks the delivery control settings; returns the retry schedule's stored form.
+pub fn validate_control(
+    rate_limit: Option<i32>,
+    max_in_flight: Option<i32>,
+    retry_schedule: Option<&[String]>,
+) -> Result<Option<String>, FieldError> {
+    if let Some(r) = rate_limit {
+        endpoint::validate_rate_limit(r).map_err(|e| field("rate_limit", e))?;
+    }
+    if let Some(m) = max_in_flight {
+        endpoint::validate_max_in_flight(m).map_err(|e| field("max_in_flight", e))?;
+    }
+    retry_schedule
+        .map(|d| endpoint::validate_retry_schedule(d).map_err(|e| field("retry_schedule", e)))
+        .transpose()
 }
 
 /// A validation failure naming the input field.
@@ -174,6 +195,11 @@ pub async fn create_endpoint_with(
     if let Some(t) = &input.tenant_id {
         envelope::validate_tenant_id(t).map_err(|e| field("tenant_id", e))?;
     }
+    let retry_schedule = validate_control(
+        input.rate_limit,
+        input.max_in_flight,
+        input.retry_schedule.as_deref(),
+    )?;
     let secret = match &input.secret {
         Some(s) => Secret::parse(s).map_err(|e| field("secret", e.to_string()))?,
         None => Secret::generate(),
@@ -189,6 +215,11 @@ pub async fn create_endpoint_with(
         secret: secret.expose().to_owned(),
         headers: input.headers,
         metadata: input.metadata.unwrap_or_else(|| serde_json::json!({})),
+        control: endpoints::Control {
+            rate_limit: input.rate_limit,
+            max_in_flight: input.max_in_flight,
+            retry_schedule,
+        },
     };
     let ep = endpoints::create(pool, &new).await?;
     // Routers and workers declare it too when they see the endpoint; doing it here

@@ -24,7 +24,12 @@ pub struct EventType {
     pub schema: serde_json::Value,
     pub example: serde_json::Value,
     pub deprecated: bool,
+    /// The type's own retry schedule (delays between attempts); null: the
+    /// default. An endpoint's own schedule wins over it.
+    pub retry_schedule: Option<Vec<String>>,
 }
+
+const TYPE_COLUMNS: &str = "name, description, schema, example, deprecated, retry_schedule";
 
 pub async fn catalog(
     State(st): State<Arc<AppState>>,
@@ -33,20 +38,11 @@ pub async fn catalog(
     let client = st.pool.get().await?;
     let rows = client
         .query(
-            "SELECT name, description, schema, example, deprecated FROM event_types ORDER BY name",
+            &format!("SELECT {TYPE_COLUMNS} FROM event_types ORDER BY name"),
             &[],
         )
         .await?;
-    let data = rows
-        .iter()
-        .map(|r| EventType {
-            name: r.get(0),
-            description: r.get(1),
-            schema: r.get(2),
-            example: r.get(3),
-            deprecated: r.get(4),
-        })
-        .collect();
+    let data = rows.iter().map(row_to_type).collect();
     Ok(Json(Page {
         data,
         next_cursor: None,
@@ -188,6 +184,7 @@ pub struct NewEventType {
     pub description: String,
     pub schema: Option<serde_json::Value>,
     pub example: Option<serde_json::Value>,
+    pub retry_schedule: Option<Vec<String>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -197,6 +194,18 @@ pub struct EventTypePatch {
     pub schema: Option<serde_json::Value>,
     pub example: Option<serde_json::Value>,
     pub deprecated: Option<bool>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "crate::webhooks::present")]
+    pub retry_schedule: Option<Option<Vec<String>>>,
+}
+
+fn check_retry_schedule(delays: Option<&[String]>) -> ApiResult<Option<String>> {
+    delays
+        .map(|d| {
+            hookfleet_core::endpoint::validate_retry_schedule(d)
+                .map_err(|e| ApiError::invalid("retry_schedule", e))
+        })
+        .transpose()
 }
 
 /// Checks a schema compiles and the example (if any) matches it.
@@ -227,6 +236,9 @@ fn row_to_type(r: &tokio_postgres::Row) -> EventType {
         schema: r.get(2),
         example: r.get(3),
         deprecated: r.get(4),
+        retry_schedule: r
+            .get::<_, Option<String>>(5)
+            .map(|s| s.split(',').map(str::to_owned).collect()),
     }
 }
 
@@ -239,12 +251,15 @@ pub async fn add_event_type(pool: &hookfleet_store::Pool, b: NewEventType) -> Ap
         .unwrap_or_else(|| serde_json::json!({"type": "object"}));
     let example = b.example.unwrap_or_else(|| serde_json::json!({}));
     check_schema(&schema, Some(&example))?;
+    let retry = check_retry_schedule(b.retry_schedule.as_deref())?;
     let client = pool.get().await?;
     let row = client
         .query_opt(
-            "INSERT INTO event_types (name, description, schema, example) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name) DO NOTHING RETURNING name, description, schema, example, deprecated",
-            &[&b.name, &b.description, &schema, &example],
+            &format!(
+                "INSERT INTO event_types (name, description, schema, example, retry_schedule) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO NOTHING RETURNING {TYPE_COLUMNS}"
+            ),
+            &[&b.name, &b.description, &schema, &example, &retry],
         )
         .await?
         .ok_or_else(|| ApiError::conflict(format!("event type `{}` already exists", b.name)))?;
@@ -259,19 +274,26 @@ pub async fn update_event_type(
 ) -> ApiResult<EventType> {
     let client = pool.get().await?;
     let current = client
-        .query_opt("SELECT name, description, schema, example, deprecated FROM event_types WHERE name = $1", &[&name])
+        .query_opt(
+            &format!("SELECT {TYPE_COLUMNS} FROM event_types WHERE name = $1"),
+            &[&name],
+        )
         .await?
         .map(|r| row_to_type(&r))
         .ok_or_else(|| ApiError::not_found("event type"))?;
     let schema = p.schema.unwrap_or(current.schema);
     let example = p.example.unwrap_or(current.example);
     check_schema(&schema, Some(&example))?;
+    let retry = check_retry_schedule(p.retry_schedule.as_ref().and_then(|r| r.as_deref()))?;
     let row = client
         .query_one(
-            "UPDATE event_types SET description = COALESCE($2, description), schema = $3, example = $4,
-                    deprecated = COALESCE($5, deprecated), updated_at = now()
-             WHERE name = $1 RETURNING name, description, schema, example, deprecated",
-            &[&name, &p.description, &schema, &example, &p.deprecated],
+            &format!(
+                "UPDATE event_types SET description = COALESCE($2, description), schema = $3, example = $4,
+                        deprecated = COALESCE($5, deprecated),
+                        retry_schedule = CASE WHEN $6 THEN $7 ELSE retry_schedule END, updated_at = now()
+                 WHERE name = $1 RETURNING {TYPE_COLUMNS}"
+            ),
+            &[&name, &p.description, &schema, &example, &p.deprecated, &p.retry_schedule.is_some(), &retry],
         )
         .await?;
     Ok(row_to_type(&row))

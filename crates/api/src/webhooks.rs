@@ -34,6 +34,12 @@ pub struct Webhook {
     pub circuit: String,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_probe_at: Option<OffsetDateTime>,
+    /// Deliveries per second, all workers together; null: no limit.
+    pub rate_limit: Option<i32>,
+    /// Concurrent deliveries, all workers together; null: the workers' default.
+    pub max_in_flight: Option<i32>,
+    /// The delays between attempts; null: the default schedule.
+    pub retry_schedule: Option<Vec<String>>,
     /// Only when created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -55,6 +61,11 @@ impl From<Endpoint> for Webhook {
             updated_at: e.updated_at,
             circuit: e.circuit,
             next_probe_at: e.next_probe_at,
+            rate_limit: e.rate_limit,
+            max_in_flight: e.max_in_flight,
+            retry_schedule: e
+                .retry_schedule
+                .map(|s| s.split(',').map(str::to_owned).collect()),
             secret: None,
         }
     }
@@ -80,6 +91,18 @@ pub struct CreateWebhook {
     pub metadata: Option<serde_json::Value>,
     /// Bring your own `whsec_` secret; generated when absent.
     pub secret: Option<String>,
+    pub rate_limit: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    pub retry_schedule: Option<Vec<String>>,
+}
+
+/// For PATCH: absent → `None` (unchanged), `null` → `Some(None)` (cleared).
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 pub async fn create(
@@ -96,6 +119,9 @@ pub async fn create(
         is_active: b.is_active.unwrap_or(true),
         headers: b.headers,
         metadata: b.metadata,
+        rate_limit: b.rate_limit,
+        max_in_flight: b.max_in_flight,
+        retry_schedule: b.retry_schedule,
     };
     let (ep, secret) =
         admin::create_endpoint_with(&st.settings, &st.pool, input, Some(&st.publisher))
@@ -170,6 +196,12 @@ pub struct UpdateWebhook {
     pub is_active: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub metadata: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub rate_limit: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_in_flight: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub retry_schedule: Option<Option<Vec<String>>>,
 }
 
 pub async fn update(
@@ -186,6 +218,12 @@ pub async fn update(
         b.metadata.as_ref(),
     )
     .map_err(|f| ApiError::invalid(f.field, f.message))?;
+    let retry_schedule = admin::validate_control(
+        b.rate_limit.flatten(),
+        b.max_in_flight.flatten(),
+        b.retry_schedule.as_ref().and_then(|s| s.as_deref()),
+    )
+    .map_err(|f| ApiError::invalid(f.field, f.message))?;
     if let Some(ev) = &b.events {
         admin::check_known_types(&st.pool, ev)
             .await
@@ -198,6 +236,9 @@ pub async fn update(
         is_active: b.is_active,
         headers: b.headers,
         metadata: b.metadata,
+        rate_limit: b.rate_limit,
+        max_in_flight: b.max_in_flight,
+        retry_schedule: b.retry_schedule.map(|s| s.and(retry_schedule)),
     };
     let ep = endpoints::update(&st.pool, &id, caller.scope(), &patch)
         .await?

@@ -117,47 +117,76 @@ pub async fn declare(ch: &Channel, qt: QueueType, tiers: &[Duration]) -> lapin::
     queue(ch, INVALID_QUEUE, shared_queue_args(qt)).await?;
 
     for d in tiers {
-        let name = retry_tier(*d);
-        let mut args = shared_queue_args(qt);
-        // Queue-level TTL, never per-message: RabbitMQ only expires messages at the
-        // head of a queue, so mixed per-message TTLs would block each other.
-        // https://www.rabbitmq.com/docs/ttl#per-message-ttl-caveats
-        arg(
-            &mut args,
-            "x-message-ttl",
-            AMQPValue::LongLongInt(d.as_millis() as i64),
-        );
-        // Expired messages go back to the deliveries exchange with their original
-        // routing key (the endpoint id): https://www.rabbitmq.com/docs/dlx
-        arg(
-            &mut args,
-            "x-dead-letter-exchange",
-            AMQPValue::LongString(DELIVERIES_EXCHANGE.into()),
-        );
-        if qt == QueueType::Quorum {
-            // At-least-once dead-lettering needs reject-publish overflow (3.10+).
-            arg(
-                &mut args,
-                "x-dead-letter-strategy",
-                AMQPValue::LongString("at-least-once".into()),
-            );
-            arg(
-                &mut args,
-                "x-overflow",
-                AMQPValue::LongString("reject-publish".into()),
-            );
-        }
-        ch.exchange_declare(
-            name.as_str().into(),
-            ExchangeKind::Fanout,
-            DURABLE_EX,
-            FieldTable::default(),
-        )
-        .await?;
-        queue(ch, &name, args).await?;
-        bind(ch, &name, &name, "").await?;
+        declare_tier(ch, qt, *d).await?;
     }
     Ok(())
+}
+
+/// The retry tiers an endpoint's or event type's own schedule may use, beside
+/// the default schedule's: a delay is rounded up to the first tier at or above
+/// it, so a tenant's schedule cannot create a queue per delay it likes.
+pub const LADDER: [u64; 23] = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 18000, 21600,
+    28800, 36000, 43200, 57600, 86400,
+];
+
+/// The tier a delay of a custom schedule waits in: the default schedule's tier
+/// when it has this very delay, else the first [`LADDER`] step at or above it.
+pub fn tier_for(delay: Duration, default_tiers: &[Duration]) -> Duration {
+    if default_tiers.contains(&delay) {
+        return delay;
+    }
+    let secs = delay.as_secs_f64();
+    LADDER
+        .iter()
+        .map(|s| Duration::from_secs(*s))
+        .find(|t| t.as_secs_f64() >= secs)
+        .unwrap_or(Duration::from_secs(86_400))
+}
+
+/// Declares one retry tier: `hookfleet.retry.<delay>`, a fanout exchange and a
+/// queue whose messages expire after `d` back into the deliveries exchange.
+pub async fn declare_tier(ch: &Channel, qt: QueueType, d: Duration) -> lapin::Result<()> {
+    let name = retry_tier(d);
+
+    let mut args = shared_queue_args(qt);
+    // Queue-level TTL, never per-message: RabbitMQ only expires messages at the
+    // head of a queue, so mixed per-message TTLs would block each other.
+    // https://www.rabbitmq.com/docs/ttl#per-message-ttl-caveats
+    arg(
+        &mut args,
+        "x-message-ttl",
+        AMQPValue::LongLongInt(d.as_millis() as i64),
+    );
+    // Expired messages go back to the deliveries exchange with their original
+    // routing key (the endpoint id): https://www.rabbitmq.com/docs/dlx
+    arg(
+        &mut args,
+        "x-dead-letter-exchange",
+        AMQPValue::LongString(DELIVERIES_EXCHANGE.into()),
+    );
+    if qt == QueueType::Quorum {
+        // At-least-once dead-lettering needs reject-publish overflow (3.10+).
+        arg(
+            &mut args,
+            "x-dead-letter-strategy",
+            AMQPValue::LongString("at-least-once".into()),
+        );
+        arg(
+            &mut args,
+            "x-overflow",
+            AMQPValue::LongString("reject-publish".into()),
+        );
+    }
+    ch.exchange_declare(
+        name.as_str().into(),
+        ExchangeKind::Fanout,
+        DURABLE_EX,
+        FieldTable::default(),
+    )
+    .await?;
+    queue(ch, &name, args).await?;
+    bind(ch, &name, &name, "").await
 }
 
 /// Declares `hookfleet.endpoint.<id>` and binds it to the deliveries exchange.

@@ -149,6 +149,9 @@ enum EventTypeCmd {
         /// An example `data` (JSON text, or @file); must match the schema.
         #[arg(long)]
         example: Option<String>,
+        /// Its own retry schedule: delays between attempts, comma separated (e.g. 5s,1m,1h).
+        #[arg(long, value_delimiter = ',')]
+        retry_schedule: Option<Vec<String>>,
     },
     /// Deprecate an event type: events of it are refused from now on.
     Deprecate { name: String },
@@ -274,6 +277,15 @@ enum EndpointCmd {
         /// Create it paused.
         #[arg(long)]
         paused: bool,
+        /// Deliveries per second, all workers together.
+        #[arg(long)]
+        rate_limit: Option<i32>,
+        /// Concurrent deliveries, all workers together.
+        #[arg(long)]
+        max_in_flight: Option<i32>,
+        /// Delays between attempts, comma separated (e.g. 5s,1m,1h); at most 29.
+        #[arg(long, value_delimiter = ',')]
+        retry_schedule: Option<Vec<String>>,
     },
     /// List endpoints.
     List {
@@ -428,12 +440,14 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                     description,
                     schema,
                     example,
+                    retry_schedule,
                 } => {
                     let b = hookfleet_api::events::NewEventType {
                         name,
                         description,
                         schema: json_arg("--schema", schema)?,
                         example: json_arg("--example", example)?,
+                        retry_schedule,
                     };
                     let t = hookfleet_api::events::add_event_type(&pool, b)
                         .await
@@ -727,6 +741,9 @@ async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
             description,
             secret,
             paused,
+            rate_limit,
+            max_in_flight,
+            retry_schedule,
         } => {
             let input = EndpointInput {
                 url,
@@ -735,6 +752,9 @@ async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
                 description,
                 secret,
                 is_active: !paused,
+                rate_limit,
+                max_in_flight,
+                retry_schedule,
                 ..Default::default()
             };
             let (ep, secret) = admin::create_endpoint(settings, &pool, input).await?;

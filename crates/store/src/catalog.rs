@@ -12,6 +12,8 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct Catalog {
     types: HashMap<String, Arc<jsonschema::Validator>>,
+    /// Retry schedules of the types that have their own.
+    retry: HashMap<String, hookfleet_core::retry::RetrySchedule>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -47,21 +49,37 @@ impl Catalog {
         let client = pool.get().await.context("connecting to Postgres")?;
         let rows = client
             .query(
-                "SELECT name, schema FROM event_types WHERE NOT deprecated",
+                "SELECT name, schema, retry_schedule FROM event_types WHERE NOT deprecated",
                 &[],
             )
             .await?;
-        let mut types = HashMap::new();
+        let (mut types, mut retry) = (HashMap::new(), HashMap::new());
         for r in rows {
             let name: String = r.get(0);
             let schema: serde_json::Value = r.get(1);
+            let schedule: Option<String> = r.get(2);
+            if let Some(s) = schedule {
+                match hookfleet_core::retry::RetrySchedule::parse(&s) {
+                    Ok(s) => {
+                        retry.insert(name.clone(), s);
+                    }
+                    Err(e) => {
+                        tracing::error!(event_type = %name, error = %e, "Ignoring an unusable retry schedule.")
+                    }
+                }
+            }
             let v = compile(&schema).unwrap_or_else(|e| {
                 tracing::error!(event_type = %name, error = %e, "Event type schema does not compile; accepting any object.");
                 compile(&serde_json::json!({"type": "object"})).unwrap_or_else(|_| unreachable_validator())
             });
             types.insert(name, Arc::new(v));
         }
-        Ok(Catalog { types })
+        Ok(Catalog { types, retry })
+    }
+
+    /// The type's own retry schedule, if it has one.
+    pub fn retry_schedule(&self, name: &str) -> Option<&hookfleet_core::retry::RetrySchedule> {
+        self.retry.get(name)
     }
 
     pub fn contains(&self, name: &str) -> bool {

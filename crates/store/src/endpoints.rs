@@ -29,7 +29,12 @@ pub struct Endpoint {
     pub secrets: Vec<StoredSecret>,
     pub headers: BTreeMap<String, String>,
     pub metadata: serde_json::Value,
+    /// Deliveries per second, all workers together; `None`: no limit.
     pub rate_limit: Option<i32>,
+    /// Concurrent deliveries, all workers together; `None`: the worker's prefetch.
+    pub max_in_flight: Option<i32>,
+    /// The delays between attempts (`"5s,1m,1h"`); `None`: the default schedule.
+    pub retry_schedule: Option<String>,
     pub disabled_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -56,10 +61,19 @@ pub struct NewEndpoint {
     pub secret: String,
     pub headers: BTreeMap<String, String>,
     pub metadata: serde_json::Value,
+    pub control: Control,
+}
+
+/// Delivery control of an endpoint, validated by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    pub rate_limit: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    pub retry_schedule: Option<String>,
 }
 
 const COLUMNS: &str =
-    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, disabled_reason, created_at, updated_at,
+    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, max_in_flight, retry_schedule, disabled_reason, created_at, updated_at,
      COALESCE((SELECT h.circuit FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 'closed') AS circuit,
      (SELECT h.next_probe_at FROM endpoint_health h WHERE h.endpoint_id = endpoints.id) AS next_probe_at,
      COALESCE((SELECT h.consecutive_failures FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 0) AS consecutive_failures";
@@ -76,6 +90,8 @@ pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
         headers: serde_json::from_value(r.try_get("headers")?).context("endpoints.headers")?,
         metadata: r.try_get("metadata")?,
         rate_limit: r.try_get("rate_limit")?,
+        max_in_flight: r.try_get("max_in_flight")?,
+        retry_schedule: r.try_get("retry_schedule")?,
         disabled_reason: r.try_get("disabled_reason")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -104,10 +120,12 @@ pub async fn create(pool: &Pool, new: &NewEndpoint) -> anyhow::Result<Endpoint> 
     let row = tx
         .query_one(
             &format!(
-                "INSERT INTO endpoints (id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+                "INSERT INTO endpoints (id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata,
+                                        rate_limit, max_in_flight, retry_schedule)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
             ),
-            &[&new.id, &new.tenant_id, &new.url, &new.description, &new.event_types, &new.is_active, &secrets, &headers, &new.metadata],
+            &[&new.id, &new.tenant_id, &new.url, &new.description, &new.event_types, &new.is_active, &secrets, &headers, &new.metadata,
+              &new.control.rate_limit, &new.control.max_in_flight, &new.control.retry_schedule],
         )
         .await
         .context("inserting the endpoint")?;
@@ -226,6 +244,10 @@ pub struct EndpointPatch {
     pub is_active: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub metadata: Option<serde_json::Value>,
+    /// `Some(None)` clears the setting.
+    pub rate_limit: Option<Option<i32>>,
+    pub max_in_flight: Option<Option<i32>>,
+    pub retry_schedule: Option<Option<String>>,
 }
 
 /// Applies a patch within a scope; `None` when there is no such endpoint there.
@@ -248,11 +270,17 @@ pub async fn update(
                     disabled_reason = CASE WHEN $6 IS NULL THEN disabled_reason WHEN $6 THEN NULL ELSE 'paused through the API' END,
                     headers = COALESCE($7, headers),
                     metadata = COALESCE($8, metadata),
+                    rate_limit = CASE WHEN $9 THEN $10 ELSE rate_limit END,
+                    max_in_flight = CASE WHEN $11 THEN $12 ELSE max_in_flight END,
+                    retry_schedule = CASE WHEN $13 THEN $14 ELSE retry_schedule END,
                     updated_at = now()
                  WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2
                  RETURNING {COLUMNS}"
             ),
-            &[&id, &scope, &p.url, &p.description, &p.event_types, &p.is_active, &headers, &p.metadata],
+            &[&id, &scope, &p.url, &p.description, &p.event_types, &p.is_active, &headers, &p.metadata,
+              &p.rate_limit.is_some(), &p.rate_limit.flatten(),
+              &p.max_in_flight.is_some(), &p.max_in_flight.flatten(),
+              &p.retry_schedule.is_some(), &p.retry_schedule.clone().flatten()],
         )
         .await?;
     row.as_ref().map(from_row).transpose()

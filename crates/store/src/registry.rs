@@ -31,6 +31,12 @@ pub struct RegEndpoint {
     pub circuit: Circuit,
     pub next_probe_at: Option<OffsetDateTime>,
     pub consecutive_failures: i32,
+    /// Deliveries per second, all workers together.
+    pub rate_limit: Option<u32>,
+    /// Concurrent deliveries, all workers together.
+    pub max_in_flight: Option<u32>,
+    /// The endpoint's own retry schedule, overriding its event type's and the default.
+    pub retry: Option<hookfleet_core::retry::RetrySchedule>,
 }
 
 /// The circuit breaker of one endpoint.
@@ -67,6 +73,11 @@ impl RegEndpoint {
                 }
             })
             .collect();
+        let retry = e.retry_schedule.as_deref().and_then(|s| {
+            hookfleet_core::retry::RetrySchedule::parse(s)
+                .inspect_err(|err| tracing::error!(endpoint_id = %e.id, error = %err, "Ignoring an unusable retry schedule."))
+                .ok()
+        });
         Self {
             wildcard: e.event_types.iter().any(|t| t == "*"),
             event_types: e.event_types.into_iter().collect(),
@@ -79,6 +90,9 @@ impl RegEndpoint {
             circuit: Circuit::parse(&e.circuit),
             next_probe_at: e.next_probe_at,
             consecutive_failures: e.consecutive_failures,
+            rate_limit: e.rate_limit.and_then(|r| u32::try_from(r).ok()),
+            max_in_flight: e.max_in_flight.and_then(|m| u32::try_from(m).ok()),
+            retry,
         }
     }
 

@@ -10,6 +10,7 @@
 //! as soon as its NOTIFY arrives, a paused or deleted one is cancelled.
 #![forbid(unsafe_code)]
 
+pub mod gate;
 pub mod health;
 pub mod http;
 pub mod writer;
@@ -65,6 +66,7 @@ pub async fn run(
         client,
         writer: tx,
         health: health::Health::new(pool.clone(), settings.circuit.clone()),
+        tiers: Default::default(),
     });
     hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
@@ -89,12 +91,16 @@ struct Ctx {
     client: reqwest::Client,
     writer: mpsc::Sender<writer::Msg>,
     health: health::Health,
+    /// Retry tiers declared in this session (the default schedule's, and the
+    /// ladder steps custom schedules used so far).
+    tiers: std::sync::Mutex<std::collections::HashSet<Duration>>,
 }
 
 struct ConsumerHandle {
     tag: String,
     channel: usize,
     stop: CancellationToken,
+    gate: Arc<gate::Gate>,
 }
 
 async fn session(
@@ -107,6 +113,10 @@ async fn session(
     topology::declare(&admin, qt, &ctx.settings.retry.tiers())
         .await
         .context("declaring topology")?;
+    *lock(&ctx.tiers) = ctx.settings.retry.tiers().into_iter().collect();
+    // Passive declares that count the workers on limited endpoints' queues; its
+    // own channel, since a failed passive declare closes the channel.
+    let mut stats = conn.create_channel().await?;
     let publish = conn.create_channel().await?;
     publish
         .confirm_select(ConfirmSelectOptions::default())
@@ -135,6 +145,7 @@ async fn session(
     let mut consumers: HashMap<String, ConsumerHandle> = HashMap::new();
     let mut changes = ctx.registry.subscribe();
     let mut next_channel = 0usize;
+    let mut count_tick = tokio::time::interval(CONSUMER_COUNT_INTERVAL);
     let result = loop {
         let snap = ctx.registry.snapshot();
         // Stop consuming endpoints that are gone or paused.
@@ -181,11 +192,14 @@ async fn session(
                 }
             };
             let stop = session_end.child_token();
+            let gate = Arc::new(gate::Gate::new());
             tokio::spawn(consume(
                 ctx.clone(),
+                ep.id.clone(),
                 consumer,
                 publish.clone(),
                 slots.clone(),
+                gate.clone(),
                 stop.clone(),
                 failed.clone(),
             ));
@@ -195,6 +209,7 @@ async fn session(
                     tag,
                     channel: idx,
                     stop,
+                    gate,
                 },
             );
         }
@@ -207,6 +222,9 @@ async fn session(
             _ = failed.cancelled() => break Err(anyhow::anyhow!("a consumer failed")),
             _ = hookfleet_broker::wait_closed(conn) => break Err(anyhow::anyhow!("connection closed")),
             r = changes.changed() => if r.is_err() { break Ok(()) },
+            _ = count_tick.tick() => {
+                count_consumers(conn, &mut stats, &snap, &consumers).await;
+            }
         }
     };
     // Stop consuming, let in-flight deliveries finish, then flush their records
@@ -239,11 +257,63 @@ async fn session(
     result
 }
 
+/// How often the workers on rate- or concurrency-limited endpoints are counted.
+const CONSUMER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// For each consumed endpoint with a `rate_limit` or `max_in_flight`: how many
+/// workers consume its queue, so each takes its share.
+async fn count_consumers(
+    conn: &Connection,
+    stats: &mut Channel,
+    snap: &hookfleet_store::registry::Snapshot,
+    consumers: &HashMap<String, ConsumerHandle>,
+) {
+    for (id, c) in consumers {
+        let limited = snap
+            .endpoints
+            .get(id)
+            .is_some_and(|e| e.rate_limit.is_some() || e.max_in_flight.is_some());
+        if !limited {
+            continue;
+        }
+        if !stats.status().connected() {
+            match conn.create_channel().await {
+                Ok(ch) => *stats = ch,
+                Err(_) => return,
+            }
+        }
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        match stats
+            .queue_declare(
+                names::endpoint_queue(id).as_str().into(),
+                passive,
+                FieldTable::default(),
+            )
+            .await
+        {
+            Ok(q) => c.gate.set_consumers(q.consumer_count()),
+            Err(e) => {
+                tracing::debug!(endpoint_id = %id, error = %e, "Could not count an endpoint's consumers.")
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn consume(
     ctx: Arc<Ctx>,
+    endpoint_id: String,
     mut consumer: lapin::Consumer,
     publish: Channel,
     slots: Arc<Semaphore>,
+    gate: Arc<gate::Gate>,
     stop: CancellationToken,
     failed: CancellationToken,
 ) {
@@ -257,15 +327,30 @@ async fn consume(
         };
         match next {
             Some(Ok(d)) => {
+                // The endpoint's limits, as they are now (the API may change them).
+                let (rate, max) = ctx
+                    .registry
+                    .snapshot()
+                    .endpoints
+                    .get(&endpoint_id)
+                    .map_or((None, None), |e| (e.rate_limit, e.max_in_flight));
+                let ep_permit = tokio::select! {
+                    _ = stop.cancelled() => {
+                        requeue(&d.acker).await;
+                        requeue_buffered(&mut consumer).await;
+                        return;
+                    }
+                    p = gate.admit(rate, max) => p,
+                };
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let (ctx, publish) = (ctx.clone(), publish.clone());
+                let (ctx, publish, gate) = (ctx.clone(), publish.clone(), gate.clone());
                 tokio::spawn(async move {
                     metrics::IN_FLIGHT.inc();
-                    deliver(&ctx, &publish, d, false).await;
+                    deliver(&ctx, &publish, d, Some(&gate)).await;
                     metrics::IN_FLIGHT.dec();
-                    drop(permit);
+                    drop((permit, ep_permit));
                 });
             }
             Some(Err(e)) => {
@@ -346,7 +431,7 @@ async fn probe_open_circuits(
                     let (ctx, publish) = (ctx.clone(), publish.clone());
                     tokio::spawn(async move {
                         metrics::IN_FLIGHT.inc();
-                        deliver(&ctx, &publish, m.delivery, true).await;
+                        deliver(&ctx, &publish, m.delivery, None).await;
                         metrics::IN_FLIGHT.dec();
                     });
                 }
@@ -366,9 +451,10 @@ async fn probe_open_circuits(
     }
 }
 
-/// One attempt of one delivery, from message to recorded outcome. A `probe`
-/// is delivered although the endpoint's circuit is open.
-async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, probe: bool) {
+/// One attempt of one delivery, from message to recorded outcome. Without a
+/// `gate` it is a probe, delivered although the endpoint's circuit is open.
+async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::Gate>) {
+    let probe = gate.is_none();
     let Delivery {
         data,
         properties,
@@ -459,6 +545,17 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, probe: bool) {
 
     let signal = health::Signal::of(resp.status, resp.is_success());
     ctx.health.record(&ep, signal).await;
+    // 429/502/503/504 ask us to slow down: the endpoint pauses in this worker,
+    // and the attempt does not count against the delivery's budget.
+    let slow_down = gate::is_slow_down(resp.status);
+    if let Some(g) = gate {
+        if slow_down {
+            let pause = g.slow_down(resp.retry_after);
+            tracing::debug!(endpoint_id = %endpoint_id, pause_ms = pause.as_millis() as u64, "Endpoint asked to slow down.");
+        } else {
+            g.answered();
+        }
+    }
     let (state, next_attempt_at) = if resp.is_success() {
         if let Some(at) = h::get_i64(hdrs, h::RECEIVED_AT) {
             let secs = (hookfleet_core::ids::now_millis() - at).max(0) as f64 / 1000.0;
@@ -477,14 +574,46 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, probe: bool) {
         // Failed: either a retry tier or, with the budget spent, hookfleet.dead.
         // 410 Gone: the endpoint is being disabled; no retries, straight to the
         // dead letters (replayable if it comes back).
+        // The schedule: the endpoint's own, else its event type's, else the default.
+        let event_type = h::get_str(hdrs, h::EVENT_TYPE).unwrap_or_default();
+        let custom = ep
+            .retry
+            .as_ref()
+            .or_else(|| snap.catalog.retry_schedule(event_type));
+        let schedule = custom.unwrap_or(&settings.retry);
+        let counted = attempt - base;
         let next = if signal == health::Signal::Gone {
             None
+        } else if slow_down {
+            // Not counted: the same step of the schedule again (its last one once
+            // the budget would be spent), with a fresh attempt number.
+            let step = counted
+                .min(schedule.max_attempts().saturating_sub(1))
+                .max(1);
+            schedule.next_delay(step, resp.retry_after)
         } else {
-            settings.retry.next_delay(attempt - base, resp.retry_after)
+            schedule.next_delay(counted, resp.retry_after)
+        };
+        let next = match (next, custom) {
+            (Some(d), Some(_)) => match ensure_tier(ctx, publish, d).await {
+                Ok(tier) => Some(tier),
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "Could not declare a retry tier; the delivery will be redelivered."
+                    );
+                    requeue(&acker).await;
+                    return;
+                }
+            },
+            (next, _) => next,
         };
         let (exchange, key) = match next {
             Some(delay) => {
                 h::set_i64(&mut headers, h::ATTEMPT, i64::from(attempt) + 1);
+                if slow_down {
+                    h::set_i64(&mut headers, h::ATTEMPT_BASE, i64::from(base) + 1);
+                }
                 (names::retry_tier(delay), endpoint_id.clone())
             }
             None => {
@@ -547,6 +676,19 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, probe: bool) {
         .writer
         .send(writer::Msg::Done(writer::Completed { record, acker }))
         .await;
+}
+
+/// The tier a custom schedule's delay waits in, declared on first use.
+async fn ensure_tier(ctx: &Ctx, ch: &Channel, delay: Duration) -> anyhow::Result<Duration> {
+    let tier = topology::tier_for(delay, &ctx.settings.retry.tiers());
+    if lock(&ctx.tiers).contains(&tier) {
+        return Ok(tier);
+    }
+    topology::declare_tier(ch, ctx.settings.amqp.queue_type, tier)
+        .await
+        .context("declaring a retry tier")?;
+    lock(&ctx.tiers).insert(tier);
+    Ok(tier)
 }
 
 /// Returns a message to its queue; the broker delivers it again.
