@@ -20,6 +20,10 @@ export HOOKFLEET__DELIVERY__ALLOW_NETWORKS="${HOOKFLEET__DELIVERY__ALLOW_NETWORK
 export HOOKFLEET__LOG__LEVEL="${HOOKFLEET__LOG__LEVEL:-warn,hookfleet=info}"
 # The REST API runs inside `hookfleet all` when an admin key is set.
 export HOOKFLEET__API__ADMIN_KEY="${HOOKFLEET__API__ADMIN_KEY:-demo-admin-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+# Signing secrets are sealed in PostgreSQL with this key (kept for the next run).
+KEYFILE=target/demo-sealing-key
+[ -s "$KEYFILE" ] || echo "demo:$(head -c 32 /dev/urandom | base64 | tr -d '\n')" > "$KEYFILE"
+export HOOKFLEET__SECRETS__ENCRYPTION_KEYS="${HOOKFLEET__SECRETS__ENCRYPTION_KEYS:-$(cat "$KEYFILE")}"
 API="http://${HOOKFLEET__API__LISTEN:-127.0.0.1:8080}"
 
 echo "==> migrating the database"

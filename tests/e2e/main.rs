@@ -17,3 +17,4 @@ mod resilience;
 mod retention;
 mod retry;
 mod routing;
+mod security;

@@ -24,6 +24,9 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The key that seals signing secrets in the tests (`secrets.encryption_keys`).
+pub const TEST_SEALING_KEY: &str = "test:dGVzdC1zZWFsaW5nLWtleS0zMi1ieXRlcy1sb25nISE=";
+
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn init_tracing() {
@@ -84,7 +87,15 @@ impl TestEnv {
             ("retry.schedule".to_owned(), "1s,1s".to_owned()),
             ("delivery.timeout".to_owned(), "5s".to_owned()),
             ("registry.resync_interval".to_owned(), "5s".to_owned()),
+            // Signing secrets are sealed in every test, as in production.
+            (
+                "secrets.encryption_keys".to_owned(),
+                TEST_SEALING_KEY.to_owned(),
+            ),
         ];
+        hookfleet_core::sealing::install(
+            hookfleet_core::sealing::Keyring::parse(TEST_SEALING_KEY).unwrap(),
+        );
         all.extend(
             overrides
                 .iter()

@@ -71,6 +71,12 @@ struct Raw {
     shutdown: RawShutdown,
     circuit: RawCircuit,
     retention: RawRetention,
+    secrets: RawSecrets,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecrets {
+    encryption_keys: String,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +191,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub circuit: CircuitSettings,
     pub retention: RetentionSettings,
+    /// `secrets.encryption_keys`: seals signing secrets at rest when set.
+    pub encryption_keys: Option<crate::sealing::Keyring>,
 }
 
 #[derive(Debug, Clone)]
@@ -394,6 +402,8 @@ impl Settings {
             log_format: raw.log.format,
             log_level: raw.log.level,
             shutdown_grace: duration("shutdown.grace", &raw.shutdown.grace)?,
+            encryption_keys: crate::sealing::Keyring::parse(&raw.secrets.encryption_keys)
+                .map_err(|e| invalid("secrets.encryption_keys", e))?,
             retention: RetentionSettings {
                 max_age: duration("retention.max_age", &raw.retention.max_age)?,
                 interval: duration("retention.interval", &raw.retention.interval)?,

@@ -5,6 +5,7 @@
 //! - [`endpoint`]: validation of endpoint URLs and subscriptions.
 //! - [`envelope`]: the event envelope of the wire contract (DESIGN.md §2.1) and its validation.
 //! - [`signing`]: Standard Webhooks secrets and signatures (§2.2).
+//! - [`sealing`]: signing secrets encrypted at rest (AES-256-GCM), with key rotation.
 //! - [`retry`]: the retry schedule and its tiers (§2.3).
 //! - [`ids`]: prefixed, time-ordered identifiers.
 //! - [`net`]: which target addresses deliveries may reach (SSRF policy).
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod metrics;
 pub mod net;
 pub mod retry;
+pub mod sealing;
 pub mod signing;
 pub mod text;
 

@@ -68,6 +68,10 @@ pub async fn run_with_api(
         metric_roles.push("api");
     }
     hookfleet_core::metrics::init(&metric_roles);
+    hookfleet_core::sealing::install(settings.encryption_keys.clone());
+    if settings.encryption_keys.is_none() {
+        tracing::warn!("secrets.encryption_keys is not set: endpoints' signing secrets are stored in PostgreSQL as they are.");
+    }
     let pool = hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?;
     let mut roles_set = tokio::task::JoinSet::new();
     // The API needs no registry: it serves (and answers 503 while Postgres or

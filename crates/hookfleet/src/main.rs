@@ -57,6 +57,9 @@ enum Command {
     /// Manage tenants' API keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Signing secrets at rest (secrets.encryption_keys).
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
     /// Manage endpoints.
     #[command(subcommand)]
     Endpoint(EndpointCmd),
@@ -304,6 +307,14 @@ enum EndpointCmd {
     Delete { id: String },
 }
 
+#[derive(Subcommand)]
+enum SecretsCmd {
+    /// Rewrite every endpoint's signing secrets under the first key of
+    /// secrets.encryption_keys (the last step of a key rotation; also seals
+    /// secrets stored before encryption was turned on). Prints the counts.
+    Reseal,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -314,6 +325,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&settings);
+    hookfleet_core::sealing::install(settings.encryption_keys.clone());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -464,6 +476,23 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                         .map_err(api_err)?;
                     out!("{name} deprecated");
                 }
+            }
+        }
+        Command::Secrets(SecretsCmd::Reseal) => {
+            let Some(keys) = &settings.encryption_keys else {
+                anyhow::bail!("secrets.encryption_keys is not set (HOOKFLEET__SECRETS__ENCRYPTION_KEYS): nothing to seal with");
+            };
+            let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
+            let r = hookfleet_store::endpoints::reseal_all(&pool).await?;
+            out!(
+                "{} secret(s) resealed under key `{}`, {} already under it, {} could not be opened",
+                r.resealed,
+                keys.current(),
+                r.current,
+                r.failed
+            );
+            if r.failed > 0 {
+                anyhow::bail!("{} secret(s) are sealed with a key secrets.encryption_keys does not list; add it back, then reseal again", r.failed);
             }
         }
         Command::Key(cmd) => {

@@ -78,15 +78,34 @@ const COLUMNS: &str =
      (SELECT h.next_probe_at FROM endpoint_health h WHERE h.endpoint_id = endpoints.id) AS next_probe_at,
      COALESCE((SELECT h.consecutive_failures FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 0) AS consecutive_failures";
 
+/// The stored secrets of endpoint `id`, opened (see `hookfleet_core::sealing`).
+/// One that cannot be opened is logged and left empty: the endpoint is not
+/// signed with it, and a delivery with no usable secret is not sent.
+fn open_secrets(id: &str, stored: serde_json::Value) -> anyhow::Result<Vec<StoredSecret>> {
+    let mut secrets: Vec<StoredSecret> =
+        serde_json::from_value(stored).context("endpoints.secrets")?;
+    for s in &mut secrets {
+        match hookfleet_core::sealing::open(id, &s.secret) {
+            Ok(plain) => s.secret = plain,
+            Err(e) => {
+                tracing::error!(endpoint_id = %id, error = %e, "A signing secret cannot be opened.");
+                s.secret = String::new();
+            }
+        }
+    }
+    Ok(secrets)
+}
+
 pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
+    let id: String = r.try_get("id")?;
     Ok(Endpoint {
+        secrets: open_secrets(&id, r.try_get("secrets")?)?,
         id: r.try_get("id")?,
         tenant_id: r.try_get("tenant_id")?,
         url: r.try_get("url")?,
         description: r.try_get("description")?,
         event_types: r.try_get("event_types")?,
         is_active: r.try_get("is_active")?,
-        secrets: serde_json::from_value(r.try_get("secrets")?).context("endpoints.secrets")?,
         headers: serde_json::from_value(r.try_get("headers")?).context("endpoints.headers")?,
         metadata: r.try_get("metadata")?,
         rate_limit: r.try_get("rate_limit")?,
@@ -113,7 +132,7 @@ pub async fn create(pool: &Pool, new: &NewEndpoint) -> anyhow::Result<Endpoint> 
         .await?;
     }
     let secrets = serde_json::to_value([StoredSecret {
-        secret: new.secret.clone(),
+        secret: hookfleet_core::sealing::seal(&new.id, &new.secret),
         expires_at: None,
     }])?;
     let headers = serde_json::to_value(&new.headers)?;
@@ -315,7 +334,7 @@ pub async fn rotate_secret(
     secrets.insert(
         0,
         StoredSecret {
-            secret: new_secret.to_owned(),
+            secret: hookfleet_core::sealing::seal(id, new_secret),
             expires_at: None,
         },
     );
@@ -326,4 +345,61 @@ pub async fn rotate_secret(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// What [`reseal_all`] did.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Resealed {
+    /// Secrets now sealed under the current key (they were plain or under an older key).
+    pub resealed: u64,
+    /// Already under the current key.
+    pub current: u64,
+    /// Could not be opened (their key is not configured); left as they were.
+    pub failed: u64,
+}
+
+/// Rewrites every endpoint's secrets under the current key of
+/// `secrets.encryption_keys` (the key rotation's last step), in one transaction.
+pub async fn reseal_all(pool: &Pool) -> anyhow::Result<Resealed> {
+    use hookfleet_core::sealing;
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT id, secrets FROM endpoints ORDER BY id FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let mut out = Resealed::default();
+    for r in rows {
+        let id: String = r.get(0);
+        let mut secrets: Vec<StoredSecret> = serde_json::from_value(r.get(1))?;
+        let mut changed = false;
+        for s in &mut secrets {
+            if sealing::is_current(&s.secret) {
+                out.current += 1;
+                continue;
+            }
+            match sealing::open(&id, &s.secret) {
+                Ok(plain) => {
+                    s.secret = sealing::seal(&id, &plain);
+                    changed = true;
+                    out.resealed += 1;
+                }
+                Err(e) => {
+                    tracing::error!(endpoint_id = %id, error = %e, "Cannot reseal a signing secret.");
+                    out.failed += 1;
+                }
+            }
+        }
+        if changed {
+            tx.execute(
+                "UPDATE endpoints SET secrets = $2 WHERE id = $1",
+                &[&id, &serde_json::to_value(&secrets)?],
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
 }

@@ -114,7 +114,7 @@ impl Gate {
 
     /// A slow-down answer: no new delivery starts before `retry_after` (capped
     /// at [`MAX_PAUSE`]) or, without it, 1 s doubling with each one in a row up
-    /// to 60 s. Returns the pause.
+    /// to 64 s. Returns the pause.
     pub fn slow_down(&self, retry_after: Option<Duration>) -> Duration {
         let streak = self.slow_streak.fetch_add(1, Ordering::Relaxed).min(6);
         let pause = retry_after

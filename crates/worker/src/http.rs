@@ -60,6 +60,17 @@ pub struct Response {
 }
 
 impl Response {
+    /// An attempt that failed before any request was made.
+    pub fn failed(error: &str) -> Response {
+        Response {
+            status: None,
+            excerpt: None,
+            error: Some(error.to_owned()),
+            retry_after: None,
+            latency: Duration::ZERO,
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         matches!(self.status, Some(200..=299))
     }

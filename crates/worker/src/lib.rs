@@ -524,15 +524,22 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
     }
     let body = Bytes::from(data);
     let settings = &ctx.settings;
-    let resp = http::post(
-        &ctx.client,
-        &ep.url,
-        &settings.delivery.net_policy,
-        headers,
-        body.clone(),
-        settings.delivery.response_excerpt_bytes,
-    )
-    .await;
+    let resp = if ep.signing_secrets(now).next().is_none() {
+        // Never sent unsigned: a failed attempt, retried like any other.
+        http::Response::failed(
+            "no usable signing secret (one could not be opened: check secrets.encryption_keys)",
+        )
+    } else {
+        http::post(
+            &ctx.client,
+            &ep.url,
+            &settings.delivery.net_policy,
+            headers,
+            body.clone(),
+            settings.delivery.response_excerpt_bytes,
+        )
+        .await
+    };
     let class = metrics::status_class(resp.status);
     metrics::ATTEMPT_DURATION
         .with_label_values(&[class])
