@@ -51,3 +51,25 @@ lint: ## clippy on everything, warnings are errors
 
 clean: ## remove build output (target/)
 	cargo clean
+
+# The chaos suite (scripts/chaos.py, docs/CHAOS.md) runs its own PostgreSQL (5440)
+# and RabbitMQ nodes (5701-5703) under target/chaos/, so it needs no `services`
+# and leaves the local ones alone. It runs as root (PostgreSQL runs as the
+# postgres user). CHAOS_BIN=path uses that hookfleet binary instead of building
+# one; CHAOS_ARGS passes options (--rate, --faults, --keep, ...).
+.PHONY: chaos chaos-short
+CHAOS_BIN ?=
+CHAOS_ARGS ?=
+
+chaos: ## fault suite under load, single node then a 3-node cluster (~15 min)
+	@set -u; bin="$(CHAOS_BIN)"; \
+	if [ -z "$$bin" ]; then cargo build --release -p hookfleet || exit 1; bin=target/release/hookfleet; fi; \
+	rc=0; \
+	python3 scripts/chaos.py --bin "$$bin" $(CHAOS_ARGS) || rc=1; \
+	python3 scripts/chaos.py --bin "$$bin" --cluster $(CHAOS_ARGS) || rc=1; \
+	exit $$rc
+
+chaos-short: ## the CI form of `make chaos`: 5 faults on one node (~3 min)
+	@set -u; bin="$(CHAOS_BIN)"; \
+	if [ -z "$$bin" ]; then cargo build -p hookfleet || exit 1; bin=target/debug/hookfleet; fi; \
+	python3 scripts/chaos.py --short --bin "$$bin" $(CHAOS_ARGS)

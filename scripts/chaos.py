@@ -283,11 +283,14 @@ class RabbitNode:
         return run([f"{RMQ_SBIN}/rabbitmqctl", "-n", self.name, *args], env=self.env(),
                    timeout=timeout, check=check, quiet=quiet, cwd=self.root)
 
-    def start(self):
+    def launch(self):
         if not port_free(self.port) or not port_free(self.dist_port):
             raise RuntimeError(f"ports {self.port}/{self.dist_port} are taken; is an old {self.name} still running?")
         self.write_conf()
         run([f"{RMQ_SBIN}/rabbitmq-server", "-detached"], env=self.env(), cwd=self.root, timeout=60)
+
+    def start(self):
+        self.launch()
         self.await_startup()
 
     def await_startup(self, timeout=120):
@@ -326,15 +329,18 @@ class RabbitNode:
             self.kill9()
         self.pid = None
 
-    def queues(self) -> list[dict]:
-        cp = self.ctl("list_queues", "-p", "/", "name", "messages", "messages_unacknowledged",
-                      "--formatter", "json", "-q", timeout=60, check=False, quiet=True)
+    def ctl_json(self, *args, timeout=60):
+        cp = self.ctl(*args, "--formatter", "json", "-q", timeout=timeout, check=False, quiet=True)
         if cp.returncode != 0:
             return None
         try:
             return json.loads(cp.stdout)
         except json.JSONDecodeError:
             return None
+
+    def queues(self) -> list[dict]:
+        return self.ctl_json("list_queues", "-p", "/", "name", "messages", "messages_unacknowledged",
+                             "consumers")
 
 
 # --------------------------------------------------------------------------- receivers
@@ -836,7 +842,7 @@ class HfProc:
 
 
 PROFILES = {
-    "short": dict(rate=50, threads=2, endpoints=3, warmup=8, steady=4, pg_down=10, broker_down=5,
+    "short": dict(rate=100, threads=2, endpoints=3, warmup=8, steady=5, pg_down=10, broker_down=5,
                   endpoint_fault=10, node_down=20, recovery_deadline=120, drain_deadline=120,
                   faults=["worker-kill", "router-kill", "broker-restart", "postgres-stop", "endpoint-hang"]),
     "full": dict(rate=200, threads=4, endpoints=4, warmup=15, steady=10, pg_down=30, broker_down=10,
@@ -941,7 +947,9 @@ class Suite:
         RabbitNode.prepare(BASE / "rabbitmq")
         for n in self.nodes:
             log(f"RabbitMQ: starting {n.name} (AMQP {n.port}, dist {n.dist_port})")
-            n.start()
+            n.launch()
+        for n in self.nodes:
+            n.await_startup()
         for n in self.nodes[1:]:
             log(f"RabbitMQ: {n.name} joins {self.nodes[0].name}")
             n.ctl("stop_app")
@@ -980,6 +988,11 @@ class Suite:
             if wait_until(p.ready, 60, 0.3) is None:
                 raise RuntimeError(f"{p.name} did not become ready; see {p.logfile}")
             log(f"{p.name} ready (pid {p.proc.pid}, metrics 127.0.0.1:{p.metrics_port}, {p.amqp_url})")
+
+        qs = self.nodes[0].ctl_json("list_queues", "-p", "/", "name", "type", "leader") or []
+        types = collections.Counter(q.get("type") for q in qs)
+        leaders = collections.Counter(q.get("leader") for q in qs if q.get("leader"))
+        log(f"queues: {dict(types)}" + (f"; quorum leaders: {dict(leaders)}" if leaders else ""))
 
         self.tracker = Tracker(self.receivers)
         self.tracker.start()
@@ -1113,6 +1126,127 @@ class Suite:
             note += " (the router's only node: routing waits for it, by design of amqp.url)"
         return note
 
+    # ---------------------------------------------------------------- AMQP view per process
+
+    def up_node(self) -> RabbitNode:
+        for n in self.nodes:
+            if n.pid:
+                return n
+        return self.nodes[0]
+
+    def amqp_by_process(self) -> dict | None:
+        """For each hookfleet process: its AMQP connections, consumers and
+        unacknowledged deliveries, as the broker sees them (connections are matched
+        to OS processes through their client port)."""
+        node = self.up_node()
+        conns = node.ctl_json("list_connections", "pid", "peer_port")
+        chans = node.ctl_json("list_channels", "connection", "consumer_count", "messages_unacknowledged")
+        if conns is None or chans is None:
+            return None
+        cp = run(["ss", "-tnpH", "state", "established"], check=False, quiet=True)
+        port2pid = {}
+        amqp_ports = {str(n.port) for n in self.nodes}
+        import re
+        for line in cp.stdout.splitlines():
+            m = re.search(r"\S+:(\d+)\s+\S+:(\d+)\s+users:\(\(\"[^\"]*\",pid=(\d+)", line)
+            if m and m.group(2) in amqp_ports:
+                port2pid[int(m.group(1))] = int(m.group(3))
+        pid2name = {p.proc.pid: p.name for p in self.procs.values() if p.proc}
+        view = {p: {"connections": 0, "consumers": 0, "unacked": 0} for p in self.procs}
+        conn2name = {}
+        for c in conns:
+            name = pid2name.get(port2pid.get(int(c.get("peer_port") or 0)))
+            if name:
+                conn2name[c["pid"]] = name
+                view[name]["connections"] += 1
+        for ch in chans:
+            name = conn2name.get(ch.get("connection"))
+            if name:
+                view[name]["consumers"] += int(ch.get("consumer_count") or 0)
+                view[name]["unacked"] += int(ch.get("messages_unacknowledged") or 0)
+        return view
+
+    def expected_consumers(self, name: str) -> int:
+        # amqp.router_consumers (2) for the router; one per endpoint for a worker.
+        return 2 if name == "router" else len(self.receivers)
+
+    def wait_consumers(self, names, timeout: float, since: float) -> dict:
+        """Seconds after `since` at which each process had all its consumers back."""
+        back = {}
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(back) < len(names):
+            view = self.amqp_by_process()
+            now = time.monotonic()
+            if view:
+                for n in names:
+                    if n not in back and view[n]["consumers"] >= self.expected_consumers(n):
+                        back[n] = round(now - since, 1)
+            time.sleep(0.5)
+        return back
+
+    def progress(self, p: HfProc):
+        name = "hookfleet_events_routed_total" if p.role == "router" else "hookfleet_attempts_total"
+        return p.metric(name)
+
+    def wait_progress(self, names, timeout: float, since: float) -> dict:
+        """Seconds after `since` at which each process was working again: its
+        counter of routed events (router) or attempts (worker) moved. The load
+        keeps running, so a process that works moves its counter within ms."""
+        base = {n: self.progress(self.procs[n]) for n in names}
+        back = {}
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(back) < len(names):
+            for n in names:
+                if n in back:
+                    continue
+                p = self.procs[n]
+                v = self.progress(p)
+                if v is None:
+                    continue
+                b = base.get(n)
+                # A restarted process starts from 0: any count is progress.
+                if b is None or v < b:
+                    base[n] = b = 0.0 if v > 0 else v
+                if v > b:
+                    back[n] = round(time.monotonic() - since, 1)
+            time.sleep(0.2)
+        return back
+
+    def dump_stacks(self, p: HfProc, why: str):
+        """Thread stacks of a stuck process, with gdb, into its log directory."""
+        if not shutil.which("gdb") or not p.alive():
+            return None
+        out = self.hfdir / f"{p.name}-stacks-{int(time.monotonic() - START)}s.txt"
+        cp = run(["gdb", "-p", p.proc.pid, "-batch", "-ex", "set pagination off",
+                  "-ex", "thread apply all bt"], check=False, quiet=True, timeout=120)
+        out.write_text(f"# {why}\n" + cp.stdout + cp.stderr)
+        return out
+
+    def repair(self, name: str, why: str) -> str:
+        """Restarts a stuck process: SIGTERM (30 s), then SIGKILL. What a liveness
+        probe would do, if one could see it."""
+        p = self.procs[name]
+        stacks = self.dump_stacks(p, why)
+        with self.proc_lock:
+            self.expected_dead.add(name)
+        pid = p.proc.pid
+        p.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = p.proc.wait(30)
+            how = f"exited {rc} on SIGTERM"
+        except subprocess.TimeoutExpired:
+            p.kill9()
+            how = "ignored SIGTERM for 30 s, SIGKILLed"
+        with self.proc_lock:
+            p.start()
+            p.harness_repairs = getattr(p, "harness_repairs", 0) + 1
+            self.expected_dead.discard(name)
+        msg = f"{name} (pid {pid}) {how}; restarted as pid {p.proc.pid}"
+        if stacks:
+            msg += f"; thread stacks in {stacks.name}"
+        log(f"  REPAIR: {msg}")
+        return msg
+
     # ---------------------------------------------------------------- checks
 
     def check_queues(self, deadline: float) -> tuple[bool, str]:
@@ -1160,7 +1294,11 @@ class Suite:
                 bad.append(f"{p.name} not running")
             elif wait_until(p.ready, 30, 0.5) is None:
                 bad.append(f"{p.name} not ready")
-        return not bad, ", ".join(bad) or "all running and ready"
+        back = self.wait_consumers(list(self.procs), 30, time.monotonic())
+        for n in self.procs:
+            if n not in back:
+                bad.append(f"{n} is not consuming (expected {self.expected_consumers(n)} consumers)")
+        return not bad, ", ".join(bad) or "all running, ready and consuming"
 
     # ---------------------------------------------------------------- phases
 
@@ -1178,10 +1316,27 @@ class Suite:
         note = self.fault(fault)
         t1 = time.monotonic()
         log(f"  fault over after {t1 - t0:.1f} s; waiting for every event confirmed before it to arrive")
+        consumers_back = {}
+        watcher = None
+        if not fault.startswith("endpoint-"):
+            # How long after the fault each process had all its consumers again.
+            watcher = threading.Thread(
+                target=lambda: consumers_back.update(self.wait_progress(list(self.procs), 120, t1)),
+                daemon=True)
+            watcher.start()
         t_rec = wait_until(lambda: tr.pending_before(t1) == 0, p["recovery_deadline"], 0.1)
         recovery = None if t_rec is None else t_rec - t1
         log(f"  recovered: {'NO' if recovery is None else f'{recovery:.1f} s'} "
             f"({tr.pending_before(t1)} still missing)")
+        if watcher is not None:
+            watcher.join(125)
+            missing = [n for n in self.procs if n not in consumers_back]
+            note += "; working again after " + ", ".join(
+                f"{n} {consumers_back[n]:.1f} s" for n in self.procs if n in consumers_back)
+            if missing:
+                note += f"; NOT back within 120 s: {', '.join(missing)}"
+            log(f"  working again (s after the fault ended): {consumers_back}" +
+                (f"; not back: {missing}" if missing else ""))
         # Check phase: pause the load, let everything drain.
         self.publisher.pause()
         problems = []
@@ -1193,7 +1348,19 @@ class Suite:
             problems.append(f"{len(lost)} events not delivered to every endpoint (e.g. {lost[:3]})")
         ok_q, qmsg = self.check_queues(90)
         if not ok_q:
+            view = self.amqp_by_process() or {}
+            holders = {n: v["unacked"] for n, v in view.items() if v["unacked"] > 0}
+            if holders:
+                qmsg += "; held unacknowledged by " + ", ".join(f"{n} ({u})" for n, u in holders.items())
             problems.append(qmsg)
+            log(f"  problem: {qmsg}")
+            for n in holders:
+                problems.append("repaired: " + self.repair(n, qmsg))
+            if holders:
+                ok_q, qmsg2 = self.check_queues(90)
+                qmsg += f"; after the repair: {qmsg2}"
+                if not ok_q:
+                    problems.append(f"after the repair: {qmsg2}")
         ok_db, dbmsg = self.check_db()
         if not ok_db:
             problems.append(dbmsg)
@@ -1405,6 +1572,13 @@ def main(argv=None):
     ap.add_argument("--keep", action="store_true", help="keep target/chaos (data dirs) after the run")
     args = ap.parse_args(argv)
 
+    try:
+        import pika  # noqa: F401
+    except ImportError:
+        raise SystemExit("the chaos suite publishes with pika: python3 -m pip install pika") from None
+    for tool in ("runuser", "ss", f"{RMQ_SBIN}/rabbitmq-server", f"{RMQ_SBIN}/rabbitmqctl"):
+        if not shutil.which(tool):
+            raise SystemExit(f"the chaos suite needs {tool}")
     if os.geteuid() != 0:
         raise SystemExit("run as root: PostgreSQL is started as the postgres user with runuser")
     TARGET.mkdir(exist_ok=True)

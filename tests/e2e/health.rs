@@ -181,3 +181,116 @@ async fn re_enabling_an_endpoint_clears_its_health() {
     assert_eq!(e.circuit, "closed");
     assert_eq!(e.consecutive_failures, 0);
 }
+
+/// The tenant hears about its endpoints: a 410, a delivery that runs out of
+/// attempts and a circuit that opens reach its webhooks subscribed to the
+/// operational types, never the endpoint they are about, and an operational
+/// event's own failed delivery raises no `delivery.exhausted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operational_events_reach_the_tenant_but_never_the_endpoint_concerned() {
+    let env = TestEnv::new(&[
+        ("retry.schedule", "1s"),
+        ("circuit.failure_threshold", "4"),
+        ("circuit.cooldown", "1h"),
+    ])
+    .await;
+    let ops_types = [
+        "endpoint.disabled",
+        "endpoint.circuit_opened",
+        "delivery.exhausted",
+    ];
+    let ops = Receiver::start(Behaviour::Ok).await;
+    let failing = Receiver::start(Behaviour::Always(500)).await;
+    let gone = Receiver::start(Behaviour::Always(410)).await;
+    env.add_endpoint(&ops.url, &ops_types, Some("acme")).await;
+    // It takes the operational events too, and fails everything.
+    let mut bad_types = ops_types.to_vec();
+    bad_types.push("user.created");
+    let (bad, _) = env
+        .add_endpoint(&failing.url, &bad_types, Some("acme"))
+        .await;
+    let (dead, _) = env
+        .add_endpoint(&gone.url, &["job.failed"], Some("acme"))
+        .await;
+    // Another tenant's webhook hears nothing of acme's.
+    let other = Receiver::start(Behaviour::Ok).await;
+    env.add_endpoint(&other.url, &["*"], Some("beta")).await;
+    let app = env.start(Roles::ALL).await;
+    let of_type = |t: &str| -> Vec<serde_json::Value> {
+        ops.received()
+            .iter()
+            .map(|r| r.json())
+            .filter(|j| j["type"] == t)
+            .collect()
+    };
+
+    // 410: `dead` is disabled; `bad` fails the news twice (2 failures).
+    env.publish(
+        "job.failed",
+        json!({"job_id": 1, "job_type": "t", "error_message": "e"}),
+        Some("acme"),
+    )
+    .await;
+    wait_for("endpoint.disabled", LONG, || async {
+        !of_type("endpoint.disabled").is_empty()
+    })
+    .await;
+    let disabled = &of_type("endpoint.disabled")[0];
+    assert_eq!(disabled["tenant_id"], "acme");
+    assert_eq!(disabled["data"]["endpoint_id"], dead.id.as_str());
+    assert!(disabled["data"]["reason"].as_str().unwrap().contains("410"));
+    wait_for("its delivery to `bad` to fail for good", LONG, || async {
+        env.count(&format!(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = '{}' AND status = 'failed'",
+            bad.id
+        ))
+        .await
+            == 1
+    })
+    .await;
+
+    // Two more failures: the delivery runs out and the circuit opens.
+    env.publish(
+        "user.created",
+        json!({"user_id": 1, "username": "u"}),
+        Some("acme"),
+    )
+    .await;
+    wait_for(
+        "delivery.exhausted and endpoint.circuit_opened",
+        LONG,
+        || async {
+            !of_type("delivery.exhausted").is_empty()
+                && !of_type("endpoint.circuit_opened").is_empty()
+        },
+    )
+    .await;
+    let exhausted = &of_type("delivery.exhausted")[0];
+    assert_eq!(exhausted["data"]["endpoint_id"], bad.id.as_str());
+    assert_eq!(exhausted["data"]["event_type"], "user.created");
+    assert_eq!(exhausted["data"]["attempts"], 2);
+    let opened = &of_type("endpoint.circuit_opened")[0];
+    assert_eq!(opened["data"]["endpoint_id"], bad.id.as_str());
+    assert_eq!(opened["data"]["consecutive_failures"], 4);
+
+    // Give a loop time to show, then count.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for r in failing.received() {
+        let j = r.json();
+        assert_ne!(
+            j["data"]["endpoint_id"],
+            bad.id.as_str(),
+            "an event about `bad` reached it: {j}"
+        );
+    }
+    let count = |t: &str| format!("SELECT count(*) FROM events WHERE type = '{t}'");
+    assert_eq!(
+        env.count(&count("delivery.exhausted")).await,
+        1,
+        "the endpoint.disabled delivery that failed raised none"
+    );
+    assert_eq!(env.count(&count("endpoint.circuit_opened")).await, 1);
+    assert_eq!(env.count(&count("endpoint.disabled")).await, 1);
+    assert_eq!(other.count(), 0);
+    app.stop().await.unwrap();
+}

@@ -8,6 +8,7 @@
 //! - [`sealing`]: signing secrets encrypted at rest (AES-256-GCM), with key rotation.
 //! - [`retry`]: the retry schedule and its tiers (§2.3).
 //! - [`ids`]: prefixed, time-ordered identifiers.
+//! - [`operational`]: the events hookfleet publishes about endpoints (disabled, circuit opened, delivery exhausted).
 //! - [`net`]: which target addresses deliveries may reach (SSRF policy).
 //! - [`metrics`]: every Prometheus metric, named once.
 //! - [`text`]: small text helpers (bounded strings for headers and records).
@@ -19,6 +20,7 @@ pub mod envelope;
 pub mod ids;
 pub mod metrics;
 pub mod net;
+pub mod operational;
 pub mod retry;
 pub mod sealing;
 pub mod signing;

@@ -306,7 +306,12 @@ impl Router {
             if d.redelivered {
                 redelivered.insert(env.id.as_str());
             }
-            for ep in snap.matching(env.tenant_id.as_deref(), &env.event_type) {
+            // An operational event is never delivered to the endpoint it is about.
+            let about = hookfleet_core::operational::about_endpoint(&env.event_type, &env.data);
+            for ep in snap
+                .matching(env.tenant_id.as_deref(), &env.event_type)
+                .filter(|ep| about.as_deref() != Some(ep.id.as_str()))
+            {
                 new_deliveries.push(NewDelivery {
                     id: hookfleet_core::ids::delivery_id(),
                     event_id: &env.id,

@@ -101,9 +101,11 @@ impl RegEndpoint {
         self.is_active && self.circuit == Circuit::Closed
     }
 
-    /// True when this endpoint subscribes to `event_type`.
+    /// True when this endpoint subscribes to `event_type`. `*` takes every type
+    /// but the operational ones, which are subscribed to by name.
     pub fn subscribes(&self, event_type: &str) -> bool {
-        self.wildcard || self.event_types.contains(event_type)
+        (self.wildcard && !hookfleet_core::operational::is_operational(event_type))
+            || self.event_types.contains(event_type)
     }
 
     /// The secrets that sign now: every one not yet expired.

@@ -43,6 +43,19 @@ impl Signal {
     }
 }
 
+/// A change of an endpoint's state that its tenant hears about (an
+/// operational event, `hookfleet_core::operational`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    Disabled {
+        reason: String,
+    },
+    CircuitOpened {
+        failures: i32,
+        next_probe_in: Duration,
+    },
+}
+
 pub struct Health {
     pool: Pool,
     settings: CircuitSettings,
@@ -70,15 +83,15 @@ impl Health {
 
     /// Records what an attempt says. Errors are logged: health bookkeeping never
     /// holds up a delivery.
-    pub async fn record(&self, ep: &RegEndpoint, signal: Signal) {
+    pub async fn record(&self, ep: &RegEndpoint, signal: Signal) -> Option<Notice> {
         let r = match signal {
-            Signal::Neutral => return,
+            Signal::Neutral => return None,
             Signal::Success => {
                 let had = self.mark(&ep.id, false);
                 if !had && ep.consecutive_failures == 0 && ep.circuit == Circuit::Closed {
-                    return;
+                    return None;
                 }
-                self.close(&ep.id).await
+                self.close(&ep.id).await.map(|()| None)
             }
             Signal::Failure => {
                 self.mark(&ep.id, true);
@@ -86,9 +99,10 @@ impl Health {
             }
             Signal::Gone => self.disable(&ep.id, "the endpoint answered 410 Gone").await,
         };
-        if let Err(e) = r {
+        r.unwrap_or_else(|e| {
             tracing::warn!(endpoint_id = %ep.id, error = format!("{e:#}"), "Could not record endpoint health.");
-        }
+            None
+        })
     }
 
     /// A success: the streak is over and the circuit closed.
@@ -112,7 +126,7 @@ impl Health {
         Ok(())
     }
 
-    async fn failure(&self, ep: &RegEndpoint) -> anyhow::Result<()> {
+    async fn failure(&self, ep: &RegEndpoint) -> anyhow::Result<Option<Notice>> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
@@ -165,16 +179,26 @@ impl Health {
             if n > 0 {
                 hookfleet_core::metrics::CIRCUIT_OPENED.inc();
                 tracing::warn!(endpoint_id = %ep.id, failures, cooldown_s = secs, "Circuit opened: the endpoint's queue waits until a probe succeeds.");
+                // The tenant hears when deliveries stop, not of every failed probe.
+                if circuit == "closed" {
+                    return Ok(Some(Notice::CircuitOpened {
+                        failures,
+                        next_probe_in: Duration::from_secs(secs.max(0) as u64),
+                    }));
+                }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
-    async fn disable(&self, id: &str, reason: &str) -> anyhow::Result<()> {
+    async fn disable(&self, id: &str, reason: &str) -> anyhow::Result<Option<Notice>> {
         if hookfleet_store::endpoints::set_active(&self.pool, id, false, Some(reason)).await? {
             tracing::warn!(endpoint_id = %id, reason, "Endpoint disabled.");
+            return Ok(Some(Notice::Disabled {
+                reason: reason.to_owned(),
+            }));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Claims the probe of an open endpoint whose cool-down is over; `true` when

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use hookfleet_broker::{headers as h, names, topology};
-use hookfleet_core::{metrics, Settings};
+use hookfleet_core::{metrics, operational, Settings};
 use hookfleet_store::deliveries::{AttemptRecord, DeliveryState};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
@@ -551,7 +551,27 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
     };
 
     let signal = health::Signal::of(resp.status, resp.is_success());
-    ctx.health.record(&ep, signal).await;
+    if let Some(notice) = ctx.health.record(&ep, signal).await {
+        let now_s = hookfleet_core::envelope::now_rfc3339();
+        let (event_type, data) = match notice {
+            health::Notice::Disabled { reason } => (
+                operational::ENDPOINT_DISABLED,
+                serde_json::json!({"endpoint_id": ep.id, "url": ep.url, "reason": reason, "disabled_at": now_s}),
+            ),
+            health::Notice::CircuitOpened {
+                failures,
+                next_probe_in,
+            } => (
+                operational::ENDPOINT_CIRCUIT_OPENED,
+                serde_json::json!({
+                    "endpoint_id": ep.id, "url": ep.url, "consecutive_failures": failures,
+                    "next_probe_at": hookfleet_core::envelope::rfc3339(std::time::SystemTime::now() + next_probe_in),
+                    "last_error": error,
+                }),
+            ),
+        };
+        publish_operational(publish, &snap, &ep, event_type, data).await;
+    }
     // 429/502/503/504 ask us to slow down: the endpoint pauses in this worker,
     // and the attempt does not count against the delivery's budget.
     let slow_down = gate::is_slow_down(resp.status);
@@ -655,6 +675,16 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
             }
             None => {
                 metrics::ATTEMPTS.with_label_values(&["dead"]).inc();
+                // Not for an operational event's own delivery: no chains of them.
+                let event_type = h::get_str(hdrs, h::EVENT_TYPE).unwrap_or_default();
+                if signal != health::Signal::Gone && !operational::is_operational(event_type) {
+                    let data = serde_json::json!({
+                        "delivery_id": delivery_id, "event_id": event_id, "event_type": event_type,
+                        "endpoint_id": endpoint_id, "attempts": attempt, "last_error": error,
+                    });
+                    publish_operational(publish, &snap, &ep, operational::DELIVERY_EXHAUSTED, data)
+                        .await;
+                }
                 (DeliveryState::Failed, None)
             }
         }
@@ -683,6 +713,43 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
         .writer
         .send(writer::Msg::Done(writer::Completed { record, acker }))
         .await;
+}
+
+/// Publishes an operational event about `ep` to `hookfleet.events`, like any
+/// producer, with a confirm, when another webhook of its tenant subscribes to
+/// it. Best effort: three tries, then a logged error (the state change it
+/// reports is recorded in PostgreSQL either way).
+async fn publish_operational(
+    ch: &Channel,
+    snap: &hookfleet_store::registry::Snapshot,
+    ep: &hookfleet_store::registry::RegEndpoint,
+    event_type: &str,
+    data: serde_json::Value,
+) {
+    let tenant_id = ep.tenant_id.as_deref();
+    if !snap
+        .matching(tenant_id, event_type)
+        .any(|other| other.id != ep.id)
+    {
+        return;
+    }
+    let (id, body) = operational::envelope(event_type, tenant_id, data);
+    for attempt in 1..=3 {
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(id.as_str().into());
+        match publish_confirmed(ch, names::EVENTS_EXCHANGE, event_type, &body, props).await {
+            Ok(()) => {
+                tracing::info!(event_id = %id, event_type, "Operational event published.");
+                return;
+            }
+            Err(e) if attempt == 3 => {
+                tracing::error!(event_id = %id, event_type, error = format!("{e:#}"), "Could not publish an operational event.");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+        }
+    }
 }
 
 /// The tier a custom schedule's delay waits in, declared on first use.
