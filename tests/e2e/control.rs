@@ -289,3 +289,55 @@ async fn delivery_control_input_is_validated_field_by_field() {
     assert_eq!(s, 422, "{e}");
     assert_eq!(e["error"]["field"], "retry_schedule");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_per_tenant_are_limited_even_when_created_at_once() {
+    let env = TestEnv::new(&[("api.max_endpoints_per_tenant", "2")]).await;
+    let (_app, base) = env.start_api(Roles::NONE).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    let mut keys = Vec::new();
+    for t in ["acme", "globex"] {
+        let (s, _) = admin
+            .call("POST", "/api/v1/tenants", Some(json!({"id": t})))
+            .await;
+        assert_eq!(s, 201);
+        let (s, k) = admin
+            .call("POST", &format!("/api/v1/tenants/{t}/api-keys"), None)
+            .await;
+        assert_eq!(s, 201, "{k}");
+        keys.push(admin.with_key(k["key"].as_str().unwrap()));
+    }
+    let body = json!({"url": "http://127.0.0.1:9/x", "events": ["*"]});
+    // Five at once for a limit of two: the count and the insert are serialized.
+    let tries = (0..5).map(|_| keys[0].call("POST", "/api/v1/webhooks", Some(body.clone())));
+    let results = futures::future::join_all(tries).await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 2, "{results:?}");
+    let (s, e) = results.iter().find(|(s, _)| *s != 201).unwrap();
+    assert_eq!(*s, 409, "{e}");
+    assert_eq!(e["error"]["code"], "limit_reached", "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("tenant `acme`") && msg.contains("api.max_endpoints_per_tenant"),
+        "{msg}"
+    );
+    // Another tenant has its own count.
+    let (s, _) = keys[1]
+        .call("POST", "/api/v1/webhooks", Some(body.clone()))
+        .await;
+    assert_eq!(s, 201);
+    // The CLI goes through the same check.
+    let out = env
+        .command(&[
+            "endpoint",
+            "add",
+            "--url",
+            "http://127.0.0.1:9/y",
+            "--tenant",
+            "acme",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("api.max_endpoints_per_tenant"));
+}

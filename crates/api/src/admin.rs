@@ -47,6 +47,11 @@ pub fn validate_control(
         .transpose()
 }
 
+/// A configured limit would be passed; answered 409 `limit_reached`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LimitReached(pub String);
+
 /// A validation failure naming the input field.
 #[derive(Debug, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -221,7 +226,17 @@ pub async fn create_endpoint_with(
             retry_schedule,
         },
     };
-    let ep = endpoints::create(pool, &new).await?;
+    let ep = endpoints::create(pool, &new, settings.api.max_endpoints_per_tenant)
+        .await?
+        .ok_or_else(|| {
+            LimitReached(format!(
+                "{} already has {} webhooks, the most api.max_endpoints_per_tenant allows; delete one first",
+                new.tenant_id
+                    .as_deref()
+                    .map_or("the tenant-less scope".to_owned(), |t| format!("tenant `{t}`")),
+                settings.api.max_endpoints_per_tenant
+            ))
+        })?;
     // Routers and workers declare it too when they see the endpoint; doing it here
     // means no delivery can be routed before its queue exists.
     let declared = match publisher {

@@ -72,6 +72,10 @@ impl From<Endpoint> for Webhook {
 }
 
 pub(crate) fn field_error(e: anyhow::Error) -> ApiError {
+    let e = match e.downcast::<admin::LimitReached>() {
+        Ok(l) => return ApiError::new(StatusCode::CONFLICT, "limit_reached", l.0),
+        Err(e) => e,
+    };
     match e.downcast::<FieldError>() {
         Ok(f) => ApiError::invalid(f.field, f.message),
         Err(e) => e.into(),

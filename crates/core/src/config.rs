@@ -98,6 +98,7 @@ struct RawAmqp {
 struct RawApi {
     listen: String,
     admin_key: Option<String>,
+    max_endpoints_per_tenant: usize,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,6 +215,8 @@ pub struct AmqpSettings {
 pub struct ApiSettings {
     pub listen: String,
     pub admin_key: Option<SecretString>,
+    /// Webhooks one tenant (or the tenant-less scope) may have; 0: no limit.
+    pub max_endpoints_per_tenant: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -378,6 +381,7 @@ impl Settings {
             api: ApiSettings {
                 listen: listen("api.listen", &raw.api.listen)?,
                 admin_key,
+                max_endpoints_per_tenant: raw.api.max_endpoints_per_tenant,
             },
             metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
             retry: RetrySchedule::parse(&raw.retry.schedule)

@@ -120,10 +120,33 @@ pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
     })
 }
 
-/// Inserts an endpoint (creating its tenant when new) and returns it.
-pub async fn create(pool: &Pool, new: &NewEndpoint) -> anyhow::Result<Endpoint> {
+/// Inserts an endpoint (creating its tenant when new) and returns it; `None`
+/// when its tenant has `max_per_tenant` endpoints already (0: no limit). The
+/// count and the insert are serialized per tenant by an advisory lock.
+pub async fn create(
+    pool: &Pool,
+    new: &NewEndpoint,
+    max_per_tenant: usize,
+) -> anyhow::Result<Option<Endpoint>> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
+    if max_per_tenant > 0 {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('hookfleet.endpoints:' || COALESCE($1, '')))",
+            &[&new.tenant_id],
+        )
+        .await?;
+        let n: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM endpoints WHERE tenant_id IS NOT DISTINCT FROM $1",
+                &[&new.tenant_id],
+            )
+            .await?
+            .get(0);
+        if n >= max_per_tenant as i64 {
+            return Ok(None);
+        }
+    }
     if let Some(t) = &new.tenant_id {
         tx.execute(
             "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -149,7 +172,7 @@ pub async fn create(pool: &Pool, new: &NewEndpoint) -> anyhow::Result<Endpoint> 
         .await
         .context("inserting the endpoint")?;
     tx.commit().await?;
-    from_row(&row)
+    from_row(&row).map(Some)
 }
 
 /// Every endpoint, or one tenant's (`Some(None)` = the tenant-less scope).
