@@ -73,3 +73,7 @@ chaos-short: ## the CI form of `make chaos`: 5 faults on one node (~3 min)
 	@set -u; bin="$(CHAOS_BIN)"; \
 	if [ -z "$$bin" ]; then cargo build -p hookfleet || exit 1; bin=target/debug/hookfleet; fi; \
 	python3 scripts/chaos.py --short --bin "$$bin" $(CHAOS_ARGS)
+
+.PHONY: fuzz
+fuzz: services ## fuzz the REST API's input: the kept corpus and 2,000 random bodies per route (CI runs 64)
+	HOOKFLEET_FUZZ_CASES=2000 cargo nextest run --workspace -E 'test(/fuzz::/) | test(/properties/)'

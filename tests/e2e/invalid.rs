@@ -56,6 +56,12 @@ async fn invalid_envelopes_are_quarantined_and_routing_goes_on() {
             "routing key",
         ),
         ("user.created", big.into_bytes(), "exceeds the limit"),
+        // PostgreSQL cannot store it: quarantined, not a poison message.
+        (
+            "user.created",
+            br#"{"type":"user.created","data":{"user_id":1,"username":"a\u0000b"}}"#.to_vec(),
+            "cannot be stored",
+        ),
     ];
     for (key, body, _) in &cases {
         env.publish_raw(key, body).await;

@@ -4,7 +4,7 @@ use crate::auth::Caller;
 use crate::dlq::{self, Action, BadFilter, DeadLetter, Filter, Report};
 use crate::error::{detached, ApiError, ApiResult, JsonBody};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ async fn run(
 pub async fn list(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Query(f): Query<Filter>,
+    crate::error::QueryParams(f): crate::error::QueryParams<Filter>,
 ) -> ApiResult<Json<Report>> {
     check(&f)?;
     Ok(Json(

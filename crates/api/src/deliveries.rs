@@ -3,7 +3,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::webhooks::{load, Page};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookfleet_broker::{headers as h, names};
@@ -111,7 +111,7 @@ pub async fn list(
     State(st): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<ListQuery>,
+    crate::error::QueryParams(q): crate::error::QueryParams<ListQuery>,
 ) -> ApiResult<Json<Page<Delivery>>> {
     load(&st, &caller, &id).await?;
     if let Some(s) = &q.status {
@@ -295,7 +295,7 @@ pub async fn stats(
     State(st): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<StatsQuery>,
+    crate::error::QueryParams(q): crate::error::QueryParams<StatsQuery>,
 ) -> ApiResult<Json<Stats>> {
     load(&st, &caller, &id).await?;
     let window = q.window.unwrap_or_else(|| "24h".into());

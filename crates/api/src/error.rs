@@ -125,13 +125,47 @@ where
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         use axum::extract::rejection::JsonRejection;
-        match Json::<T>::from_request(req, state).await {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/") && v.contains("json"));
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body exceeds the size limit",
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    e.body_text(),
+                ))
+            }
+        };
+        if hookfleet_core::text::has_nul_escape(&bytes) {
+            return Err(ApiError::invalid(
+                "body",
+                "text must not contain the character \\u0000",
+            ));
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(JsonRejection::JsonDataError(e)) => {
                 let msg = e.body_text();
-                let field = msg.split('`').nth(1).map(str::to_owned);
                 Err(ApiError {
-                    field,
+                    field: Some(rejected_field(&msg)),
                     ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", msg)
                 })
             }
@@ -155,6 +189,60 @@ where
                 "bad_request",
                 e.body_text(),
             )),
+        }
+    }
+}
+
+/// The field a deserialization error is about: serde's `` `name` `` when it
+/// quotes one, else the path axum puts before the first `: ` of the message
+/// ("…target type: is_active: invalid type…"), else the whole body.
+fn rejected_field(msg: &str) -> String {
+    if let Some(f) = msg.split('`').nth(1) {
+        return f.to_owned();
+    }
+    let detail = msg.split_once("target type: ").map_or(msg, |(_, d)| d);
+    let detail = detail
+        .split_once("query string: ")
+        .map_or(detail, |(_, d)| d);
+    match detail.split_once(": ") {
+        Some((path, _)) if !path.contains(' ') && !path.is_empty() => path.to_owned(),
+        _ => "body".to_owned(),
+    }
+}
+
+/// Query string extractor with our error shape: 422 naming the parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::invalid(
+                "query",
+                "parameters must not contain the character %00",
+            ));
+        }
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+            Err(e) => {
+                let msg = e.body_text();
+                let field = match rejected_field(&msg) {
+                    f if f == "body" => "query".to_owned(),
+                    f => f,
+                };
+                Err(ApiError {
+                    field: Some(field),
+                    ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", msg)
+                })
+            }
         }
     }
 }

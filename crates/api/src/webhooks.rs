@@ -3,7 +3,7 @@ use crate::admin::{self, EndpointInput, FieldError};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, JsonBody};
 use crate::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookfleet_broker::{headers as h, names};
@@ -153,7 +153,7 @@ pub struct Page<T> {
 pub async fn list(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    crate::error::QueryParams(q): crate::error::QueryParams<ListQuery>,
 ) -> ApiResult<Json<Page<Webhook>>> {
     let limit = crate::page_limit(q.limit);
     let mut rows = endpoints::list_page(

@@ -142,6 +142,12 @@ impl Envelope {
                 reason: "must be a JSON object".into(),
             });
         }
+        if crate::text::has_nul_escape(data.get().as_bytes()) {
+            return Err(InvalidEnvelope::BadField {
+                field: "data",
+                reason: "contains the character \\u0000, which cannot be stored".into(),
+            });
+        }
         if let Some(t) = &inc.tenant_id {
             validate_tenant_id(t).map_err(|reason| InvalidEnvelope::BadField {
                 field: "tenant_id",

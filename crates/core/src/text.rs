@@ -11,3 +11,34 @@ pub fn truncate(s: &str, max: usize) -> String {
     }
     s[..end].to_owned()
 }
+
+/// Whether JSON text holds the escape `\u0000` (a NUL character), which
+/// PostgreSQL cannot store in `text` or `jsonb`. An escaped backslash followed
+/// by `u0000` is not one.
+pub fn has_nul_escape(json: &[u8]) -> bool {
+    let mut backslashes = 0usize;
+    for (i, &b) in json.iter().enumerate() {
+        if b == b'\\' {
+            backslashes += 1;
+            continue;
+        }
+        if b == b'u' && backslashes % 2 == 1 && json[i + 1..].starts_with(b"0000") {
+            return true;
+        }
+        backslashes = 0;
+    }
+    false
+}
+
+#[cfg(test)]
+mod nul_tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn finds_the_nul_escape_only() {
+        assert!(has_nul_escape(br#"{"a":"x\u0000"}"#));
+        assert!(has_nul_escape(br#"{"a":"\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"a":"\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"a":"\u00e9 u0000"}"#));
+    }
+}
