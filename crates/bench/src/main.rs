@@ -408,6 +408,7 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         let p = publish(&env.amqp_url, n_events, &tenants, s.rate).await?;
         (vec![all], start, start_us, p)
     };
+    let pg_before = pg_counters(&env).await.ok();
     let pid = procs[0].id();
     let mut peak_rss: f64 = 0.0;
     let limit = Duration::from_secs(if events >= 100_000 { 1800 } else { 600 });
@@ -443,6 +444,18 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         publish_time.as_secs_f64(),
         quarters.join("/")
     );
+    if let (Some(before), true) = (pg_before, got > 0) {
+        tokio::time::sleep(Duration::from_millis(1500)).await; // stats are flushed within a second
+        if let Ok(w) = pg_written_since(&env, &before).await {
+            let per_k = 1000.0 / got as f64;
+            note.push_str(&format!(
+                "; PostgreSQL per 1,000 deliveries: {:.2} MB WAL, {:.0} commits, {:.0} rows written",
+                w.0 as f64 * per_k / 1e6,
+                w.1 as f64 * per_k,
+                w.2 as f64 * per_k
+            ));
+        }
+    }
     if !ok {
         note = format!("INCOMPLETE: {got}/{expected_healthy} received");
     }
@@ -563,9 +576,9 @@ async fn main() -> anyhow::Result<()> {
     if args
         .only
         .as_deref()
-        .is_none_or(|o| "list deliveries, 2,000,000 attempts".contains(o))
+        .is_none_or(|o| "list deliveries, 10,000,000 attempts".contains(o))
     {
-        eprintln!("running: list deliveries, 2,000,000 attempts");
+        eprintln!("running: list deliveries, 10,000,000 attempts");
         let row = bench_listing(&args).await?;
         eprintln!(
             "  page p50 {:.1} ms, p99 {:.1} ms, {}",
@@ -754,8 +767,36 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
     })
 }
 
-/// 2,000,000 attempt rows (250,000 deliveries of each of two endpoints, 4 attempts
-/// each), then 200 timed page reads of one endpoint through the API.
+/// WAL position, commits and rows written of the bench's database, now.
+async fn pg_counters(env: &Env) -> anyhow::Result<(String, i64, i64)> {
+    let c = env.sql().await?;
+    let r = c
+        .query_one(
+            "SELECT pg_current_wal_lsn()::text, xact_commit, tup_inserted + tup_updated + tup_deleted
+               FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1), r.get(2)))
+}
+
+/// WAL bytes, commits and rows written since `before`.
+async fn pg_written_since(env: &Env, before: &(String, i64, i64)) -> anyhow::Result<(i64, i64, i64)> {
+    let c = env.sql().await?;
+    let wal: f64 = c
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn)::float8",
+            &[&before.0],
+        )
+        .await?
+        .get(0);
+    let now = pg_counters(env).await?;
+    Ok((wal as i64, now.1 - before.1, now.2 - before.2))
+}
+
+/// 10,000,000 attempt rows (1,250,000 deliveries of each of two endpoints, 4
+/// attempts each, over the last 14 days), then 200 timed page reads of one
+/// endpoint through the API.
 async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
     let env = Env::new().await?;
     let urls: Vec<(String, Option<String>)> = (0..10)
@@ -767,11 +808,11 @@ async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
     c.batch_execute(
         "INSERT INTO events (id, type, payload)
            SELECT 'evt_' || lpad(g::text, 8, '0'), 'match.found', '{\"type\":\"match.found\",\"data\":{}}'::jsonb
-           FROM generate_series(1, 250000) g;
+           FROM generate_series(1, 1250000) g;
          INSERT INTO deliveries (id, event_id, endpoint_id, event_type, status, attempt_count, created_at)
            SELECT 'dlv_' || lpad(g::text, 8, '0') || '_' || e, 'evt_' || lpad(g::text, 8, '0'), 'ep_bench0000' || e, 'match.found',
-                  CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'succeeded' END, 4, now() - make_interval(secs => 250000 - g)
-           FROM generate_series(1, 250000) g, generate_series(0, 1) e;
+                  CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'succeeded' END, 4, now() - make_interval(secs => 1250000 - g)
+           FROM generate_series(1, 1250000) g, generate_series(0, 1) e;
          INSERT INTO delivery_attempts (delivery_id, attempt, status, response_status_code, latency_ms, attempted_at)
            SELECT d.id, a, CASE WHEN a = 4 AND d.status = 'succeeded' THEN 'succeeded' ELSE 'failed' END, 500, 12, d.created_at
            FROM deliveries d, generate_series(1, 4) a;
@@ -829,7 +870,7 @@ async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
     let _ = proc.wait();
     let max = lat.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
     Ok(Row {
-        scenario: "list deliveries, 2,000,000 attempts in the table (50 per page, with attempts)"
+        scenario: "list deliveries, 10,000,000 attempts in the table (50 per page, with attempts)"
             .into(),
         deliveries: 200,
         seconds: 0.0,
