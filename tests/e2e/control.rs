@@ -43,20 +43,30 @@ async fn two_workers_counted(env: &TestEnv, endpoint_id: &str) -> (App, App) {
     (a, b)
 }
 
+/// The API and a router in this process, and a webhook to `rx` with `extra`
+/// settings, created through the API.
+async fn limited_webhook(
+    env: &TestEnv,
+    rx: &Receiver,
+    extra: serde_json::Value,
+) -> (Api, serde_json::Value) {
+    // Runs until the TestEnv is dropped, like the tests' other apps.
+    let (_, base) = env.start_api(Roles::ROUTER).await;
+    let api = Api::new(&base, ADMIN_KEY);
+    let mut body = json!({"url": rx.url, "events": ["*"]});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (s, w) = api.call("POST", "/api/v1/webhooks", Some(body)).await;
+    assert_eq!(s, 201, "{w}");
+    (api, w)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_holds_for_all_workers_together_and_excess_waits() {
     let env = TestEnv::new(&[]).await;
     let rx = Receiver::start(Behaviour::Ok).await;
-    let (_, base) = env.start_api(Roles::ROUTER).await;
-    let api = Api::new(&base, ADMIN_KEY);
-    let (s, w) = api
-        .call(
-            "POST",
-            "/api/v1/webhooks",
-            Some(json!({"url": rx.url, "events": ["*"], "rate_limit": 4})),
-        )
-        .await;
-    assert_eq!(s, 201, "{w}");
+    let (_, w) = limited_webhook(&env, &rx, json!({"rate_limit": 4})).await;
     assert_eq!(w["rate_limit"], 4);
     let id = w["id"].as_str().unwrap().to_owned();
     let _workers = two_workers_counted(&env, &id).await;
@@ -88,16 +98,7 @@ async fn rate_limit_holds_for_all_workers_together_and_excess_waits() {
 async fn max_in_flight_caps_concurrent_deliveries_across_workers() {
     let env = TestEnv::new(&[]).await;
     let rx = Receiver::start(Behaviour::Delay(300)).await;
-    let (_, base) = env.start_api(Roles::ROUTER).await;
-    let api = Api::new(&base, ADMIN_KEY);
-    let (s, w) = api
-        .call(
-            "POST",
-            "/api/v1/webhooks",
-            Some(json!({"url": rx.url, "events": ["*"], "max_in_flight": 2})),
-        )
-        .await;
-    assert_eq!(s, 201, "{w}");
+    let (api, w) = limited_webhook(&env, &rx, json!({"max_in_flight": 2})).await;
     let id = w["id"].as_str().unwrap().to_owned();
     let _workers = two_workers_counted(&env, &id).await;
     env.publish_many(

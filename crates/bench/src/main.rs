@@ -781,7 +781,10 @@ async fn pg_counters(env: &Env) -> anyhow::Result<(String, i64, i64)> {
 }
 
 /// WAL bytes, commits and rows written since `before`.
-async fn pg_written_since(env: &Env, before: &(String, i64, i64)) -> anyhow::Result<(i64, i64, i64)> {
+async fn pg_written_since(
+    env: &Env,
+    before: &(String, i64, i64),
+) -> anyhow::Result<(i64, i64, i64)> {
     let c = env.sql().await?;
     let wal: f64 = c
         .query_one(

@@ -91,7 +91,7 @@ impl From<String> for Id {
 }
 
 /// One event, as the wire contract's envelope (DESIGN.md §2.1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
@@ -357,15 +357,7 @@ impl Drop for Inner {
 
 /// An event kept by a [`Emitter::recording`] emitter: the envelope as it would
 /// have been published.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct RecordedEvent {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub tenant_id: Option<String>,
-    pub timestamp: String,
-    pub data: serde_json::Value,
-}
+pub type RecordedEvent = Event;
 
 /// Publishes events to `hookfleet.events` without ever blocking or failing its
 /// caller. Cheap to clone; all clones share one background publisher.
