@@ -6,8 +6,8 @@ use hookfleet_core::{endpoint, envelope, Secret, Settings};
 use hookfleet_store::endpoints::{self, Endpoint, NewEndpoint};
 use hookfleet_store::Pool;
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use std::collections::BTreeMap;
@@ -328,7 +328,7 @@ pub async fn delete_endpoint(settings: &Settings, pool: &Pool, id: &str) -> anyh
         if conf.is_nack() {
             bail!("the broker refused a dead-letter publish; the queue {queue} is kept");
         }
-        msg.delivery.acker.ack(BasicAckOptions::default()).await?;
+        hookfleet_broker::ack(&msg.delivery.acker).await?;
         moved += 1;
     }
     ch.queue_delete(

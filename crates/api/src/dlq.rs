@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use hookfleet_broker::{headers as h, names};
 use hookfleet_core::metrics;
 use hookfleet_store::Pool;
-use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -316,11 +316,9 @@ impl Run<'_> {
                 continue;
             }
             let ack = || async {
-                msg.delivery
-                    .acker
-                    .ack(BasicAckOptions::default())
+                hookfleet_broker::ack(&msg.delivery.acker)
                     .await
-                    .map_err(broker)
+                    .map_err(|e| anyhow::Error::from(BrokerUnavailable(e)))
             };
             match self.action {
                 Action::Purge => {

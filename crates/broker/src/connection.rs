@@ -134,3 +134,33 @@ pub async fn supervise<F, Fut>(
         }
     }
 }
+
+/// How long an ack or a nack may take. On a connection that died without lapin
+/// noticing yet, one may never resolve; unbounded, it held a worker's attempt
+/// writer (and with it every later ack) for good (found by `make chaos`).
+pub const ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Acks one message, bounded by [`ACK_TIMEOUT`]. On an error the broker
+/// redelivers the message once its channel is gone.
+pub async fn ack(acker: &lapin::Acker) -> anyhow::Result<()> {
+    bounded(acker.ack(lapin::options::BasicAckOptions::default())).await
+}
+
+/// Returns one message to its queue, bounded by [`ACK_TIMEOUT`].
+pub async fn nack_requeue(acker: &lapin::Acker) -> anyhow::Result<()> {
+    bounded(acker.nack(lapin::options::BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    }))
+    .await
+}
+
+async fn bounded<T>(f: impl std::future::Future<Output = lapin::Result<T>>) -> anyhow::Result<()> {
+    match tokio::time::timeout(ACK_TIMEOUT, f).await {
+        Ok(r) => r.map(|_| ()).map_err(anyhow::Error::from),
+        Err(_) => anyhow::bail!(
+            "RabbitMQ took the ack or nack in no {} s; the connection is presumed dead",
+            ACK_TIMEOUT.as_secs()
+        ),
+    }
+}

@@ -14,6 +14,8 @@ pub mod names;
 pub mod publish;
 pub mod topology;
 
-pub use connection::{close, confirmed, connect, connect_with_backoff, supervise, wait_closed};
+pub use connection::{
+    ack, close, confirmed, connect, connect_with_backoff, nack_requeue, supervise, wait_closed,
+};
 pub use lapin;
 pub use publish::{confirm_all, publish_all, publish_confirmed, Outgoing};

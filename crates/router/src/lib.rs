@@ -18,9 +18,7 @@ use hookfleet_core::{metrics, Envelope, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, ConfirmSelectOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use std::collections::{HashMap, HashSet};
@@ -262,20 +260,18 @@ impl Router {
         let ack_futs = acks
             .into_iter()
             .chain(valid_acks)
-            .map(|d| d.acker.ack(BasicAckOptions::default()));
-        let nack_futs = nacks.into_iter().chain(valid_nacks).map(|d| {
-            d.acker.nack(BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            })
-        });
+            .map(|d| hookfleet_broker::ack(&d.acker));
+        let nack_futs = nacks
+            .into_iter()
+            .chain(valid_nacks)
+            .map(|d| hookfleet_broker::nack_requeue(&d.acker));
         let (a, n) = futures::future::join(
             futures::future::join_all(ack_futs),
             futures::future::join_all(nack_futs),
         )
         .await;
         if let Some(e) = a.into_iter().chain(n).find_map(Result::err) {
-            return Err(e).context("acknowledging events");
+            return Err(e.context("acknowledging events"));
         }
         if !confirms_ok {
             anyhow::bail!("the broker did not confirm a quarantined event");

@@ -24,8 +24,7 @@ use hookfleet_store::deliveries::{AttemptRecord, DeliveryState};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
@@ -475,7 +474,7 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
         tracing::error!(endpoint_id = %endpoint_id, "A message without x-delivery-id reached an endpoint queue; dead-lettering it.");
         match publish_confirmed(publish, "", names::DEAD_QUEUE, &data, properties.clone()).await {
             Ok(()) => {
-                let _ = acker.ack(Default::default()).await;
+                let _ = hookfleet_broker::ack(&acker).await;
             }
             // Acked only once its copy is safe; until then it stays where it is.
             Err(_) => requeue(&acker).await,
@@ -767,12 +766,7 @@ async fn ensure_tier(ctx: &Ctx, ch: &Channel, delay: Duration) -> anyhow::Result
 
 /// Returns a message to its queue; the broker delivers it again.
 async fn requeue(acker: &lapin::Acker) {
-    let _ = acker
-        .nack(BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        })
-        .await;
+    let _ = hookfleet_broker::nack_requeue(acker).await;
 }
 
 async fn publish_confirmed(

@@ -4,7 +4,6 @@
 //! channel in front pushes back on the delivery tasks meanwhile.
 use hookfleet_store::deliveries::{self, AttemptRecord};
 use hookfleet_store::Pool;
-use lapin::options::BasicAckOptions;
 use lapin::Acker;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -82,7 +81,7 @@ async fn write(pool: &Pool, batch: &mut Vec<Completed>) {
     }
     let acks = batch
         .drain(..)
-        .map(|c| async move { c.acker.ack(BasicAckOptions::default()).await });
+        .map(|c| async move { hookfleet_broker::ack(&c.acker).await });
     for r in futures::future::join_all(acks).await {
         if let Err(e) = r {
             tracing::debug!(error = %e, "Ack failed; the broker will redeliver.");
