@@ -61,7 +61,7 @@ clean: ## remove build output (target/)
 CHAOS_BIN ?=
 CHAOS_ARGS ?=
 
-chaos: ## fault suite under load, single node then a 3-node cluster (~15 min)
+chaos: ## fault suite under load, single node then a 3-node cluster (~10 min)
 	@set -u; bin="$(CHAOS_BIN)"; \
 	if [ -z "$$bin" ]; then cargo build --release -p hookfleet || exit 1; bin=target/release/hookfleet; fi; \
 	rc=0; \

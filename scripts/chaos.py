@@ -20,16 +20,20 @@ rate. Then, one fault after another, under that load:
   endpoint-reset    one receiver resets each connection without an answer
   endpoint-garbage  one receiver answers non-HTTP bytes
   node-kill         (--cluster) SIGKILL node 2 (worker A's), 30 s, start it again
-  node-stop         (--cluster) stop_app on node 3 (worker B's), 20 s, start_app
-  router-node-stop  (--cluster) stop_app on node 1 (the router's), 20 s, start_app
+  node-stop         (--cluster) stop_app on node 3 (worker B's), 30 s, start_app
+  router-node-stop  (--cluster) stop_app on node 1 (the router's), 30 s, start_app
+                    (15 s each with --short)
 
 After each fault it measures how long it took until every event confirmed before
 the fault ended had reached every endpoint, then pauses the load and checks: every
 confirmed event was delivered to every endpoint (by webhook-id), every queue is
 empty (endpoint and retry queues included; hookfleet.dead, .events.invalid and
 .unroutable must never hold anything), every delivery row is `succeeded`, and
-every hookfleet process is alive and ready, with no restart but the harness's
-own. It prints a table and exits non-zero if anything was lost or a check failed.
+every hookfleet process is alive, ready and consuming, with no restart but the
+harness's own. A process that holds deliveries it never acknowledges is reported,
+its thread stacks are taken with gdb, and it is restarted so that the next fault
+starts clean. It prints a table and exits non-zero if anything was lost or a
+check failed. Logs of the last run stay in target/chaos-last/; the data dirs go.
 
 Usage: scripts/chaos.py [--short] [--cluster] [--bin PATH] [--rate N]
                         [--faults a,b,...] [--keep] [--log-level LEVEL]
@@ -48,6 +52,7 @@ import http.server
 import json
 import os
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -79,12 +84,25 @@ RMQ_SBIN = "/usr/lib/rabbitmq/bin"
 START = time.monotonic()
 
 
+HARNESS_LOG = None  # the run's own log, kept in target/chaos-last/harness.log
+
+
+def say(text: str) -> None:
+    """Prints, and never raises (a closed pipe must not stop the teardown)."""
+    try:
+        print(text, flush=True)
+    except (OSError, ValueError):
+        pass
+    if HARNESS_LOG is not None:
+        try:
+            HARNESS_LOG.write(text + "\n")
+            HARNESS_LOG.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def log(msg: str) -> None:
-    print(f"[{time.monotonic() - START:7.1f}s] {msg}", flush=True)
-
-
-class CheckFailed(Exception):
-    pass
+    say(f"[{time.monotonic() - START:7.1f}s] {msg}")
 
 
 def run(args, check=True, timeout=120, env=None, cwd=None, quiet=False):
@@ -208,9 +226,6 @@ class Postgres:
     def stop(self, mode="fast"):
         return self._as_pg([self.bin / "pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "60", "stop"],
                            check=False, quiet=True)
-
-    def running(self) -> bool:
-        return self._as_pg([self.bin / "pg_ctl", "-D", self.data, "status"], check=False, quiet=True).returncode == 0
 
     def psql(self, sql: str, db="hookfleet") -> str:
         cp = run([self.bin / "psql", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "-d", db,
@@ -880,6 +895,7 @@ class Suite:
         self.publisher = None
         self.rows = []
         self.failures: list[str] = []
+        self.warnings: list[str] = []
         self.monitor_stop = threading.Event()
         self.expected_dead = set()  # process names the harness is killing right now
         self.proc_lock = threading.Lock()
@@ -1078,15 +1094,15 @@ class Suite:
             time.sleep(p["endpoint_fault"])
             r.mode("ok")
             hits = r.stats().get(mode, 0) - before
-            others = "others kept receiving" if self._others_received_during(p["endpoint_fault"]) else \
-                "OTHER ENDPOINTS STALLED"
+            others = "the other endpoints kept receiving" if self._others_received() else \
+                "THE OTHER ENDPOINTS STALLED"
             return f"receiver 0: {hits} requests got '{mode}' over {p['endpoint_fault']} s; {others}"
         if name in ("node-kill", "node-stop", "router-node-stop"):
             return self.node_fault(name)
         raise SystemExit(f"unknown fault {name}")
 
-    def _others_received_during(self, secs) -> bool:
-        # Endpoints other than receiver 0 received in the last `secs` seconds.
+    def _others_received(self) -> bool:
+        # Endpoints other than receiver 0 received something since the phase began.
         mark = getattr(self, "_phase_snap", None)
         with self.tracker.lock:
             return all(len(g) > mark[i] for i, g in enumerate(self.tracker.got) if i > 0) if mark else True
@@ -1146,7 +1162,6 @@ class Suite:
         cp = run(["ss", "-tnpH", "state", "established"], check=False, quiet=True)
         port2pid = {}
         amqp_ports = {str(n.port) for n in self.nodes}
-        import re
         for line in cp.stdout.splitlines():
             m = re.search(r"\S+:(\d+)\s+\S+:(\d+)\s+users:\(\(\"[^\"]*\",pid=(\d+)", line)
             if m and m.group(2) in amqp_ports:
@@ -1217,9 +1232,15 @@ class Suite:
         if not shutil.which("gdb") or not p.alive():
             return None
         out = self.hfdir / f"{p.name}-stacks-{int(time.monotonic() - START)}s.txt"
+        ready, _ = http_get(f"http://127.0.0.1:{p.metrics_port}/readyz", timeout=2)
+        st, text = http_get(f"http://127.0.0.1:{p.metrics_port}/metrics", timeout=2)
+        keep = ("hookfleet_attempts_total", "hookfleet_batch_write_duration_seconds_count",
+                "hookfleet_deliveries_in_flight", "hookfleet_amqp_connected", "hookfleet_worker_consumed_queues",
+                "hookfleet_reconnects_total", "hookfleet_events_routed_total")
+        metrics = "\n".join(line for line in (text or "").splitlines() if line.startswith(keep))
         cp = run(["gdb", "-p", p.proc.pid, "-batch", "-ex", "set pagination off",
                   "-ex", "thread apply all bt"], check=False, quiet=True, timeout=120)
-        out.write_text(f"# {why}\n" + cp.stdout + cp.stderr)
+        out.write_text(f"# {why}\n# /readyz: {ready}\n# metrics:\n{metrics}\n\n" + cp.stdout + cp.stderr)
         return out
 
     def repair(self, name: str, why: str) -> str:
@@ -1231,12 +1252,13 @@ class Suite:
             self.expected_dead.add(name)
         pid = p.proc.pid
         p.proc.send_signal(signal.SIGTERM)
+        t = time.monotonic()
         try:
-            rc = p.proc.wait(30)
-            how = f"exited {rc} on SIGTERM"
+            rc = p.proc.wait(90)
+            how = f"exited {rc} {time.monotonic() - t:.0f} s after SIGTERM"
         except subprocess.TimeoutExpired:
             p.kill9()
-            how = "ignored SIGTERM for 30 s, SIGKILLed"
+            how = "had not exited 90 s after SIGTERM, SIGKILLed"
         with self.proc_lock:
             p.start()
             p.harness_repairs = getattr(p, "harness_repairs", 0) + 1
@@ -1335,6 +1357,11 @@ class Suite:
                 f"{n} {consumers_back[n]:.1f} s" for n in self.procs if n in consumers_back)
             if missing:
                 note += f"; NOT back within 120 s: {', '.join(missing)}"
+            # Reconnect backoff tops out at 5 s: more than 10 s is a stall worth a look.
+            for n, secs in consumers_back.items():
+                if secs > 10:
+                    self.warnings.append(f"{fault}: {n} was working again only {secs:.1f} s after the fault "
+                                         f"ended (reconnect backoff is at most 5 s); see its log")
             log(f"  working again (s after the fault ended): {consumers_back}" +
                 (f"; not back: {missing}" if missing else ""))
         # Check phase: pause the load, let everything drain.
@@ -1353,7 +1380,7 @@ class Suite:
             if holders:
                 qmsg += "; held unacknowledged by " + ", ".join(f"{n} ({u})" for n, u in holders.items())
             problems.append(qmsg)
-            log(f"  problem: {qmsg}")
+            log(f"  queues did not drain: {qmsg}")
             for n in holders:
                 problems.append("repaired: " + self.repair(n, qmsg))
             if holders:
@@ -1415,17 +1442,18 @@ class Suite:
     # ---------------------------------------------------------------- report
 
     def table(self) -> str:
-        hdr = ["fault", "events published", "delivered", "duplicates", "lost", "recovery (s)", "fault (s)"]
+        hdr = ["fault", "events published", "delivered", "duplicates", "lost", "recovery (s)", "fault (s)",
+               "checks"]
         lines = ["| " + " | ".join(hdr) + " |", "|" + "|".join("---" for _ in hdr) + "|"]
         tot = collections.Counter()
         for r in self.rows:
             rec = "-" if r["recovery_s"] is None else f"{r['recovery_s']:.1f}"
             lines.append(f"| {r['fault']} | {r['published']} | {r['delivered']} | {r['duplicates']} | "
-                         f"{r['lost']} | {rec} | {r['fault_s']:.1f} |")
+                         f"{r['lost']} | {rec} | {r['fault_s']:.1f} | {'FAIL' if r['problems'] else 'pass'} |")
             for k in ("published", "delivered", "duplicates", "lost"):
                 tot[k] += r[k]
         lines.append(f"| **total** | {tot['published']} | {tot['delivered']} | {tot['duplicates']} | "
-                     f"{tot['lost']} | | |")
+                     f"{tot['lost']} | | | |")
         return "\n".join(lines)
 
     def report(self, elapsed: float) -> bool:
@@ -1457,6 +1485,10 @@ class Suite:
                 reconn.append(f"{p.name} {int(v)}")
         if reconn:
             out.append(f"AMQP reconnects (current process lifetimes): {', '.join(reconn)}.")
+        if self.warnings:
+            out.append("")
+            out.append("Warnings (not failures):")
+            out.extend(f"  - {w}" for w in self.warnings)
         out.append("")
         if ok:
             out.append("RESULT: PASS (nothing lost, every check passed)")
@@ -1467,7 +1499,7 @@ class Suite:
             if not self.rows or len(self.rows) != len(self.p["faults"]):
                 out.append(f"  - {len(self.rows)} of {len(self.p['faults'])} faults ran")
         text = "\n".join(out)
-        print("\n" + text, flush=True)
+        say("\n" + text)
         self.summary = text
         return bool(ok)
 
@@ -1476,6 +1508,8 @@ class Suite:
     def teardown(self):
         log("teardown: stopping hookfleet processes, receivers, RabbitMQ, PostgreSQL")
         self.monitor_stop.set()
+        with self.proc_lock:
+            self.expected_dead.update(self.procs)  # the monitor must not restart them
         if self.publisher:
             self.publisher.stop()
         if self.tracker:
@@ -1545,7 +1579,7 @@ def save_logs(suite: Suite | None):
     for src, dst in ((BASE / "hookfleet", "hookfleet"), (BASE / "rabbitmq" / "log", "rabbitmq")):
         if src.exists():
             shutil.copytree(src, LAST / dst, dirs_exist_ok=True)
-    for f in (BASE / "pg" / "postgres.log",):
+    for f in (BASE / "pg" / "postgres.log", BASE / "harness.log"):
         if f.exists():
             shutil.copy(f, LAST / f.name)
     for f in (BASE / "receivers").glob("*.stderr") if (BASE / "receivers").exists() else []:
@@ -1598,6 +1632,8 @@ def main(argv=None):
         kill_stale()
         shutil.rmtree(BASE, ignore_errors=True)
     BASE.mkdir(parents=True)
+    global HARNESS_LOG
+    HARNESS_LOG = open(BASE / "harness.log", "w")
     suite = None
     ok = False
     t0 = time.monotonic()
@@ -1609,7 +1645,7 @@ def main(argv=None):
         log("interrupted")
     except Exception as e:  # noqa: BLE001
         import traceback
-        traceback.print_exc()
+        say(traceback.format_exc())
         log(f"ERROR: {e}")
         if suite is not None and suite.rows:
             suite.failures.append(f"aborted: {e}")
