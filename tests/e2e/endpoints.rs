@@ -186,3 +186,41 @@ async fn probe(url: &str) -> Option<u16> {
     s.read_to_string(&mut buf).await.ok()?;
     buf.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// `hookfleet endpoint rotate-secret`: the new secret signs at once, the old one
+/// keeps signing for the grace period, and a bad grace names the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_rotates_a_secret_with_a_grace_period() {
+    let env = TestEnv::new(&[]).await;
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let (ep, old) = env.add_endpoint(&rx.url, &["*"], Some("acme")).await;
+    let out = env
+        .command(&["endpoint", "rotate-secret", &ep.id, "--grace", "8d"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--grace"));
+    let out = env
+        .command(&["endpoint", "rotate-secret", &ep.id, "--grace", "1h"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let new = j["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let app = env.start(Roles::ALL).await;
+    env.publish(
+        "user.created",
+        json!({"user_id": 1, "username": "u"}),
+        Some("acme"),
+    )
+    .await;
+    wait_for("the delivery", LONG, || async { rx.count() == 1 }).await;
+    rx.received()[0].verify(&new).unwrap();
+    rx.received()[0].verify(&old).unwrap();
+    app.stop().await.unwrap();
+}

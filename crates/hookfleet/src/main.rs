@@ -305,6 +305,13 @@ enum EndpointCmd {
     Enable { id: String },
     /// Delete; undelivered messages move to hookfleet.dead.
     Delete { id: String },
+    /// Rotate the signing secret: prints the new one; the old ones keep signing
+    /// for --grace (e.g. 24h, at most 7d), so receivers can switch over.
+    RotateSecret {
+        id: String,
+        #[arg(long, default_value = "24h")]
+        grace: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -812,6 +819,36 @@ async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
         EndpointCmd::Delete { id } => {
             let moved = admin::delete_endpoint(settings, &pool, &id).await?;
             out!("{id} deleted; {moved} undelivered message(s) moved to hookfleet.dead");
+        }
+        EndpointCmd::RotateSecret { id, grace } => {
+            let grace = humantime::parse_duration(&grace)
+                .ok()
+                .filter(|g| *g <= std::time::Duration::from_secs(7 * 86_400))
+                .with_context(|| {
+                    format!("--grace `{grace}`: a duration of at most 7d, such as 24h")
+                })?;
+            let ep = hookfleet_store::endpoints::get(&pool, &id)
+                .await?
+                .with_context(|| format!("no endpoint with id {id}"))?;
+            let new = hookfleet_core::Secret::generate();
+            let expires = time::OffsetDateTime::now_utc() + grace;
+            // The same store call as POST /api/v1/webhooks/{id}/secret/rotate.
+            hookfleet_store::endpoints::rotate_secret(
+                &pool,
+                &id,
+                ep.tenant_id.as_deref(),
+                new.expose(),
+                expires,
+            )
+            .await?;
+            out!(
+                "{}",
+                serde_json::json!({
+                    "id": id,
+                    "secret": new.expose(),
+                    "previous_expire_at": expires.format(&time::format_description::well_known::Rfc3339)?,
+                })
+            );
         }
     }
     Ok(())
