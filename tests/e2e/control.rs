@@ -342,3 +342,40 @@ async fn webhooks_per_tenant_are_limited_even_when_created_at_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("api.max_endpoints_per_tenant"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_header_limits_are_configurable() {
+    let env = TestEnv::new(&[
+        ("api.max_custom_headers", "1"),
+        ("api.max_header_value_bytes", "8"),
+    ])
+    .await;
+    let (_app, base) = env.start_api(Roles::NONE).await;
+    let api = Api::new(&base, ADMIN_KEY);
+    for (headers, says) in [
+        (json!({"X-A": "1", "X-B": "2"}), "api.max_custom_headers"),
+        (json!({"X-A": "123456789"}), "api.max_header_value_bytes"),
+    ] {
+        let (s, e) = api
+            .call(
+                "POST",
+                "/api/v1/webhooks",
+                Some(json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "headers": headers})),
+            )
+            .await;
+        assert_eq!(s, 422, "{e}");
+        assert_eq!(e["error"]["field"], "headers");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{e}"
+        );
+    }
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "headers": {"X-A": "12345678"}})),
+        )
+        .await;
+    assert_eq!(s, 201);
+}

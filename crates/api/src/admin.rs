@@ -67,13 +67,13 @@ fn field(field: &'static str, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// Most custom headers per endpoint, and the longest value.
-pub const MAX_HEADERS: usize = 20;
 pub const MAX_DESCRIPTION: usize = 1024;
 pub const MAX_METADATA_BYTES: usize = 4096;
 
-/// Checks the parts of an endpoint a caller can set.
+/// Checks the parts of an endpoint a caller can set; custom headers against
+/// `api.max_custom_headers` and `api.max_header_value_bytes`.
 pub fn validate_parts(
+    api: &hookfleet_core::config::ApiSettings,
     url: Option<&str>,
     events: Option<&[String]>,
     description: Option<&str>,
@@ -96,8 +96,14 @@ pub fn validate_parts(
         ));
     }
     if let Some(h) = headers {
-        if h.len() > MAX_HEADERS {
-            return Err(field("headers", format!("at most {MAX_HEADERS} headers")));
+        if h.len() > api.max_custom_headers {
+            return Err(field(
+                "headers",
+                format!(
+                    "at most {} headers (api.max_custom_headers)",
+                    api.max_custom_headers
+                ),
+            ));
         }
         for (k, v) in h {
             let lower = k.to_ascii_lowercase();
@@ -123,10 +129,14 @@ pub fn validate_parts(
                     format!("`{k}` is set by hookfleet and cannot be overridden"),
                 ));
             }
-            if axum::http::HeaderValue::from_str(v).is_err() || v.len() > 1024 {
+            if axum::http::HeaderValue::from_str(v).is_err() || v.len() > api.max_header_value_bytes
+            {
                 return Err(field(
                     "headers",
-                    format!("the value of `{k}` is not a valid header value of at most 1024 bytes"),
+                    format!(
+                        "the value of `{k}` is not a valid header value of at most {} bytes (api.max_header_value_bytes)",
+                        api.max_header_value_bytes
+                    ),
                 ));
             }
         }
@@ -191,6 +201,7 @@ pub async fn create_endpoint_with(
     publisher: Option<&crate::publisher::Publisher>,
 ) -> anyhow::Result<(Endpoint, String)> {
     validate_parts(
+        &settings.api,
         Some(&input.url),
         Some(&input.events),
         Some(&input.description),

@@ -215,6 +215,7 @@ pub async fn update(
     JsonBody(b): JsonBody<UpdateWebhook>,
 ) -> ApiResult<Json<Webhook>> {
     admin::validate_parts(
+        &st.settings.api,
         b.url.as_deref(),
         b.events.as_deref(),
         b.description.as_deref(),

@@ -99,6 +99,8 @@ struct RawApi {
     listen: String,
     admin_key: Option<String>,
     max_endpoints_per_tenant: usize,
+    max_custom_headers: usize,
+    max_header_value_bytes: usize,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,6 +219,9 @@ pub struct ApiSettings {
     pub admin_key: Option<SecretString>,
     /// Webhooks one tenant (or the tenant-less scope) may have; 0: no limit.
     pub max_endpoints_per_tenant: usize,
+    /// Custom headers one webhook may set, and the longest value.
+    pub max_custom_headers: usize,
+    pub max_header_value_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -382,6 +387,11 @@ impl Settings {
                 listen: listen("api.listen", &raw.api.listen)?,
                 admin_key,
                 max_endpoints_per_tenant: raw.api.max_endpoints_per_tenant,
+                max_custom_headers: raw.api.max_custom_headers,
+                max_header_value_bytes: positive(
+                    "api.max_header_value_bytes",
+                    raw.api.max_header_value_bytes,
+                )?,
             },
             metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
             retry: RetrySchedule::parse(&raw.retry.schedule)
