@@ -1,7 +1,9 @@
 //! Queue depths for `hookfleet_queue_messages` and
 //! `hookfleet_endpoint_queue_messages_max`: a passive declare of each queue every
 //! [`INTERVAL`] (no management plugin needed). Every router replica polls; the
-//! gauges are the same on each, so dashboards take the max.
+//! gauges are the same on each, so dashboards take the max. The retry tiers are
+//! the default schedule's and the ladder steps the custom schedules in use map
+//! to (a step not declared yet is skipped).
 use hookfleet_broker::names;
 use hookfleet_core::{metrics, Settings};
 use hookfleet_store::Registry;
@@ -40,10 +42,26 @@ pub async fn poll(conn: &Connection, settings: &Settings, registry: &Registry) {
     .iter()
     .map(|q| (*q).to_owned())
     .collect();
-    shared.extend(settings.retry.tiers().into_iter().map(names::retry_tier));
+    let default_tiers = settings.retry.tiers();
+    shared.extend(default_tiers.iter().copied().map(names::retry_tier));
     loop {
+        // The ladder tiers that custom schedules in use may have declared.
+        let snap = registry.snapshot();
+        let mut ladder: Vec<String> = snap
+            .endpoints
+            .values()
+            .filter_map(|e| e.retry.as_ref())
+            .chain(snap.catalog.retry_schedules())
+            .flat_map(|s| s.tiers())
+            .map(|d| hookfleet_broker::topology::tier_for(d, &default_tiers))
+            .filter(|d| !default_tiers.contains(d))
+            .map(names::retry_tier)
+            .collect();
+        ladder.sort();
+        ladder.dedup();
+        drop(snap);
         if let Ok(mut ch) = conn.create_channel().await {
-            for q in &shared {
+            for q in shared.iter().chain(&ladder) {
                 match depth(&ch, q).await {
                     Some(n) => metrics::QUEUE_MESSAGES
                         .with_label_values(&[q.as_str()])

@@ -77,6 +77,11 @@ impl Catalog {
         Ok(Catalog { types, retry })
     }
 
+    /// Every type's own retry schedule.
+    pub fn retry_schedules(&self) -> impl Iterator<Item = &hookfleet_core::retry::RetrySchedule> {
+        self.retry.values()
+    }
+
     /// The type's own retry schedule, if it has one.
     pub fn retry_schedule(&self, name: &str) -> Option<&hookfleet_core::retry::RetrySchedule> {
         self.retry.get(name)
