@@ -352,6 +352,20 @@ impl Run<'_> {
             report.dead_letters.push(dl);
         }
         report.truncated = report.scanned < depth as usize;
+        // A barrier: the broker handles a channel's frames in order, so once this
+        // round trip returns, every ack sent before it has been taken. Closing the
+        // connection right after the last ack could otherwise drop it, and that
+        // dead letter would come back to the queue as a duplicate.
+        get.queue_declare(
+            names::DEAD_QUEUE.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(broker)?;
         Ok(report)
     }
 
