@@ -9,11 +9,10 @@
 //! connection closes. Nothing is lost if this process dies half way.
 use crate::error::BrokerUnavailable;
 use anyhow::Context as _;
-use hookfleet_broker::{headers as h, names};
+use hookfleet_broker::{headers as h, names, topology};
 use hookfleet_core::metrics;
 use hookfleet_store::Pool;
-use lapin::options::{BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicGetOptions, ConfirmSelectOptions};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use time::format_description::well_known::Rfc3339;
@@ -262,15 +261,7 @@ impl Run<'_> {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(broker)?;
-        let depth = get
-            .queue_declare(
-                names::DEAD_QUEUE.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+        let depth = topology::inspect(&get, names::DEAD_QUEUE)
             .await
             .context(
                 "hookfleet.dead does not exist yet (no hookfleet process has run on this vhost)",
@@ -356,16 +347,9 @@ impl Run<'_> {
         // round trip returns, every ack sent before it has been taken. Closing the
         // connection right after the last ack could otherwise drop it, and that
         // dead letter would come back to the queue as a duplicate.
-        get.queue_declare(
-            names::DEAD_QUEUE.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(broker)?;
+        topology::inspect(&get, names::DEAD_QUEUE)
+            .await
+            .map_err(broker)?;
         Ok(report)
     }
 

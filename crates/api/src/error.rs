@@ -164,10 +164,7 @@ where
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(JsonRejection::JsonDataError(e)) => {
                 let msg = e.body_text();
-                Err(ApiError {
-                    field: Some(rejected_field(&msg)),
-                    ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", msg)
-                })
+                Err(ApiError::invalid(&rejected_field(&msg, "body"), msg))
             }
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -195,8 +192,8 @@ where
 
 /// The field a deserialization error is about: serde's `` `name` `` when it
 /// quotes one, else the path axum puts before the first `: ` of the message
-/// ("…target type: is_active: invalid type…"), else the whole body.
-fn rejected_field(msg: &str) -> String {
+/// ("…target type: is_active: invalid type…"), else `whole` (the body, the query).
+fn rejected_field(msg: &str, whole: &str) -> String {
     if let Some(f) = msg.split('`').nth(1) {
         return f.to_owned();
     }
@@ -206,7 +203,7 @@ fn rejected_field(msg: &str) -> String {
         .map_or(detail, |(_, d)| d);
     match detail.split_once(": ") {
         Some((path, _)) if !path.contains(' ') && !path.is_empty() => path.to_owned(),
-        _ => "body".to_owned(),
+        _ => whole.to_owned(),
     }
 }
 
@@ -234,14 +231,7 @@ where
             Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
             Err(e) => {
                 let msg = e.body_text();
-                let field = match rejected_field(&msg) {
-                    f if f == "body" => "query".to_owned(),
-                    f => f,
-                };
-                Err(ApiError {
-                    field: Some(field),
-                    ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", msg)
-                })
+                Err(ApiError::invalid(&rejected_field(&msg, "query"), msg))
             }
         }
     }

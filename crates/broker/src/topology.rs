@@ -195,3 +195,16 @@ pub async fn declare_endpoint(ch: &Channel, qt: QueueType, endpoint_id: &str) ->
     queue(ch, &q, queue_args(qt)).await?;
     bind(ch, &q, DELIVERIES_EXCHANGE, endpoint_id).await
 }
+
+/// A passive declare: the queue's message and consumer counts, without
+/// creating it. A missing queue is an error, and the broker then closes the
+/// channel (use one the caller can lose). Its reply also tells that every frame
+/// sent earlier on `ch` (acks included) has been taken.
+pub async fn inspect(ch: &Channel, queue: &str) -> lapin::Result<lapin::Queue> {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+}

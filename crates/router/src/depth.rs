@@ -4,28 +4,18 @@
 //! gauges are the same on each, so dashboards take the max. The retry tiers are
 //! the default schedule's and the ladder steps the custom schedules in use map
 //! to (a step not declared yet is skipped).
-use hookfleet_broker::names;
+use hookfleet_broker::{names, topology};
 use hookfleet_core::{metrics, Settings};
 use hookfleet_store::Registry;
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use std::time::Duration;
 
 pub const INTERVAL: Duration = Duration::from_secs(10);
 
-const PASSIVE: QueueDeclareOptions = QueueDeclareOptions {
-    passive: true,
-    durable: false,
-    exclusive: false,
-    auto_delete: false,
-    nowait: false,
-};
-
 /// Messages ready in `queue`, or `None` when it is missing (the broker then
 /// closes the channel: the caller opens another).
 async fn depth(ch: &Channel, queue: &str) -> Option<u32> {
-    ch.queue_declare(queue.into(), PASSIVE, FieldTable::default())
+    topology::inspect(ch, queue)
         .await
         .ok()
         .map(|q| q.message_count())

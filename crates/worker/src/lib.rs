@@ -285,18 +285,7 @@ async fn count_consumers(
                 Err(_) => return,
             }
         }
-        let passive = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        match stats
-            .queue_declare(
-                names::endpoint_queue(id).as_str().into(),
-                passive,
-                FieldTable::default(),
-            )
-            .await
-        {
+        match topology::inspect(stats, &names::endpoint_queue(id)).await {
             Ok(q) => c.gate.set_consumers(q.consumer_count()),
             Err(e) => {
                 tracing::debug!(endpoint_id = %id, error = %e, "Could not count an endpoint's consumers.")
