@@ -8,6 +8,7 @@ mod delivery;
 mod deploy;
 mod doc_examples;
 mod endpoints;
+mod fifo;
 mod fuzz;
 mod health;
 mod invalid;

@@ -28,6 +28,23 @@ pub struct EndpointInput {
     pub max_in_flight: Option<i32>,
     /// Delays between attempts, e.g. `["5s", "1m", "1h"]`.
     pub retry_schedule: Option<Vec<String>>,
+    /// FIFO: delivered one at a time in publish order.
+    pub ordered: bool,
+}
+
+/// `ordering`: `parallel` (the default) or `fifo`.
+pub fn parse_ordering(v: Option<&str>) -> Result<bool, FieldError> {
+    match v {
+        None | Some("parallel") => Ok(false),
+        Some("fifo") => Ok(true),
+        Some(other) => Err(field(
+            "ordering",
+            format!(
+                "must be `parallel` or `fifo`, not `{}`",
+                hookfleet_core::text::truncate(other, 40)
+            ),
+        )),
+    }
 }
 
 /// Checks the delivery control settings; returns the retry schedule's stored form.
@@ -236,6 +253,7 @@ pub async fn create_endpoint_with(
             max_in_flight: input.max_in_flight,
             retry_schedule,
         },
+        ordered: input.ordered,
     };
     let ep = endpoints::create(pool, &new, settings.api.max_endpoints_per_tenant)
         .await?
@@ -251,8 +269,8 @@ pub async fn create_endpoint_with(
     // Routers and workers declare it too when they see the endpoint; doing it here
     // means no delivery can be routed before its queue exists.
     let declared = match publisher {
-        Some(p) => p.declare_endpoint(&ep.id).await,
-        None => declare_queue(settings, &ep.id).await,
+        Some(p) => p.declare_endpoint(&ep).await,
+        None => declare_queue(settings, &ep).await,
     };
     if let Err(e) = declared {
         tracing::warn!(
@@ -260,14 +278,46 @@ pub async fn create_endpoint_with(
             "Could not declare the endpoint queue now; router and workers will."
         );
     }
+    if ep.ordered() {
+        sync_ordered(settings, pool, publisher).await;
+    }
     Ok((ep, secret.expose().to_owned()))
 }
 
-async fn declare_queue(settings: &Settings, id: &str) -> anyhow::Result<()> {
+/// Binds the ordered router's queue to the event types FIFO endpoints
+/// subscribe to, now (routers also do it on every registry change, a moment
+/// later). A failure is logged: the routers' sync follows.
+pub async fn sync_ordered(
+    settings: &Settings,
+    pool: &Pool,
+    publisher: Option<&crate::publisher::Publisher>,
+) {
+    let synced = async {
+        match publisher {
+            Some(p) => p.sync_ordered(pool).await,
+            None => {
+                let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+                let ch = conn.create_channel().await?;
+                topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
+                let r = hookfleet_router::sync_bindings(pool, &ch).await;
+                let _ = conn.close(200, "done".into()).await;
+                r
+            }
+        }
+    };
+    if let Err(e) = synced.await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "Could not bind the ordered router's queue now; the routers will."
+        );
+    }
+}
+
+async fn declare_queue(settings: &Settings, ep: &Endpoint) -> anyhow::Result<()> {
     let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
     let ch = conn.create_channel().await?;
     topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
-    topology::declare_endpoint(&ch, settings.amqp.queue_type, id).await?;
+    topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await?;
     let _ = conn.close(200, "done".into()).await;
     Ok(())
 }

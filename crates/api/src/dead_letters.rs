@@ -232,7 +232,7 @@ pub async fn recover(
             .await?;
         drop(client);
         if !rows.is_empty() {
-            st2.publisher.declare_endpoint(&ep.id).await?;
+            st2.publisher.declare_endpoint(&ep).await?;
         }
         for r in &rows {
             let (did, event_id, event_type): (String, String, String) =

@@ -221,7 +221,7 @@ pub async fn resend(
             )
             .await?;
         drop(client);
-        st2.publisher.declare_endpoint(&ep.id).await?;
+        st2.publisher.declare_endpoint(&ep).await?;
         publish_again(
             &st2,
             &ep,

@@ -90,11 +90,28 @@ impl Publisher {
         res.map_err(|e| crate::error::BrokerUnavailable(e).into())
     }
 
+    /// Syncs the ordered router's bindings (see `hookfleet_router::sync_bindings`)
+    /// on a channel of its own: a failed bind closes its channel.
+    pub async fn sync_ordered(&self, pool: &hookfleet_store::Pool) -> anyhow::Result<()> {
+        self.channel().await?;
+        let ch = {
+            let st = self.state.lock().await;
+            let conn = st.as_ref().context("no broker connection")?;
+            conn.create_channel().await?
+        };
+        let r = hookfleet_router::sync_bindings(pool, &ch).await;
+        let _ = ch.close(200, "done".into()).await;
+        r
+    }
+
     /// Declares an endpoint's queue (after creating the endpoint).
-    pub async fn declare_endpoint(&self, id: &str) -> anyhow::Result<()> {
+    pub async fn declare_endpoint(
+        &self,
+        ep: &hookfleet_store::endpoints::Endpoint,
+    ) -> anyhow::Result<()> {
         let declared = async {
             let ch = self.channel().await?;
-            hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, id)
+            hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, &ep.id, ep.ordered())
                 .await
                 .context("declaring the endpoint queue")
         };

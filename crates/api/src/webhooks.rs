@@ -40,6 +40,8 @@ pub struct Webhook {
     pub max_in_flight: Option<i32>,
     /// The delays between attempts; null: the default schedule.
     pub retry_schedule: Option<Vec<String>>,
+    /// `parallel` (default) or `fifo`: one at a time, in publish order.
+    pub ordering: String,
     /// Only when created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -66,6 +68,7 @@ impl From<Endpoint> for Webhook {
             retry_schedule: e
                 .retry_schedule
                 .map(|s| s.split(',').map(str::to_owned).collect()),
+            ordering: e.ordering,
             secret: None,
         }
     }
@@ -98,6 +101,8 @@ pub struct CreateWebhook {
     pub rate_limit: Option<i32>,
     pub max_in_flight: Option<i32>,
     pub retry_schedule: Option<Vec<String>>,
+    /// `parallel` (default) or `fifo`; fixed for the webhook's life.
+    pub ordering: Option<String>,
 }
 
 /// For PATCH: absent → `None` (unchanged), `null` → `Some(None)` (cleared).
@@ -126,6 +131,8 @@ pub async fn create(
         rate_limit: b.rate_limit,
         max_in_flight: b.max_in_flight,
         retry_schedule: b.retry_schedule,
+        ordered: admin::parse_ordering(b.ordering.as_deref())
+            .map_err(|f| ApiError::invalid(f.field, f.message))?,
     };
     let (ep, secret) =
         admin::create_endpoint_with(&st.settings, &st.pool, input, Some(&st.publisher))
@@ -206,6 +213,8 @@ pub struct UpdateWebhook {
     pub max_in_flight: Option<Option<i32>>,
     #[serde(default, deserialize_with = "present")]
     pub retry_schedule: Option<Option<Vec<String>>>,
+    /// Accepted only when it is the webhook's own: ordering is fixed at creation.
+    pub ordering: Option<String>,
 }
 
 pub async fn update(
@@ -234,6 +243,17 @@ pub async fn update(
             .await
             .map_err(field_error)?;
     }
+    if let Some(o) = b.ordering.as_deref() {
+        let wanted =
+            admin::parse_ordering(Some(o)).map_err(|f| ApiError::invalid(f.field, f.message))?;
+        if wanted != load(&st, &caller, &id).await?.ordered() {
+            return Err(ApiError::invalid(
+                "ordering",
+                "is fixed when a webhook is created (its queue is declared for it); create a new webhook with the ordering you want",
+            ));
+        }
+    }
+    let events_changed = b.events.is_some();
     let patch = EndpointPatch {
         url: b.url,
         description: b.description,
@@ -248,6 +268,11 @@ pub async fn update(
     let ep = endpoints::update(&st.pool, &id, caller.scope(), &patch)
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
+    if ep.ordered() && events_changed {
+        // Before answering: events of a newly subscribed type published after
+        // this answer must reach the ordered router.
+        admin::sync_ordered(&st.settings, &st.pool, Some(&st.publisher)).await;
+    }
     Ok(Json(ep.into()))
 }
 
@@ -408,8 +433,14 @@ pub async fn test(
             tenant_id: ep.tenant_id.as_deref(),
             event_type: &b.event_type,
         };
-        hookfleet_store::deliveries::store_routed(&st2.pool, &[ev], &[d], &Default::default())
-            .await?;
+        hookfleet_store::deliveries::store_routed(
+            &st2.pool,
+            &[ev],
+            &[d],
+            &Default::default(),
+            ep.ordered(),
+        )
+        .await?;
         let props = h::delivery_properties(&h::DeliveryMeta {
             delivery_id: &did,
             event_id: &eid,
@@ -419,7 +450,7 @@ pub async fn test(
             attempt: 1,
             attempt_base: 0,
         });
-        st2.publisher.declare_endpoint(&ep.id).await?;
+        st2.publisher.declare_endpoint(&ep).await?;
         st2.publisher
             .publish(names::DELIVERIES_EXCHANGE, &ep.id, body.as_bytes(), props)
             .await

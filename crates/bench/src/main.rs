@@ -185,7 +185,7 @@ impl Env {
                 &[&id, tenant, url, &serde_json::json!([{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "expires_at": null}])],
             )
             .await?;
-            hookfleet_broker::topology::declare_endpoint(&ch, qt, &id).await?;
+            hookfleet_broker::topology::declare_endpoint(&ch, qt, &id, false).await?;
             ids.push(id);
         }
         let _ = conn.close(200, "".into()).await;

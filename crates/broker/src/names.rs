@@ -5,6 +5,9 @@ use std::time::Duration;
 pub const EVENTS_EXCHANGE: &str = "hookfleet.events";
 /// The router's queue, bound to every event type.
 pub const ROUTER_QUEUE: &str = "hookfleet.router";
+/// The ordered router's queue: a single active consumer, bound only to the event
+/// types FIFO endpoints subscribe to.
+pub const ORDERED_ROUTER_QUEUE: &str = "hookfleet.router.ordered";
 /// Direct exchange of deliveries; routing key = endpoint id.
 pub const DELIVERIES_EXCHANGE: &str = "hookfleet.deliveries";
 /// Alternate exchange (and queue) keeping deliveries whose endpoint queue is gone.

@@ -87,6 +87,7 @@ pub async fn declare(ch: &Channel, qt: QueueType, tiers: &[Duration]) -> lapin::
     .await?;
     queue(ch, ROUTER_QUEUE, shared_queue_args(qt)).await?;
     bind(ch, ROUTER_QUEUE, EVENTS_EXCHANGE, "#").await?;
+    declare_ordered_router(ch, qt).await?;
 
     // A delivery whose endpoint queue does not exist is kept, never dropped:
     // https://www.rabbitmq.com/docs/ae
@@ -190,10 +191,73 @@ pub async fn declare_tier(ch: &Channel, qt: QueueType, d: Duration) -> lapin::Re
 }
 
 /// Declares `hookfleet.endpoint.<id>` and binds it to the deliveries exchange.
-pub async fn declare_endpoint(ch: &Channel, qt: QueueType, endpoint_id: &str) -> lapin::Result<()> {
+/// The queue of an ordered (FIFO) endpoint has a single active consumer
+/// (https://www.rabbitmq.com/docs/consumers#single-active-consumer): every
+/// worker subscribes, one at a time receives. A queue's arguments cannot
+/// change, so every declare site must pass the endpoint's `ordered`.
+pub async fn declare_endpoint(
+    ch: &Channel,
+    qt: QueueType,
+    endpoint_id: &str,
+    ordered: bool,
+) -> lapin::Result<()> {
     let q = endpoint_queue(endpoint_id);
-    queue(ch, &q, queue_args(qt)).await?;
+    let mut args = queue_args(qt);
+    if ordered {
+        arg(
+            &mut args,
+            "x-single-active-consumer",
+            AMQPValue::Boolean(true),
+        );
+    }
+    queue(ch, &q, args).await?;
     bind(ch, &q, DELIVERIES_EXCHANGE, endpoint_id).await
+}
+
+/// Declares `hookfleet.router.ordered`: the queue of the ordered router, with a
+/// single active consumer so one router at a time takes events in publish
+/// order. It is bound to `hookfleet.events` only with the event types FIFO
+/// endpoints subscribe to ([`bind_ordered`]), so without FIFO endpoints it
+/// receives nothing.
+pub async fn declare_ordered_router(ch: &Channel, qt: QueueType) -> lapin::Result<()> {
+    let mut args = shared_queue_args(qt);
+    arg(
+        &mut args,
+        "x-single-active-consumer",
+        AMQPValue::Boolean(true),
+    );
+    queue(ch, ORDERED_ROUTER_QUEUE, args).await
+}
+
+/// The binding key of a subscribed event type: `*` (every type) is `#`.
+pub fn ordered_key(event_type: &str) -> &str {
+    if event_type == "*" {
+        "#"
+    } else {
+        event_type
+    }
+}
+
+/// Binds `hookfleet.router.ordered` with `bind` and unbinds `unbind` (binding
+/// keys, see [`ordered_key`]). Both are idempotent.
+pub async fn bind_ordered(
+    ch: &Channel,
+    bind_keys: &[String],
+    unbind: &[String],
+) -> lapin::Result<()> {
+    for k in bind_keys {
+        bind(ch, ORDERED_ROUTER_QUEUE, EVENTS_EXCHANGE, k).await?;
+    }
+    for k in unbind {
+        ch.queue_unbind(
+            ORDERED_ROUTER_QUEUE.into(),
+            EVENTS_EXCHANGE.into(),
+            k.as_str().into(),
+            FieldTable::default(),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A passive declare: the queue's message and consumer counts, without

@@ -289,6 +289,10 @@ enum EndpointCmd {
         /// Delays between attempts, comma separated (e.g. 5s,1m,1h); at most 29.
         #[arg(long, value_delimiter = ',')]
         retry_schedule: Option<Vec<String>>,
+        /// `fifo`: delivered one at a time in publish order (fixed for the
+        /// endpoint's life); `parallel` (default).
+        #[arg(long, value_parser = ["parallel", "fifo"], default_value = "parallel")]
+        ordering: String,
     },
     /// List endpoints.
     List {
@@ -780,6 +784,7 @@ async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
             rate_limit,
             max_in_flight,
             retry_schedule,
+            ordering,
         } => {
             let input = EndpointInput {
                 url,
@@ -791,6 +796,7 @@ async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
                 rate_limit,
                 max_in_flight,
                 retry_schedule,
+                ordered: ordering == "fifo",
                 ..Default::default()
             };
             let (ep, secret) = admin::create_endpoint(settings, &pool, input).await?;

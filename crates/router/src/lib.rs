@@ -88,6 +88,7 @@ async fn session(
             pool: pool.clone(),
             registry: registry.clone(),
             publish: publish_ch,
+            ordered: false,
         };
         tasks.spawn(r.consume(consumer, session_end.clone()));
     }
@@ -95,11 +96,43 @@ async fn session(
         consumers = tasks.len(),
         "Router consuming hookfleet.router."
     );
+    // The ordered router: one consumer per process on a single-active-consumer
+    // queue, so one router in the fleet takes the events FIFO endpoints
+    // subscribe to, in publish order, and routes them in batches one after the
+    // other on one channel (publishes on a channel keep their order).
+    {
+        let consume_ch = conn.create_channel().await?;
+        consume_ch
+            .basic_qos(settings.amqp.router_prefetch, BasicQosOptions::default())
+            .await?;
+        let publish_ch = conn.create_channel().await?;
+        publish_ch
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let consumer = consume_ch
+            .basic_consume(
+                names::ORDERED_ROUTER_QUEUE.into(),
+                format!("router-ordered-{}", std::process::id()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let r = Router {
+            settings: settings.clone(),
+            pool: pool.clone(),
+            registry: registry.clone(),
+            publish: publish_ch,
+            ordered: true,
+        };
+        tasks.spawn(r.consume(consumer, session_end.clone()));
+    }
+
     tokio::select! {
         _ = hookfleet_broker::wait_closed(conn) => {}
         _ = session_end.cancelled() => {}
         _ = tasks.join_next() => {}
         _ = depth::poll(conn, settings, registry) => {}
+        _ = sync_ordered_bindings(conn, pool, registry) => {}
     }
     session_end.cancel();
     if tokio::time::timeout(Duration::from_secs(30), tasks.join_all())
@@ -112,6 +145,53 @@ async fn session(
     }
     let _ = queues.await;
     Ok(())
+}
+
+/// Keeps `hookfleet.router.ordered` bound to the event types FIFO endpoints
+/// subscribe to: at start and after every registry change (the API also syncs
+/// after it creates or changes a FIFO endpoint, before answering). Runs for the
+/// whole session; a failed bind closes its channel, so a failure retries on a
+/// new one after 5 s.
+async fn sync_ordered_bindings(conn: &Connection, pool: &Pool, registry: &Registry) {
+    let mut changes = registry.subscribe();
+    loop {
+        let res = match conn.create_channel().await {
+            Ok(ch) => {
+                let r = sync_bindings(pool, &ch).await;
+                let _ = ch.close(200, "done".into()).await;
+                r
+            }
+            Err(e) => Err(e.into()),
+        };
+        match res {
+            Ok(()) => {
+                if changes.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "Could not sync the ordered router's bindings; retrying in 5 s."
+                );
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// One synchronisation of the ordered router's bindings over `ch`.
+pub async fn sync_bindings(pool: &Pool, ch: &Channel) -> anyhow::Result<()> {
+    hookfleet_store::endpoints::sync_ordered_bindings(
+        pool,
+        topology::ordered_key,
+        |bind, unbind| async move {
+            topology::bind_ordered(ch, &bind, &unbind)
+                .await
+                .context("binding hookfleet.router.ordered")
+        },
+    )
+    .await
 }
 
 /// Declares the queue of every endpoint the registry knows, so deliveries routed
@@ -128,7 +208,8 @@ async fn declare_endpoint_queues(
         let snap = registry.snapshot();
         for id in snap.endpoints.keys() {
             if !declared.contains(id) {
-                match topology::declare_endpoint(&ch, settings.amqp.queue_type, id).await {
+                let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered);
+                match topology::declare_endpoint(&ch, settings.amqp.queue_type, id, ordered).await {
                     Ok(()) => {
                         declared.insert(id.clone());
                     }
@@ -152,6 +233,10 @@ struct Router {
     pool: Pool,
     registry: Arc<Registry>,
     publish: Channel,
+    /// The ordered router: routes only to FIFO endpoints (the parallel routers
+    /// only to the others), leaves invalid events to the parallel routers, and
+    /// stores only events some FIFO endpoint takes.
+    ordered: bool,
 }
 
 impl Router {
@@ -192,7 +277,9 @@ impl Router {
     /// Handles one batch end to end; returns only after every message of the batch
     /// was acked, or nacked for redelivery on error.
     async fn process(&self, batch: Vec<Delivery>) -> anyhow::Result<()> {
-        metrics::EVENTS_RECEIVED.inc_by(batch.len() as u64);
+        if !self.ordered {
+            metrics::EVENTS_RECEIVED.inc_by(batch.len() as u64);
+        }
         let snap = self.registry.snapshot();
         let max = self.settings.delivery.max_payload_bytes;
         let mut valid: Vec<(Delivery, Envelope, String)> = Vec::with_capacity(batch.len());
@@ -211,8 +298,9 @@ impl Router {
         }
 
         // Quarantine the invalid ones; ack each only once its copy is confirmed.
+        // The parallel routers got the same copy: the ordered one only acks.
         let mut quarantined = Vec::with_capacity(invalid.len());
-        for (d, reason) in &invalid {
+        for (d, reason) in invalid.iter().filter(|_| !self.ordered) {
             tracing::info!(reason = %reason, routing_key = %d.routing_key, "Moving an invalid event to hookfleet.events.invalid.");
             metrics::EVENTS_INVALID
                 .with_label_values(&[reason.metric_label()])
@@ -293,19 +381,15 @@ impl Router {
         let mut new_deliveries = Vec::new();
         let mut redelivered = HashSet::new();
         for (d, env, body) in valid {
-            events.push(NewEvent {
-                id: &env.id,
-                tenant_id: env.tenant_id.as_deref(),
-                event_type: &env.event_type,
-                payload: body,
-            });
             if d.redelivered {
                 redelivered.insert(env.id.as_str());
             }
             // An operational event is never delivered to the endpoint it is about.
             let about = hookfleet_core::operational::about_endpoint(&env.event_type, &env.data);
+            let before = new_deliveries.len();
             for ep in snap
                 .matching(env.tenant_id.as_deref(), &env.event_type)
+                .filter(|ep| ep.ordered == self.ordered)
                 .filter(|ep| about.as_deref() != Some(ep.id.as_str()))
             {
                 new_deliveries.push(NewDelivery {
@@ -316,9 +400,28 @@ impl Router {
                     event_type: &env.event_type,
                 });
             }
+            // The parallel routers store every event; the ordered one only those
+            // it routes (the same row, inserted once).
+            if !self.ordered || new_deliveries.len() > before {
+                events.push(NewEvent {
+                    id: &env.id,
+                    tenant_id: env.tenant_id.as_deref(),
+                    event_type: &env.event_type,
+                    payload: body,
+                });
+            }
         }
-        let to_publish =
-            deliveries::store_routed(&self.pool, &events, &new_deliveries, &redelivered).await?;
+        if events.is_empty() && redelivered.is_empty() {
+            return Ok(());
+        }
+        let to_publish = deliveries::store_routed(
+            &self.pool,
+            &events,
+            &new_deliveries,
+            &redelivered,
+            self.ordered,
+        )
+        .await?;
         let by_event: HashMap<&str, (&Envelope, &String)> = valid
             .iter()
             .map(|(_, e, b)| (e.id.as_str(), (e, b)))
@@ -348,7 +451,9 @@ impl Router {
         let n = outgoing.len();
         hookfleet_broker::publish_confirmed(&self.publish, outgoing).await?;
         metrics::DELIVERIES_PUBLISHED.inc_by(n as u64);
-        metrics::EVENTS_ROUTED.inc_by(valid.len() as u64);
+        if !self.ordered {
+            metrics::EVENTS_ROUTED.inc_by(valid.len() as u64);
+        }
         Ok(())
     }
 }

@@ -33,12 +33,16 @@ pub struct ToPublish {
     pub deliveries: Vec<(String, String, String)>,
 }
 
-/// Stores a batch of events and their deliveries in one transaction.
+/// Stores a batch of events and their deliveries in one transaction. `ordered`
+/// names the router: the ordered one republishes only FIFO endpoints'
+/// deliveries of a redelivered event, the parallel ones only the others' (each
+/// router sees every event it routes, and must not resend the other's).
 pub async fn store_routed(
     pool: &Pool,
     events: &[NewEvent<'_>],
     deliveries: &[NewDelivery<'_>],
     redelivered_events: &HashSet<&str>,
+    ordered: bool,
 ) -> anyhow::Result<ToPublish> {
     let timer = hookfleet_core::metrics::BATCH_WRITE
         .with_label_values(&["events"])
@@ -89,9 +93,10 @@ pub async fn store_routed(
         let evs: Vec<&str> = redelivered_events.iter().copied().collect();
         let rows = tx
             .query(
-                "SELECT id, event_id, endpoint_id FROM deliveries
-                 WHERE event_id = ANY($1) AND status = 'pending' AND attempt_count = 0",
-                &[&evs],
+                "SELECT d.id, d.event_id, d.endpoint_id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                 WHERE d.event_id = ANY($1) AND d.status = 'pending' AND d.attempt_count = 0
+                   AND (e.ordering = 'fifo') = $2",
+                &[&evs, &ordered],
             )
             .await
             .context("finding unattempted deliveries of redelivered events")?;
@@ -211,4 +216,21 @@ pub async fn record_attempts(pool: &Pool, batch: &[AttemptRecord]) -> anyhow::Re
     tx.commit().await.context("committing attempts")?;
     timer.observe_duration();
     Ok(())
+}
+
+/// Where a delivery stands: `(status, attempt_count, next_attempt_at)`; `None`
+/// when there is no such delivery. An ordered endpoint's worker reads it when
+/// a message comes back redelivered, to carry on from its last attempt.
+pub async fn progress(
+    pool: &Pool,
+    delivery_id: &str,
+) -> anyhow::Result<Option<(String, i32, Option<OffsetDateTime>)>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let row = client
+        .query_opt(
+            "SELECT status, attempt_count, next_attempt_at FROM deliveries WHERE id = $1",
+            &[&delivery_id],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
 }

@@ -47,6 +47,15 @@ pub struct Endpoint {
     pub next_probe_at: Option<OffsetDateTime>,
     /// Failures since the last success.
     pub consecutive_failures: i32,
+    /// `fifo`: delivered one at a time in publish order; else `parallel`.
+    pub ordering: String,
+}
+
+impl Endpoint {
+    /// Delivered one at a time, in publish order.
+    pub fn ordered(&self) -> bool {
+        self.ordering == "fifo"
+    }
 }
 
 /// What it takes to create an endpoint; validated by the caller.
@@ -62,6 +71,8 @@ pub struct NewEndpoint {
     pub headers: BTreeMap<String, String>,
     pub metadata: serde_json::Value,
     pub control: Control,
+    /// FIFO: fixed for the endpoint's life.
+    pub ordered: bool,
 }
 
 /// Delivery control of an endpoint, validated by the caller.
@@ -73,7 +84,7 @@ pub struct Control {
 }
 
 const COLUMNS: &str =
-    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, max_in_flight, retry_schedule, disabled_reason, created_at, updated_at,
+    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, max_in_flight, retry_schedule, disabled_reason, created_at, updated_at, ordering,
      COALESCE((SELECT h.circuit FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 'closed') AS circuit,
      (SELECT h.next_probe_at FROM endpoint_health h WHERE h.endpoint_id = endpoints.id) AS next_probe_at,
      COALESCE((SELECT h.consecutive_failures FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 0) AS consecutive_failures";
@@ -117,6 +128,7 @@ pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
         circuit: r.try_get("circuit")?,
         next_probe_at: r.try_get("next_probe_at")?,
         consecutive_failures: r.try_get("consecutive_failures")?,
+        ordering: r.try_get("ordering")?,
     })
 }
 
@@ -163,11 +175,12 @@ pub async fn create(
         .query_one(
             &format!(
                 "INSERT INTO endpoints (id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata,
-                                        rate_limit, max_in_flight, retry_schedule)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+                                        rate_limit, max_in_flight, retry_schedule, ordering)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
             ),
             &[&new.id, &new.tenant_id, &new.url, &new.description, &new.event_types, &new.is_active, &secrets, &headers, &new.metadata,
-              &new.control.rate_limit, &new.control.max_in_flight, &new.control.retry_schedule],
+              &new.control.rate_limit, &new.control.max_in_flight, &new.control.retry_schedule,
+              &if new.ordered { "fifo" } else { "parallel" }],
         )
         .await
         .context("inserting the endpoint")?;
@@ -425,4 +438,61 @@ pub async fn reseal_all(pool: &Pool) -> anyhow::Result<Resealed> {
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// Keeps the bindings of the ordered router's queue equal to the event types
+/// FIFO endpoints subscribe to. Under an advisory lock, so concurrent callers
+/// (the API after a create or update, every router on each registry change)
+/// cannot undo each other: reads the wanted keys and the keys bound last time,
+/// calls `apply(to_bind, to_unbind)` (which changes the broker's bindings), and
+/// records the new set only when `apply` succeeded. `key` maps a subscribed
+/// type to its binding key.
+pub async fn sync_ordered_bindings<F, Fut>(
+    pool: &Pool,
+    key: fn(&str) -> &str,
+    apply: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Vec<String>, Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut client = pool.get().await.context("connecting to Postgres")?;
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('hookfleet.ordered_bindings'))",
+        &[],
+    )
+    .await?;
+    let wanted: std::collections::BTreeSet<String> = tx
+        .query(
+            "SELECT DISTINCT unnest(event_types) FROM endpoints WHERE ordering = 'fifo'",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| key(r.get::<_, &str>(0)).to_owned())
+        .collect();
+    let bound: std::collections::BTreeSet<String> = tx
+        .query("SELECT routing_key FROM ordered_bindings", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Binding is idempotent: every wanted key, so a binding lost with a broker
+    // that forgot its definitions comes back.
+    let to_bind: Vec<String> = wanted.iter().cloned().collect();
+    let to_unbind: Vec<String> = bound.difference(&wanted).cloned().collect();
+    let changed = wanted != bound;
+    apply(to_bind, to_unbind).await?;
+    if changed {
+        tx.execute("DELETE FROM ordered_bindings", &[]).await?;
+        let keys: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        tx.execute(
+            "INSERT INTO ordered_bindings (routing_key) SELECT unnest($1::text[])",
+            &[&keys],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

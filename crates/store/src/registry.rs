@@ -37,6 +37,8 @@ pub struct RegEndpoint {
     pub max_in_flight: Option<u32>,
     /// The endpoint's own retry schedule, overriding its event type's and the default.
     pub retry: Option<hookfleet_core::retry::RetrySchedule>,
+    /// FIFO: routed by the ordered router, delivered one at a time in order.
+    pub ordered: bool,
 }
 
 /// The circuit breaker of one endpoint.
@@ -78,6 +80,7 @@ impl RegEndpoint {
                 .inspect_err(|err| tracing::error!(endpoint_id = %e.id, error = %err, "Ignoring an unusable retry schedule."))
                 .ok()
         });
+        let ordered = e.ordered();
         Self {
             wildcard: e.event_types.iter().any(|t| t == "*"),
             event_types: e.event_types.into_iter().collect(),
@@ -92,13 +95,17 @@ impl RegEndpoint {
             consecutive_failures: e.consecutive_failures,
             rate_limit: e.rate_limit.and_then(|r| u32::try_from(r).ok()),
             max_in_flight: e.max_in_flight.and_then(|m| u32::try_from(m).ok()),
+            ordered,
             retry,
         }
     }
 
-    /// Active with a closed circuit: workers consume its queue.
+    /// Active with a closed circuit: workers consume its queue. An ordered
+    /// endpoint is consumed whenever it is active: its single consumer retries
+    /// the head of its queue in place, which already holds back a failing
+    /// endpoint, and no probe may take a message out of order.
     pub fn consumable(&self) -> bool {
-        self.is_active && self.circuit == Circuit::Closed
+        self.is_active && (self.ordered || self.circuit == Circuit::Closed)
     }
 
     /// True when this endpoint subscribes to `event_type`. `*` takes every type

@@ -65,6 +65,7 @@ pub async fn run(
         client,
         writer: tx,
         health: health::Health::new(pool.clone(), settings.circuit.clone()),
+        pool: pool.clone(),
         tiers: Default::default(),
     });
     hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
@@ -90,6 +91,7 @@ struct Ctx {
     client: reqwest::Client,
     writer: mpsc::Sender<writer::Msg>,
     health: health::Health,
+    pool: Pool,
     /// Retry tiers declared in this session (the default schedule's, and the
     /// ladder steps custom schedules used so far).
     tiers: std::sync::Mutex<std::collections::HashSet<Duration>>,
@@ -131,6 +133,11 @@ async fn session(
         .await?;
         channels.push(ch);
     }
+    // Ordered endpoints: one message at a time per consumer (prefetch 1).
+    let ordered_ch = conn.create_channel().await?;
+    ordered_ch
+        .basic_qos(1, BasicQosOptions { global: false })
+        .await?;
     let max = ctx.settings.delivery.max_in_flight;
     let slots = Arc::new(Semaphore::new(max));
     let session_end = shutdown.child_token();
@@ -156,7 +163,7 @@ async fn session(
         for id in stale {
             if let Some(c) = consumers.remove(&id) {
                 c.stop.cancel();
-                let _ = channels[c.channel]
+                let _ = channel_of(&channels, &ordered_ch, c.channel)
                     .basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default())
                     .await;
                 tracing::info!(endpoint_id = %id, "Stopped consuming an endpoint queue (deleted, paused or circuit open).");
@@ -168,14 +175,23 @@ async fn session(
             if consumers.contains_key(&ep.id) {
                 continue;
             }
-            if let Err(e) = topology::declare_endpoint(&admin, qt, &ep.id).await {
+            if let Err(e) = topology::declare_endpoint(&admin, qt, &ep.id, ep.ordered).await {
                 err = Some(anyhow::Error::from(e).context("declaring an endpoint queue"));
                 break;
             }
-            let idx = next_channel % channels.len();
-            next_channel += 1;
+            let idx = if ep.ordered {
+                ORDERED_CHANNEL
+            } else {
+                next_channel += 1;
+                (next_channel - 1) % channels.len()
+            };
+            let channel = if ep.ordered {
+                &ordered_ch
+            } else {
+                &channels[idx]
+            };
             let tag = format!("worker-{}-{}", std::process::id(), ep.id);
-            let consumer = match channels[idx]
+            let consumer = match channel
                 .basic_consume(
                     names::endpoint_queue(&ep.id).into(),
                     tag.as_str().into(),
@@ -192,16 +208,29 @@ async fn session(
             };
             let stop = session_end.child_token();
             let gate = Arc::new(gate::Gate::new());
-            tokio::spawn(consume(
-                ctx.clone(),
-                ep.id.clone(),
-                consumer,
-                publish.clone(),
-                slots.clone(),
-                gate.clone(),
-                stop.clone(),
-                failed.clone(),
-            ));
+            if ep.ordered {
+                tokio::spawn(consume_ordered(
+                    ctx.clone(),
+                    ep.id.clone(),
+                    consumer,
+                    publish.clone(),
+                    slots.clone(),
+                    gate.clone(),
+                    stop.clone(),
+                    failed.clone(),
+                ));
+            } else {
+                tokio::spawn(consume(
+                    ctx.clone(),
+                    ep.id.clone(),
+                    consumer,
+                    publish.clone(),
+                    slots.clone(),
+                    gate.clone(),
+                    stop.clone(),
+                    failed.clone(),
+                ));
+            }
             consumers.insert(
                 ep.id.clone(),
                 ConsumerHandle {
@@ -230,7 +259,7 @@ async fn session(
     // while the channels are still open to ack them.
     for c in consumers.values() {
         c.stop.cancel();
-        let _ = channels[c.channel]
+        let _ = channel_of(&channels, &ordered_ch, c.channel)
             .basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default())
             .await;
     }
@@ -254,6 +283,144 @@ async fn session(
     let _ = tokio::time::timeout(Duration::from_secs(30), flush).await;
     metrics::CONSUMED_QUEUES.set(0);
     result
+}
+
+/// `ConsumerHandle::channel` of an ordered endpoint's consumer.
+const ORDERED_CHANNEL: usize = usize::MAX;
+
+fn channel_of<'a>(channels: &'a [Channel], ordered: &'a Channel, idx: usize) -> &'a Channel {
+    if idx == ORDERED_CHANNEL {
+        ordered
+    } else {
+        &channels[idx % channels.len()]
+    }
+}
+
+/// How long an ordered endpoint's head is held unacked while it waits for its
+/// next attempt. Longer waits give the message back and take it again (it
+/// stays at the head), which restarts the broker's `consumer_timeout` (30 min
+/// by default), after which it would close the channel.
+const ORDERED_HOLD: Duration = Duration::from_secs(600);
+
+/// The consumer of an ordered (FIFO) endpoint's queue. The queue has a single
+/// active consumer and this one takes one message at a time (prefetch 1): each
+/// delivery is attempted, and retried in place after each failure with its
+/// schedule's delays, until it succeeds or is dead-lettered; only then is it
+/// acked and the next one arrives. A message that comes back redelivered
+/// (worker restarted, connection lost, hold renewed) carries on from the
+/// attempts recorded in PostgreSQL.
+#[allow(clippy::too_many_arguments)]
+async fn consume_ordered(
+    ctx: Arc<Ctx>,
+    endpoint_id: String,
+    mut consumer: lapin::Consumer,
+    publish: Channel,
+    slots: Arc<Semaphore>,
+    gate: Arc<gate::Gate>,
+    stop: CancellationToken,
+    failed: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => {
+                requeue_buffered(&mut consumer).await;
+                return;
+            }
+            d = consumer.next() => d,
+        };
+        let mut d = match next {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                if !stop.is_cancelled() {
+                    tracing::warn!(error = %e, "Ordered endpoint consumer failed.");
+                    failed.cancel();
+                }
+                return;
+            }
+            None => return,
+        };
+        let hdrs = d.properties.headers().as_ref();
+        let attempt = h::get_i64(hdrs, h::ATTEMPT).unwrap_or(1).max(1) as u32;
+        let base = h::get_i64(hdrs, h::ATTEMPT_BASE).unwrap_or(0).max(0) as u32;
+        let mut at = InPlace { attempt, base };
+        let mut due = tokio::time::Instant::now();
+        if d.redelivered {
+            let id = h::get_str(hdrs, h::DELIVERY_ID)
+                .unwrap_or_default()
+                .to_owned();
+            match hookfleet_store::deliveries::progress(&ctx.pool, &id).await {
+                // Already done (a duplicate, or acked too late): nothing to send.
+                Ok(Some((status, _, _))) if status == "succeeded" => {
+                    let _ = hookfleet_broker::ack(&d.acker).await;
+                    continue;
+                }
+                Ok(Some((_, count, next_at))) => {
+                    at.attempt = at.attempt.max(count.max(0) as u32 + 1);
+                    if let Some(t) = next_at {
+                        let wait = (t - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+                        due += Duration::try_from(wait).unwrap_or_default();
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(endpoint_id = %endpoint_id, error = format!("{e:#}"), "Could not read a redelivered delivery's progress; holding it.");
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                    requeue(&d.acker).await;
+                    continue;
+                }
+            }
+        }
+        loop {
+            // Wait for the attempt, at most ORDERED_HOLD with the message held.
+            let hold_end = tokio::time::Instant::now() + ORDERED_HOLD;
+            let wake = due.min(hold_end);
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    requeue(&d.acker).await;
+                    requeue_buffered(&mut consumer).await;
+                    return;
+                }
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            if wake < due {
+                // Given back; it returns to the head and comes back redelivered.
+                requeue(&d.acker).await;
+                break;
+            }
+            let rate = ctx
+                .registry
+                .snapshot()
+                .endpoints
+                .get(&endpoint_id)
+                .and_then(|e| e.rate_limit);
+            let ep_permit = tokio::select! {
+                _ = stop.cancelled() => {
+                    requeue(&d.acker).await;
+                    requeue_buffered(&mut consumer).await;
+                    return;
+                }
+                p = gate.admit(rate, None) => p,
+            };
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            metrics::IN_FLIGHT.inc();
+            let retry = attempt_delivery(&ctx, &publish, d, Some(&gate), Some(at)).await;
+            metrics::IN_FLIGHT.dec();
+            drop((permit, ep_permit));
+            match retry {
+                None => break,
+                Some(r) => {
+                    d = r.d;
+                    at = r.next;
+                    due = tokio::time::Instant::now() + r.delay;
+                }
+            }
+        }
+    }
 }
 
 /// How often the workers on rate- or concurrency-limited endpoints are counted.
@@ -393,6 +560,7 @@ async fn probe_open_circuits(
             .values()
             .filter(|e| {
                 e.is_active
+                    && !e.ordered
                     && e.circuit != hookfleet_store::Circuit::Closed
                     && e.next_probe_at.is_some_and(|t| t <= now)
             })
@@ -442,14 +610,40 @@ async fn probe_open_circuits(
 /// One attempt of one delivery, from message to recorded outcome. Without a
 /// `gate` it is a probe, delivered although the endpoint's circuit is open.
 async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::Gate>) {
+    let _ = attempt_delivery(ctx, publish, d, gate, None).await;
+}
+
+/// Where an ordered endpoint's delivery stands: the attempt number to make
+/// and the budget's base (slow-down answers are not counted).
+#[derive(Debug, Clone, Copy)]
+struct InPlace {
+    attempt: u32,
+    base: u32,
+}
+
+/// An ordered endpoint's failed attempt that will be retried in place, after
+/// `delay`: the message stays unacked at the head of its queue.
+struct RetryInPlace {
+    d: Delivery,
+    delay: Duration,
+    next: InPlace,
+}
+
+/// One attempt of one delivery. With `in_place` (ordered endpoints), the
+/// attempt number comes from it instead of the headers, and a failure with
+/// attempts left is recorded and handed back to be retried in place, instead
+/// of waiting in a retry tier: a retry tier would let the next delivery pass.
+async fn attempt_delivery(
+    ctx: &Ctx,
+    publish: &Channel,
+    d: Delivery,
+    gate: Option<&gate::Gate>,
+    in_place: Option<InPlace>,
+) -> Option<RetryInPlace> {
     let probe = gate.is_none();
-    let Delivery {
-        data,
-        properties,
-        acker,
-        routing_key,
-        ..
-    } = d;
+    let properties = &d.properties;
+    let acker = &d.acker;
+    let routing_key = &d.routing_key;
     let hdrs = properties.headers().as_ref();
     let endpoint_id = h::get_str(hdrs, h::ENDPOINT_ID)
         .unwrap_or(routing_key.as_str())
@@ -461,19 +655,25 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
     let Some(delivery_id) = h::get_str(hdrs, h::DELIVERY_ID).map(str::to_owned) else {
         // Not something the router made: keep it where an operator will see it.
         tracing::error!(endpoint_id = %endpoint_id, "A message without x-delivery-id reached an endpoint queue; dead-lettering it.");
-        match publish_confirmed(publish, "", names::DEAD_QUEUE, &data, properties.clone()).await {
+        match publish_confirmed(publish, "", names::DEAD_QUEUE, &d.data, properties.clone()).await {
             Ok(()) => {
-                let _ = hookfleet_broker::ack(&acker).await;
+                let _ = hookfleet_broker::ack(acker).await;
             }
             // Acked only once its copy is safe; until then it stays where it is.
-            Err(_) => requeue(&acker).await,
+            Err(_) => requeue(acker).await,
         }
-        return;
+        return None;
     };
-    let attempt = h::get_i64(hdrs, h::ATTEMPT).unwrap_or(1).max(1) as u32;
-    let base = h::get_i64(hdrs, h::ATTEMPT_BASE)
-        .unwrap_or(0)
-        .clamp(0, i64::from(attempt) - 1) as u32;
+    let (attempt, base) = match in_place {
+        Some(p) => (p.attempt.max(1), p.base.min(p.attempt.max(1) - 1)),
+        None => {
+            let attempt = h::get_i64(hdrs, h::ATTEMPT).unwrap_or(1).max(1) as u32;
+            let base = h::get_i64(hdrs, h::ATTEMPT_BASE)
+                .unwrap_or(0)
+                .clamp(0, i64::from(attempt) - 1) as u32;
+            (attempt, base)
+        }
+    };
     let snap = ctx.registry.snapshot();
     let Some(ep) = snap
         .endpoints
@@ -485,14 +685,14 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
         // put it back to wait (no attempt spent); this consumer is about to be
         // cancelled.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        requeue(&acker).await;
-        return;
+        requeue(acker).await;
+        return None;
     };
 
     let now = OffsetDateTime::now_utc();
     let ts = now.unix_timestamp();
     let signature =
-        hookfleet_core::signing::signature_header(ep.signing_secrets(now), &event_id, ts, &data);
+        hookfleet_core::signing::signature_header(ep.signing_secrets(now), &event_id, ts, &d.data);
     let mut headers = HeaderMap::new();
     for (k, v) in &ep.headers {
         if let (Ok(k), Some(v)) = (HeaderName::try_from(k.as_str()), header_value(v)) {
@@ -510,7 +710,7 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
     if let Some(v) = header_value(&signature) {
         headers.insert("webhook-signature", v);
     }
-    let body = Bytes::from(data);
+    let body = Bytes::copy_from_slice(&d.data);
     let settings = &ctx.settings;
     let resp = if ep.signing_secrets(now).next().is_none() {
         // Never sent unsigned: a failed attempt, retried like any other.
@@ -609,6 +809,39 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
         } else {
             schedule.next_delay(counted, resp.retry_after)
         };
+        if let (Some(delay), Some(_)) = (next, in_place) {
+            // An ordered endpoint: recorded now, retried in place after `delay`.
+            metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
+            let record = AttemptRecord {
+                delivery_id: delivery_id.clone(),
+                attempt: attempt as i32,
+                state: DeliveryState::Retrying,
+                status_code: resp.status.map(i32::from),
+                error: error.map(|e| hookfleet_core::text::truncate(&e, 2048)),
+                response_excerpt: resp.excerpt,
+                latency_ms: resp.latency.as_millis().min(i32::MAX as u128) as i32,
+                attempted_at: now,
+                next_attempt_at: Some(now + delay),
+            };
+            tracing::info!(
+                delivery_id = %delivery_id, event_id = %event_id, endpoint_id = %endpoint_id,
+                attempt, outcome = "retried", status = resp.status, retry_in_ms = delay.as_millis() as u64,
+                "Delivery attempt (ordered endpoint: retried in place)."
+            );
+            if let Err(e) = record_now(ctx, &record).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "Could not record an attempt; the delivery will be redelivered."
+                );
+                requeue(acker).await;
+                return None;
+            }
+            let next = InPlace {
+                attempt: attempt + 1,
+                base: base + u32::from(slow_down),
+            };
+            return Some(RetryInPlace { d, delay, next });
+        }
         let next = match (next, custom) {
             (Some(d), Some(_)) => match ensure_tier(ctx, publish, d).await {
                 Ok(tier) => Some(tier),
@@ -617,8 +850,8 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
                         error = format!("{e:#}"),
                         "Could not declare a retry tier; the delivery will be redelivered."
                     );
-                    requeue(&acker).await;
-                    return;
+                    requeue(acker).await;
+                    return None;
                 }
             },
             (next, _) => next,
@@ -650,8 +883,8 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
                 error = format!("{e:#}"),
                 "Could not schedule the retry or dead letter; the delivery will be redelivered."
             );
-            requeue(&acker).await;
-            return;
+            requeue(acker).await;
+            return None;
         }
         match next {
             Some(delay) => {
@@ -699,8 +932,28 @@ async fn deliver(ctx: &Ctx, publish: &Channel, d: Delivery, gate: Option<&gate::
     // The writer acks after the record is committed.
     let _ = ctx
         .writer
-        .send(writer::Msg::Done(writer::Completed { record, acker }))
+        .send(writer::Msg::Done(writer::Completed {
+            record,
+            acker: d.acker,
+        }))
         .await;
+    None
+}
+
+/// Records one attempt now, outside the writer's batches (an ordered
+/// endpoint's in-place retry, whose message stays unacked): three tries.
+async fn record_now(ctx: &Ctx, record: &AttemptRecord) -> anyhow::Result<()> {
+    let mut last = None;
+    for i in 0..3u64 {
+        match hookfleet_store::deliveries::record_attempts(&ctx.pool, std::slice::from_ref(record))
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200 * (i + 1))).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("recording an attempt")))
 }
 
 /// Publishes an operational event about `ep` to `hookfleet.events`, like any
