@@ -104,8 +104,10 @@ async fn fifo_endpoint_gets_publish_order_across_replicas_failures_and_a_killed_
     assert_eq!(s, 201, "{p}");
     assert_eq!(p["ordering"], "parallel");
 
-    let worker_a = env.start(Roles::WORKER).await;
-    let _worker_b = env.start(Roles::WORKER).await;
+    // Worker processes, so that killing one is a real SIGKILL: its connection
+    // drops and the broker hands the queue to another consumer.
+    let (mut worker_a, _) = env.spawn_with_ops(&["worker"], &[]);
+    let _worker_b = env.spawn_with_ops(&["worker"], &[]);
     const N: i64 = 120;
     env.publish_many(
         "user.created",
@@ -120,7 +122,8 @@ async fn fifo_endpoint_gets_publish_order_across_replicas_failures_and_a_killed_
         seen.requests.lock().unwrap().len() >= 40
     })
     .await;
-    worker_a.kill();
+    worker_a.child.kill().unwrap();
+    let _ = worker_a.child.wait();
     let _worker_c = env.start(Roles::WORKER).await;
 
     let succeeded = || {

@@ -13,6 +13,7 @@ mod fuzz;
 mod health;
 mod invalid;
 mod operations;
+mod portal;
 mod producers;
 mod receivers;
 mod resilience;

@@ -114,6 +114,84 @@ pub async fn list(
     crate::error::QueryParams(q): crate::error::QueryParams<ListQuery>,
 ) -> ApiResult<Json<Page<Delivery>>> {
     load(&st, &caller, &id).await?;
+    list_of(&st, &[id], q).await.map(Json)
+}
+
+/// `GET /api/v1/deliveries`: the deliveries of every webhook of the caller's
+/// scope (or of `webhook_id`), newest first, with the same filters.
+#[derive(Deserialize)]
+pub struct AllQuery {
+    pub webhook_id: Option<String>,
+    pub status: Option<String>,
+    pub event_type: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// A delivery with the webhook it belongs to (tenant-wide listing).
+#[derive(Serialize)]
+pub struct ScopedDelivery {
+    pub webhook_id: String,
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+pub async fn list_all(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    crate::error::QueryParams(q): crate::error::QueryParams<AllQuery>,
+) -> ApiResult<Json<Page<ScopedDelivery>>> {
+    let ids = scope_endpoints(&st, &caller, q.webhook_id.as_deref()).await?;
+    let page: Page<(String, Delivery)> = list_of(
+        &st,
+        &ids,
+        ListQuery {
+            status: q.status,
+            event_type: q.event_type,
+            since: q.since,
+            until: q.until,
+            cursor: q.cursor,
+            limit: q.limit,
+        },
+    )
+    .await?;
+    Ok(Json(Page {
+        data: page
+            .data
+            .into_iter()
+            .map(|(webhook_id, delivery)| ScopedDelivery {
+                webhook_id,
+                delivery,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The webhook ids a scope-wide read covers: `only` (checked to be the
+/// caller's), else every webhook of the caller's scope.
+async fn scope_endpoints(
+    st: &AppState,
+    caller: &Caller,
+    only: Option<&str>,
+) -> ApiResult<Vec<String>> {
+    Ok(match only.filter(|s| !s.is_empty()) {
+        Some(id) => vec![load(st, caller, id).await?.id],
+        None => hookfleet_store::endpoints::list(&st.pool, Some(caller.scope()))
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect(),
+    })
+}
+
+async fn list_of<D: From<(String, Delivery)>>(
+    st: &AppState,
+    endpoint_ids: &[String],
+    q: ListQuery,
+) -> ApiResult<Page<D>> {
     if let Some(s) = &q.status {
         if !STATUSES.contains(&s.as_str()) {
             return Err(ApiError::invalid(
@@ -128,16 +206,16 @@ pub async fn list(
     let client = st.pool.get().await?;
     let rows = client
         .query(
-            "SELECT id, event_id, event_type, status, attempt_count, created_at, last_attempt_at, next_attempt_at
+            "SELECT id, event_id, event_type, status, attempt_count, created_at, last_attempt_at, next_attempt_at, endpoint_id
              FROM deliveries
-             WHERE endpoint_id = $1
+             WHERE endpoint_id = ANY($1)
                AND ($2::text IS NULL OR status = $2)
                AND ($3::text IS NULL OR event_type = $3)
                AND ($4::timestamptz IS NULL OR created_at >= $4)
                AND ($5::timestamptz IS NULL OR created_at < $5)
                AND ($6::text IS NULL OR id < $6)
              ORDER BY id DESC LIMIT $7",
-            &[&id, &q.status, &q.event_type, &since, &until, &q.cursor, &(limit + 1)],
+            &[&endpoint_ids, &q.status, &q.event_type, &since, &until, &q.cursor, &(limit + 1)],
         )
         .await?;
     let more = rows.len() as i64 > limit;
@@ -152,13 +230,22 @@ pub async fn list(
     let data = rows
         .iter()
         .map(|r| {
-            delivery_from(
-                r,
-                attempts.remove(r.get::<_, &str>("id")).unwrap_or_default(),
-            )
+            D::from((
+                r.get("endpoint_id"),
+                delivery_from(
+                    r,
+                    attempts.remove(r.get::<_, &str>("id")).unwrap_or_default(),
+                ),
+            ))
         })
         .collect();
-    Ok(Json(Page { data, next_cursor }))
+    Ok(Page { data, next_cursor })
+}
+
+impl From<(String, Delivery)> for Delivery {
+    fn from((_, d): (String, Delivery)) -> Self {
+        d
+    }
 }
 
 async fn load_delivery(
@@ -289,6 +376,10 @@ pub struct Stats {
     pub attempts: i64,
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
+    /// The newest failed attempt's error in the window (`HTTP 500`, `timed out`, …).
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_error_at: Option<OffsetDateTime>,
 }
 
 pub async fn stats(
@@ -324,6 +415,16 @@ pub async fn stats(
             &[&id, &secs],
         )
         .await?;
+    let last = client
+        .query_opt(
+            "SELECT a.error, a.attempted_at
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.endpoint_id = $1 AND a.attempted_at > now() - make_interval(secs => $2)
+               AND a.status = 'failed'
+             ORDER BY a.attempted_at DESC LIMIT 1",
+            &[&id, &secs],
+        )
+        .await?;
     let ok = *by_status.get("succeeded").unwrap_or(&0);
     let finished = ok + by_status.get("failed").unwrap_or(&0) + by_status.get("dead").unwrap_or(&0);
     Ok(Json(Stats {
@@ -334,5 +435,91 @@ pub async fn stats(
         attempts: lat.get(0),
         latency_ms_p50: lat.get(1),
         latency_ms_p95: lat.get(2),
+        last_error: last.as_ref().and_then(|r| r.get(0)),
+        last_error_at: last.as_ref().map(|r| r.get(1)),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ActivityQuery {
+    /// `hour` (1-minute buckets), `day` (30 min) or `week` (6 h).
+    pub range: Option<String>,
+    pub webhook_id: Option<String>,
+}
+
+/// One bucket of [`activity`].
+#[derive(Serialize)]
+pub struct Bucket {
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    pub attempts: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub latency_ms_p95: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Activity {
+    pub range: String,
+    pub bucket_seconds: i64,
+    /// Oldest first, every bucket of the range (empty ones with zeros).
+    pub buckets: Vec<Bucket>,
+}
+
+/// `GET /api/v1/activity`: delivery attempts of the caller's webhooks (or of
+/// `webhook_id`) over the last hour, day or week, in buckets: how many, how
+/// many succeeded, and the p95 latency.
+pub async fn activity(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    crate::error::QueryParams(q): crate::error::QueryParams<ActivityQuery>,
+) -> ApiResult<Json<Activity>> {
+    let range = q.range.unwrap_or_else(|| "day".into());
+    let (span, bucket): (i64, i64) = match range.as_str() {
+        "hour" => (3600, 60),
+        "day" => (86_400, 1800),
+        "week" => (7 * 86_400, 6 * 3600),
+        _ => return Err(ApiError::invalid("range", "must be hour, day or week")),
+    };
+    let ids = scope_endpoints(&st, &caller, q.webhook_id.as_deref()).await?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    // Buckets aligned on their size, the newest one holding now.
+    let first = (now / bucket - span / bucket + 1) * bucket;
+    let client = st.pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT ((extract(epoch FROM a.attempted_at)::bigint - $2::bigint) / $3::bigint)::bigint AS b,
+                    count(*), count(*) FILTER (WHERE a.status = 'succeeded'),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY a.latency_ms)
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.endpoint_id = ANY($1) AND a.attempted_at >= to_timestamp($2::bigint)
+             GROUP BY 1",
+            &[&ids, &first, &bucket],
+        )
+        .await?;
+    let n = (span / bucket) as usize;
+    let mut buckets: Vec<Bucket> = (0..n)
+        .map(|i| Bucket {
+            start: OffsetDateTime::from_unix_timestamp(first + i as i64 * bucket)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            attempts: 0,
+            succeeded: 0,
+            failed: 0,
+            latency_ms_p95: None,
+        })
+        .collect();
+    for r in rows {
+        let i: i64 = r.get(0);
+        if let Some(b) = usize::try_from(i).ok().and_then(|i| buckets.get_mut(i)) {
+            b.attempts = r.get(1);
+            b.succeeded = r.get(2);
+            b.failed = b.attempts - b.succeeded;
+            b.latency_ms_p95 = r.get(3);
+        }
+    }
+    Ok(Json(Activity {
+        range,
+        bucket_seconds: bucket,
+        buckets,
     }))
 }

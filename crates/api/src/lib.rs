@@ -13,6 +13,8 @@
 //! - [`tenants`]: tenants and their API keys (admin key only).
 //! - [`docs`]: the OpenAPI document and `/docs`.
 //! - [`publisher`]: the shared confirmed publisher handlers use.
+//! - [`portal`]: the tenant portal (`/portal`), server-rendered HTML on top of
+//!   the handlers above.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -23,6 +25,7 @@ pub mod dlq;
 pub mod docs;
 pub mod error;
 pub mod events;
+pub mod portal;
 pub mod publisher;
 pub mod tenants;
 pub mod webhooks;
@@ -41,6 +44,8 @@ pub struct AppState {
     pub admin_key: String,
     pub publisher: publisher::Publisher,
     pub types: events::TypeCache,
+    /// Signs portal links and sessions (key derived from the admin key).
+    pub signer: portal::token::Signer,
 }
 
 /// Default and largest page sizes of every list.
@@ -97,11 +102,18 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/api/v1/tenants", post(tenants::create))
         .route("/api/v1/tenants/{id}/api-keys", post(tenants::create_key))
         .route(
+            "/api/v1/tenants/{id}/portal-link",
+            post(tenants::portal_link),
+        )
+        .route("/api/v1/deliveries", get(deliveries::list_all))
+        .route("/api/v1/activity", get(deliveries::activity))
+        .route(
             "/api/v1/api-keys/{key_id}",
             axum::routing::delete(tenants::revoke_key),
         )
         .route("/api/v1/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
+        .merge(portal::routes())
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -116,7 +128,9 @@ pub fn state(settings: Arc<Settings>, pool: Pool) -> anyhow::Result<Arc<AppState
         .map(|k| k.expose().to_owned())
         .ok_or_else(|| anyhow::anyhow!("api.admin_key (env HOOKFLEET__API__ADMIN_KEY) must be set: the API refuses to start without one"))?;
     let publisher = publisher::Publisher::new(&settings);
+    let signer = portal::token::Signer::new(&admin_key);
     Ok(Arc::new(AppState {
+        signer,
         settings,
         pool,
         admin_key,

@@ -121,3 +121,84 @@ pub async fn revoke_key(
     revoke_api_key(&st.pool, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalLinkBody {
+    /// How long the link opens the portal; default `api.portal_link_ttl`
+    /// (1 h), from 60 s to 7 days.
+    pub ttl_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct PortalLink {
+    pub tenant_id: String,
+    /// Open it in a browser: it signs the tenant in to `/portal`.
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// `POST /api/v1/tenants/{id}/portal-link`: a short-lived link that signs the
+/// tenant in to the portal. The admin key asks for any tenant's; a tenant key
+/// for its own tenant's only.
+pub async fn portal_link(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<PortalLink>)> {
+    if let Caller::Tenant(own) = &caller {
+        if own != &tenant {
+            return Err(ApiError::forbidden(
+                "a tenant key asks for its own tenant's portal link only",
+            ));
+        }
+    }
+    let b: PortalLinkBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PortalLinkBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid("ttl_seconds", e.to_string()))?
+    };
+    let ttl = match b.ttl_seconds {
+        None => st.settings.api.portal_link_ttl.as_secs() as i64,
+        Some(s) if (60..=7 * 86_400).contains(&s) => s,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "ttl_seconds",
+                "must be from 60 (1 minute) to 604800 (7 days)",
+            ))
+        }
+    };
+    let client = st.pool.get().await?;
+    if client
+        .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&tenant])
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found("tenant"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let expires_at = now + time::Duration::seconds(ttl);
+    let token = st.signer.sign(&crate::portal::token::Claims {
+        kind: "link".into(),
+        tenant: tenant.clone(),
+        exp: expires_at.unix_timestamp(),
+        key_id: None,
+        nonce: crate::portal::token::nonce(),
+    });
+    let url = format!(
+        "{}/portal/auth?token={token}",
+        crate::portal::public_base(&st.settings, &headers)
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(PortalLink {
+            tenant_id: tenant,
+            url,
+            expires_at: expires_at.replace_nanosecond(0).unwrap_or(expires_at),
+        }),
+    ))
+}

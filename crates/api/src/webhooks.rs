@@ -198,7 +198,7 @@ pub async fn get(
     Ok(Json(load(&st, &caller, &id).await?.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     pub url: Option<String>,

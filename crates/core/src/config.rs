@@ -101,6 +101,9 @@ struct RawApi {
     max_endpoints_per_tenant: usize,
     max_custom_headers: usize,
     max_header_value_bytes: usize,
+    portal_link_ttl: String,
+    portal_session_ttl: String,
+    public_url: Option<String>,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +225,13 @@ pub struct ApiSettings {
     /// Custom headers one webhook may set, and the longest value.
     pub max_custom_headers: usize,
     pub max_header_value_bytes: usize,
+    /// How long a portal link (`POST /api/v1/tenants/{id}/portal-link`) opens the portal.
+    pub portal_link_ttl: Duration,
+    /// How long a portal sign-in lasts.
+    pub portal_session_ttl: Duration,
+    /// The API's address as browsers reach it (`https://hooks.example.com`),
+    /// for portal links; empty: taken from the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -392,6 +402,18 @@ impl Settings {
                     "api.max_header_value_bytes",
                     raw.api.max_header_value_bytes,
                 )?,
+                portal_link_ttl: duration("api.portal_link_ttl", &raw.api.portal_link_ttl)?,
+                portal_session_ttl: duration(
+                    "api.portal_session_ttl",
+                    &raw.api.portal_session_ttl,
+                )?,
+                public_url: match raw.api.public_url.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(u) => {
+                        url("api.public_url", u, &["http", "https"])?;
+                        Some(u.trim_end_matches('/').to_owned())
+                    }
+                },
             },
             metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
             retry: RetrySchedule::parse(&raw.retry.schedule)

@@ -1,0 +1,447 @@
+//! The tenant portal: server-rendered pages under `/portal` where a tenant
+//! manages its webhooks and sees its deliveries, without curl.
+//!
+//! - Sign-in: a tenant API key (`POST /portal/login`) or a portal link
+//!   (`GET /portal/auth?token=…`, from `POST /api/v1/tenants/{id}/portal-link`).
+//!   Either sets a signed session cookie ([`token`]); a session opened with an
+//!   API key ends when the key is revoked.
+//! - Every page and action calls the REST API's own handlers with the
+//!   session's tenant as the caller ([`Caller::Tenant`]): one authorization
+//!   check, one validation, so the portal can do nothing the API forbids, and
+//!   another tenant's webhook is a 404 here as there.
+//! - Templates (minijinja), the stylesheet and the script are embedded in the
+//!   binary; no CDN, no build step outside cargo.
+//! - Forms carry a CSRF token derived from the session; the cookie is
+//!   `HttpOnly` and `SameSite=Lax`.
+mod pages;
+pub mod token;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use hookfleet_core::Settings;
+use serde_json::{json, Value};
+use std::sync::{Arc, OnceLock};
+
+/// Where the portal lives.
+pub const BASE: &str = "/portal";
+/// The session cookie.
+const COOKIE: &str = "hookfleet_portal";
+
+/// The portal's routes.
+pub fn routes() -> axum::Router<Arc<AppState>> {
+    use pages::*;
+    axum::Router::new()
+        .route(BASE, get(|| async { Redirect::to("/portal/") }))
+        .route("/portal/static/{file}", get(asset))
+        .route("/portal/login", get(login_page).post(login))
+        .route("/portal/auth", get(auth_link))
+        .route("/portal/logout", post(logout))
+        .route("/portal/", get(home))
+        .route("/portal/webhooks/new", get(new_form).post(create))
+        .route("/portal/webhooks/{id}", get(webhook))
+        .route("/portal/webhooks/{id}/edit", get(edit_form).post(edit))
+        .route("/portal/webhooks/{id}/pause", post(pause))
+        .route("/portal/webhooks/{id}/resume", post(resume))
+        .route(
+            "/portal/webhooks/{id}/delete",
+            get(delete_form).post(delete),
+        )
+        .route("/portal/webhooks/{id}/secret", post(reveal_secret))
+        .route("/portal/webhooks/{id}/rotate", post(rotate))
+        .route("/portal/webhooks/{id}/test", post(send_test))
+        .route("/portal/webhooks/{id}/recover", post(recover))
+        .route("/portal/deliveries", get(deliveries))
+        .route("/portal/deliveries/{id}", get(delivery))
+        .route("/portal/deliveries/{id}/resend", post(resend))
+        .route("/portal/dead-letters", get(dead_letters))
+        .route("/portal/dead-letters/replay", post(replay))
+        .route("/portal/events", get(events))
+        .route("/portal/{*rest}", get(not_found))
+}
+
+/// `scheme://host` as browsers reach the API: `api.public_url`, else the
+/// request's `Host` over http.
+pub fn public_base(settings: &Settings, headers: &HeaderMap) -> String {
+    if let Some(u) = &settings.api.public_url {
+        return u.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+// ---------------------------------------------------------------- templates
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "base.html",
+        include_str!("../../portal/templates/base.html"),
+    ),
+    (
+        "macros.html",
+        include_str!("../../portal/templates/macros.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../portal/templates/login.html"),
+    ),
+    (
+        "message.html",
+        include_str!("../../portal/templates/message.html"),
+    ),
+    (
+        "webhooks.html",
+        include_str!("../../portal/templates/webhooks.html"),
+    ),
+    (
+        "webhook_form.html",
+        include_str!("../../portal/templates/webhook_form.html"),
+    ),
+    (
+        "webhook.html",
+        include_str!("../../portal/templates/webhook.html"),
+    ),
+    (
+        "delete.html",
+        include_str!("../../portal/templates/delete.html"),
+    ),
+    (
+        "deliveries.html",
+        include_str!("../../portal/templates/deliveries.html"),
+    ),
+    (
+        "delivery.html",
+        include_str!("../../portal/templates/delivery.html"),
+    ),
+    (
+        "dead_letters.html",
+        include_str!("../../portal/templates/dead_letters.html"),
+    ),
+    (
+        "events.html",
+        include_str!("../../portal/templates/events.html"),
+    ),
+];
+
+fn env() -> &'static minijinja::Environment<'static> {
+    static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        for (name, src) in TEMPLATES {
+            if let Err(e) = env.add_template(name, src) {
+                tracing::error!(template = name, error = %e, "A portal template does not parse.");
+            }
+        }
+        env
+    })
+}
+
+/// Renders `template` with `ctx` plus the common context.
+fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
+    let mut ctx = ctx;
+    if let Some(o) = ctx.as_object_mut() {
+        o.entry("base").or_insert_with(|| BASE.into());
+    }
+    let html = env().get_template(template).and_then(|t| t.render(&ctx));
+    match html {
+        Ok(h) => {
+            let mut r = (status, Html(h)).into_response();
+            let hs = r.headers_mut();
+            hs.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            hs.insert(
+                "content-security-policy",
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                ),
+            );
+            hs.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            hs.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(
+                template,
+                error = format!("{e:#}"),
+                "Could not render a portal page."
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A page of a signed-in tenant.
+fn page(s: &Session, template: &str, nav: &str, title: &str, ctx: Value) -> Response {
+    page_status(s, StatusCode::OK, template, nav, title, ctx)
+}
+
+fn page_status(
+    s: &Session,
+    status: StatusCode,
+    template: &str,
+    nav: &str,
+    title: &str,
+    mut ctx: Value,
+) -> Response {
+    if let Some(o) = ctx.as_object_mut() {
+        o.insert("tenant_id".into(), s.tenant.clone().into());
+        o.insert("csrf".into(), s.csrf.clone().into());
+        o.insert("nav".into(), nav.into());
+        o.insert("title".into(), title.into());
+    }
+    render(status, template, ctx)
+}
+
+/// A message page (errors, refused links), with or without a session.
+fn message(status: StatusCode, heading: &str, text: &str, link: Option<(&str, &str)>) -> Response {
+    render(
+        status,
+        "message.html",
+        json!({
+            "title": heading, "heading": heading, "message": text,
+            "link": link.map(|(href, text)| json!({"href": href, "text": text})),
+        }),
+    )
+}
+
+/// What the portal shows for an API error outside a form.
+fn api_error(e: ApiError) -> Response {
+    match e.status {
+        StatusCode::NOT_FOUND => message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing here for your account.",
+            Some(("/portal/", "Back to your webhooks")),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            &format!("{} Try again in a few seconds.", e.message),
+            None,
+        ),
+        s => message(
+            s,
+            "Something went wrong",
+            &e.message,
+            Some(("/portal/", "Back to your webhooks")),
+        ),
+    }
+}
+
+// ------------------------------------------------------------------ session
+
+/// The signed-in tenant of a portal request. Without a valid session a page
+/// redirects to the sign-in page.
+pub struct Session {
+    pub tenant: String,
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let to_login = || Redirect::to("/portal/login").into_response();
+        let Some(tok) = cookie(&parts.headers, COOKIE) else {
+            return Err(to_login());
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let Ok(claims) = st.signer.verify(&tok, "session", now) else {
+            return Err(to_login());
+        };
+        if let Some(key_id) = &claims.key_id {
+            // A revoked key ends the sessions it opened.
+            let live = async {
+                let c = st.pool.get().await.ok()?;
+                c.query_opt(
+                    "SELECT 1 FROM api_keys WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
+                    &[key_id, &claims.tenant],
+                )
+                .await
+                .ok()
+                .map(|r| r.is_some())
+            };
+            match live.await {
+                Some(true) => {}
+                Some(false) => return Err(to_login()),
+                None => return Err(api_error(ApiError::unavailable("the database"))),
+            }
+        }
+        Ok(Session {
+            csrf: st.signer.csrf(&tok),
+            caller: Caller::Tenant(claims.tenant.clone()),
+            tenant: claims.tenant,
+        })
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Signs `tenant` in: a session cookie and a redirect to the portal's home.
+fn start_session(st: &AppState, tenant: &str, key_id: Option<String>) -> Response {
+    let ttl = st.settings.api.portal_session_ttl;
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64;
+    let tok = st.signer.sign(&token::Claims {
+        kind: "session".into(),
+        tenant: tenant.to_owned(),
+        exp,
+        key_id,
+        nonce: token::nonce(),
+    });
+    let secure = st
+        .settings
+        .api
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let c = format!(
+        "{COOKIE}={tok}; Path=/portal; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        ttl.as_secs(),
+        if secure { "; Secure" } else { "" }
+    );
+    let mut r = Redirect::to("/portal/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn end_session() -> Response {
+    let mut r = Redirect::to("/portal/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "hookfleet_portal=; Path=/portal; HttpOnly; SameSite=Lax; Max-Age=0",
+        ),
+    );
+    r
+}
+
+// -------------------------------------------------------------------- forms
+
+/// An `application/x-www-form-urlencoded` body, with repeated fields kept.
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Form {
+        Form(
+            url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`, trimmed; `None` when absent or empty.
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    }
+
+    /// Refuses a form without the session's CSRF token (another site's form).
+    fn csrf_refused(&self, s: &Session) -> Option<Response> {
+        let got = self.get("csrf").unwrap_or_default();
+        if got.len() == s.csrf.len()
+            && got
+                .bytes()
+                .zip(s.csrf.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
+        {
+            None
+        } else {
+            Some(message(
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "Reload the page and try again.",
+                Some(("/portal/", "Back to your webhooks")),
+            ))
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Form::parse(&body))
+    }
+}
+
+// ------------------------------------------------------------------- assets
+
+const CSS: &str = include_str!("../../portal/static/portal.css");
+const JS: &str = include_str!("../../portal/static/portal.js");
+
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, ctype) = match file.as_str() {
+        "portal.css" => (CSS, "text/css; charset=utf-8"),
+        "portal.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_parses() {
+        let env = super::env();
+        for (name, _) in super::TEMPLATES {
+            env.get_template(name)
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Signed tokens of the tenant portal: portal links and sign-in sessions.
+//!
+//! A token is `base64url(JSON claims) "." base64url(HMAC-SHA256)`, keyed by a
+//! key derived from `api.admin_key` (changing the admin key ends every link
+//! and session). Claims name the kind (`link` or `session`), the tenant, the
+//! expiry and, for a session opened with an API key, that key's id, so
+//! revoking the key ends the session.
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// `link` or `session`.
+    pub kind: String,
+    pub tenant: String,
+    /// Unix seconds.
+    pub exp: i64,
+    /// The API key a session was opened with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Makes two tokens issued in the same second differ.
+    pub nonce: String,
+}
+
+/// Why a token was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Not ours, changed, or of another kind.
+    Invalid,
+    /// Genuine but past its expiry.
+    Expired,
+}
+
+/// Signs and checks portal tokens.
+#[derive(Clone)]
+pub struct Signer {
+    key: [u8; 32],
+}
+
+impl Signer {
+    pub fn new(admin_key: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"hookfleet portal tokens v1\0");
+        h.update(admin_key.as_bytes());
+        Self {
+            key: h.finalize().into(),
+        }
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // A 32-byte key is always accepted by HMAC.
+        HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!())
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+        let mut m = self.mac();
+        m.update(body.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
+        format!("{body}.{sig}")
+    }
+
+    /// The claims of a genuine, unexpired token of `kind`.
+    pub fn verify(&self, token: &str, kind: &str, now: i64) -> Result<Claims, Refused> {
+        let (body, sig) = token.trim().split_once('.').ok_or(Refused::Invalid)?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| Refused::Invalid)?;
+        let mut m = self.mac();
+        m.update(body.as_bytes());
+        m.verify_slice(&sig).map_err(|_| Refused::Invalid)?;
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(Refused::Invalid)?;
+        if claims.kind != kind {
+            return Err(Refused::Invalid);
+        }
+        if claims.exp <= now {
+            return Err(Refused::Expired);
+        }
+        Ok(claims)
+    }
+
+    /// The CSRF token of a session: forms carry it, and a POST without it
+    /// (another site's form) is refused.
+    pub fn csrf(&self, session: &str) -> String {
+        let mut m = self.mac();
+        m.update(b"csrf\0");
+        m.update(session.as_bytes());
+        URL_SAFE_NO_PAD.encode(&m.finalize().into_bytes()[..18])
+    }
+}
+
+pub fn nonce() -> String {
+    use rand::RngCore as _;
+    let mut b = [0u8; 9];
+    rand::rng().fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            kind: "link".into(),
+            tenant: "acme".into(),
+            exp,
+            key_id: None,
+            nonce: nonce(),
+        }
+    }
+
+    #[test]
+    fn round_trip_expiry_tampering_and_kind() {
+        let s = Signer::new("admin-key-0123456789");
+        let t = s.sign(&claims(100));
+        assert_eq!(s.verify(&t, "link", 99).unwrap().tenant, "acme");
+        assert_eq!(s.verify(&t, "link", 100), Err(Refused::Expired));
+        assert_eq!(s.verify(&t, "session", 99), Err(Refused::Invalid));
+        // Another tenant in the claims, same signature.
+        let (body, sig) = t.split_once('.').unwrap();
+        let mut c: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+        c.tenant = "other".into();
+        let forged = format!(
+            "{}.{sig}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap())
+        );
+        assert_eq!(s.verify(&forged, "link", 99), Err(Refused::Invalid));
+        // Another admin key.
+        assert_eq!(
+            Signer::new("another-admin-key-000").verify(&t, "link", 99),
+            Err(Refused::Invalid)
+        );
+        assert_eq!(s.verify("garbage", "link", 99), Err(Refused::Invalid));
+        assert_ne!(s.csrf(&t), s.csrf(&s.sign(&claims(100))));
+    }
+}

@@ -1,0 +1,582 @@
+//! The tenant portal in a real browser: headless Chromium driven through
+//! WebDriver (chromedriver, the `fantoccini` crate) against a running API,
+//! router and worker with real RabbitMQ and PostgreSQL. A tenant signs in with
+//! a portal link, creates a webhook to a local receiver, sends a test event,
+//! sees the delivery and its attempt, resends it, reveals and rotates the
+//! secret, pauses the webhook; another tenant sees none of it, and expired or
+//! tampered links are refused. Each main page is saved as a screenshot under
+//! `target/portal-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
+use fantoccini::{Client, ClientBuilder, Locator};
+use hookfleet::Roles;
+use hookfleet_tests::*;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    assert!(
+        std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+        "the portal tests need Chromium and ChromeDriver: apt-get install chromium chromium-driver \
+         (.ci/run installs them)"
+    );
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let d = Driver { child, url };
+    wait_for("chromedriver to listen", LONG, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    d
+}
+
+async fn browser(d: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-default-apps", "--no-first-run", "--disable-extensions",
+                "--window-size=1280,900",
+                // Nothing leaves the machine: every name but loopback is unresolvable.
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost",
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&d.url)
+        .await
+        .expect("a WebDriver session in Chromium")
+}
+
+fn shots_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("portal-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(shots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
+/// Reloads `url` until `css` matches an element.
+async fn wait_element(c: &Client, url: &str, css: &str) {
+    wait_for(css, LONG, || async {
+        c.goto(url).await.unwrap();
+        c.find(Locator::Css(css)).await.is_ok()
+    })
+    .await;
+}
+
+async fn portal_link(api: &Api, tenant: &str) -> String {
+    let (s, l) = api
+        .call(
+            "POST",
+            &format!("/api/v1/tenants/{tenant}/portal-link"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{l}");
+    l["url"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_in_a_browser_manages_a_webhook_and_its_deliveries() {
+    let env = TestEnv::new(&[]).await;
+    let (_app, base) = env.start_api(Roles::ALL).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    for t in ["acme", "globex"] {
+        let (s, b) = admin
+            .call("POST", "/api/v1/tenants", Some(json!({"id": t})))
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let d = driver().await;
+    let c = browser(&d).await;
+
+    // Signed in by a portal link.
+    c.goto(&portal_link(&admin, "acme").await).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/portal/");
+    assert_eq!(text(&c, "#tenant-id").await, "acme");
+    shot(&c, "01-home-empty").await;
+
+    // Create a webhook to the local receiver.
+    click(&c, "#new-webhook").await;
+    // An invalid URL first: the error is shown next to the field.
+    c.find(Locator::Css("#url"))
+        .await
+        .unwrap()
+        .send_keys("not a url")
+        .await
+        .unwrap();
+    c.find(Locator::Id("ev-user.created"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&c, "#save-webhook").await;
+    let err = text(&c, "#err-url").await;
+    assert!(!err.is_empty(), "no error next to the url field");
+    shot(&c, "02-webhook-form-error").await;
+    let url_field = c.find(Locator::Css("#url")).await.unwrap();
+    url_field.clear().await.unwrap();
+    url_field.send_keys(&rx.url).await.unwrap();
+    c.find(Locator::Css("#description"))
+        .await
+        .unwrap()
+        .send_keys("Orders service")
+        .await
+        .unwrap();
+    click(&c, "#save-webhook").await;
+    let path = c.current_url().await.unwrap().path().to_owned();
+    let webhook_id = path.trim_start_matches("/portal/webhooks/").to_owned();
+    assert!(webhook_id.starts_with("ep_"), "landed on {path}");
+    let webhook_url = format!("{base}/portal/webhooks/{webhook_id}");
+    assert_eq!(text(&c, "#webhook-url").await, rx.url);
+    // Through the API the same webhook exists, in acme's scope.
+    let (s, keys) = admin
+        .call("POST", "/api/v1/tenants/acme/api-keys", None)
+        .await;
+    assert_eq!(s, 201);
+    let acme = admin.with_key(keys["key"].as_str().unwrap());
+    let (s, w) = acme
+        .call("GET", &format!("/api/v1/webhooks/{webhook_id}"), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(w["events"], json!(["user.created"]));
+
+    // Send a test event and watch its delivery appear with its attempt.
+    c.find(Locator::Css("#test-event-type"))
+        .await
+        .unwrap()
+        .select_by_value("user.created")
+        .await
+        .unwrap();
+    click(&c, "#send-test").await;
+    assert!(text(&c, "#flash").await.contains("Test event sent"));
+    wait_for("the receiver to get the test event", LONG, || async {
+        rx.count() == 1
+    })
+    .await;
+    wait_element(
+        &c,
+        &webhook_url,
+        "[data-test=delivery-row][data-status=succeeded]",
+    )
+    .await;
+    shot(&c, "03-webhook").await;
+    let row = c
+        .find(Locator::Css(
+            "[data-test=delivery-row][data-status=succeeded]",
+        ))
+        .await
+        .unwrap();
+    let delivery_id = row.attr("data-id").await.unwrap().unwrap();
+    row.find(Locator::Css("a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(&c, "#delivery-id").await, delivery_id);
+    let attempts = c
+        .find_all(Locator::Css("[data-test=attempt-row]"))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    let payload = text(&c, "#payload").await;
+    assert!(payload.contains("\"type\": \"user.created\""), "{payload}");
+    shot(&c, "04-delivery").await;
+
+    // Resend it: a second request with the same webhook-id, a second attempt.
+    click(&c, "#resend").await;
+    wait_for("the resend to arrive", LONG, || async { rx.count() == 2 }).await;
+    let got = rx.received();
+    assert_eq!(got[0].webhook_id(), got[1].webhook_id());
+    let delivery_url = format!("{base}/portal/deliveries/{delivery_id}?webhook={webhook_id}");
+    wait_for("the second attempt shown", LONG, || async {
+        c.goto(&delivery_url).await.unwrap();
+        c.find_all(Locator::Css("[data-test=attempt-row]"))
+            .await
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+
+    // Reveal the secret: it verifies what the receiver got. Rotate it.
+    c.goto(&webhook_url).await.unwrap();
+    click(&c, "#reveal-secret").await;
+    let secret = text(&c, "#secret-key").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    got[0]
+        .verify(&secret)
+        .expect("the revealed secret verifies the delivery");
+    c.find(Locator::Css("#grace"))
+        .await
+        .unwrap()
+        .select_by_value("1h")
+        .await
+        .unwrap();
+    click(&c, "#rotate-secret").await;
+    c.accept_alert()
+        .await
+        .expect("the rotation asks for confirmation");
+    wait_for("the rotation to land", LONG, || async {
+        c.find(Locator::Css("#flash")).await.is_ok()
+    })
+    .await;
+    assert!(text(&c, "#flash").await.contains("rotated"));
+    click(&c, "#reveal-secret").await;
+    let rotated = text(&c, "#secret-key").await;
+    assert_ne!(rotated, secret);
+    assert!(text(&c, "#previous-secrets").await.contains(&secret));
+    shot(&c, "05-secret-rotated").await;
+
+    // Pause it.
+    click(&c, "#pause-webhook").await;
+    c.find(Locator::Css("#resume-webhook"))
+        .await
+        .expect("a resume button once paused");
+    let (_, w) = acme
+        .call("GET", &format!("/api/v1/webhooks/{webhook_id}"), None)
+        .await;
+    assert_eq!(w["is_active"], false);
+
+    // The other pages.
+    c.goto(&format!("{base}/portal/deliveries?status=succeeded"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.find_all(Locator::Css("[data-test=delivery-row]"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    shot(&c, "06-deliveries").await;
+    c.goto(&format!("{base}/portal/deliveries?since=yesterday"))
+        .await
+        .unwrap();
+    assert!(
+        !text(&c, "#err-since").await.is_empty(),
+        "a bad filter is named"
+    );
+    c.goto(&format!("{base}/portal/events")).await.unwrap();
+    assert!(
+        c.find_all(Locator::Css("[data-test=event-type]"))
+            .await
+            .unwrap()
+            .len()
+            >= 6
+    );
+    shot(&c, "07-events").await;
+    c.goto(&format!("{base}/portal/dead-letters"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#dead-letters-empty"))
+        .await
+        .expect("no dead letters yet");
+    shot(&c, "08-dead-letters").await;
+    c.goto(&format!("{base}/portal/?range=hour")).await.unwrap();
+    assert_eq!(
+        c.find_all(Locator::Css("[data-test=webhook-row]"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    c.find(Locator::Css("#chart-deliveries rect"))
+        .await
+        .expect("a bar for the attempts");
+    shot(&c, "09-home").await;
+    c.set_window_size(360, 800).await.unwrap();
+    shot(&c, "10-home-360px").await;
+    c.goto(&webhook_url).await.unwrap();
+    shot(&c, "11-webhook-360px").await;
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // Another tenant's link: none of acme's data, and acme's URLs are 404s.
+    c.goto(&portal_link(&admin, "globex").await).await.unwrap();
+    assert_eq!(text(&c, "#tenant-id").await, "globex");
+    assert!(c
+        .find_all(Locator::Css("[data-test=webhook-row]"))
+        .await
+        .unwrap()
+        .is_empty());
+    for url in [
+        webhook_url.clone(),
+        delivery_url.clone(),
+        format!("{webhook_url}/edit"),
+        format!("{webhook_url}/delete"),
+    ] {
+        c.goto(&url).await.unwrap();
+        assert_eq!(text(&c, "#message-heading").await, "Not found", "{url}");
+    }
+    let status = reqwest::Client::new()
+        .get(&webhook_url)
+        .header(
+            "cookie",
+            format!("hookfleet_portal={}", session_cookie(&c).await),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    c.goto(&format!("{base}/portal/deliveries?webhook={webhook_id}"))
+        .await
+        .unwrap();
+    assert!(c
+        .find_all(Locator::Css("[data-test=delivery-row]"))
+        .await
+        .unwrap()
+        .is_empty());
+    // A form posted to acme's webhook from globex's session does nothing.
+    let csrf = c
+        .find(Locator::Css("input[name=csrf]"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{webhook_url}/resume"))
+        .header(
+            "cookie",
+            format!("hookfleet_portal={}", session_cookie(&c).await),
+        )
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let (_, w) = acme
+        .call("GET", &format!("/api/v1/webhooks/{webhook_id}"), None)
+        .await;
+    assert_eq!(w["is_active"], false, "still paused");
+
+    // Expired and tampered links are refused with a page that says so.
+    let signer = hookfleet_api::portal::token::Signer::new(ADMIN_KEY);
+    let expired = signer.sign(&hookfleet_api::portal::token::Claims {
+        kind: "link".into(),
+        tenant: "acme".into(),
+        exp: time::OffsetDateTime::now_utc().unix_timestamp() - 1,
+        key_id: None,
+        nonce: "n".into(),
+    });
+    c.goto(&format!("{base}/portal/auth?token={expired}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&c, "#message-heading").await,
+        "This portal link has expired"
+    );
+    shot(&c, "12-link-expired").await;
+    let good = portal_link(&admin, "acme").await;
+    let tampered = good.replacen("token=ey", "token=eX", 1);
+    c.goto(&tampered).await.unwrap();
+    assert_eq!(
+        text(&c, "#message-heading").await,
+        "This portal link is not valid"
+    );
+
+    // Signing out ends the session.
+    c.goto(&format!("{base}/portal/")).await.unwrap();
+    click(&c, "#sign-out").await;
+    c.goto(&format!("{base}/portal/")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/portal/login");
+    shot(&c, "13-login").await;
+    // And an API key signs in.
+    c.find(Locator::Css("#api_key"))
+        .await
+        .unwrap()
+        .send_keys(keys["key"].as_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, "#sign-in").await;
+    assert_eq!(text(&c, "#tenant-id").await, "acme");
+    c.close().await.unwrap();
+}
+
+async fn session_cookie(c: &Client) -> String {
+    c.get_named_cookie("hookfleet_portal")
+        .await
+        .expect("the session cookie")
+        .value()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
+    let env = TestEnv::new(&[]).await;
+    let (_app, base) = env.start_api(Roles::NONE).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    for t in ["acme", "globex"] {
+        admin
+            .call("POST", "/api/v1/tenants", Some(json!({"id": t})))
+            .await;
+    }
+    let (_, k) = admin
+        .call("POST", "/api/v1/tenants/acme/api-keys", None)
+        .await;
+    let acme = admin.with_key(k["key"].as_str().unwrap());
+    let (s, l) = acme
+        .call(
+            "POST",
+            "/api/v1/tenants/acme/portal-link",
+            Some(json!({"ttl_seconds": 600})),
+        )
+        .await;
+    assert_eq!(s, 201, "{l}");
+    assert!(l["url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{base}/portal/auth?token=")));
+    let (s, _) = acme
+        .call("POST", "/api/v1/tenants/globex/portal-link", None)
+        .await;
+    assert_eq!(s, 403);
+    let (s, e) = admin
+        .call(
+            "POST",
+            "/api/v1/tenants/acme/portal-link",
+            Some(json!({"ttl_seconds": 5})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(e["error"]["field"], "ttl_seconds");
+    let (s, _) = admin
+        .call("POST", "/api/v1/tenants/nobody/portal-link", None)
+        .await;
+    assert_eq!(s, 404);
+    // Without a session every page leads to the sign-in page; a POST without
+    // the session's CSRF token is refused.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{base}/portal/deliveries"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/portal/login");
+    let r = http.get(l["url"].as_str().unwrap()).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(format!("{base}/portal/webhooks/new"))
+        .header("cookie", &cookie)
+        .form(&[("url", "http://127.0.0.1:9/x"), ("events", "user.created")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(env.count("SELECT count(*) FROM endpoints").await, 0);
+    // A revoked key ends the sessions it opened.
+    let r = http
+        .post(format!("{base}/portal/login"))
+        .form(&[("api_key", k["key"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let ok = http
+        .get(format!("{base}/portal/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let (s, _) = admin
+        .call(
+            "DELETE",
+            &format!("/api/v1/api-keys/{}", k["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let r = http
+        .get(format!("{base}/portal/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = http
+        .post(format!("{base}/portal/login"))
+        .form(&[("api_key", "hfk_wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
