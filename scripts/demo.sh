@@ -91,6 +91,17 @@ echo "    curl -s -H 'Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY' $API/api
 echo "    curl -s -H 'Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY' $API/api/v1/webhooks/$endpoint_id/deliveries"
 echo "    curl -s -H 'Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY' -H 'Content-Type: application/json' \\"
 echo "         -d '{\"type\":\"user.created\",\"data\":{\"user_id\":3,\"username\":\"cy\"}}' $API/api/v1/events"
+# The tenant portal: a tenant "demo" and a link that signs it in (valid 1 h).
+curl -s -o /dev/null -H "Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY" -H 'Content-Type: application/json' \
+  -d '{"id":"demo"}' "$API/api/v1/tenants" || true
+portal="$(curl -s -X POST -H "Authorization: Bearer $HOOKFLEET__API__ADMIN_KEY" "$API/api/v1/tenants/demo/portal-link" \
+  | sed -n 's/.*"url":"\([^"]*\)".*/\1/p')"
+if [ -n "$portal" ]; then
+  echo
+  echo "==> the tenant portal for tenant \"demo\" (open in a browser; the link works for 1 h):"
+  echo "    $portal"
+  echo "    (a new link: curl -X POST -H 'Authorization: Bearer <admin key>' $API/api/v1/tenants/demo/portal-link)"
+fi
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
   echo "    hookfleet keeps running; Ctrl-C stops it. New deliveries appear below."
   tail -n 0 -f "$RUN_DIR/listen.log"

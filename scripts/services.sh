@@ -373,10 +373,28 @@ ensure_promtool() {
   have promtool || say "promtool not found: the metrics and alert-rule tests need it (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus; or the release tarball from prometheus.io)"
 }
 
+# Chromium and ChromeDriver drive the tenant portal's browser tests
+# (tests/e2e/portal.rs). Not services either: installed when absent and we can.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return 0
+  if is_debian && [ "$CAN_ROOT" = 1 ]; then
+    lock
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return 0
+    say "installing chromium and chromium-driver for the portal's browser tests (output in $LOG)"
+    logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver \
+      || { logged as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
+           && logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; } \
+      || say "could not install chromium; see $LOG"
+  fi
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+    || say "chromium/chromedriver not found at /usr/bin: the portal's browser tests need them (Debian/Ubuntu: apt-get install chromium chromium-driver)"
+}
+
 # ------------------------------------------------------------------ main
 
 ensure_postgres
 ensure_database
 ensure_rabbitmq
 ensure_promtool
+ensure_chromium
 echo "services: postgres ok, rabbitmq ok"
