@@ -95,7 +95,9 @@ async fn shot(c: &Client, name: &str) {
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
+    c.wait()
+        .at_most(LONG)
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .text()
@@ -103,13 +105,30 @@ async fn text(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Waits until the page `old` belonged to is replaced (a form was submitted
+/// or a link followed, and the next page has loaded).
+async fn wait_replaced(c: &Client, old: fantoccini::elements::Element) {
+    wait_for("the next page", LONG, || async {
+        old.tag_name().await.is_err()
+    })
+    .await;
+    c.wait()
+        .at_most(LONG)
+        .for_element(Locator::Css("body"))
+        .await
+        .unwrap();
+}
+
+/// Clicks what `css` matches, which leads to another page, and waits for it.
 async fn click(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
     c.find(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .click()
         .await
         .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    wait_replaced(c, old).await;
 }
 
 /// Reloads `url` until `css` matches an element.
@@ -227,12 +246,7 @@ async fn portal_in_a_browser_manages_a_webhook_and_its_deliveries() {
         .await
         .unwrap();
     let delivery_id = row.attr("data-id").await.unwrap().unwrap();
-    row.find(Locator::Css("a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "[data-test=delivery-row][data-status=succeeded] a").await;
     assert_eq!(text(&c, "#delivery-id").await, delivery_id);
     let attempts = c
         .find_all(Locator::Css("[data-test=attempt-row]"))
@@ -273,14 +287,17 @@ async fn portal_in_a_browser_manages_a_webhook_and_its_deliveries() {
         .select_by_value("1h")
         .await
         .unwrap();
-    click(&c, "#rotate-secret").await;
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    c.find(Locator::Css("#rotate-secret"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     c.accept_alert()
         .await
         .expect("the rotation asks for confirmation");
-    wait_for("the rotation to land", LONG, || async {
-        c.find(Locator::Css("#flash")).await.is_ok()
-    })
-    .await;
+    wait_replaced(&c, old).await;
     assert!(text(&c, "#flash").await.contains("rotated"));
     click(&c, "#reveal-secret").await;
     let rotated = text(&c, "#secret-key").await;
@@ -332,14 +349,52 @@ async fn portal_in_a_browser_manages_a_webhook_and_its_deliveries() {
     c.find(Locator::Css("#dead-letters-empty"))
         .await
         .expect("no dead letters yet");
+
+    // A webhook that always fails: its delivery is dead-lettered, and the
+    // portal replays it.
+    let failing = Receiver::start(Behaviour::Always(500)).await;
+    let (s, fw) = acme
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": failing.url, "events": ["job.failed"], "retry_schedule": ["1s"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{fw}");
+    let fid = fw["id"].as_str().unwrap();
+    let (s, _) = acme
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{fid}/test"),
+            Some(json!({"event_type": "job.failed"})),
+        )
+        .await;
+    assert_eq!(s, 202);
+    wait_for("the failing delivery dead-lettered", LONG, || async {
+        env.queue_len("hookfleet.dead").await == 1
+    })
+    .await;
+    wait_element(
+        &c,
+        &format!("{base}/portal/dead-letters"),
+        "[data-test=dead-letter-row]",
+    )
+    .await;
     shot(&c, "08-dead-letters").await;
+    click(&c, "[data-test=dead-letter-row] [data-test=replay]").await;
+    let report = text(&c, "#replay-report").await;
+    assert!(report.contains("Replayed 1"), "{report}");
+    wait_for("the replayed delivery attempted again", LONG, || async {
+        failing.count() >= 3
+    })
+    .await;
     c.goto(&format!("{base}/portal/?range=hour")).await.unwrap();
     assert_eq!(
         c.find_all(Locator::Css("[data-test=webhook-row]"))
             .await
             .unwrap()
             .len(),
-        1
+        2
     );
     c.find(Locator::Css("#chart-deliveries rect"))
         .await

@@ -52,6 +52,10 @@ fn now_us() -> u64 {
 #[derive(Default)]
 struct Recv {
     total: AtomicU64,
+    /// The highest event number seen, and how many arrived after a higher one
+    /// (meaningful for the FIFO scenario: one endpoint, numbered events).
+    max_seq: AtomicU64,
+    out_of_order: AtomicU64,
     latencies_us: Mutex<Vec<u32>>,
     last_us: AtomicU64,
 }
@@ -63,6 +67,8 @@ struct Body {
 #[derive(serde::Deserialize)]
 struct Data {
     sent_us: u64,
+    #[serde(default)]
+    match_id: u64,
 }
 
 async fn handle(
@@ -80,6 +86,10 @@ async fn handle(
             .lock()
             .unwrap()
             .push(now.saturating_sub(b.data.sent_us).min(u32::MAX as u64) as u32);
+        let seq = b.data.match_id + 1;
+        if recv.max_seq.fetch_max(seq, Ordering::Relaxed) > seq {
+            recv.out_of_order.fetch_add(1, Ordering::Relaxed);
+        }
     }
     recv.total.fetch_add(1, Ordering::Relaxed);
     recv.last_us.fetch_max(now, Ordering::Relaxed);
@@ -164,7 +174,11 @@ impl Env {
     }
 
     /// Creates endpoints directly in the table (ids ep_0000…) with their queues.
-    async fn endpoints(&self, urls: &[(String, Option<String>)]) -> anyhow::Result<Vec<String>> {
+    async fn endpoints(
+        &self,
+        urls: &[(String, Option<String>)],
+        ordered: bool,
+    ) -> anyhow::Result<Vec<String>> {
         let c = self.sql().await?;
         let conn = hookfleet_broker::connect(&self.amqp_url, "bench").await?;
         let ch = conn.create_channel().await?;
@@ -181,11 +195,12 @@ impl Env {
                 .await?;
             }
             c.execute(
-                "INSERT INTO endpoints (id, tenant_id, url, secrets) VALUES ($1, $2, $3, $4)",
-                &[&id, tenant, url, &serde_json::json!([{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "expires_at": null}])],
+                "INSERT INTO endpoints (id, tenant_id, url, secrets, ordering) VALUES ($1, $2, $3, $4, $5)",
+                &[&id, tenant, url, &serde_json::json!([{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "expires_at": null}]),
+                  &if ordered { "fifo" } else { "parallel" }],
             )
             .await?;
-            hookfleet_broker::topology::declare_endpoint(&ch, qt, &id, false).await?;
+            hookfleet_broker::topology::declare_endpoint(&ch, qt, &id, ordered).await?;
             ids.push(id);
         }
         let _ = conn.close(200, "".into()).await;
@@ -335,6 +350,8 @@ struct Scenario {
     hung: bool,
     backlog: bool,
     rate: Option<u64>,
+    /// The endpoints are ordered (FIFO): one delivery at a time, in order.
+    fifo: bool,
 }
 
 async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
@@ -352,7 +369,7 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
     if s.hung {
         urls.push((format!("http://{addr}/hang"), Some("hung".into())));
     }
-    env.endpoints(&urls).await?;
+    env.endpoints(&urls, s.fifo).await?;
     let mut tenants: Vec<Option<String>> = if s.fanout {
         vec![None]
     } else {
@@ -456,6 +473,12 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
             ));
         }
     }
+    if s.fifo {
+        note.push_str(&format!(
+            "; arrived out of publish order: {}",
+            recv.out_of_order.load(Ordering::Relaxed)
+        ));
+    }
     if !ok {
         note = format!("INCOMPLETE: {got}/{expected_healthy} received");
     }
@@ -496,6 +519,7 @@ async fn main() -> anyhow::Result<()> {
             hung: false,
             backlog: false,
             rate: None,
+            fifo: false,
         },
         Scenario {
             name: "1 endpoint, paced 1000/s (latency)",
@@ -504,6 +528,7 @@ async fn main() -> anyhow::Result<()> {
             hung: false,
             backlog: false,
             rate: Some(1000),
+            fifo: false,
         },
         Scenario {
             name: "100 endpoints",
@@ -512,6 +537,7 @@ async fn main() -> anyhow::Result<()> {
             hung: false,
             backlog: false,
             rate: None,
+            fifo: false,
         },
         Scenario {
             name: "fan-out 1 event to 1000 endpoints",
@@ -520,6 +546,7 @@ async fn main() -> anyhow::Result<()> {
             hung: false,
             backlog: false,
             rate: None,
+            fifo: false,
         },
         Scenario {
             name: "100 healthy + 1 never answers",
@@ -528,6 +555,16 @@ async fn main() -> anyhow::Result<()> {
             hung: true,
             backlog: false,
             rate: None,
+            fifo: false,
+        },
+        Scenario {
+            name: "1 FIFO endpoint (ordered, one at a time)",
+            endpoints: 1,
+            fanout: false,
+            hung: false,
+            backlog: false,
+            rate: None,
+            fifo: true,
         },
         Scenario {
             name: "backlog drain, 1 endpoint",
@@ -536,6 +573,7 @@ async fn main() -> anyhow::Result<()> {
             hung: false,
             backlog: true,
             rate: None,
+            fifo: false,
         },
     ];
     let mut rows = Vec::new();
@@ -545,6 +583,8 @@ async fn main() -> anyhow::Result<()> {
         }
         let n = if s.rate.is_some() {
             10_000
+        } else if s.fifo {
+            args.events.min(5_000)
         } else if s.backlog {
             args.events * 2
         } else {
@@ -603,6 +643,7 @@ async fn main() -> anyhow::Result<()> {
             hung: false,
             backlog: false,
             rate: None,
+            fifo: false,
         };
         eprintln!("running: {}", s.name);
         rows.push(run(&args, &s, 1_000_000).await?);
@@ -686,7 +727,7 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
     let env = Env::new().await?;
     let recv = Arc::new(Recv::default());
     let addr = start_receiver(recv.clone()).await;
-    env.endpoints(&[(format!("http://{addr}/ep/0"), None)])
+    env.endpoints(&[(format!("http://{addr}/ep/0"), None)], false)
         .await?;
     let api = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{api}");
@@ -805,7 +846,7 @@ async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
     let urls: Vec<(String, Option<String>)> = (0..10)
         .map(|i| (format!("http://127.0.0.1:9/{i}"), None))
         .collect();
-    let ids = env.endpoints(&urls).await?;
+    let ids = env.endpoints(&urls, false).await?;
     let c = env.sql().await?;
     let t = Instant::now();
     c.batch_execute(

@@ -402,7 +402,10 @@ impl Settings {
                     "api.max_header_value_bytes",
                     raw.api.max_header_value_bytes,
                 )?,
-                portal_link_ttl: duration("api.portal_link_ttl", &raw.api.portal_link_ttl)?,
+                portal_link_ttl: match duration("api.portal_link_ttl", &raw.api.portal_link_ttl)? {
+                    d if (60..=7 * 86_400).contains(&d.as_secs()) => d,
+                    _ => return Err(invalid("api.portal_link_ttl", "must be from 1m to 7d")),
+                },
                 portal_session_ttl: duration(
                     "api.portal_session_ttl",
                     &raw.api.portal_session_ttl,

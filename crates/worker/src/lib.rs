@@ -439,11 +439,15 @@ async fn count_consumers(
     consumers: &HashMap<String, ConsumerHandle>,
 ) {
     for (id, c) in consumers {
-        let limited = snap
-            .endpoints
-            .get(id)
-            .is_some_and(|e| e.rate_limit.is_some() || e.max_in_flight.is_some());
-        if !limited {
+        let Some(ep) = snap.endpoints.get(id) else {
+            continue;
+        };
+        if ep.rate_limit.is_none() && ep.max_in_flight.is_none() {
+            continue;
+        }
+        if ep.ordered {
+            // A single active consumer: the one that delivers takes it all.
+            c.gate.set_consumers(1);
             continue;
         }
         if !stats.status().connected() {

@@ -171,7 +171,10 @@ pub async fn auth_link(State(st): State<Arc<AppState>>, Query(q): Params) -> Res
     }
 }
 
-pub async fn logout() -> Response {
+pub async fn logout(s: Session, form: Form) -> Response {
+    if let Some(r) = form.csrf_refused(&s) {
+        return r;
+    }
     super::end_session()
 }
 
@@ -1075,8 +1078,10 @@ pub async fn dead_letters(
         .map(|w| json!({"id": w["id"], "url": w["url"]}))
         .collect();
     let report = q.get("done").map(|_| {
-        json!({"message": format!("Replayed {} dead letter(s); {} dropped because they succeeded since.",
-                                   get("n").unwrap_or_else(|| "0".into()), get("discarded").unwrap_or_else(|| "0".into()))})
+        let n: usize = get("n").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let dropped: usize = get("discarded").and_then(|v| v.parse().ok()).unwrap_or(0);
+        json!({"replayed": n, "skipped": dropped,
+               "message": format!("Replayed {n} dead letter(s); {dropped} dropped because they succeeded since.")})
     });
     page(
         &s,
