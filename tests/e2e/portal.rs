@@ -575,13 +575,7 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/portal/login");
     let r = http.get(l["url"].as_str().unwrap()).send().await.unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = set_cookie(&r);
     let r = http
         .post(format!("{base}/portal/webhooks/new"))
         .header("cookie", &cookie)
@@ -598,13 +592,7 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
         .send()
         .await
         .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = set_cookie(&r);
     let ok = http
         .get(format!("{base}/portal/"))
         .header("cookie", &cookie)
@@ -634,4 +622,10 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// The `name=value` of a response's `Set-Cookie`.
+fn set_cookie(r: &reqwest::Response) -> String {
+    let v = r.headers()["set-cookie"].to_str().unwrap();
+    v.split(';').next().unwrap().to_owned()
 }

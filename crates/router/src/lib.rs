@@ -66,30 +66,17 @@ async fn session(
         session_end.clone(),
     ));
     let mut tasks = tokio::task::JoinSet::new();
+    let pid = std::process::id();
     for i in 0..settings.amqp.router_consumers {
-        let consume_ch = conn.create_channel().await?;
-        consume_ch
-            .basic_qos(settings.amqp.router_prefetch, BasicQosOptions::default())
-            .await?;
-        let publish_ch = conn.create_channel().await?;
-        publish_ch
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        let consumer = consume_ch
-            .basic_consume(
-                names::ROUTER_QUEUE.into(),
-                format!("router-{}-{i}", std::process::id()).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let r = Router {
-            settings: settings.clone(),
-            pool: pool.clone(),
-            registry: registry.clone(),
-            publish: publish_ch,
-            ordered: false,
-        };
+        let (r, consumer) = Router::start(
+            settings,
+            pool,
+            registry,
+            conn,
+            false,
+            &format!("router-{pid}-{i}"),
+        )
+        .await?;
         tasks.spawn(r.consume(consumer, session_end.clone()));
     }
     tracing::info!(
@@ -100,32 +87,16 @@ async fn session(
     // queue, so one router in the fleet takes the events FIFO endpoints
     // subscribe to, in publish order, and routes them in batches one after the
     // other on one channel (publishes on a channel keep their order).
-    {
-        let consume_ch = conn.create_channel().await?;
-        consume_ch
-            .basic_qos(settings.amqp.router_prefetch, BasicQosOptions::default())
-            .await?;
-        let publish_ch = conn.create_channel().await?;
-        publish_ch
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        let consumer = consume_ch
-            .basic_consume(
-                names::ORDERED_ROUTER_QUEUE.into(),
-                format!("router-ordered-{}", std::process::id()).into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let r = Router {
-            settings: settings.clone(),
-            pool: pool.clone(),
-            registry: registry.clone(),
-            publish: publish_ch,
-            ordered: true,
-        };
-        tasks.spawn(r.consume(consumer, session_end.clone()));
-    }
+    let (r, consumer) = Router::start(
+        settings,
+        pool,
+        registry,
+        conn,
+        true,
+        &format!("router-ordered-{pid}"),
+    )
+    .await?;
+    tasks.spawn(r.consume(consumer, session_end.clone()));
 
     tokio::select! {
         _ = hookfleet_broker::wait_closed(conn) => {}
@@ -240,6 +211,48 @@ struct Router {
 }
 
 impl Router {
+    /// A router on channels of its own: a consumer of `hookfleet.router` (or,
+    /// `ordered`, of `hookfleet.router.ordered`) with the router prefetch, and
+    /// a publisher in confirm mode.
+    async fn start(
+        settings: &Arc<Settings>,
+        pool: &Pool,
+        registry: &Arc<Registry>,
+        conn: &Connection,
+        ordered: bool,
+        tag: &str,
+    ) -> anyhow::Result<(Router, lapin::Consumer)> {
+        let consume_ch = conn.create_channel().await?;
+        consume_ch
+            .basic_qos(settings.amqp.router_prefetch, BasicQosOptions::default())
+            .await?;
+        let publish = conn.create_channel().await?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let queue = if ordered {
+            names::ORDERED_ROUTER_QUEUE
+        } else {
+            names::ROUTER_QUEUE
+        };
+        let consumer = consume_ch
+            .basic_consume(
+                queue.into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let r = Router {
+            settings: settings.clone(),
+            pool: pool.clone(),
+            registry: registry.clone(),
+            publish,
+            ordered,
+        };
+        Ok((r, consumer))
+    }
+
     async fn consume(self, mut consumer: lapin::Consumer, stop: CancellationToken) {
         let cfg = &self.settings.router;
         loop {

@@ -208,28 +208,20 @@ async fn session(
             };
             let stop = session_end.child_token();
             let gate = Arc::new(gate::Gate::new());
+            let c = Consuming {
+                ctx: ctx.clone(),
+                endpoint_id: ep.id.clone(),
+                consumer,
+                publish: publish.clone(),
+                slots: slots.clone(),
+                gate: gate.clone(),
+                stop: stop.clone(),
+                failed: failed.clone(),
+            };
             if ep.ordered {
-                tokio::spawn(consume_ordered(
-                    ctx.clone(),
-                    ep.id.clone(),
-                    consumer,
-                    publish.clone(),
-                    slots.clone(),
-                    gate.clone(),
-                    stop.clone(),
-                    failed.clone(),
-                ));
+                tokio::spawn(consume_ordered(c));
             } else {
-                tokio::spawn(consume(
-                    ctx.clone(),
-                    ep.id.clone(),
-                    consumer,
-                    publish.clone(),
-                    slots.clone(),
-                    gate.clone(),
-                    stop.clone(),
-                    failed.clone(),
-                ));
+                tokio::spawn(consume(c));
             }
             consumers.insert(
                 ep.id.clone(),
@@ -309,36 +301,10 @@ const ORDERED_HOLD: Duration = Duration::from_secs(600);
 /// acked and the next one arrives. A message that comes back redelivered
 /// (worker restarted, connection lost, hold renewed) carries on from the
 /// attempts recorded in PostgreSQL.
-#[allow(clippy::too_many_arguments)]
-async fn consume_ordered(
-    ctx: Arc<Ctx>,
-    endpoint_id: String,
-    mut consumer: lapin::Consumer,
-    publish: Channel,
-    slots: Arc<Semaphore>,
-    gate: Arc<gate::Gate>,
-    stop: CancellationToken,
-    failed: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            _ = stop.cancelled() => {
-                requeue_buffered(&mut consumer).await;
-                return;
-            }
-            d = consumer.next() => d,
-        };
-        let mut d = match next {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                if !stop.is_cancelled() {
-                    tracing::warn!(error = %e, "Ordered endpoint consumer failed.");
-                    failed.cancel();
-                }
-                return;
-            }
-            None => return,
-        };
+async fn consume_ordered(mut c: Consuming) {
+    let ctx = c.ctx.clone();
+    let endpoint_id = c.endpoint_id.clone();
+    while let Some(mut d) = c.next_delivery().await {
         let hdrs = d.properties.headers().as_ref();
         let attempt = h::get_i64(hdrs, h::ATTEMPT).unwrap_or(1).max(1) as u32;
         let base = h::get_i64(hdrs, h::ATTEMPT_BASE).unwrap_or(0).max(0) as u32;
@@ -365,7 +331,7 @@ async fn consume_ordered(
                 Err(e) => {
                     tracing::warn!(endpoint_id = %endpoint_id, error = format!("{e:#}"), "Could not read a redelivered delivery's progress; holding it.");
                     tokio::select! {
-                        _ = stop.cancelled() => {}
+                        _ = c.stop.cancelled() => {}
                         _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     }
                     requeue(&d.acker).await;
@@ -378,9 +344,9 @@ async fn consume_ordered(
             let hold_end = tokio::time::Instant::now() + ORDERED_HOLD;
             let wake = due.min(hold_end);
             tokio::select! {
-                _ = stop.cancelled() => {
+                _ = c.stop.cancelled() => {
                     requeue(&d.acker).await;
-                    requeue_buffered(&mut consumer).await;
+                    requeue_buffered(&mut c.consumer).await;
                     return;
                 }
                 _ = tokio::time::sleep_until(wake) => {}
@@ -390,27 +356,13 @@ async fn consume_ordered(
                 requeue(&d.acker).await;
                 break;
             }
-            let rate = ctx
-                .registry
-                .snapshot()
-                .endpoints
-                .get(&endpoint_id)
-                .and_then(|e| e.rate_limit);
-            let ep_permit = tokio::select! {
-                _ = stop.cancelled() => {
-                    requeue(&d.acker).await;
-                    requeue_buffered(&mut consumer).await;
-                    return;
-                }
-                p = gate.admit(rate, None) => p,
-            };
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+            let Some(permits) = c.admit(&d, true).await else {
                 return;
             };
             metrics::IN_FLIGHT.inc();
-            let retry = attempt_delivery(&ctx, &publish, d, Some(&gate), Some(at)).await;
+            let retry = attempt_delivery(&ctx, &c.publish, d, Some(&c.gate), Some(at)).await;
             metrics::IN_FLIGHT.dec();
-            drop((permit, ep_permit));
+            drop(permits);
             match retry {
                 None => break,
                 Some(r) => {
@@ -465,62 +417,90 @@ async fn count_consumers(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn consume(
+/// One endpoint queue's consumer and what its deliveries need.
+struct Consuming {
     ctx: Arc<Ctx>,
     endpoint_id: String,
-    mut consumer: lapin::Consumer,
+    consumer: lapin::Consumer,
     publish: Channel,
     slots: Arc<Semaphore>,
     gate: Arc<gate::Gate>,
     stop: CancellationToken,
     failed: CancellationToken,
-) {
-    loop {
+}
+
+impl Consuming {
+    /// The next message; `None` once stopped (what the broker already sent is
+    /// given back) or when the consumer ended (a failure cancels `failed`, and
+    /// the session reconnects).
+    async fn next_delivery(&mut self) -> Option<Delivery> {
         let next = tokio::select! {
-            _ = stop.cancelled() => {
-                requeue_buffered(&mut consumer).await;
-                return;
+            _ = self.stop.cancelled() => {
+                requeue_buffered(&mut self.consumer).await;
+                return None;
             }
-            d = consumer.next() => d,
+            d = self.consumer.next() => d,
         };
         match next {
-            Some(Ok(d)) => {
-                // The endpoint's limits, as they are now (the API may change them).
-                let (rate, max) = ctx
-                    .registry
-                    .snapshot()
-                    .endpoints
-                    .get(&endpoint_id)
-                    .map_or((None, None), |e| (e.rate_limit, e.max_in_flight));
-                let ep_permit = tokio::select! {
-                    _ = stop.cancelled() => {
-                        requeue(&d.acker).await;
-                        requeue_buffered(&mut consumer).await;
-                        return;
-                    }
-                    p = gate.admit(rate, max) => p,
-                };
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (ctx, publish, gate) = (ctx.clone(), publish.clone(), gate.clone());
-                tokio::spawn(async move {
-                    metrics::IN_FLIGHT.inc();
-                    deliver(&ctx, &publish, d, Some(&gate)).await;
-                    metrics::IN_FLIGHT.dec();
-                    drop((permit, ep_permit));
-                });
-            }
+            Some(Ok(d)) => Some(d),
             Some(Err(e)) => {
-                if !stop.is_cancelled() {
-                    tracing::warn!(error = %e, "Endpoint consumer failed.");
-                    failed.cancel();
+                if !self.stop.is_cancelled() {
+                    tracing::warn!(endpoint_id = %self.endpoint_id, error = %e, "Endpoint consumer failed.");
+                    self.failed.cancel();
                 }
-                return;
+                None
             }
-            None => return,
+            None => None,
         }
+    }
+
+    /// Waits for the endpoint's limits as they are now (the API may change
+    /// them; an ordered endpoint is one at a time already) and a slot of the
+    /// worker's `delivery.max_in_flight`. `None` when stopped meanwhile: `d`
+    /// and what else was buffered go back to the queue.
+    async fn admit(
+        &mut self,
+        d: &Delivery,
+        ordered: bool,
+    ) -> Option<(
+        Option<tokio::sync::OwnedSemaphorePermit>,
+        tokio::sync::OwnedSemaphorePermit,
+    )> {
+        let (rate, max) = self
+            .ctx
+            .registry
+            .snapshot()
+            .endpoints
+            .get(&self.endpoint_id)
+            .map_or((None, None), |e| (e.rate_limit, e.max_in_flight));
+        let max = if ordered { None } else { max };
+        let ep_permit = tokio::select! {
+            _ = self.stop.cancelled() => {
+                requeue(&d.acker).await;
+                requeue_buffered(&mut self.consumer).await;
+                return None;
+            }
+            p = self.gate.admit(rate, max) => p,
+        };
+        let permit = self.slots.clone().acquire_owned().await.ok()?;
+        Some((ep_permit, permit))
+    }
+}
+
+/// The consumer of an unordered endpoint's queue: up to its prefetch window of
+/// deliveries at once, each in a task of its own.
+async fn consume(mut c: Consuming) {
+    while let Some(d) = c.next_delivery().await {
+        let Some(permits) = c.admit(&d, false).await else {
+            return;
+        };
+        let (ctx, publish, gate) = (c.ctx.clone(), c.publish.clone(), c.gate.clone());
+        tokio::spawn(async move {
+            metrics::IN_FLIGHT.inc();
+            deliver(&ctx, &publish, d, Some(&gate)).await;
+            metrics::IN_FLIGHT.dec();
+            drop(permits);
+        });
     }
 }
 
@@ -933,6 +913,25 @@ async fn attempt_delivery(
         attempted_at: now,
         next_attempt_at,
     };
+    if in_place.is_some() {
+        // An ordered endpoint: the next message comes only after this ack, so
+        // no batch to wait for; recorded, then acked, now.
+        match record_now(ctx, &record).await {
+            Ok(()) => {
+                if let Err(e) = hookfleet_broker::ack(&d.acker).await {
+                    tracing::debug!(error = %e, "Ack failed; the broker will redeliver.");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "Could not record an attempt; the delivery will be redelivered."
+                );
+                requeue(&d.acker).await;
+            }
+        }
+        return None;
+    }
     // The writer acks after the record is committed.
     let _ = ctx
         .writer

@@ -848,27 +848,25 @@ pub async fn edit(
 
 // ------------------------------------------------------------- deliveries
 
-const STATUSES: [&str; 4] = ["pending", "succeeded", "failed", "dead"];
+/// A query parameter, trimmed; `None` when absent or empty.
+fn param(q: &HashMap<String, String>, k: &str) -> Option<String> {
+    q.get(k)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
 
-pub async fn deliveries(State(st): State<Arc<AppState>>, s: Session, Query(q): Params) -> Response {
-    let get = |k: &str| {
-        q.get(k)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let filters = json!({
-        "webhook": get("webhook"), "status": get("status"), "event_type": get("event_type"),
-        "since": get("since"), "until": get("until"),
-    });
-    let webhooks = match all_webhooks(&st, &s.caller).await {
-        Ok(w) => w,
-        Err(e) => return api_error(e),
-    };
-    let types = match catalog(&st, &s.caller).await {
-        Ok(t) => t,
-        Err(e) => return api_error(e),
-    };
-    let urls: HashMap<String, String> = webhooks
+/// What the filter forms of the lists offer: the tenant's webhooks, the
+/// catalog, and each webhook's URL by id.
+struct Lists {
+    webhooks: Vec<Value>,
+    types: Vec<Value>,
+    urls: HashMap<String, String>,
+}
+
+async fn lists(st: &Arc<AppState>, caller: &Caller) -> Result<Lists, ApiError> {
+    let webhooks = all_webhooks(st, caller).await?;
+    let types = catalog(st, caller).await?;
+    let urls = webhooks
         .iter()
         .map(|w| {
             (
@@ -877,6 +875,37 @@ pub async fn deliveries(State(st): State<Arc<AppState>>, s: Session, Query(q): P
             )
         })
         .collect();
+    Ok(Lists {
+        webhooks,
+        types,
+        urls,
+    })
+}
+
+/// The webhook choices of a filter form.
+fn choices(webhooks: &[Value]) -> Vec<Value> {
+    webhooks
+        .iter()
+        .map(|w| json!({"id": w["id"], "url": w["url"]}))
+        .collect()
+}
+
+const STATUSES: [&str; 4] = ["pending", "succeeded", "failed", "dead"];
+
+pub async fn deliveries(State(st): State<Arc<AppState>>, s: Session, Query(q): Params) -> Response {
+    let get = |k: &str| param(&q, k);
+    let filters = json!({
+        "webhook": get("webhook"), "status": get("status"), "event_type": get("event_type"),
+        "since": get("since"), "until": get("until"),
+    });
+    let Lists {
+        webhooks,
+        types,
+        urls,
+    } = match lists(&st, &s.caller).await {
+        Ok(l) => l,
+        Err(e) => return api_error(e),
+    };
     let query = dv::AllQuery {
         webhook_id: get("webhook"),
         status: get("status"),
@@ -927,10 +956,7 @@ pub async fn deliveries(State(st): State<Arc<AppState>>, s: Session, Query(q): P
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let hooks: Vec<Value> = webhooks
-        .iter()
-        .map(|w| json!({"id": w["id"], "url": w["url"]}))
-        .collect();
+    let hooks = choices(&webhooks);
     page_status(
         &s,
         status,
@@ -1031,28 +1057,15 @@ pub async fn dead_letters(
     s: Session,
     Query(q): Params,
 ) -> Response {
-    let get = |k: &str| {
-        q.get(k)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let webhooks = match all_webhooks(&st, &s.caller).await {
-        Ok(w) => w,
+    let get = |k: &str| param(&q, k);
+    let Lists {
+        webhooks,
+        types,
+        urls,
+    } = match lists(&st, &s.caller).await {
+        Ok(l) => l,
         Err(e) => return api_error(e),
     };
-    let types = match catalog(&st, &s.caller).await {
-        Ok(t) => t,
-        Err(e) => return api_error(e),
-    };
-    let urls: HashMap<String, String> = webhooks
-        .iter()
-        .map(|w| {
-            (
-                w["id"].as_str().unwrap_or_default().to_owned(),
-                w["url"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
     let filter = crate::dlq::Filter {
         endpoint_id: get("webhook"),
         event_type: get("event_type"),
@@ -1073,10 +1086,7 @@ pub async fn dead_letters(
             v
         })
         .collect();
-    let hooks: Vec<Value> = webhooks
-        .iter()
-        .map(|w| json!({"id": w["id"], "url": w["url"]}))
-        .collect();
+    let hooks = choices(&webhooks);
     let report = q.get("done").map(|_| {
         let n: usize = get("n").and_then(|v| v.parse().ok()).unwrap_or(0);
         let dropped: usize = get("discarded").and_then(|v| v.parse().ok()).unwrap_or(0);
