@@ -406,6 +406,36 @@ async fn portal_in_a_browser_manages_a_webhook_and_its_deliveries() {
     shot(&c, "11-webhook-360px").await;
     c.set_window_size(1280, 900).await.unwrap();
 
+    // Edit the failing webhook's description, then delete it (confirmed).
+    let failing_url = format!("{base}/portal/webhooks/{fid}");
+    c.goto(&failing_url).await.unwrap();
+    click(&c, "#edit-webhook").await;
+    let desc = c.find(Locator::Css("#description")).await.unwrap();
+    desc.clear().await.unwrap();
+    desc.send_keys("Always fails").await.unwrap();
+    click(&c, "#save-webhook").await;
+    assert_eq!(text(&c, "#webhook-description").await, "Always fails");
+    click(&c, "#delete-webhook").await;
+    c.find(Locator::Css("#confirm-delete"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&c, "#confirm-delete-button").await;
+    assert!(text(&c, "#flash").await.contains("deleted"));
+    assert_eq!(
+        c.find_all(Locator::Css("[data-test=webhook-row]"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (s, _) = acme
+        .call("GET", &format!("/api/v1/webhooks/{fid}"), None)
+        .await;
+    assert_eq!(s, 404);
+
     // Another tenant's link: none of acme's data, and acme's URLs are 404s.
     c.goto(&portal_link(&admin, "globex").await).await.unwrap();
     assert_eq!(text(&c, "#tenant-id").await, "globex");
@@ -585,6 +615,44 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(env.count("SELECT count(*) FROM endpoints").await, 0);
+    // Deleting needs the confirmation, checked by the server too (the
+    // browser's `required` is not a guard).
+    let (st, w) = acme
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://example.com/h", "events": ["*"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{w}");
+    let del = format!(
+        "{base}/portal/webhooks/{}/delete",
+        w["id"].as_str().unwrap()
+    );
+    let page = http
+        .get(&del)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF field in the form")
+        .to_owned();
+    let r = http
+        .post(&del)
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(env.count("SELECT count(*) FROM endpoints").await, 1);
     // A revoked key ends the sessions it opened.
     let r = http
         .post(format!("{base}/portal/login"))
