@@ -591,6 +591,26 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
         .call("POST", "/api/v1/tenants/nobody/portal-link", None)
         .await;
     assert_eq!(s, 404);
+    // The CLI issues the same links (signed with api.admin_key).
+    let out = env
+        .command(&["tenant", "portal-link", "acme", "--ttl", "10m"])
+        .env("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli_url = cli["url"].as_str().unwrap();
+    let path = cli_url.split_once("/portal/").unwrap().1;
+    let out = env
+        .command(&["tenant", "portal-link", "acme"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("api.admin_key"));
     // Without a session every page leads to the sign-in page; a POST without
     // the session's CSRF token is refused.
     let http = reqwest::Client::builder()
@@ -604,6 +624,14 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/portal/login");
+    // The CLI's link signs in like the API's.
+    let r = http
+        .get(format!("{base}/portal/{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(set_cookie(&r).starts_with("hookfleet_portal="));
     let r = http.get(l["url"].as_str().unwrap()).send().await.unwrap();
     let cookie = set_cookie(&r);
     let r = http

@@ -172,7 +172,21 @@ pub async fn portal_link(
             ))
         }
     };
-    let client = st.pool.get().await?;
+    let base = crate::portal::public_base(&st.settings, &headers);
+    let link = issue_portal_link(&st.pool, &st.signer, &tenant, ttl, &base).await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// A portal link for `tenant`, valid `ttl_seconds`, under `base`
+/// (`scheme://host`); shared with `hookfleet tenant portal-link`.
+pub async fn issue_portal_link(
+    pool: &hookfleet_store::Pool,
+    signer: &crate::portal::token::Signer,
+    tenant: &str,
+    ttl_seconds: i64,
+    base: &str,
+) -> ApiResult<PortalLink> {
+    let client = pool.get().await?;
     if client
         .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&tenant])
         .await?
@@ -181,24 +195,17 @@ pub async fn portal_link(
         return Err(ApiError::not_found("tenant"));
     }
     let now = OffsetDateTime::now_utc();
-    let expires_at = now + time::Duration::seconds(ttl);
-    let token = st.signer.sign(&crate::portal::token::Claims {
+    let expires_at = now + time::Duration::seconds(ttl_seconds);
+    let token = signer.sign(&crate::portal::token::Claims {
         kind: "link".into(),
-        tenant: tenant.clone(),
+        tenant: tenant.to_owned(),
         exp: expires_at.unix_timestamp(),
         key_id: None,
         nonce: crate::portal::token::nonce(),
     });
-    let url = format!(
-        "{}/portal/auth?token={token}",
-        crate::portal::public_base(&st.settings, &headers)
-    );
-    Ok((
-        StatusCode::CREATED,
-        Json(PortalLink {
-            tenant_id: tenant,
-            url,
-            expires_at: expires_at.replace_nanosecond(0).unwrap_or(expires_at),
-        }),
-    ))
+    Ok(PortalLink {
+        tenant_id: tenant.to_owned(),
+        url: format!("{base}/portal/auth?token={token}"),
+        expires_at: expires_at.replace_nanosecond(0).unwrap_or(expires_at),
+    })
 }

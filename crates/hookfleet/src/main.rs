@@ -135,6 +135,15 @@ enum Command {
 enum TenantCmd {
     /// Create a tenant.
     Create { id: String },
+    /// Print a link that signs the tenant in to the portal (/portal). Needs
+    /// api.admin_key (links are signed with it); the address is api.public_url,
+    /// else http://<api.listen>.
+    PortalLink {
+        id: String,
+        /// How long the link works (1m to 7d); default api.portal_link_ttl.
+        #[arg(long)]
+        ttl: Option<humantime::Duration>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -426,6 +435,29 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                 tracing::warn!("api.admin_key is not set: running without the REST API.");
             }
             run_roles(settings, Roles::ALL, api).await?
+        }
+        Command::Tenant(TenantCmd::PortalLink { id, ttl }) => {
+            let admin_key = settings.api.admin_key.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("api.admin_key (env HOOKFLEET__API__ADMIN_KEY) must be set: portal links are signed with it, and the API that serves the portal checks them with it")
+            })?;
+            let ttl = ttl
+                .map_or(settings.api.portal_link_ttl, Into::into)
+                .as_secs() as i64;
+            anyhow::ensure!(
+                (60..=7 * 86_400).contains(&ttl),
+                "--ttl must be from 1m to 7d"
+            );
+            let base = settings
+                .api
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.api.listen));
+            let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
+            let signer = hookfleet_api::portal::token::Signer::new(admin_key.expose());
+            let link = hookfleet_api::tenants::issue_portal_link(&pool, &signer, &id, ttl, &base)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            out!("{}", serde_json::to_string_pretty(&link)?);
         }
         Command::Tenant(TenantCmd::Create { id }) => {
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
