@@ -19,16 +19,24 @@ const LONG: Duration = Duration::from_secs(60);
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// chromedriver on a free loopback port, killed on drop.
+/// chromedriver on a free loopback port, killed on drop with the Chromium it
+/// started (found by its profile directory: a test that fails before closing
+/// its session leaves no browser behind).
 struct Driver {
     child: Child,
     url: String,
+    profile: std::path::PathBuf,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.as_os_str())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
@@ -47,7 +55,12 @@ async fn driver() -> Driver {
         .spawn()
         .expect("starting chromedriver");
     let url = format!("http://127.0.0.1:{port}");
-    let d = Driver { child, url };
+    let profile = std::env::temp_dir().join(format!("hookfleet-portal-{}", ulid::Ulid::new()));
+    let d = Driver {
+        child,
+        url,
+        profile,
+    };
     wait_for("chromedriver to listen", LONG, || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -68,6 +81,7 @@ async fn browser(d: &Driver) -> Client {
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-default-apps", "--no-first-run", "--disable-extensions",
                 "--window-size=1280,900",
+                format!("--user-data-dir={}", d.profile.display()),
                 // Nothing leaves the machine: every name but loopback is unresolvable.
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost",
             ],
