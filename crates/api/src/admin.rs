@@ -266,60 +266,58 @@ pub async fn create_endpoint_with(
                 settings.api.max_endpoints_per_tenant
             ))
         })?;
-    // Routers and workers declare it too when they see the endpoint; doing it here
-    // means no delivery can be routed before its queue exists.
-    let declared = match publisher {
-        Some(p) => p.declare_endpoint(&ep).await,
-        None => declare_queue(settings, &ep).await,
-    };
-    if let Err(e) = declared {
+    // Routers and workers do this too when they see the endpoint; doing it
+    // here means no delivery can be routed before its queue exists, and for a
+    // FIFO endpoint that no event published after the answer misses the
+    // ordered router.
+    if let Err(e) = broker_side(settings, pool, &ep, publisher).await {
         tracing::warn!(
             error = format!("{e:#}"),
-            "Could not declare the endpoint queue now; router and workers will."
+            "Could not declare the endpoint queue or bind the ordered router now; routers and workers will."
         );
-    }
-    if ep.ordered() {
-        sync_ordered(settings, pool, publisher).await;
     }
     Ok((ep, secret.expose().to_owned()))
 }
 
-/// Binds the ordered router's queue to the event types FIFO endpoints
-/// subscribe to, now (routers also do it on every registry change, a moment
-/// later). A failure is logged: the routers' sync follows.
-pub async fn sync_ordered(
+/// The broker side of a new endpoint: its queue, and for a FIFO endpoint the
+/// ordered router's bindings. Through the shared publisher when given, else
+/// on a connection of its own (the CLI).
+async fn broker_side(
     settings: &Settings,
     pool: &Pool,
+    ep: &Endpoint,
     publisher: Option<&crate::publisher::Publisher>,
-) {
-    let synced = async {
-        match publisher {
-            Some(p) => p.sync_ordered(pool).await,
-            None => {
-                let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
-                let ch = conn.create_channel().await?;
-                topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
-                let r = hookfleet_router::sync_bindings(pool, &ch).await;
-                let _ = conn.close(200, "done".into()).await;
-                r
-            }
+) -> anyhow::Result<()> {
+    if let Some(p) = publisher {
+        p.declare_endpoint(ep).await?;
+        if ep.ordered() {
+            p.sync_ordered(pool).await?;
         }
+        return Ok(());
+    }
+    let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+    let ch = conn.create_channel().await?;
+    topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
+    topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await?;
+    let synced = if ep.ordered() {
+        hookfleet_router::sync_bindings(pool, &ch).await
+    } else {
+        Ok(())
     };
-    if let Err(e) = synced.await {
+    let _ = conn.close(200, "done".into()).await;
+    synced
+}
+
+/// Binds the ordered router's queue to the event types FIFO endpoints
+/// subscribe to, now (after a FIFO webhook's types changed; the routers follow
+/// a moment later). A failure is logged: the routers' sync follows.
+pub async fn sync_ordered(pool: &Pool, publisher: &crate::publisher::Publisher) {
+    if let Err(e) = publisher.sync_ordered(pool).await {
         tracing::warn!(
             error = format!("{e:#}"),
             "Could not bind the ordered router's queue now; the routers will."
         );
     }
-}
-
-async fn declare_queue(settings: &Settings, ep: &Endpoint) -> anyhow::Result<()> {
-    let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
-    let ch = conn.create_channel().await?;
-    topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
-    topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await?;
-    let _ = conn.close(200, "done".into()).await;
-    Ok(())
 }
 
 /// Deletes an endpoint: the row goes (workers stop consuming on the NOTIFY), what

@@ -117,17 +117,10 @@ pub async fn list(
     list_of(&st, &[id], q).await.map(Json)
 }
 
-/// `GET /api/v1/deliveries`: the deliveries of every webhook of the caller's
-/// scope (or of `webhook_id`), newest first, with the same filters.
+/// `webhook_id`: the one webhook a scope-wide read covers (all when absent).
 #[derive(Deserialize)]
-pub struct AllQuery {
+pub struct WebhookFilter {
     pub webhook_id: Option<String>,
-    pub status: Option<String>,
-    pub event_type: Option<String>,
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: Option<i64>,
 }
 
 /// A delivery with the webhook it belongs to (tenant-wide listing).
@@ -138,25 +131,17 @@ pub struct ScopedDelivery {
     pub delivery: Delivery,
 }
 
+/// `GET /api/v1/deliveries`: the deliveries of every webhook of the caller's
+/// scope (or of `webhook_id`), newest first, with the filters of one
+/// webhook's list.
 pub async fn list_all(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    crate::error::QueryParams(q): crate::error::QueryParams<AllQuery>,
+    crate::error::QueryParams(only): crate::error::QueryParams<WebhookFilter>,
+    crate::error::QueryParams(q): crate::error::QueryParams<ListQuery>,
 ) -> ApiResult<Json<Page<ScopedDelivery>>> {
-    let ids = scope_endpoints(&st, &caller, q.webhook_id.as_deref()).await?;
-    let page: Page<(String, Delivery)> = list_of(
-        &st,
-        &ids,
-        ListQuery {
-            status: q.status,
-            event_type: q.event_type,
-            since: q.since,
-            until: q.until,
-            cursor: q.cursor,
-            limit: q.limit,
-        },
-    )
-    .await?;
+    let ids = scope_endpoints(&st, &caller, only.webhook_id.as_deref()).await?;
+    let page: Page<(String, Delivery)> = list_of(&st, &ids, q).await?;
     Ok(Json(Page {
         data: page
             .data

@@ -60,16 +60,21 @@ pub struct NewKey {
     pub key: String,
 }
 
+/// 404 unless `tenant` exists.
+async fn require_tenant(client: &deadpool_postgres::Client, tenant: &str) -> ApiResult<()> {
+    match client
+        .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&tenant])
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("tenant")),
+    }
+}
+
 /// Issues an API key for a tenant; shared with `hookfleet key create`.
 pub async fn create_api_key(pool: &hookfleet_store::Pool, tenant: &str) -> ApiResult<NewKey> {
     let client = pool.get().await?;
-    if client
-        .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&tenant])
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found("tenant"));
-    }
+    require_tenant(&client, tenant).await?;
     let key = auth::generate_key();
     let id = format!("key_{}", ulid::Ulid::new());
     client
@@ -187,13 +192,7 @@ pub async fn issue_portal_link(
     base: &str,
 ) -> ApiResult<PortalLink> {
     let client = pool.get().await?;
-    if client
-        .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&tenant])
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found("tenant"));
-    }
+    require_tenant(&client, tenant).await?;
     let now = OffsetDateTime::now_utc();
     let expires_at = now + time::Duration::seconds(ttl_seconds);
     let token = signer.sign(&crate::portal::token::Claims {

@@ -271,7 +271,7 @@ pub async fn update(
     if ep.ordered() && events_changed {
         // Before answering: events of a newly subscribed type published after
         // this answer must reach the ordered router.
-        admin::sync_ordered(&st.settings, &st.pool, Some(&st.publisher)).await;
+        admin::sync_ordered(&st.pool, &st.publisher).await;
     }
     Ok(Json(ep.into()))
 }

@@ -21,7 +21,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -119,34 +119,46 @@ async fn session(
 }
 
 /// Keeps `hookfleet.router.ordered` bound to the event types FIFO endpoints
-/// subscribe to: at start and after every registry change (the API also syncs
-/// after it creates or changes a FIFO endpoint, before answering). Runs for the
+/// subscribe to: at start and after each registry change that changes what
+/// they subscribe to (the API also syncs after it creates or changes a FIFO
+/// endpoint, before answering). Runs for the
 /// whole session; a failed bind closes its channel, so a failure retries on a
 /// new one after 5 s.
 async fn sync_ordered_bindings(conn: &Connection, pool: &Pool, registry: &Registry) {
     let mut changes = registry.subscribe();
+    // What FIFO endpoints subscribed to at the last sync: most registry
+    // reloads (health changes, the periodic resync) leave it as it is, and
+    // then there is nothing to bind.
+    let mut synced: Option<BTreeSet<String>> = None;
     loop {
-        let res = match conn.create_channel().await {
-            Ok(ch) => {
-                let r = sync_bindings(pool, &ch).await;
-                let _ = ch.close(200, "done".into()).await;
-                r
-            }
-            Err(e) => Err(e.into()),
-        };
-        match res {
-            Ok(()) => {
-                if changes.changed().await.is_err() {
-                    std::future::pending::<()>().await;
+        let wanted: BTreeSet<String> = registry
+            .snapshot()
+            .endpoints
+            .values()
+            .filter(|e| e.ordered)
+            .flat_map(|e| e.event_types.iter().cloned())
+            .collect();
+        if synced.as_ref() != Some(&wanted) {
+            let res = match conn.create_channel().await {
+                Ok(ch) => {
+                    let r = sync_bindings(pool, &ch).await;
+                    let _ = ch.close(200, "done".into()).await;
+                    r
                 }
-            }
-            Err(e) => {
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = res {
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "Could not sync the ordered router's bindings; retrying in 5 s."
                 );
                 tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
             }
+            synced = Some(wanted);
+        }
+        if changes.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

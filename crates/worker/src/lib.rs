@@ -99,7 +99,8 @@ struct Ctx {
 
 struct ConsumerHandle {
     tag: String,
-    channel: usize,
+    /// The channel it consumes on (cancelled there).
+    channel: Channel,
     stop: CancellationToken,
     gate: Arc<gate::Gate>,
 }
@@ -163,7 +164,8 @@ async fn session(
         for id in stale {
             if let Some(c) = consumers.remove(&id) {
                 c.stop.cancel();
-                let _ = channel_of(&channels, &ordered_ch, c.channel)
+                let _ = c
+                    .channel
                     .basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default())
                     .await;
                 tracing::info!(endpoint_id = %id, "Stopped consuming an endpoint queue (deleted, paused or circuit open).");
@@ -179,16 +181,11 @@ async fn session(
                 err = Some(anyhow::Error::from(e).context("declaring an endpoint queue"));
                 break;
             }
-            let idx = if ep.ordered {
-                ORDERED_CHANNEL
+            let channel = if ep.ordered {
+                ordered_ch.clone()
             } else {
                 next_channel += 1;
-                (next_channel - 1) % channels.len()
-            };
-            let channel = if ep.ordered {
-                &ordered_ch
-            } else {
-                &channels[idx]
+                channels[(next_channel - 1) % channels.len()].clone()
             };
             let tag = format!("worker-{}-{}", std::process::id(), ep.id);
             let consumer = match channel
@@ -227,7 +224,7 @@ async fn session(
                 ep.id.clone(),
                 ConsumerHandle {
                     tag,
-                    channel: idx,
+                    channel,
                     stop,
                     gate,
                 },
@@ -251,7 +248,8 @@ async fn session(
     // while the channels are still open to ack them.
     for c in consumers.values() {
         c.stop.cancel();
-        let _ = channel_of(&channels, &ordered_ch, c.channel)
+        let _ = c
+            .channel
             .basic_cancel(c.tag.as_str().into(), BasicCancelOptions::default())
             .await;
     }
@@ -275,17 +273,6 @@ async fn session(
     let _ = tokio::time::timeout(Duration::from_secs(30), flush).await;
     metrics::CONSUMED_QUEUES.set(0);
     result
-}
-
-/// `ConsumerHandle::channel` of an ordered endpoint's consumer.
-const ORDERED_CHANNEL: usize = usize::MAX;
-
-fn channel_of<'a>(channels: &'a [Channel], ordered: &'a Channel, idx: usize) -> &'a Channel {
-    if idx == ORDERED_CHANNEL {
-        ordered
-    } else {
-        &channels[idx % channels.len()]
-    }
 }
 
 /// How long an ordered endpoint's head is held unacked while it waits for its
@@ -755,6 +742,9 @@ async fn attempt_delivery(
             g.answered();
         }
     }
+    // An ordered endpoint's failure with attempts left: retried in place
+    // after this delay, from this attempt number.
+    let mut retry_in_place: Option<(Duration, InPlace)> = None;
     let (state, next_attempt_at) = if resp.is_success() {
         if let Some(at) = h::get_i64(hdrs, h::RECEIVED_AT) {
             let secs = (hookfleet_core::ids::now_millis() - at).max(0) as f64 / 1000.0;
@@ -763,134 +753,122 @@ async fn attempt_delivery(
         metrics::ATTEMPTS.with_label_values(&["succeeded"]).inc();
         (DeliveryState::Succeeded, None)
     } else {
-        let last_error = error.clone().unwrap_or_default();
-        let mut headers = hdrs.cloned().unwrap_or_default();
-        h::set_str(
-            &mut headers,
-            h::LAST_ERROR,
-            &hookfleet_core::text::truncate(&last_error, 512),
-        );
-        // Failed: either a retry tier or, with the budget spent, hookfleet.dead.
-        // 410 Gone: the endpoint is being disabled; no retries, straight to the
-        // dead letters (replayable if it comes back).
-        // The schedule: the endpoint's own, else its event type's, else the default.
-        let event_type = h::get_str(hdrs, h::EVENT_TYPE).unwrap_or_default();
-        let custom = ep
-            .retry
-            .as_ref()
-            .or_else(|| snap.catalog.retry_schedule(event_type));
-        let schedule = custom.unwrap_or(&settings.retry);
-        let counted = attempt - base;
-        let next = if signal == health::Signal::Gone {
-            None
-        } else if slow_down {
-            // Not counted: the same step of the schedule again (its last one once
-            // the budget would be spent), with a fresh attempt number.
-            let step = counted
-                .min(schedule.max_attempts().saturating_sub(1))
-                .max(1);
-            schedule.next_delay(step, resp.retry_after)
-        } else {
-            schedule.next_delay(counted, resp.retry_after)
-        };
-        if let (Some(delay), Some(_)) = (next, in_place) {
-            // An ordered endpoint: recorded now, retried in place after `delay`.
-            metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
-            let record = AttemptRecord {
-                delivery_id: delivery_id.clone(),
-                attempt: attempt as i32,
-                state: DeliveryState::Retrying,
-                status_code: resp.status.map(i32::from),
-                error: error.map(|e| hookfleet_core::text::truncate(&e, 2048)),
-                response_excerpt: resp.excerpt,
-                latency_ms: resp.latency.as_millis().min(i32::MAX as u128) as i32,
-                attempted_at: now,
-                next_attempt_at: Some(now + delay),
-            };
-            tracing::info!(
-                delivery_id = %delivery_id, event_id = %event_id, endpoint_id = %endpoint_id,
-                attempt, outcome = "retried", status = resp.status, retry_in_ms = delay.as_millis() as u64,
-                "Delivery attempt (ordered endpoint: retried in place)."
+        'failed: {
+            let last_error = error.clone().unwrap_or_default();
+            let mut headers = hdrs.cloned().unwrap_or_default();
+            h::set_str(
+                &mut headers,
+                h::LAST_ERROR,
+                &hookfleet_core::text::truncate(&last_error, 512),
             );
-            if let Err(e) = record_now(ctx, &record).await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "Could not record an attempt; the delivery will be redelivered."
-                );
-                requeue(acker).await;
-                return None;
-            }
-            let next = InPlace {
-                attempt: attempt + 1,
-                base: base + u32::from(slow_down),
+            // Failed: either a retry tier or, with the budget spent, hookfleet.dead.
+            // 410 Gone: the endpoint is being disabled; no retries, straight to the
+            // dead letters (replayable if it comes back).
+            // The schedule: the endpoint's own, else its event type's, else the default.
+            let event_type = h::get_str(hdrs, h::EVENT_TYPE).unwrap_or_default();
+            let custom = ep
+                .retry
+                .as_ref()
+                .or_else(|| snap.catalog.retry_schedule(event_type));
+            let schedule = custom.unwrap_or(&settings.retry);
+            let counted = attempt - base;
+            let next = if signal == health::Signal::Gone {
+                None
+            } else if slow_down {
+                // Not counted: the same step of the schedule again (its last one once
+                // the budget would be spent), with a fresh attempt number.
+                let step = counted
+                    .min(schedule.max_attempts().saturating_sub(1))
+                    .max(1);
+                schedule.next_delay(step, resp.retry_after)
+            } else {
+                schedule.next_delay(counted, resp.retry_after)
             };
-            return Some(RetryInPlace { d, delay, next });
-        }
-        let next = match (next, custom) {
-            (Some(d), Some(_)) => match ensure_tier(ctx, publish, d).await {
-                Ok(tier) => Some(tier),
-                Err(e) => {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "Could not declare a retry tier; the delivery will be redelivered."
+            if let (Some(delay), Some(_)) = (next, in_place) {
+                // An ordered endpoint: no retry tier (the next message would pass);
+                // recorded below, retried in place after `delay`.
+                metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
+                retry_in_place = Some((
+                    delay,
+                    InPlace {
+                        attempt: attempt + 1,
+                        base: base + u32::from(slow_down),
+                    },
+                ));
+                break 'failed (DeliveryState::Retrying, Some(now + delay));
+            }
+            let next = match (next, custom) {
+                (Some(d), Some(_)) => match ensure_tier(ctx, publish, d).await {
+                    Ok(tier) => Some(tier),
+                    Err(e) => {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "Could not declare a retry tier; the delivery will be redelivered."
+                        );
+                        requeue(acker).await;
+                        return None;
+                    }
+                },
+                (next, _) => next,
+            };
+            let (exchange, key) = match next {
+                Some(delay) => {
+                    h::set_i64(&mut headers, h::ATTEMPT, i64::from(attempt) + 1);
+                    if slow_down {
+                        h::set_i64(&mut headers, h::ATTEMPT_BASE, i64::from(base) + 1);
+                    }
+                    (names::retry_tier(delay), endpoint_id.clone())
+                }
+                None => {
+                    h::set_i64(&mut headers, h::ATTEMPTS, i64::from(attempt));
+                    h::set_str(
+                        &mut headers,
+                        h::DEAD_AT,
+                        &hookfleet_core::envelope::now_rfc3339(),
                     );
-                    requeue(acker).await;
-                    return None;
+                    (String::new(), names::DEAD_QUEUE.to_owned())
                 }
-            },
-            (next, _) => next,
-        };
-        let (exchange, key) = match next {
-            Some(delay) => {
-                h::set_i64(&mut headers, h::ATTEMPT, i64::from(attempt) + 1);
-                if slow_down {
-                    h::set_i64(&mut headers, h::ATTEMPT_BASE, i64::from(base) + 1);
-                }
-                (names::retry_tier(delay), endpoint_id.clone())
-            }
-            None => {
-                h::set_i64(&mut headers, h::ATTEMPTS, i64::from(attempt));
-                h::set_str(
-                    &mut headers,
-                    h::DEAD_AT,
-                    &hookfleet_core::envelope::now_rfc3339(),
-                );
-                (String::new(), names::DEAD_QUEUE.to_owned())
-            }
-        };
-        let props = properties
-            .clone()
-            .with_headers(headers)
-            .with_delivery_mode(2);
-        if let Err(e) = publish_confirmed(publish, &exchange, &key, &body, props).await {
-            tracing::warn!(
+            };
+            let props = properties
+                .clone()
+                .with_headers(headers)
+                .with_delivery_mode(2);
+            if let Err(e) = publish_confirmed(publish, &exchange, &key, &body, props).await {
+                tracing::warn!(
                 error = format!("{e:#}"),
                 "Could not schedule the retry or dead letter; the delivery will be redelivered."
             );
-            requeue(acker).await;
-            return None;
-        }
-        match next {
-            Some(delay) => {
-                metrics::RETRIES_SCHEDULED
-                    .with_label_values(&[hookfleet_core::retry::tier_name(delay).as_str()])
-                    .inc();
-                metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
-                (DeliveryState::Retrying, Some(now + delay))
+                requeue(acker).await;
+                return None;
             }
-            None => {
-                metrics::ATTEMPTS.with_label_values(&["dead"]).inc();
-                // Not for an operational event's own delivery: no chains of them.
-                let event_type = h::get_str(hdrs, h::EVENT_TYPE).unwrap_or_default();
-                if signal != health::Signal::Gone && !operational::is_operational(event_type) {
-                    let data = serde_json::json!({
-                        "delivery_id": delivery_id, "event_id": event_id, "event_type": event_type,
-                        "endpoint_id": endpoint_id, "attempts": attempt, "last_error": error,
-                    });
-                    publish_operational(publish, &snap, &ep, operational::DELIVERY_EXHAUSTED, data)
-                        .await;
+            match next {
+                Some(delay) => {
+                    metrics::RETRIES_SCHEDULED
+                        .with_label_values(&[hookfleet_core::retry::tier_name(delay).as_str()])
+                        .inc();
+                    metrics::ATTEMPTS.with_label_values(&["retried"]).inc();
+                    (DeliveryState::Retrying, Some(now + delay))
                 }
-                (DeliveryState::Failed, None)
+                None => {
+                    metrics::ATTEMPTS.with_label_values(&["dead"]).inc();
+                    // Not for an operational event's own delivery: no chains of them.
+                    let event_type = h::get_str(hdrs, h::EVENT_TYPE).unwrap_or_default();
+                    if signal != health::Signal::Gone && !operational::is_operational(event_type) {
+                        let data = serde_json::json!({
+                            "delivery_id": delivery_id, "event_id": event_id, "event_type": event_type,
+                            "endpoint_id": endpoint_id, "attempts": attempt, "last_error": error,
+                        });
+                        publish_operational(
+                            publish,
+                            &snap,
+                            &ep,
+                            operational::DELIVERY_EXHAUSTED,
+                            data,
+                        )
+                        .await;
+                    }
+                    (DeliveryState::Failed, None)
+                }
             }
         }
     };
@@ -914,21 +892,22 @@ async fn attempt_delivery(
         next_attempt_at,
     };
     if in_place.is_some() {
-        // An ordered endpoint: the next message comes only after this ack, so
-        // no batch to wait for; recorded, then acked, now.
-        match record_now(ctx, &record).await {
-            Ok(()) => {
-                if let Err(e) = hookfleet_broker::ack(&d.acker).await {
-                    tracing::debug!(error = %e, "Ack failed; the broker will redeliver.");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "Could not record an attempt; the delivery will be redelivered."
-                );
-                requeue(&d.acker).await;
-            }
+        // An ordered endpoint: the next message comes only after this one is
+        // acked, so no batch to wait for; recorded now, then acked, or kept
+        // (unacked, at the head) for its retry in place.
+        if let Err(e) = record_now(ctx, &record).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "Could not record an attempt; the delivery will be redelivered."
+            );
+            requeue(&d.acker).await;
+            return None;
+        }
+        if let Some((delay, next)) = retry_in_place {
+            return Some(RetryInPlace { d, delay, next });
+        }
+        if let Err(e) = hookfleet_broker::ack(&d.acker).await {
+            tracing::debug!(error = %e, "Ack failed; the broker will redeliver.");
         }
         return None;
     }

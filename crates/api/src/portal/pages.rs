@@ -57,18 +57,7 @@ fn flash(p: &HashMap<String, String>) -> Value {
 
 async fn catalog(st: &Arc<AppState>, caller: &Caller) -> Result<Vec<Value>, ApiError> {
     let Json(page) = ev::catalog(State(st.clone()), caller.clone()).await?;
-    Ok(page
-        .data
-        .into_iter()
-        .map(|t| {
-            let mut v = to_value(t);
-            let pretty = |k: &str| serde_json::to_string_pretty(&v[k]).unwrap_or_default();
-            let (schema, example) = (pretty("schema"), pretty("example"));
-            v["schema_pretty"] = schema.into();
-            v["example_pretty"] = example.into();
-            v
-        })
-        .collect())
+    Ok(page.data.into_iter().map(to_value).collect())
 }
 
 async fn all_webhooks(st: &Arc<AppState>, caller: &Caller) -> Result<Vec<Value>, ApiError> {
@@ -800,25 +789,13 @@ pub async fn edit(
     if let Some(r) = form.csrf_refused(&s) {
         return r;
     }
-    let w = match wh::get(State(st.clone()), s.caller.clone(), Path(id.clone())).await {
-        Ok(Json(w)) => to_value(w),
-        Err(e) => return api_error(e),
-    };
-    let mut values = form_values(&form);
-    values["ordering"] = w["ordering"].clone();
     let (rate_limit, max_in_flight) =
         match (number(&form, "rate_limit"), number(&form, "max_in_flight")) {
             (Ok(r), Ok(m)) => (r, m),
             (Err((f, m)), _) | (_, Err((f, m))) => {
-                return form_page(
-                    &st,
-                    &s,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    Some(w),
-                    values,
-                    BTreeMap::from([(f, m)]),
-                )
-                .await
+                let errors = BTreeMap::from([(f, m)]);
+                return edit_again(&st, &s, id, &form, StatusCode::UNPROCESSABLE_ENTITY, errors)
+                    .await;
             }
         };
     let patch = wh::UpdateWebhook {
@@ -839,11 +816,28 @@ pub async fn edit(
     {
         Ok(_) => redirect_done(&format!("/portal/webhooks/{id}"), "saved", ""),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let errors = field_errors(&e);
-            form_page(&st, &s, e.status, Some(w), values, errors).await
+            edit_again(&st, &s, id, &form, e.status, field_errors(&e)).await
         }
         Err(e) => api_error(e),
     }
+}
+
+/// The edit form again, with what was typed and the errors.
+async fn edit_again(
+    st: &Arc<AppState>,
+    s: &Session,
+    id: String,
+    form: &Form,
+    status: StatusCode,
+    errors: BTreeMap<String, String>,
+) -> Response {
+    let w = match wh::get(State(st.clone()), s.caller.clone(), Path(id)).await {
+        Ok(Json(w)) => to_value(w),
+        Err(e) => return api_error(e),
+    };
+    let mut values = form_values(form);
+    values["ordering"] = w["ordering"].clone();
+    form_page(st, s, status, Some(w), values, errors).await
 }
 
 // ------------------------------------------------------------- deliveries
@@ -906,8 +900,10 @@ pub async fn deliveries(State(st): State<Arc<AppState>>, s: Session, Query(q): P
         Ok(l) => l,
         Err(e) => return api_error(e),
     };
-    let query = dv::AllQuery {
+    let only = dv::WebhookFilter {
         webhook_id: get("webhook"),
+    };
+    let query = dv::ListQuery {
         status: get("status"),
         event_type: get("event_type"),
         since: get("since").map(|v| local_to_rfc3339(&v)),
@@ -916,41 +912,47 @@ pub async fn deliveries(State(st): State<Arc<AppState>>, s: Session, Query(q): P
         limit: Some(50),
     };
     let mut errors = BTreeMap::new();
-    let (list, next) =
-        match dv::list_all(State(st.clone()), s.caller.clone(), QueryParams(query)).await {
-            Ok(Json(p)) => {
-                let next = p.next_cursor.map(|c| {
-                    let mut ser = url::form_urlencoded::Serializer::new(String::new());
-                    for k in ["webhook", "status", "event_type", "since", "until"] {
-                        if let Some(v) = get(k) {
-                            ser.append_pair(k, &v);
-                        }
+    let (list, next) = match dv::list_all(
+        State(st.clone()),
+        s.caller.clone(),
+        QueryParams(only),
+        QueryParams(query),
+    )
+    .await
+    {
+        Ok(Json(p)) => {
+            let next = p.next_cursor.map(|c| {
+                let mut ser = url::form_urlencoded::Serializer::new(String::new());
+                for k in ["webhook", "status", "event_type", "since", "until"] {
+                    if let Some(v) = get(k) {
+                        ser.append_pair(k, &v);
                     }
-                    ser.append_pair("cursor", &c);
-                    format!("/portal/deliveries?{}", ser.finish())
-                });
-                let list: Vec<Value> = p
-                    .data
-                    .into_iter()
-                    .map(|d| {
-                        let url = urls.get(&d.webhook_id).cloned().unwrap_or_default();
-                        let mut v = to_value(d);
-                        v["webhook_url"] = url.into();
-                        v
-                    })
-                    .collect();
-                (list, next)
-            }
-            Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-                errors = field_errors(&e);
-                (vec![], None)
-            }
-            Err(e) if e.status == StatusCode::NOT_FOUND => {
-                errors.insert("webhook".into(), "no such webhook".into());
-                (vec![], None)
-            }
-            Err(e) => return api_error(e),
-        };
+                }
+                ser.append_pair("cursor", &c);
+                format!("/portal/deliveries?{}", ser.finish())
+            });
+            let list: Vec<Value> = p
+                .data
+                .into_iter()
+                .map(|d| {
+                    let url = urls.get(&d.webhook_id).cloned().unwrap_or_default();
+                    let mut v = to_value(d);
+                    v["webhook_url"] = url.into();
+                    v
+                })
+                .collect();
+            (list, next)
+        }
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            errors = field_errors(&e);
+            (vec![], None)
+        }
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            errors.insert("webhook".into(), "no such webhook".into());
+            (vec![], None)
+        }
+        Err(e) => return api_error(e),
+    };
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -1134,13 +1136,22 @@ pub async fn replay(State(st): State<Arc<AppState>>, s: Session, form: Form) -> 
 
 pub async fn events(State(st): State<Arc<AppState>>, s: Session) -> Response {
     match catalog(&st, &s.caller).await {
-        Ok(types) => page(
-            &s,
-            "events.html",
-            "events",
-            "Event catalog",
-            json!({"event_types": types}),
-        ),
+        Ok(mut types) => {
+            // The catalog page shows each schema and example as JSON text.
+            for t in &mut types {
+                let pretty = |k: &str| serde_json::to_string_pretty(&t[k]).unwrap_or_default();
+                let (schema, example) = (pretty("schema"), pretty("example"));
+                t["schema_pretty"] = schema.into();
+                t["example_pretty"] = example.into();
+            }
+            page(
+                &s,
+                "events.html",
+                "events",
+                "Event catalog",
+                json!({"event_types": types}),
+            )
+        }
         Err(e) => api_error(e),
     }
 }
