@@ -12,6 +12,7 @@ mod fifo;
 mod fuzz;
 mod health;
 mod invalid;
+mod isolation;
 mod operations;
 mod portal;
 mod producers;

@@ -267,6 +267,25 @@ impl TestEnv {
         n
     }
 
+    /// Whether a queue exists right now (passive declare).
+    pub async fn queue_exists(&self, queue: &str) -> bool {
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let opts = QueueDeclareOptions {
+            passive: true,
+            durable: true,
+            ..Default::default()
+        };
+        let exists = ch
+            .queue_declare(queue.into(), opts, FieldTable::default())
+            .await
+            .is_ok();
+        let _ = conn.close(200, "bye".into()).await;
+        exists
+    }
+
     /// Takes (and acks) every message of a queue: `(headers, body)`.
     pub async fn drain(&self, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
         let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")

@@ -238,6 +238,7 @@ pub async fn create_endpoint_with(
         None => Secret::generate(),
     };
     check_known_types(pool, &input.events).await?;
+    declare_schedule_tiers(settings, publisher, retry_schedule.as_deref()).await?;
     let new = NewEndpoint {
         id: hookfleet_core::ids::endpoint_id(),
         tenant_id: input.tenant_id,
@@ -277,6 +278,40 @@ pub async fn create_endpoint_with(
         );
     }
     Ok((ep, secret.expose().to_owned()))
+}
+
+/// Declares the retry tiers a custom schedule (`5s,1m`) waits in, before the
+/// schedule is stored: through the shared publisher when given, else on a
+/// connection of its own (the CLI). A failure is a `BrokerUnavailable` (503):
+/// a schedule is never stored while a tier it needs may be missing.
+pub async fn declare_schedule_tiers(
+    settings: &Settings,
+    publisher: Option<&crate::publisher::Publisher>,
+    schedule: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(schedule) = schedule else {
+        return Ok(());
+    };
+    if let Some(p) = publisher {
+        return p.declare_schedule_tiers(schedule).await;
+    }
+    let declared = async {
+        let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+        let r = async {
+            let ch = conn.create_channel().await?;
+            for t in topology::schedule_tiers(schedule, &settings.retry.tiers()) {
+                topology::declare_tier(&ch, settings.amqp.queue_type, t).await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = conn.close(200, "done".into()).await;
+        r
+    };
+    declared
+        .await
+        .context("declaring the retry tiers of the schedule")
+        .map_err(|e| crate::error::BrokerUnavailable(e).into())
 }
 
 /// The broker side of a new endpoint: its queue, and for a FIFO endpoint the

@@ -224,7 +224,7 @@ pub async fn recover(
         let rows = client
             .query(
                 "SELECT d.id, d.event_id, d.event_type, d.attempt_count, e.payload::text
-                   FROM deliveries d JOIN events e ON e.id = d.event_id
+                   FROM deliveries d JOIN events e ON e.scope = coalesce(d.tenant_id, '') AND e.id = d.event_id
                   WHERE d.endpoint_id = $1 AND d.status = 'failed' AND d.created_at >= $2
                   ORDER BY d.id LIMIT $3",
                 &[&ep.id, &since, &RECOVER_MAX],

@@ -237,22 +237,26 @@ async fn load_delivery(
     st: &AppState,
     endpoint_id: &str,
     delivery_id: &str,
-) -> ApiResult<(Delivery, String)> {
+) -> ApiResult<(Delivery, Option<String>)> {
     let client = st.pool.get().await?;
     let row = client
         .query_opt(
             "SELECT d.id, d.event_id, d.event_type, d.status, d.attempt_count, d.created_at, d.last_attempt_at, d.next_attempt_at,
                     e.payload::text AS payload
-             FROM deliveries d JOIN events e ON e.id = d.event_id
+             FROM deliveries d LEFT JOIN events e ON e.scope = coalesce(d.tenant_id, '') AND e.id = d.event_id
              WHERE d.id = $1 AND d.endpoint_id = $2",
             &[&delivery_id, &endpoint_id],
         )
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
     let mut attempts = attempts_of(&client, &[delivery_id]).await?;
-    let payload: String = row.get("payload");
+    // The join is on the delivery's tenant and event id (V8), so a payload is
+    // only ever the delivery's own tenant's.
+    let payload: Option<String> = row.get("payload");
     let mut d = delivery_from(&row, attempts.remove(delivery_id).unwrap_or_default());
-    d.payload = serde_json::from_str(&payload).ok();
+    d.payload = payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
     Ok((d, payload))
 }
 
@@ -282,6 +286,8 @@ pub async fn resend(
     // The stored envelope (jsonb's text form: same content, canonical spacing;
     // the signature covers whatever bytes are sent).
     let (d, payload) = load_delivery(&st, &id, &delivery_id).await?;
+    let payload = payload
+        .ok_or_else(|| ApiError::conflict("the event of this delivery is no longer stored"))?;
     let st2 = st.clone();
     let did = d.id.clone();
     crate::error::detached(async move {

@@ -243,7 +243,14 @@ fn row_to_type(r: &tokio_postgres::Row) -> EventType {
 }
 
 /// Adds an event type to the catalog; shared with `hookfleet event-type add`.
-pub async fn add_event_type(pool: &hookfleet_store::Pool, b: NewEventType) -> ApiResult<EventType> {
+/// A custom retry schedule's tiers are declared (through `publisher`, else on a
+/// connection of its own) before the type is stored.
+pub async fn add_event_type(
+    settings: &hookfleet_core::Settings,
+    pool: &hookfleet_store::Pool,
+    publisher: Option<&crate::publisher::Publisher>,
+    b: NewEventType,
+) -> ApiResult<EventType> {
     hookfleet_core::envelope::validate_event_type(&b.name)
         .map_err(|e| ApiError::invalid("name", e))?;
     let schema = b
@@ -252,6 +259,7 @@ pub async fn add_event_type(pool: &hookfleet_store::Pool, b: NewEventType) -> Ap
     let example = b.example.unwrap_or_else(|| serde_json::json!({}));
     check_schema(&schema, Some(&example))?;
     let retry = check_retry_schedule(b.retry_schedule.as_deref())?;
+    crate::admin::declare_schedule_tiers(settings, publisher, retry.as_deref()).await?;
     let client = pool.get().await?;
     let row = client
         .query_opt(
@@ -268,7 +276,9 @@ pub async fn add_event_type(pool: &hookfleet_store::Pool, b: NewEventType) -> Ap
 
 /// Updates or deprecates an event type; shared with `hookfleet event-type`.
 pub async fn update_event_type(
+    settings: &hookfleet_core::Settings,
     pool: &hookfleet_store::Pool,
+    publisher: Option<&crate::publisher::Publisher>,
     name: &str,
     p: EventTypePatch,
 ) -> ApiResult<EventType> {
@@ -285,6 +295,7 @@ pub async fn update_event_type(
     let example = p.example.unwrap_or(current.example);
     check_schema(&schema, Some(&example))?;
     let retry = check_retry_schedule(p.retry_schedule.as_ref().and_then(|r| r.as_deref()))?;
+    crate::admin::declare_schedule_tiers(settings, publisher, retry.as_deref()).await?;
     let row = client
         .query_one(
             &format!(
@@ -307,7 +318,7 @@ pub async fn create_type(
     caller.require_admin()?;
     Ok((
         StatusCode::CREATED,
-        Json(add_event_type(&st.pool, b).await?),
+        Json(add_event_type(&st.settings, &st.pool, Some(&st.publisher), b).await?),
     ))
 }
 
@@ -318,5 +329,7 @@ pub async fn update_type(
     crate::error::JsonBody(p): crate::error::JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventType>> {
     caller.require_admin()?;
-    Ok(Json(update_event_type(&st.pool, &name, p).await?))
+    Ok(Json(
+        update_event_type(&st.settings, &st.pool, Some(&st.publisher), &name, p).await?,
+    ))
 }

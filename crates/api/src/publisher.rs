@@ -104,6 +104,24 @@ impl Publisher {
         r
     }
 
+    /// Declares the retry tiers a custom schedule waits in, before the schedule
+    /// is stored: no process may meet a schedule whose tier does not exist
+    /// (issue #14: the routers' depth poller once looked for such a tier).
+    pub async fn declare_schedule_tiers(&self, schedule: &str) -> anyhow::Result<()> {
+        let declared = async {
+            let ch = self.channel().await?;
+            for t in hookfleet_broker::topology::schedule_tiers(schedule, &self.tiers) {
+                hookfleet_broker::topology::declare_tier(&ch, self.queue_type, t)
+                    .await
+                    .context("declaring a retry tier")?;
+            }
+            anyhow::Ok(())
+        };
+        declared
+            .await
+            .map_err(|e| crate::error::BrokerUnavailable(e).into())
+    }
+
     /// Declares an endpoint's queue (after creating the endpoint).
     pub async fn declare_endpoint(
         &self,

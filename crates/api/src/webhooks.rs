@@ -253,6 +253,11 @@ pub async fn update(
             ));
         }
     }
+    if b.retry_schedule.as_ref().is_some_and(Option::is_some) {
+        load(&st, &caller, &id).await?;
+        admin::declare_schedule_tiers(&st.settings, Some(&st.publisher), retry_schedule.as_deref())
+            .await?;
+    }
     let events_changed = b.events.is_some();
     let patch = EndpointPatch {
         url: b.url,

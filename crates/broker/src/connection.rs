@@ -44,6 +44,14 @@ pub async fn wait_closed(conn: &Connection) {
     loop {
         tokio::select! {
             ev = events.next() => match ev {
+                // A channel-level (soft) error, such as a passive declare of a
+                // queue that does not exist, closes that channel only: the
+                // connection and the session's other channels are fine. Ending
+                // the session for it once let one tenant's retry schedule keep
+                // every router reconnecting (issue #14).
+                Some(Event::Error(e)) if e.is_amqp_soft_error() => {
+                    tracing::debug!(error = %e, "A RabbitMQ channel was closed by the broker; the connection stays.");
+                }
                 Some(Event::Error(e)) => {
                     tracing::warn!(error = %e, "RabbitMQ connection lost.");
                     return;

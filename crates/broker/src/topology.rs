@@ -145,6 +145,23 @@ pub fn tier_for(delay: Duration, default_tiers: &[Duration]) -> Duration {
         .unwrap_or(Duration::from_secs(86_400))
 }
 
+/// The tiers a custom schedule (`5s,1m,1h`) waits in: [`tier_for`] of each
+/// delay, without repeats. A schedule that does not parse needs none (it is
+/// refused before it is stored).
+pub fn schedule_tiers(schedule: &str, default_tiers: &[Duration]) -> Vec<Duration> {
+    let Ok(s) = hookfleet_core::retry::RetrySchedule::parse(schedule) else {
+        return Vec::new();
+    };
+    let mut tiers: Vec<Duration> = s
+        .tiers()
+        .into_iter()
+        .map(|d| tier_for(d, default_tiers))
+        .collect();
+    tiers.sort();
+    tiers.dedup();
+    tiers
+}
+
 /// Declares one retry tier: `hookfleet.retry.<delay>`, a fanout exchange and a
 /// queue whose messages expire after `d` back into the deliveries exchange.
 pub async fn declare_tier(ch: &Channel, qt: QueueType, d: Duration) -> lapin::Result<()> {

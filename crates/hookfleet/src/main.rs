@@ -504,7 +504,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                         example: json_arg("--example", example)?,
                         retry_schedule,
                     };
-                    let t = hookfleet_api::events::add_event_type(&pool, b)
+                    let t = hookfleet_api::events::add_event_type(&settings, &pool, None, b)
                         .await
                         .map_err(api_err)?;
                     out!("{}", serde_json::to_string_pretty(&t)?);
@@ -514,7 +514,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                         deprecated: Some(true),
                         ..Default::default()
                     };
-                    hookfleet_api::events::update_event_type(&pool, &name, p)
+                    hookfleet_api::events::update_event_type(&settings, &pool, None, &name, p)
                         .await
                         .map_err(api_err)?;
                     out!("{name} deprecated");

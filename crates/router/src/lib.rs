@@ -407,7 +407,7 @@ impl Router {
         let mut redelivered = HashSet::new();
         for (d, env, body) in valid {
             if d.redelivered {
-                redelivered.insert(env.id.as_str());
+                redelivered.insert((env.tenant_id.as_deref(), env.id.as_str()));
             }
             // An operational event is never delivered to the endpoint it is about.
             let about = hookfleet_core::operational::about_endpoint(&env.event_type, &env.data);
@@ -447,13 +447,18 @@ impl Router {
             self.ordered,
         )
         .await?;
-        let by_event: HashMap<&str, (&Envelope, &String)> = valid
+        // Keyed by tenant and id: two tenants may use the same event id in one
+        // batch, and each delivery must carry its own tenant's envelope.
+        let by_event: HashMap<deliveries::EventKey<'_>, (&Envelope, &String)> = valid
             .iter()
-            .map(|(_, e, b)| (e.id.as_str(), (e, b)))
+            .map(|(_, e, b)| ((e.tenant_id.as_deref(), e.id.as_str()), (e, b)))
             .collect();
         let mut outgoing = Vec::with_capacity(to_publish.deliveries.len());
-        for (delivery_id, event_id, endpoint_id) in &to_publish.deliveries {
-            let Some((env, body)) = by_event.get(event_id.as_str()) else {
+        for routed in &to_publish.deliveries {
+            let (delivery_id, event_id, endpoint_id) =
+                (&routed.delivery_id, &routed.event_id, &routed.endpoint_id);
+            let Some((env, body)) = by_event.get(&(routed.tenant_id.as_deref(), event_id.as_str()))
+            else {
                 continue;
             };
             let props = h::delivery_properties(&h::DeliveryMeta {

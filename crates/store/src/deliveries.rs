@@ -24,13 +24,37 @@ pub struct NewDelivery<'a> {
     pub event_type: &'a str,
 }
 
+/// A delivery to publish after the transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Routed {
+    pub delivery_id: String,
+    /// The event's tenant: with `event_id`, it names the event (V8).
+    pub tenant_id: Option<String>,
+    pub event_id: String,
+    pub endpoint_id: String,
+}
+
+impl Routed {
+    fn from_row(r: &tokio_postgres::Row) -> Self {
+        Routed {
+            delivery_id: r.get(0),
+            tenant_id: r.get(1),
+            event_id: r.get(2),
+            endpoint_id: r.get(3),
+        }
+    }
+}
+
+/// An event as the router knows it: its tenant (None without one) and its id.
+/// Two tenants' events with the same id are different events.
+pub type EventKey<'a> = (Option<&'a str>, &'a str);
+
 /// Deliveries that should be published after the transaction: those created now,
 /// plus, for `redelivered_events`, existing deliveries never attempted (their
 /// first publish may have been lost with a router that died before acking).
 #[derive(Debug, Default)]
 pub struct ToPublish {
-    /// `(delivery_id, event_id, endpoint_id)`
-    pub deliveries: Vec<(String, String, String)>,
+    pub deliveries: Vec<Routed>,
 }
 
 /// Stores a batch of events and their deliveries in one transaction. `ordered`
@@ -41,7 +65,7 @@ pub async fn store_routed(
     pool: &Pool,
     events: &[NewEvent<'_>],
     deliveries: &[NewDelivery<'_>],
-    redelivered_events: &HashSet<&str>,
+    redelivered_events: &HashSet<EventKey<'_>>,
     ordered: bool,
 ) -> anyhow::Result<ToPublish> {
     let timer = hookfleet_core::metrics::BATCH_WRITE
@@ -56,7 +80,7 @@ pub async fn store_routed(
     tx.execute(
         "INSERT INTO events (id, tenant_id, type, payload)
          SELECT i, t, ty, p::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(i, t, ty, p)
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (scope, id) DO NOTHING",
         &[&ids, &tenants, &types, &payloads],
     )
     .await
@@ -74,43 +98,40 @@ pub async fn store_routed(
                 "INSERT INTO deliveries (id, event_id, endpoint_id, tenant_id, event_type)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
                  ON CONFLICT (event_id, endpoint_id) DO NOTHING
-                 RETURNING id, event_id, endpoint_id",
+                 RETURNING id, tenant_id, event_id, endpoint_id",
                 &[&d_ids, &d_events, &d_endpoints, &d_tenants, &d_types],
             )
             .await
             .context("inserting deliveries")?;
-        out.deliveries = rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
-            .collect();
+        out.deliveries = rows.iter().map(Routed::from_row).collect();
     }
     if !redelivered_events.is_empty() {
-        let created: HashSet<&str> = out
+        let created: HashSet<String> = out
             .deliveries
             .iter()
-            .map(|(id, _, _)| id.as_str())
+            .map(|d| d.delivery_id.clone())
             .collect();
-        let evs: Vec<&str> = redelivered_events.iter().copied().collect();
+        let scopes: Vec<&str> = redelivered_events
+            .iter()
+            .map(|(t, _)| t.unwrap_or(""))
+            .collect();
+        let evs: Vec<&str> = redelivered_events.iter().map(|(_, id)| *id).collect();
         let rows = tx
             .query(
-                "SELECT d.id, d.event_id, d.endpoint_id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-                 WHERE d.event_id = ANY($1) AND d.status = 'pending' AND d.attempt_count = 0
-                   AND (e.ordering = 'fifo') = $2",
-                &[&evs, &ordered],
+                "SELECT d.id, d.tenant_id, d.event_id, d.endpoint_id
+                   FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+                  WHERE (coalesce(d.tenant_id, ''), d.event_id) IN
+                        (SELECT * FROM unnest($1::text[], $2::text[]))
+                    AND d.status = 'pending' AND d.attempt_count = 0
+                    AND (e.ordering = 'fifo') = $3",
+                &[&scopes, &evs, &ordered],
             )
             .await
             .context("finding unattempted deliveries of redelivered events")?;
-        let again: Vec<(String, String, String)> = rows
+        let again = rows
             .iter()
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    r.get::<_, String>(1),
-                    r.get::<_, String>(2),
-                )
-            })
-            .filter(|(id, _, _)| !created.contains(id.as_str()))
-            .collect();
+            .map(Routed::from_row)
+            .filter(|d| !created.contains(&d.delivery_id));
         out.deliveries.extend(again);
     }
     tx.commit().await.context("committing events")?;

@@ -102,10 +102,11 @@ async fn sweep_locked(
     loop {
         let n = client
             .execute(
-                "DELETE FROM events WHERE id IN (
-                    SELECT e.id FROM events e
+                "DELETE FROM events WHERE (scope, id) IN (
+                    SELECT e.scope, e.id FROM events e
                      WHERE e.received_at < $1
-                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+                       AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                        WHERE d.event_id = e.id AND coalesce(d.tenant_id, '') = e.scope)
                      LIMIT $2)",
                 &[&cutoff, &batch],
             )
