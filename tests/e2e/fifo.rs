@@ -168,7 +168,7 @@ async fn fifo_endpoint_gets_publish_order_across_replicas_failures_and_a_killed_
     assert!(tries(20) >= 3);
     assert!(tries(30) >= 2);
     wait_for("the exhausted head dead-lettered", LONG, || async {
-        env.queue_len("hookfleet.dead").await == 1
+        env.dead_total().await == 1
     })
     .await;
     assert_eq!(

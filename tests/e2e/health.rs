@@ -103,7 +103,7 @@ async fn gone_410_disables_the_endpoint_and_dead_letters_at_once() {
         "{w}"
     );
     wait_for("the delivery dead-lettered", LONG, || async {
-        env.queue_len("hookfleet.dead").await == 1
+        env.dead_total().await == 1
     })
     .await;
     assert_eq!(rx.count(), 1, "no retry after 410 Gone");

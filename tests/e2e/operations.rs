@@ -18,6 +18,28 @@ async fn failed(env: &TestEnv, endpoint: &str) -> i64 {
     .await
 }
 
+/// How many items a list answer holds.
+fn len(v: &serde_json::Value) -> usize {
+    v["data"].as_array().map_or(0, Vec::len)
+}
+
+/// Follows a replay until it ends; returns its final record.
+async fn replay_done(api: &Api, id: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..600 {
+        let (s, r) = api
+            .call("GET", &format!("/api/v1/dead-letters/replays/{id}"), None)
+            .await;
+        assert_eq!(s, 200, "{r}");
+        if r["status"] != "running" {
+            return r;
+        }
+        last = r;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the replay did not end: {last}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_filtered_replayed_and_purged() {
     // Two attempts per delivery, one second apart; no circuit breaker (it would
@@ -58,18 +80,46 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
         failed(&env, &a.id).await == 100 && failed(&env, &b.id).await == 5
     })
     .await;
-    wait_for("105 messages in hookfleet.dead", LONG, || async {
-        env.queue_len("hookfleet.dead").await == 105
+    wait_for("105 dead letters kept in PostgreSQL", LONG, || async {
+        env.dead_letters().await == 105
+    })
+    .await;
+    wait_for("hookfleet.dead emptied by the keeper", LONG, || async {
+        env.queue_len("hookfleet.dead").await == 0
     })
     .await;
 
-    // List, with filters.
+    // List, with filters, in cursor pages.
     let (s, all) = admin
         .call("GET", "/api/v1/dead-letters?limit=1000", None)
         .await;
     assert_eq!(s, 200, "{all}");
-    assert_eq!(all["matched"], 105);
-    assert_eq!(all["queue_depth"], 105);
+    assert_eq!(len(&all), 105);
+    assert!(all["next_cursor"].is_null());
+    let mut seen = HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, page) = admin
+            .call(
+                "GET",
+                &format!("/api/v1/dead-letters?limit=40{cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        for d in page["data"].as_array().unwrap() {
+            assert!(seen.insert(d["delivery_id"].as_str().unwrap().to_owned()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 105, "the pages cover every dead letter once");
+    let (s, bad) = admin
+        .call("GET", "/api/v1/dead-letters?cursor=nope", None)
+        .await;
+    assert_eq!((s, bad["error"]["field"].as_str()), (422, Some("cursor")));
     let (_, only_a) = admin
         .call(
             "GET",
@@ -77,8 +127,8 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
             None,
         )
         .await;
-    assert_eq!(only_a["matched"], 100);
-    let d0 = &only_a["dead_letters"][0];
+    assert_eq!(len(&only_a), 100);
+    let d0 = &only_a["data"][0];
     assert_eq!(d0["endpoint_id"], a.id.as_str());
     assert_eq!(d0["tenant_id"], "acme");
     assert_eq!(d0["event_type"], "user.created");
@@ -92,10 +142,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
             None,
         )
         .await;
-    assert_eq!(
-        by_error["matched"], 5,
-        "error text filter is case-insensitive"
-    );
+    assert_eq!(len(&by_error), 5, "error text filter is case-insensitive");
     let (_, by_type) = admin
         .call(
             "GET",
@@ -103,7 +150,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
             None,
         )
         .await;
-    assert_eq!(by_type["matched"], 5);
+    assert_eq!(len(&by_type), 5);
     let (_, future) = admin
         .call(
             "GET",
@@ -111,17 +158,13 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
             None,
         )
         .await;
-    assert_eq!(future["matched"], 0);
+    assert_eq!(len(&future), 0);
     let (s, bad) = admin
         .call("GET", "/api/v1/dead-letters?since=yesterday", None)
         .await;
     assert_eq!(s, 422, "{bad}");
     assert_eq!(bad["error"]["field"], "since");
-    assert_eq!(
-        env.queue_len("hookfleet.dead").await,
-        105,
-        "listing takes nothing away"
-    );
+    assert_eq!(env.dead_letters().await, 105, "listing takes nothing away");
 
     // One, with its payload.
     let did = d0["delivery_id"].as_str().unwrap().to_owned();
@@ -149,7 +192,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
         .call("GET", "/api/v1/dead-letters?limit=1000", None)
         .await;
     assert_eq!(s, 200, "{mine}");
-    assert_eq!(mine["matched"], 5);
+    assert_eq!(len(&mine), 5);
     let (s, _) = beta
         .call("GET", "/api/v1/dead-letters?tenant_id=acme", None)
         .await;
@@ -165,8 +208,8 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
         .await;
     assert_eq!(s, 200, "{dry}");
     assert_eq!(dry["matched"], 100);
-    assert_eq!(dry["replayed"], 0);
-    assert_eq!(env.queue_len("hookfleet.dead").await, 105);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(env.dead_letters().await, 105);
     let (s, typo) = admin
         .call(
             "POST",
@@ -189,7 +232,8 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
             Some(json!({"endpoint_id": a.id, "rate": 500})),
         )
         .await;
-    assert_eq!(s, 200, "{rep}");
+    assert_eq!(s, 202, "{rep}");
+    let rep = replay_done(&admin, rep["id"].as_str().unwrap()).await;
     assert_eq!(rep["replayed"], 100, "{rep}");
     wait_for("the 100 replayed deliveries to succeed", LONG, || async {
         env.count(&format!(
@@ -221,7 +265,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
         100,
         "who replayed what is recorded"
     );
-    assert_eq!(env.queue_len("hookfleet.dead").await, 5);
+    assert_eq!(env.dead_letters().await, 5);
 
     // Purge: refuses without a filter, then removes beta's five.
     let (s, e) = admin
@@ -238,7 +282,7 @@ async fn dead_letters_are_listed_filtered_replayed_and_purged() {
         .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["purged"], 5);
-    assert_eq!(env.queue_len("hookfleet.dead").await, 0);
+    assert_eq!(env.dead_letters().await, 0);
     assert_eq!(
         env.count("SELECT count(*) FROM dead_letter_actions WHERE action = 'purge' AND actor = 'api:tenant:beta'")
             .await,
@@ -263,7 +307,7 @@ async fn recover_resends_failed_deliveries_since_a_time_and_the_cli_drives_the_d
         );
     }
     wait_for("4 dead letters", LONG, || async {
-        failed(&env, &ep.id).await == 4 && env.queue_len("hookfleet.dead").await == 4
+        failed(&env, &ep.id).await == 4 && env.dead_letters().await == 4
     })
     .await;
 
@@ -279,8 +323,8 @@ async fn recover_resends_failed_deliveries_since_a_time_and_the_cli_drives_the_d
     let (ok, stdout, stderr) = cli(&["dlq", "list", "--endpoint", &ep.id, "--json"]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["matched"], 4);
-    let first = report["dead_letters"][0]["delivery_id"]
+    assert_eq!(len(&report), 4);
+    let first = report["data"][0]["delivery_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -296,15 +340,16 @@ async fn recover_resends_failed_deliveries_since_a_time_and_the_cli_drives_the_d
     let (ok, stdout, _) = cli(&["dlq", "replay", "--endpoint", &ep.id, "--dry-run"]);
     assert!(ok);
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["replayed"],
-        0
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["matched"],
+        4
     );
+    assert_eq!(env.dead_letters().await, 4, "a dry run changes nothing");
     let (ok, _, stderr) = cli(&["dlq", "purge"]);
     assert!(!ok && stderr.contains("--all"), "{stderr}");
     let (ok, _, stderr) = cli(&["dlq", "list", "--since", "soon"]);
     assert!(!ok && stderr.contains("--since"), "{stderr}");
     // Purge one by delivery id through the API: its delivery stays failed in
-    // Postgres but is no longer in hookfleet.dead.
+    // Postgres but its dead letter is no longer kept.
     let (s, p) = admin
         .call(
             "POST",
@@ -314,9 +359,9 @@ async fn recover_resends_failed_deliveries_since_a_time_and_the_cli_drives_the_d
         .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["purged"], 1);
-    assert_eq!(env.queue_len("hookfleet.dead").await, 3);
+    assert_eq!(env.dead_letters().await, 3);
 
-    // Recover: the three from hookfleet.dead and the purged one from the store.
+    // Recover: the three kept dead letters and the purged one from the store.
     rx.set_behaviour(Behaviour::Ok);
     let (s, bad) = admin
         .call(
@@ -350,7 +395,7 @@ async fn recover_resends_failed_deliveries_since_a_time_and_the_cli_drives_the_d
         .map(|r| r.webhook_id())
         .collect();
     assert!(ids.is_subset(&ok_ids));
-    assert_eq!(env.queue_len("hookfleet.dead").await, 0);
+    assert_eq!(env.dead_letters().await, 0);
     app.stop().await.unwrap();
 }
 
@@ -460,8 +505,14 @@ async fn every_process_serves_metrics_promtool_accepts_and_they_move() {
         scrape(r, "hookfleet_events_routed_total", &[]).await,
         Some(2.0)
     );
+    // The worker's keeper moved the dead letter into PostgreSQL; the router's
+    // poller then sees hookfleet.dead empty.
+    wait_for("the dead letter kept", LONG, || async {
+        scrape(w, "hookfleet_dead_letters_kept_total", &[]).await == Some(1.0)
+    })
+    .await;
     wait_for("the dead-letter queue depth polled", LONG, || async {
-        scrape(r, "hookfleet_queue_messages", &["queue=\"hookfleet.dead\""]).await == Some(1.0)
+        scrape(r, "hookfleet_queue_messages", &["queue=\"hookfleet.dead\""]).await == Some(0.0)
     })
     .await;
     // JSON logs: one line per attempt with its ids and outcome; no secret, no payload.

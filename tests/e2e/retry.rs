@@ -1,5 +1,4 @@
 use hookfleet::Roles;
-use hookfleet_broker::headers as h;
 use hookfleet_tests::{wait_for, Behaviour, Receiver, TestEnv};
 use serde_json::json;
 use std::time::Duration;
@@ -55,7 +54,7 @@ async fn fails_twice_then_succeeds_in_three_recorded_attempts() {
         3
     );
     app.stop().await.unwrap();
-    assert_eq!(env.queue_len("hookfleet.dead").await, 0);
+    assert_eq!(env.dead_total().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,20 +83,39 @@ async fn always_failing_endpoint_ends_in_dead_letter_queue() {
             .await,
         3
     );
+    // The worker's keeper moves the dead letter from hookfleet.dead into
+    // PostgreSQL, with what its headers said.
+    wait_for("the dead letter kept", LONG, || async {
+        env.dead_letters().await == 1
+    })
+    .await;
     app.stop().await.unwrap();
-    let dead = env.drain("hookfleet.dead").await;
-    assert_eq!(dead.len(), 1);
-    let (headers, body) = &dead[0];
-    assert_eq!(
-        h::get_str(Some(headers), h::ENDPOINT_ID),
-        Some(ep.id.as_str())
+    assert_eq!(env.queue_len("hookfleet.dead").await, 0);
+    let dl = hookfleet_store::dead_letters::show(
+        &env.pool,
+        hookfleet_store::dead_letters::Scope::Tenant("acme"),
+        &env.count_text("SELECT delivery_id FROM dead_letters").await,
+    )
+    .await
+    .unwrap()
+    .expect("the dead letter, in its tenant's scope");
+    assert_eq!(dl.endpoint_id, ep.id);
+    assert_eq!(dl.tenant_id.as_deref(), Some("acme"));
+    assert_eq!(dl.event_id, id);
+    assert_eq!(dl.attempts, 3);
+    assert_eq!(dl.last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(dl.payload.unwrap()["id"], id.as_str());
+    assert!(
+        hookfleet_store::dead_letters::show(
+            &env.pool,
+            hookfleet_store::dead_letters::Scope::Tenant("other"),
+            &dl.delivery_id
+        )
+        .await
+        .unwrap()
+        .is_none(),
+        "another tenant's scope does not reach it"
     );
-    assert_eq!(h::get_str(Some(headers), h::TENANT_ID), Some("acme"));
-    assert_eq!(h::get_str(Some(headers), h::EVENT_ID), Some(id.as_str()));
-    assert_eq!(h::get_i64(Some(headers), h::ATTEMPTS), Some(3));
-    assert_eq!(h::get_str(Some(headers), h::LAST_ERROR), Some("HTTP 500"));
-    let j: serde_json::Value = serde_json::from_slice(body).unwrap();
-    assert_eq!(j["id"], id.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,5 +183,5 @@ async fn quorum_queues_retry_and_dead_letter_too() {
     )
     .await;
     app.stop().await.unwrap();
-    assert_eq!(env.drain("hookfleet.dead").await.len(), 1);
+    assert_eq!(env.dead_total().await, 1);
 }

@@ -267,6 +267,18 @@ impl TestEnv {
         n
     }
 
+    /// Dead letters kept in PostgreSQL (the workers' keepers move them there
+    /// from `hookfleet.dead`).
+    pub async fn dead_letters(&self) -> i64 {
+        self.count("SELECT count(*) FROM dead_letters").await
+    }
+
+    /// Dead letters anywhere: kept in PostgreSQL, or still on `hookfleet.dead`
+    /// (no worker's keeper has taken them yet, or none runs).
+    pub async fn dead_total(&self) -> i64 {
+        self.dead_letters().await + i64::from(self.queue_len("hookfleet.dead").await)
+    }
+
     /// Whether a queue exists right now (passive declare).
     pub async fn queue_exists(&self, queue: &str) -> bool {
         let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
@@ -310,6 +322,12 @@ impl TestEnv {
         }
         let _ = conn.close(200, "bye".into()).await;
         out
+    }
+
+    /// Runs a query returning one text value.
+    pub async fn count_text(&self, sql: &str) -> String {
+        let c = self.pool.get().await.unwrap();
+        c.query_one(sql, &[]).await.unwrap().get::<_, String>(0)
     }
 
     /// Runs a query returning one i64.

@@ -1,28 +1,32 @@
 //! `/api/v1/dead-letters…` and `/api/v1/webhooks/{id}/recover`: the API face of
-//! [`crate::dlq`]. A tenant key sees and acts on its own tenant's dead letters.
+//! [`crate::dlq`]. A tenant key sees and acts on its own tenant's dead letters
+//! only: its scope is part of every query, whatever the filter says.
 use crate::auth::Caller;
-use crate::dlq::{self, Action, BadFilter, DeadLetter, Filter, Report};
+use crate::dlq::{self, BadFilter, DeadLetter, Page};
 use crate::error::{detached, ApiError, ApiResult, JsonBody};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use hookfleet_store::dead_letters::{self as store, Filter, Replay, Scope};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Narrows a filter to the caller's tenant; a tenant asking for another's is refused.
-fn scoped(caller: &Caller, mut f: Filter) -> ApiResult<Filter> {
-    if let Some(t) = caller.scope() {
-        if f.tenant_id.as_deref().is_some_and(|want| want != t) {
-            return Err(ApiError::forbidden(
-                "a tenant key acts on its own tenant's dead letters only",
-            ));
+/// The caller's scope; a tenant naming another tenant is refused.
+fn scope<'a>(caller: &'a Caller, f: &Filter) -> ApiResult<Scope<'a>> {
+    match caller {
+        Caller::Admin => Ok(Scope::All),
+        Caller::Tenant(t) => {
+            if f.tenant_id.as_deref().is_some_and(|want| want != t) {
+                return Err(ApiError::forbidden(
+                    "a tenant key acts on its own tenant's dead letters only",
+                ));
+            }
+            Ok(Scope::Tenant(t))
         }
-        f.tenant_id = Some(t.to_owned());
     }
-    Ok(f)
 }
 
 fn actor(caller: &Caller) -> String {
@@ -32,43 +36,74 @@ fn actor(caller: &Caller) -> String {
     }
 }
 
-async fn run(
-    st: &Arc<AppState>,
-    caller: &Caller,
-    filter: Filter,
-    action: Action,
-    dry_run: bool,
-    payload: bool,
-) -> ApiResult<Report> {
-    let filter = scoped(caller, filter)?;
-    let (st, actor) = (st.clone(), actor(caller));
-    detached(async move {
-        dlq::Run {
-            amqp_url: &st.settings.amqp.url,
-            pool: &st.pool,
-            filter,
-            action,
-            dry_run,
-            actor,
-            include_payload: payload,
-            max_scan: dlq::MAX_SCAN,
-        }
-        .execute()
-        .await
-    })
-    .await
+/// Refuses a filter whose times do not parse, naming the field (422).
+fn check(f: &Filter) -> ApiResult<()> {
+    f.validate()
+        .map_err(|BadFilter { field, message }| ApiError::invalid(field, message))
 }
 
-/// `GET /api/v1/dead-letters`: the dead letters that match, oldest first.
+/// Largest page of a dead-letter list.
+const MAX_PAGE: i64 = 1000;
+
+/// `GET /api/v1/dead-letters` query: a filter, and a page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub endpoint_id: Option<String>,
+    pub tenant_id: Option<String>,
+    pub event_type: Option<String>,
+    pub delivery_id: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub error: Option<String>,
+    /// Page size: 1 to 1000, 100 by default.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    fn split(self) -> ApiResult<(Filter, Option<i64>, i64)> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be from 1 to {MAX_PAGE}"),
+            ));
+        }
+        let cursor =
+            self.cursor
+                .map(|c| {
+                    c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                        ApiError::invalid("cursor", "not a cursor this API returned")
+                    })
+                })
+                .transpose()?;
+        let f = Filter {
+            endpoint_id: self.endpoint_id,
+            tenant_id: self.tenant_id,
+            event_type: self.event_type,
+            delivery_id: self.delivery_id,
+            since: self.since,
+            until: self.until,
+            error: self.error,
+            received_since_ms: None,
+        };
+        check(&f)?;
+        Ok((f, cursor, limit))
+    }
+}
+
+/// `GET /api/v1/dead-letters`: the dead letters that match, oldest first,
+/// in cursor pages.
 pub async fn list(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    crate::error::QueryParams(f): crate::error::QueryParams<Filter>,
-) -> ApiResult<Json<Report>> {
-    check(&f)?;
-    Ok(Json(
-        run(&st, &caller, f, Action::List, false, false).await?,
-    ))
+    crate::error::QueryParams(q): crate::error::QueryParams<ListQuery>,
+) -> ApiResult<Json<Page>> {
+    let (f, cursor, limit) = q.split()?;
+    let scope = scope(&caller, &f)?;
+    Ok(Json(store::list(&st.pool, scope, &f, cursor, limit).await?))
 }
 
 /// `GET /api/v1/dead-letters/{delivery_id}`: one dead letter with its payload.
@@ -77,16 +112,9 @@ pub async fn show(
     caller: Caller,
     Path(delivery_id): Path<String>,
 ) -> ApiResult<Json<DeadLetter>> {
-    let f = Filter {
-        delivery_id: Some(delivery_id),
-        limit: Some(1),
-        ..Default::default()
-    };
-    let report = run(&st, &caller, f, Action::List, false, true).await?;
-    report
-        .dead_letters
-        .into_iter()
-        .next()
+    let scope = scope(&caller, &Filter::default())?;
+    store::show(&st.pool, scope, &delivery_id)
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("dead letter"))
 }
@@ -102,8 +130,9 @@ pub struct ActionBody {
     pub since: Option<String>,
     pub until: Option<String>,
     pub error: Option<String>,
-    pub limit: Option<usize>,
-    /// Replay: sends per second at most.
+    /// At most this many dead letters are acted on.
+    pub limit: Option<i64>,
+    /// Replay: sends per second at most (0.1 to 100000); unpaced when absent.
     pub rate: Option<f64>,
     #[serde(default)]
     pub dry_run: bool,
@@ -113,48 +142,113 @@ pub struct ActionBody {
 }
 
 impl ActionBody {
-    fn split(self) -> (Filter, Option<f64>, bool, bool) {
-        (
-            Filter {
-                endpoint_id: self.endpoint_id,
-                tenant_id: self.tenant_id,
-                event_type: self.event_type,
-                delivery_id: self.delivery_id,
-                since: self.since,
-                until: self.until,
-                error: self.error,
-                limit: self.limit,
-            },
-            self.rate,
-            self.dry_run,
-            self.all,
-        )
+    fn filter(&self) -> ApiResult<Filter> {
+        if self.limit.is_some_and(|l| l < 1) {
+            return Err(ApiError::invalid("limit", "must be at least 1"));
+        }
+        let f = Filter {
+            endpoint_id: self.endpoint_id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            event_type: self.event_type.clone(),
+            delivery_id: self.delivery_id.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            error: self.error.clone(),
+            received_since_ms: None,
+        };
+        check(&f)?;
+        Ok(f)
     }
 }
 
-/// Refuses a filter whose times or limit do not parse, naming the field (422).
-fn check(f: &Filter) -> ApiResult<()> {
-    f.validate()
-        .map_err(|BadFilter { field, message }| ApiError::invalid(field, message))
+/// What a dry run or a purge did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Counted {
+    pub dry_run: bool,
+    /// Dead letters that match (at most `limit`).
+    pub matched: i64,
+    /// Removed (0 in a dry run).
+    pub purged: i64,
 }
 
-/// `POST /api/v1/dead-letters/replay`
+/// `POST /api/v1/dead-letters/replay`: starts a replay and answers 202 with
+/// its record (`GET /api/v1/dead-letters/replays/{id}` follows it). A dry run
+/// answers 200 with the count instead.
 pub async fn replay(
     State(st): State<Arc<AppState>>,
     caller: Caller,
     JsonBody(body): JsonBody<ActionBody>,
-) -> ApiResult<Json<Report>> {
-    let (f, rate, dry_run, _) = body.split();
-    check(&f)?;
-    if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-        return Err(ApiError::invalid(
-            "rate",
-            "must be a positive number of sends per second",
-        ));
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let f = body.filter()?;
+    dlq::check_rate(body.rate)
+        .map_err(|BadFilter { field, message }| ApiError::invalid(field, message))?;
+    let scope = scope(&caller, &f)?;
+    if body.dry_run {
+        let n = store::count(&st.pool, scope, &f).await?;
+        let matched = body.limit.map_or(n, |l| n.min(l));
+        return Ok(Json(Counted {
+            dry_run: true,
+            matched,
+            purged: 0,
+        })
+        .into_response());
     }
+    let req = dlq::ReplayRequest {
+        filter: f,
+        rate: body.rate,
+        limit: body.limit,
+        actor: actor(&caller),
+    };
+    let tenant = caller.scope().map(str::to_owned);
+    let st2 = st.clone();
+    let replay = detached(async move {
+        let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
+        dlq::start_replay(&st2.settings.amqp.url, &st2.pool, scope, req).await
+    })
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(replay)).into_response())
+}
+
+/// `GET /api/v1/dead-letters/replays`: the caller's 100 newest replays.
+pub async fn replays(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    dlq::interrupt_stale(&st.pool).await;
+    let scope = scope(&caller, &Filter::default())?;
+    let data = store::list_replays(&st.pool, scope).await?;
     Ok(Json(
-        run(&st, &caller, f, Action::Replay { rate }, dry_run, false).await?,
+        serde_json::json!({ "data": data, "next_cursor": null }),
     ))
+}
+
+/// `GET /api/v1/dead-letters/replays/{id}`: a replay's progress.
+pub async fn replay_status(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Replay>> {
+    dlq::interrupt_stale(&st.pool).await;
+    let scope = scope(&caller, &Filter::default())?;
+    store::get_replay(&st.pool, scope, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("replay"))
+}
+
+/// `POST /api/v1/dead-letters/replays/{id}/cancel`: stops a running replay
+/// after the send in progress (what it sent stays sent; the rest stays kept).
+pub async fn cancel_replay(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Replay>)> {
+    let scope = scope(&caller, &Filter::default())?;
+    store::cancel_replay(&st.pool, scope, &id)
+        .await?
+        .map(|r| (StatusCode::ACCEPTED, Json(r)))
+        .ok_or_else(|| ApiError::not_found("replay"))
 }
 
 /// `POST /api/v1/dead-letters/purge`
@@ -162,18 +256,31 @@ pub async fn purge(
     State(st): State<Arc<AppState>>,
     caller: Caller,
     JsonBody(body): JsonBody<ActionBody>,
-) -> ApiResult<Json<Report>> {
-    let (f, _, dry_run, all) = body.split();
-    check(&f)?;
-    if !all && f.is_empty() {
+) -> ApiResult<Json<Counted>> {
+    let f = body.filter()?;
+    if !body.all && f.is_empty() {
         return Err(ApiError::invalid(
             "all",
             "give a filter, or \"all\": true to purge every dead letter",
         ));
     }
-    Ok(Json(
-        run(&st, &caller, f, Action::Purge, dry_run, false).await?,
-    ))
+    let scope = scope(&caller, &f)?;
+    if body.dry_run {
+        let n = store::count(&st.pool, scope, &f).await?;
+        let matched = body.limit.map_or(n, |l| n.min(l));
+        return Ok(Json(Counted {
+            dry_run: true,
+            matched,
+            purged: 0,
+        }));
+    }
+    let n = store::purge(&st.pool, scope, &f, body.limit, &actor(&caller)).await? as i64;
+    hookfleet_core::metrics::DEAD_LETTERS_PURGED.inc_by(n as u64);
+    Ok(Json(Counted {
+        dry_run: false,
+        matched: n,
+        purged: n,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,9 +294,9 @@ pub struct RecoverBody {
 pub struct Recovered {
     pub endpoint_id: String,
     pub since: String,
-    /// Dead letters of the endpoint sent back from `hookfleet.dead`.
-    pub replayed_from_dead_letters: usize,
-    /// Failed deliveries no longer in `hookfleet.dead` (purged, say), re-sent from
+    /// Dead letters of the endpoint sent back.
+    pub replayed_from_dead_letters: i64,
+    /// Failed deliveries with no dead letter kept (purged, say), re-sent from
     /// the stored event.
     pub resent: usize,
 }
@@ -208,24 +315,26 @@ pub async fn recover(
     let ep = crate::webhooks::load(&st, &caller, &id).await?;
     let since = OffsetDateTime::parse(&body.since, &Rfc3339)
         .map_err(|e| ApiError::invalid("since", format!("not an RFC 3339 time ({e})")))?;
-    let (st2, actor) = (st.clone(), actor(&caller));
+    let (st2, actor, tenant) = (
+        st.clone(),
+        actor(&caller),
+        caller.scope().map(str::to_owned),
+    );
     let (replayed, resent) = detached(async move {
-        // First what is in hookfleet.dead (those deliveries become `pending`)…
-        let report = dlq::replay_endpoint_since(
-            &st2.settings.amqp.url,
-            &st2.pool,
-            &ep.id,
-            since,
-            actor.clone(),
-        )
-        .await?;
-        // …then failed deliveries whose dead letter is gone, from the stored event.
+        let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
+        // First the kept dead letters (those deliveries become `pending`)…
+        let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
+        let replayed =
+            dlq::replay_endpoint_since(&st2.settings.amqp.url, &st2.pool, scope, &ep.id, since_ms, actor.clone())
+                .await?;
+        // …then failed deliveries with no dead letter kept, from the stored event.
         let client = st2.pool.get().await?;
         let rows = client
             .query(
                 "SELECT d.id, d.event_id, d.event_type, d.attempt_count, e.payload::text
                    FROM deliveries d JOIN events e ON e.scope = coalesce(d.tenant_id, '') AND e.id = d.event_id
                   WHERE d.endpoint_id = $1 AND d.status = 'failed' AND d.created_at >= $2
+                    AND NOT EXISTS (SELECT 1 FROM dead_letters x WHERE x.delivery_id = d.id)
                   ORDER BY d.id LIMIT $3",
                 &[&ep.id, &since, &RECOVER_MAX],
             )
@@ -235,21 +344,11 @@ pub async fn recover(
             st2.publisher.declare_endpoint(&ep).await?;
         }
         for r in &rows {
-            let (did, event_id, event_type): (String, String, String) =
-                (r.get(0), r.get(1), r.get(2));
+            let (did, event_id, event_type): (String, String, String) = (r.get(0), r.get(1), r.get(2));
             let attempts: i32 = r.get(3);
             let payload: String = r.get(4);
-            crate::deliveries::publish_again(
-                &st2,
-                &ep,
-                &did,
-                &event_id,
-                &event_type,
-                attempts,
-                &payload,
-            )
-            .await?;
-            dlq::mark_pending(&st2.pool, &did).await?;
+            crate::deliveries::publish_again(&st2, &ep, &did, &event_id, &event_type, attempts, &payload)
+                .await?;
             let dl = DeadLetter {
                 delivery_id: did,
                 event_id,
@@ -258,14 +357,13 @@ pub async fn recover(
                 event_type,
                 attempts: i64::from(attempts),
                 last_error: None,
-                dead_at: None,
-                payload_bytes: payload.len(),
+                dead_at: String::new(),
                 payload: None,
             };
-            dlq::record(&st2.pool, "recover", &dl, &actor).await?;
+            store::recovered(&st2.pool, &dl, &actor).await?;
             hookfleet_core::metrics::DEAD_LETTERS_REPLAYED.inc();
         }
-        anyhow::Ok((report.replayed, rows.len()))
+        anyhow::Ok((replayed, rows.len()))
     })
     .await?;
     Ok((

@@ -1,470 +1,250 @@
-//! Dead letters: browsing, replaying and purging `hookfleet.dead` (DESIGN §2.4),
-//! shared by `hookfleet dlq …` and `/api/v1/dead-letters…`.
+//! Dead letters: listing, replaying and purging the dead letters that the
+//! workers' keepers moved from `hookfleet.dead` into PostgreSQL
+//! (`hookfleet_store::dead_letters`), shared by `hookfleet dlq …`,
+//! `/api/v1/dead-letters…` and the portal.
 //!
-//! The queue is read with `basic.get` and manual acks: every message looked at
-//! stays unacknowledged on this connection until it is dealt with. A replayed
-//! message is acked only after its copy to `hookfleet.deliveries` is confirmed and
-//! the action is recorded; a purged one after the record; everything else (not
-//! matching, dry run, list) goes back to the queue, in its place, when the
-//! connection closes. Nothing is lost if this process dies half way.
+//! Every action is an indexed query over the caller's own rows, so one caller
+//! never holds, hides or delays another's dead letters, and the cost follows
+//! the dead letters that match, not the whole queue.
+//!
+//! A replay runs in the background as a recorded job (`dead_letter_replays`):
+//! it reports its progress there and stops when asked to. It publishes a batch
+//! of copies to `hookfleet.deliveries`, waits for every confirm, then removes
+//! those rows, marks the deliveries pending and records the actions in one
+//! transaction. A replay that dies half way leaves the rest kept, and at worst
+//! a duplicate (same `webhook-id`) of the batch it was sending.
 use crate::error::BrokerUnavailable;
 use anyhow::Context as _;
-use hookfleet_broker::{headers as h, names, topology};
+use hookfleet_broker::{headers as h, names};
 use hookfleet_core::metrics;
+use hookfleet_store::dead_letters::{self as store, Candidate, Filter, Outcome, Replay, Scope};
 use hookfleet_store::Pool;
-use lapin::options::{BasicGetOptions, ConfirmSelectOptions};
-use serde::{Deserialize, Serialize};
+use lapin::options::ConfirmSelectOptions;
 use std::time::{Duration, Instant};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-/// Which dead letters an action applies to. Every given field must match.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Filter {
-    pub endpoint_id: Option<String>,
-    pub tenant_id: Option<String>,
-    pub event_type: Option<String>,
-    pub delivery_id: Option<String>,
-    /// Dead-lettered at or after (RFC 3339).
-    pub since: Option<String>,
-    /// Dead-lettered before (RFC 3339).
-    pub until: Option<String>,
-    /// Case-insensitive part of the last error.
-    pub error: Option<String>,
-    /// At most this many dead letters are acted on (list: 100 unless given).
-    pub limit: Option<usize>,
-}
+pub use hookfleet_store::dead_letters::{BadFilter, DeadLetter, Page};
 
-/// A field of a [`Filter`] that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct BadFilter {
-    pub field: &'static str,
-    pub message: String,
-}
+/// Sends per second a replay may be paced at: from one every 10 s to 100,000.
+pub const RATE_MIN: f64 = 0.1;
+pub const RATE_MAX: f64 = 100_000.0;
+/// Dead letters a replay publishes (and confirms) per batch.
+const REPLAY_BATCH: i64 = 500;
+/// A running replay with no progress for this long belongs to a process that
+/// went away: it is reported `interrupted`.
+const STALE_SECS: f64 = 120.0;
 
-struct Compiled {
-    f: Filter,
-    since: Option<OffsetDateTime>,
-    until: Option<OffsetDateTime>,
-    error: Option<String>,
-    /// Router receipt at or after (ms): `/recover`'s "failed since".
-    received_since_ms: Option<i64>,
-}
-
-fn parse_time(
-    field: &'static str,
-    v: &Option<String>,
-) -> Result<Option<OffsetDateTime>, BadFilter> {
-    v.as_deref()
-        .map(|s| {
-            OffsetDateTime::parse(s, &Rfc3339).map_err(|e| BadFilter {
-                field,
-                message: format!("not an RFC 3339 time ({e}), e.g. 2026-11-28T12:00:00Z"),
-            })
-        })
-        .transpose()
-}
-
-impl Filter {
-    /// Checks the times and the limit, naming the field that is wrong.
-    pub fn validate(&self) -> Result<(), BadFilter> {
-        self.clone().compile().map(|_| ())
-    }
-
-    /// No field that narrows the selection is given.
-    pub fn is_empty(&self) -> bool {
-        [
-            &self.endpoint_id,
-            &self.tenant_id,
-            &self.event_type,
-            &self.delivery_id,
-            &self.since,
-            &self.until,
-            &self.error,
-        ]
-        .iter()
-        .all(|f| f.is_none())
-            && self.limit.is_none()
-    }
-
-    fn compile(self) -> Result<Compiled, BadFilter> {
-        if self.limit == Some(0) {
-            return Err(BadFilter {
-                field: "limit",
-                message: "must be at least 1".into(),
-            });
-        }
-        Ok(Compiled {
-            since: parse_time("since", &self.since)?,
-            until: parse_time("until", &self.until)?,
-            error: self.error.as_ref().map(|e| e.to_lowercase()),
-            received_since_ms: None,
-            f: self,
-        })
+/// Checks a replay's `rate`: finite and within [`RATE_MIN`]..=[`RATE_MAX`].
+pub fn check_rate(rate: Option<f64>) -> Result<(), BadFilter> {
+    match rate {
+        Some(r) if !(r.is_finite() && (RATE_MIN..=RATE_MAX).contains(&r)) => Err(BadFilter {
+            field: "rate",
+            message: format!("must be a number of sends per second from {RATE_MIN} to {RATE_MAX}"),
+        }),
+        _ => Ok(()),
     }
 }
 
-impl Compiled {
-    fn matches(&self, d: &DeadLetter, received_at_ms: Option<i64>) -> bool {
-        let eq = |want: &Option<String>, got: Option<&str>| {
-            want.as_deref().is_none_or(|w| got == Some(w))
-        };
-        let dead_at = d
-            .dead_at
-            .as_deref()
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
-        eq(&self.f.endpoint_id, Some(&d.endpoint_id))
-            && eq(&self.f.tenant_id, d.tenant_id.as_deref())
-            && eq(&self.f.event_type, Some(&d.event_type))
-            && eq(&self.f.delivery_id, Some(&d.delivery_id))
-            && self.since.is_none_or(|s| dead_at.is_some_and(|t| t >= s))
-            && self.until.is_none_or(|u| dead_at.is_some_and(|t| t < u))
-            && self.error.as_deref().is_none_or(|e| {
-                d.last_error
-                    .as_deref()
-                    .is_some_and(|l| l.to_lowercase().contains(e))
-            })
-            && self
-                .received_since_ms
-                .is_none_or(|s| received_at_ms.is_some_and(|r| r >= s))
-    }
-}
-
-/// One message of `hookfleet.dead`, as its headers describe it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub delivery_id: String,
-    pub event_id: String,
-    pub endpoint_id: String,
-    pub tenant_id: Option<String>,
-    pub event_type: String,
-    /// Attempts made before it was dead-lettered.
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    /// When it was dead-lettered (RFC 3339).
-    pub dead_at: Option<String>,
-    pub payload_bytes: usize,
-    /// The event envelope (`dlq show`, or `include_payload`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<serde_json::Value>,
-}
-
-fn describe(m: &lapin::message::BasicGetMessage, with_payload: bool) -> DeadLetter {
-    let hdrs = m.delivery.properties.headers().as_ref();
-    let s = |k: &str| h::get_str(hdrs, k).map(str::to_owned);
-    DeadLetter {
-        delivery_id: s(h::DELIVERY_ID).unwrap_or_default(),
-        event_id: s(h::EVENT_ID).unwrap_or_default(),
-        endpoint_id: s(h::ENDPOINT_ID).unwrap_or_default(),
-        tenant_id: s(h::TENANT_ID),
-        event_type: s(h::EVENT_TYPE).unwrap_or_default(),
-        attempts: h::get_i64(hdrs, h::ATTEMPTS)
-            .or_else(|| h::get_i64(hdrs, h::ATTEMPT))
-            .unwrap_or(0),
-        last_error: s(h::LAST_ERROR),
-        dead_at: s(h::DEAD_AT),
-        payload_bytes: m.delivery.data.len(),
-        payload: with_payload
-            .then(|| serde_json::from_slice(&m.delivery.data).ok())
-            .flatten(),
-    }
-}
-
-/// What to do with the dead letters that match.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Action {
-    List,
-    /// Back to `hookfleet.deliveries` with a fresh attempt budget and the same
-    /// `webhook-id`, at most `rate` per second.
-    Replay {
-        rate: Option<f64>,
-    },
-    Purge,
-}
-
-impl Action {
-    fn name(self) -> &'static str {
-        match self {
-            Action::List => "list",
-            Action::Replay { .. } => "replay",
-            Action::Purge => "purge",
-        }
-    }
-}
-
-/// A dead letter left in the queue, and why.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Skipped {
-    pub delivery_id: String,
-    pub reason: String,
-}
-
-/// What an action did (or, with `dry_run`, would do).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct Report {
-    pub action: String,
-    pub dry_run: bool,
-    /// Messages in `hookfleet.dead` when the scan started.
-    pub queue_depth: u32,
-    pub scanned: usize,
-    /// The scan stopped before the end of the queue (limit or `max_scan`).
-    pub truncated: bool,
-    pub matched: usize,
-    pub replayed: usize,
-    pub purged: usize,
-    /// Removed without sending: the delivery succeeded or was re-sent since.
-    pub discarded: usize,
-    pub skipped: Vec<Skipped>,
-    pub dead_letters: Vec<DeadLetter>,
-}
-
-/// One run over `hookfleet.dead`.
-pub struct Run<'a> {
-    pub amqp_url: &'a str,
-    pub pool: &'a Pool,
+/// What a replay is asked to do.
+#[derive(Debug, Clone)]
+pub struct ReplayRequest {
     pub filter: Filter,
-    pub action: Action,
-    pub dry_run: bool,
-    /// Recorded with every replay and purge ("admin", "tenant:acme", "cli:alice").
+    /// Sends per second at most; unpaced when `None`.
+    pub rate: Option<f64>,
+    /// At most this many dead letters are looked at.
+    pub limit: Option<i64>,
+    /// Recorded with every action ("api:admin", "api:tenant:acme", "cli:alice").
     pub actor: String,
-    pub include_payload: bool,
-    /// Messages looked at, at most.
-    pub max_scan: usize,
 }
 
-/// Default for [`Run::max_scan`].
-pub const MAX_SCAN: usize = 100_000;
+/// Starts a replay in the background; returns its record at once.
+pub async fn start_replay(
+    amqp_url: &str,
+    pool: &Pool,
+    scope: Scope<'_>,
+    req: ReplayRequest,
+) -> anyhow::Result<Replay> {
+    let (replay, job) = prepare_replay(amqp_url, pool, scope, req).await?;
+    tokio::spawn(job);
+    Ok(replay)
+}
 
-impl Run<'_> {
-    /// Checks the filter (a [`BadFilter`] inside the error when it does not parse).
-    pub async fn execute(self) -> anyhow::Result<Report> {
-        let filter = self.filter.clone().compile()?;
-        self.execute_compiled(filter).await
-    }
-
-    async fn execute_compiled(self, filter: Compiled) -> anyhow::Result<Report> {
-        let conn = hookfleet_broker::connect(self.amqp_url, "hookfleet-dlq")
-            .await
-            .map_err(BrokerUnavailable)?;
-        let result = self.scan(&conn, &filter).await;
-        // Closing returns every message still unacknowledged to the queue.
-        hookfleet_broker::close(&conn, "dlq done").await;
-        result
-    }
-
-    async fn scan(&self, conn: &lapin::Connection, filter: &Compiled) -> anyhow::Result<Report> {
-        let get = conn.create_channel().await.map_err(broker)?;
-        let publish = conn.create_channel().await.map_err(broker)?;
-        publish
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(broker)?;
-        let depth = topology::inspect(&get, names::DEAD_QUEUE)
-            .await
-            .context(
-                "hookfleet.dead does not exist yet (no hookfleet process has run on this vhost)",
-            )
-            .map_err(BrokerUnavailable)?
-            .message_count();
-        let limit = filter.f.limit.unwrap_or(match self.action {
-            Action::List => 100,
-            _ => usize::MAX,
-        });
-        let mut report = Report {
-            action: self.action.name().into(),
-            dry_run: self.dry_run,
-            queue_depth: depth,
-            ..Default::default()
-        };
-        let mut pacer = Pacer::new(match self.action {
-            Action::Replay { rate } => rate,
-            _ => None,
-        });
-        let to_scan = (depth as usize).min(self.max_scan);
-        while report.scanned < to_scan {
-            if report.matched >= limit {
-                break;
-            }
-            let Some(msg) = get
-                .basic_get(names::DEAD_QUEUE.into(), BasicGetOptions { no_ack: false })
-                .await
-                .map_err(broker)?
-            else {
-                break;
-            };
-            report.scanned += 1;
-            let received_at =
-                h::get_i64(msg.delivery.properties.headers().as_ref(), h::RECEIVED_AT);
-            let dl = describe(&msg, self.include_payload);
-            if !filter.matches(&dl, received_at) {
-                continue;
-            }
-            report.matched += 1;
-            if self.dry_run || self.action == Action::List {
-                report.dead_letters.push(dl);
-                continue;
-            }
-            let ack = || async {
-                hookfleet_broker::ack(&msg.delivery.acker)
-                    .await
-                    .map_err(|e| anyhow::Error::from(BrokerUnavailable(e)))
-            };
-            match self.action {
-                Action::Purge => {
-                    record(self.pool, "purge", &dl, &self.actor).await?;
-                    ack().await?;
-                    metrics::DEAD_LETTERS_PURGED.inc();
-                    report.purged += 1;
-                }
-                Action::Replay { .. } => {
-                    match self
-                        .replay_one(&publish, &dl, &msg.delivery.data, &mut pacer)
-                        .await?
-                    {
-                        Replayed::Sent => {
-                            ack().await?;
-                            metrics::DEAD_LETTERS_REPLAYED.inc();
-                            report.replayed += 1;
-                        }
-                        Replayed::Stale => {
-                            ack().await?;
-                            report.discarded += 1;
-                        }
-                        Replayed::Skip(reason) => report.skipped.push(Skipped {
-                            delivery_id: dl.delivery_id.clone(),
-                            reason,
-                        }),
-                    }
-                }
-                Action::List => {}
-            }
-            report.dead_letters.push(dl);
-        }
-        report.truncated = report.scanned < depth as usize;
-        // A barrier: the broker handles a channel's frames in order, so once this
-        // round trip returns, every ack sent before it has been taken. Closing the
-        // connection right after the last ack could otherwise drop it, and that
-        // dead letter would come back to the queue as a duplicate.
-        topology::inspect(&get, names::DEAD_QUEUE)
-            .await
-            .map_err(broker)?;
-        Ok(report)
-    }
-
-    async fn replay_one(
-        &self,
-        publish: &lapin::Channel,
-        dl: &DeadLetter,
-        body: &[u8],
-        pacer: &mut Pacer,
-    ) -> anyhow::Result<Replayed> {
-        if dl.delivery_id.is_empty() || dl.endpoint_id.is_empty() {
-            return Ok(Replayed::Skip(
-                "no x-delivery-id or x-endpoint-id header".into(),
-            ));
-        }
-        let row = self
-            .pool
-            .get()
-            .await?
-            .query_one(
-                "SELECT (SELECT status FROM deliveries WHERE id = $1),
-                        EXISTS (SELECT 1 FROM endpoints WHERE id = $2)",
-                &[&dl.delivery_id, &dl.endpoint_id],
-            )
-            .await?;
-        let (status, endpoint_exists): (Option<String>, bool) = (row.get(0), row.get(1));
-        if status.as_deref() == Some("succeeded") {
-            // Delivered since (a resend or recover): sending it again would only
-            // duplicate. The copy in the queue is dropped. (A `pending` one is
-            // replayed: a duplicate is harmless, a loss is not.)
-            record(self.pool, "discard", dl, &self.actor).await?;
-            return Ok(Replayed::Stale);
-        }
-        if !endpoint_exists {
-            return Ok(Replayed::Skip("its endpoint was deleted".into()));
-        }
-        pacer.wait().await;
-        let props = h::delivery_properties(&h::DeliveryMeta {
-            delivery_id: &dl.delivery_id,
-            event_id: &dl.event_id,
-            endpoint_id: &dl.endpoint_id,
-            event_type: &dl.event_type,
-            tenant_id: dl.tenant_id.as_deref(),
-            // A fresh budget: the retry schedule starts over; numbering goes on.
-            attempt: dl.attempts + 1,
-            attempt_base: dl.attempts,
-        });
-        hookfleet_broker::publish_confirmed(
-            publish,
-            [hookfleet_broker::Outgoing {
-                exchange: names::DELIVERIES_EXCHANGE,
-                routing_key: &dl.endpoint_id,
-                mandatory: false,
-                payload: body,
-                properties: props,
-            }],
-        )
+/// Records a replay and returns it with the future that runs it (the CLI
+/// awaits it; the API spawns it). The broker is reached before the replay is
+/// recorded, so a down broker is a 503, not a failed job.
+pub async fn prepare_replay(
+    amqp_url: &str,
+    pool: &Pool,
+    scope: Scope<'_>,
+    req: ReplayRequest,
+) -> anyhow::Result<(
+    Replay,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
+    req.filter.validate()?;
+    check_rate(req.rate)?;
+    let conn = hookfleet_broker::connect(amqp_url, "hookfleet-dlq-replay")
         .await
         .map_err(BrokerUnavailable)?;
-        mark_pending(self.pool, &dl.delivery_id).await?;
-        record(self.pool, "replay", dl, &self.actor).await?;
-        Ok(Replayed::Sent)
+    let ch = async {
+        let ch = conn.create_channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        anyhow::Ok(ch)
     }
+    .await
+    .map_err(BrokerUnavailable)?;
+    let id = format!("rpl_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let replay = store::start_replay(pool, scope, &id, &req.filter, req.rate, &req.actor).await?;
+    let tenant = match scope {
+        Scope::All => None,
+        Scope::Tenant(t) => Some(t.to_owned()),
+    };
+    let pool = pool.clone();
+    let job = async move {
+        let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
+        let result = run_replay(&pool, &ch, scope, &id, &req).await;
+        hookfleet_broker::close(&conn, "replay done").await;
+        let (status, error) = match result {
+            Ok(true) => ("cancelled", None),
+            Ok(false) => ("done", None),
+            Err(e) => {
+                tracing::error!(replay_id = %id, error = format!("{e:#}"), "A dead-letter replay failed; the dead letters not yet replayed are still kept.");
+                ("failed", Some(format!("{e:#}")))
+            }
+        };
+        if let Err(e) = store::end_replay(&pool, &id, status, error.as_deref()).await {
+            tracing::error!(replay_id = %id, error = format!("{e:#}"), "Could not record the end of a dead-letter replay.");
+        }
+        tracing::info!(replay_id = %id, status, "Dead-letter replay ended.");
+    };
+    Ok((replay, job))
 }
 
-enum Replayed {
-    Sent,
-    Stale,
-    Skip(String),
+/// Replays batch after batch; `Ok(true)` when it was cancelled.
+async fn run_replay(
+    pool: &Pool,
+    ch: &lapin::Channel,
+    scope: Scope<'_>,
+    id: &str,
+    req: &ReplayRequest,
+) -> anyhow::Result<bool> {
+    let mut after = 0i64;
+    let mut left = req.limit.unwrap_or(i64::MAX);
+    let mut pacer = Pacer::new(req.rate);
+    while left > 0 {
+        if store::cancelled(pool, id).await? {
+            return Ok(true);
+        }
+        let batch =
+            store::candidates(pool, scope, &req.filter, after, REPLAY_BATCH.min(left)).await?;
+        let Some(last) = batch.last() else {
+            return Ok(false);
+        };
+        after = last.id;
+        left -= batch.len() as i64;
+        let (sendable, stale, skipped) = sort(&batch);
+        let mut sent: Vec<&Candidate> = Vec::with_capacity(sendable.len());
+        if req.rate.is_some() {
+            // Paced: one at a time, each recorded as it goes.
+            for c in sendable {
+                if pacer.wait(pool, id).await? {
+                    finish(pool, id, &sent, &stale, skipped, &req.actor).await?;
+                    return Ok(true);
+                }
+                publish(ch, [c]).await?;
+                sent.push(c);
+            }
+        } else {
+            publish(ch, sendable.iter().copied()).await?;
+            sent = sendable;
+        }
+        if finish(pool, id, &sent, &stale, skipped, &req.actor).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
-fn broker(e: lapin::Error) -> anyhow::Error {
-    BrokerUnavailable(e.into()).into()
+/// Splits a batch: to send, stale (the delivery succeeded since), and how
+/// many are left in place (endpoint deleted, or no payload kept).
+fn sort(batch: &[Candidate]) -> (Vec<&Candidate>, Vec<&Candidate>, i64) {
+    let (mut send, mut stale, mut skipped) = (Vec::new(), Vec::new(), 0);
+    for c in batch {
+        let dl = &c.dead_letter;
+        if c.delivery_status.as_deref() == Some("succeeded") {
+            stale.push(c);
+        } else if dl.delivery_id.is_empty() || !c.endpoint_exists || c.payload.is_none() {
+            skipped += 1;
+        } else {
+            send.push(c);
+        }
+    }
+    (send, stale, skipped)
 }
 
-/// After a confirmed re-send: a `failed` delivery is `pending` again. Only a
-/// `failed` one: the worker may have recorded the new attempt already, and its
-/// outcome wins.
-pub async fn mark_pending(pool: &Pool, delivery_id: &str) -> anyhow::Result<()> {
-    pool.get()
-        .await?
-        .execute(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = now()
-              WHERE id = $1 AND status = 'failed'",
-            &[&delivery_id],
-        )
+/// Records a batch's outcome and progress; returns whether to stop.
+async fn finish(
+    pool: &Pool,
+    id: &str,
+    sent: &[&Candidate],
+    stale: &[&Candidate],
+    skipped: i64,
+    actor: &str,
+) -> anyhow::Result<bool> {
+    let done: Vec<(&Candidate, Outcome)> = sent
+        .iter()
+        .map(|c| (*c, Outcome::Replayed))
+        .chain(stale.iter().map(|c| (*c, Outcome::Discarded)))
+        .collect();
+    store::finish(pool, &done, actor).await?;
+    metrics::DEAD_LETTERS_REPLAYED.inc_by(sent.len() as u64);
+    store::progress(
+        pool,
+        id,
+        (sent.len() + stale.len()) as i64 + skipped,
+        sent.len() as i64,
+        stale.len() as i64,
+        skipped,
+    )
+    .await
+}
+
+/// Publishes copies to `hookfleet.deliveries` (pipelined) and waits for every
+/// confirm: a fresh attempt budget, the same `webhook-id`.
+async fn publish<'a>(
+    ch: &lapin::Channel,
+    batch: impl IntoIterator<Item = &'a Candidate>,
+) -> anyhow::Result<()> {
+    let batch: Vec<&Candidate> = batch.into_iter().collect();
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let out = batch.iter().map(|c| {
+        let dl = &c.dead_letter;
+        hookfleet_broker::Outgoing {
+            exchange: names::DELIVERIES_EXCHANGE,
+            routing_key: &dl.endpoint_id,
+            mandatory: false,
+            payload: c.payload.as_deref().unwrap_or_default(),
+            properties: h::delivery_properties(&h::DeliveryMeta {
+                delivery_id: &dl.delivery_id,
+                event_id: &dl.event_id,
+                endpoint_id: &dl.endpoint_id,
+                event_type: &dl.event_type,
+                tenant_id: dl.tenant_id.as_deref(),
+                // A fresh budget: the retry schedule starts over; numbering goes on.
+                attempt: dl.attempts + 1,
+                attempt_base: dl.attempts,
+            }),
+        }
+    });
+    hookfleet_broker::publish_confirmed(ch, out)
         .await
-        .context("marking the delivery pending")?;
-    Ok(())
+        .context("publishing replayed dead letters")
+        .map_err(|e| BrokerUnavailable(e).into())
 }
 
-/// Records an action in `dead_letter_actions`.
-pub async fn record(pool: &Pool, action: &str, dl: &DeadLetter, actor: &str) -> anyhow::Result<()> {
-    pool.get()
-        .await?
-        .execute(
-            "INSERT INTO dead_letter_actions
-               (action, delivery_id, event_id, endpoint_id, tenant_id, event_type, actor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &action,
-                &dl.delivery_id,
-                &dl.event_id,
-                &dl.endpoint_id,
-                &dl.tenant_id,
-                &dl.event_type,
-                &actor,
-            ],
-        )
-        .await
-        .context("recording the dead-letter action")?;
-    Ok(())
-}
-
-/// Spaces sends `1/rate` seconds apart.
+/// Spaces sends `1/rate` seconds apart; the wait looks at the cancel switch
+/// at least every second, so even the slowest replay stops at once.
 struct Pacer {
     every: Option<Duration>,
     next: Instant,
@@ -473,47 +253,73 @@ struct Pacer {
 impl Pacer {
     fn new(rate: Option<f64>) -> Self {
         Pacer {
+            // check_rate bounds the rate, so the division is finite and positive.
             every: rate
-                .filter(|r| r.is_finite() && *r > 0.0)
-                .map(|r| Duration::from_secs_f64(1.0 / r)),
+                .filter(|r| r.is_finite() && *r >= RATE_MIN)
+                .and_then(|r| Duration::try_from_secs_f64(1.0 / r).ok()),
             next: Instant::now(),
         }
     }
 
-    async fn wait(&mut self) {
-        if let Some(every) = self.every {
+    /// Waits for the next slot; `Ok(true)` when the replay was cancelled meanwhile.
+    async fn wait(&mut self, pool: &Pool, id: &str) -> anyhow::Result<bool> {
+        let Some(every) = self.every else {
+            return Ok(false);
+        };
+        loop {
             let now = Instant::now();
-            if self.next > now {
-                tokio::time::sleep(self.next - now).await;
+            if self.next <= now {
+                break;
             }
-            self.next = self.next.max(now) + every;
+            tokio::time::sleep((self.next - now).min(Duration::from_secs(1))).await;
+            if store::cancelled(pool, id).await? {
+                return Ok(true);
+            }
         }
+        self.next = self.next.max(Instant::now()) + every;
+        Ok(false)
     }
 }
 
-/// Replays the dead letters of one endpoint whose events reached the router at
-/// or after `since` (`/recover`'s first pass).
+/// Replays, in this task, the dead letters of one endpoint whose events
+/// reached the router at or after `since_ms` (`/recover`'s first pass);
+/// returns how many were sent.
 pub async fn replay_endpoint_since(
     amqp_url: &str,
     pool: &Pool,
+    scope: Scope<'_>,
     endpoint_id: &str,
-    since: OffsetDateTime,
+    since_ms: i64,
     actor: String,
-) -> anyhow::Result<Report> {
-    let run = Run {
-        amqp_url,
-        pool,
+) -> anyhow::Result<i64> {
+    let req = ReplayRequest {
         filter: Filter {
             endpoint_id: Some(endpoint_id.to_owned()),
+            received_since_ms: Some(since_ms),
             ..Default::default()
         },
-        action: Action::Replay { rate: None },
-        dry_run: false,
+        rate: None,
+        limit: None,
         actor,
-        include_payload: false,
-        max_scan: MAX_SCAN,
     };
-    let mut compiled = run.filter.clone().compile()?;
-    compiled.received_since_ms = Some((since.unix_timestamp_nanos() / 1_000_000) as i64);
-    run.execute_compiled(compiled).await
+    let (replay, job) = prepare_replay(amqp_url, pool, scope, req).await?;
+    job.await;
+    let done = store::get_replay(pool, scope, &replay.id)
+        .await?
+        .context("the recover replay's record is gone")?;
+    if done.status == "failed" {
+        anyhow::bail!(done.error.unwrap_or_else(|| "the replay failed".into()));
+    }
+    Ok(done.replayed)
+}
+
+/// Marks replays of processes that went away as `interrupted` (a failure is
+/// only logged: it changes what a listing reports, nothing else).
+pub async fn interrupt_stale(pool: &Pool) {
+    if let Err(e) = store::interrupt_stale_replays(pool, STALE_SECS).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "Could not mark interrupted dead-letter replays."
+        );
+    }
 }

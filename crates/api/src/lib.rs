@@ -94,6 +94,15 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/api/v1/dead-letters", get(dead_letters::list))
         .route("/api/v1/dead-letters/replay", post(dead_letters::replay))
         .route("/api/v1/dead-letters/purge", post(dead_letters::purge))
+        .route("/api/v1/dead-letters/replays", get(dead_letters::replays))
+        .route(
+            "/api/v1/dead-letters/replays/{id}",
+            get(dead_letters::replay_status),
+        )
+        .route(
+            "/api/v1/dead-letters/replays/{id}/cancel",
+            post(dead_letters::cancel_replay),
+        )
         .route(
             "/api/v1/dead-letters/{delivery_id}",
             get(dead_letters::show),

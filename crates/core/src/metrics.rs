@@ -145,6 +145,13 @@ pub static DEAD_LETTERS_REPLAYED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric")
 });
+pub static DEAD_LETTERS_KEPT: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "hookfleet_dead_letters_kept_total",
+        "Dead letters moved from hookfleet.dead into PostgreSQL by this worker's keeper."
+    )
+    .expect("metric")
+});
 pub static DEAD_LETTERS_PURGED: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "hookfleet_dead_letters_purged_total",
@@ -214,6 +221,7 @@ pub fn init(roles: &[&str]) {
                 LazyLock::force(&IN_FLIGHT);
                 LazyLock::force(&CONSUMED_QUEUES);
                 LazyLock::force(&CIRCUIT_OPENED);
+                LazyLock::force(&DEAD_LETTERS_KEPT);
                 BATCH_WRITE.with_label_values(&["attempts"]);
             }
             "api" => {

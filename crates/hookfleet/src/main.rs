@@ -211,22 +211,25 @@ struct DlqFilter {
     #[arg(long)]
     error: Option<String>,
     /// Act on at most this many (list: 100 unless given).
-    #[arg(long)]
-    limit: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    limit: Option<i64>,
 }
 
 impl DlqFilter {
-    fn into_filter(self) -> hookfleet_api::dlq::Filter {
-        hookfleet_api::dlq::Filter {
-            endpoint_id: self.endpoint,
-            tenant_id: self.tenant,
-            event_type: self.event_type,
-            delivery_id: None,
-            since: self.since,
-            until: self.until,
-            error: self.error,
-            limit: self.limit,
-        }
+    fn split(self) -> (hookfleet_store::dead_letters::Filter, Option<i64>) {
+        (
+            hookfleet_store::dead_letters::Filter {
+                endpoint_id: self.endpoint,
+                tenant_id: self.tenant,
+                event_type: self.event_type,
+                delivery_id: None,
+                since: self.since,
+                until: self.until,
+                error: self.error,
+                received_since_ms: None,
+            },
+            self.limit,
+        )
     }
 }
 
@@ -683,7 +686,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
 }
 
 async fn dlq(cmd: DlqCmd, settings: &Settings) -> anyhow::Result<()> {
-    use hookfleet_api::dlq::{Action, Filter, Run, MAX_SCAN};
+    use hookfleet_store::dead_letters::{self as store, Scope};
     let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
     let actor = |by: Option<String>| {
         by.unwrap_or_else(|| {
@@ -693,44 +696,66 @@ async fn dlq(cmd: DlqCmd, settings: &Settings) -> anyhow::Result<()> {
             )
         })
     };
-    let (filter, action, dry_run, actor, json, payload) = match cmd {
-        DlqCmd::List { filter, json } => (
-            filter.into_filter(),
-            Action::List,
-            false,
-            String::new(),
-            json,
-            false,
-        ),
-        DlqCmd::Show { delivery_id } => (
-            Filter {
-                delivery_id: Some(delivery_id),
-                limit: Some(1),
-                ..Default::default()
-            },
-            Action::List,
-            false,
-            String::new(),
-            true,
-            true,
-        ),
+    let checked = |f: &store::Filter| f.validate().map_err(|e| anyhow::anyhow!("--{e}"));
+    match cmd {
+        DlqCmd::List { filter, json } => {
+            let (filter, limit) = filter.split();
+            checked(&filter)?;
+            let page = store::list(&pool, Scope::All, &filter, None, limit.unwrap_or(100)).await?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&page)?);
+            } else {
+                print_dead_letters(&page);
+            }
+        }
+        DlqCmd::Show { delivery_id } => {
+            let dl = store::show(&pool, Scope::All, &delivery_id)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no dead letter is kept for delivery {delivery_id}")
+                })?;
+            out!("{}", serde_json::to_string_pretty(&dl)?);
+        }
         DlqCmd::Replay {
             filter,
             rate,
             dry_run,
             by,
         } => {
-            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
-                anyhow::bail!("--rate must be a positive number of sends per second");
+            let (filter, limit) = filter.split();
+            checked(&filter)?;
+            hookfleet_api::dlq::check_rate(rate).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            if dry_run {
+                let n = store::count(&pool, Scope::All, &filter).await?;
+                let matched = limit.map_or(n, |l| n.min(l));
+                out!(
+                    "{}",
+                    serde_json::json!({"dry_run": true, "matched": matched})
+                );
+                return Ok(());
             }
-            (
-                filter.into_filter(),
-                Action::Replay { rate },
-                dry_run,
-                actor(by),
-                true,
-                false,
-            )
+            let req = hookfleet_api::dlq::ReplayRequest {
+                filter,
+                rate,
+                limit,
+                actor: actor(by),
+            };
+            let (replay, job) =
+                hookfleet_api::dlq::prepare_replay(&settings.amqp.url, &pool, Scope::All, req)
+                    .await?;
+            eprintln!("replay {} started", replay.id);
+            job.await;
+            let done = store::get_replay(&pool, Scope::All, &replay.id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the replay's record is gone"))?;
+            out!("{}", serde_json::to_string_pretty(&done)?);
+            if done.status != "done" {
+                anyhow::bail!(
+                    "the replay ended {}: {}",
+                    done.status,
+                    done.error.unwrap_or_default()
+                );
+            }
         }
         DlqCmd::Purge {
             filter,
@@ -738,69 +763,58 @@ async fn dlq(cmd: DlqCmd, settings: &Settings) -> anyhow::Result<()> {
             dry_run,
             by,
         } => {
-            let filter = filter.into_filter();
-            if !all && filter.is_empty() {
+            let (filter, limit) = filter.split();
+            if !all && filter.is_empty() && limit.is_none() {
                 anyhow::bail!("give a filter (--endpoint, --tenant, --type, --since, --until, --error, --limit), or --all to purge every dead letter");
             }
-            (filter, Action::Purge, dry_run, actor(by), true, false)
-        }
-    };
-    filter.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let report = Run {
-        amqp_url: &settings.amqp.url,
-        pool: &pool,
-        filter,
-        action,
-        dry_run,
-        actor,
-        include_payload: payload,
-        max_scan: MAX_SCAN,
-    }
-    .execute()
-    .await?;
-    if payload {
-        let dl = report
-            .dead_letters
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("no such dead letter in hookfleet.dead"))?;
-        out!("{}", serde_json::to_string_pretty(dl)?);
-    } else if json {
-        out!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        out!(
-            "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} LAST ERROR",
-            "DELIVERY",
-            "ENDPOINT",
-            "TENANT",
-            "TYPE",
-            "ATTEMPTS",
-            "DEAD AT"
-        );
-        for d in &report.dead_letters {
+            checked(&filter)?;
+            let (matched, purged) = if dry_run {
+                let n = store::count(&pool, Scope::All, &filter).await?;
+                (limit.map_or(n, |l| n.min(l)), 0)
+            } else {
+                let n = store::purge(&pool, Scope::All, &filter, limit, &actor(by)).await? as i64;
+                (n, n)
+            };
             out!(
-                "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} {}",
-                d.delivery_id,
-                d.endpoint_id,
-                d.tenant_id.as_deref().unwrap_or("-"),
-                d.event_type,
-                d.attempts,
-                d.dead_at.as_deref().unwrap_or("-"),
-                hookfleet_core::text::truncate(d.last_error.as_deref().unwrap_or(""), 60)
+                "{}",
+                serde_json::json!({"dry_run": dry_run, "matched": matched, "purged": purged})
             );
         }
-        eprintln!(
-            "{} shown; {} scanned of {} in hookfleet.dead{}",
-            report.dead_letters.len(),
-            report.scanned,
-            report.queue_depth,
-            if report.truncated {
-                " (stopped at the limit)"
-            } else {
-                ""
-            }
-        );
     }
     Ok(())
+}
+
+fn print_dead_letters(page: &hookfleet_store::dead_letters::Page) {
+    out!(
+        "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} LAST ERROR",
+        "DELIVERY",
+        "ENDPOINT",
+        "TENANT",
+        "TYPE",
+        "ATTEMPTS",
+        "DEAD AT"
+    );
+    for d in &page.data {
+        out!(
+            "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} {}",
+            d.delivery_id,
+            d.endpoint_id,
+            d.tenant_id.as_deref().unwrap_or("-"),
+            d.event_type,
+            d.attempts,
+            d.dead_at,
+            hookfleet_core::text::truncate(d.last_error.as_deref().unwrap_or(""), 60)
+        );
+    }
+    eprintln!(
+        "{} shown{}",
+        page.data.len(),
+        if page.next_cursor.is_some() {
+            " (more: raise --limit or narrow the filter)"
+        } else {
+            ""
+        }
+    );
 }
 
 async fn endpoint(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {

@@ -8,11 +8,14 @@
 //! - [`registry`]: the in-memory registry of endpoints and event types that router
 //!   and workers route from, refreshed by `NOTIFY hookfleet_config` and a periodic resync.
 //! - [`catalog`]: event types with their compiled JSON Schemas.
+//! - [`dead_letters`]: dead letters kept from `hookfleet.dead`: the keeper's batch
+//!   insert, scoped listing, replay bookkeeping and purge.
 //! - [`deliveries`]: the router's batch insert of events and deliveries, and the
 //!   workers' batch write of attempts.
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod dead_letters;
 pub mod deliveries;
 pub mod endpoints;
 pub mod migrate;

@@ -13,6 +13,7 @@
 pub mod gate;
 pub mod health;
 pub mod http;
+pub mod keeper;
 pub mod writer;
 
 use anyhow::Context as _;
@@ -149,6 +150,23 @@ async fn session(
         session_end.clone(),
     ));
     let failed = CancellationToken::new();
+    let keeper = {
+        let (pool, ch, end, failed) = (
+            ctx.pool.clone(),
+            conn.create_channel().await?,
+            session_end.clone(),
+            failed.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = keeper::run(pool, ch, end).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "The dead-letter keeper stopped; the session restarts."
+                );
+                failed.cancel();
+            }
+        })
+    };
     let mut consumers: HashMap<String, ConsumerHandle> = HashMap::new();
     let mut changes = ctx.registry.subscribe();
     let mut next_channel = 0usize;
@@ -255,6 +273,7 @@ async fn session(
     }
     session_end.cancel();
     let _ = probes.await;
+    let _ = keeper.await;
     let grace = ctx.settings.shutdown_grace;
     if tokio::time::timeout(grace, slots.acquire_many(max as u32))
         .await

@@ -1068,18 +1068,18 @@ pub async fn dead_letters(
         Ok(l) => l,
         Err(e) => return api_error(e),
     };
-    let filter = crate::dlq::Filter {
+    let query = dl::ListQuery {
         endpoint_id: get("webhook"),
         event_type: get("event_type"),
         limit: Some(100),
         ..Default::default()
     };
-    let report = match dl::list(State(st.clone()), s.caller.clone(), QueryParams(filter)).await {
+    let report = match dl::list(State(st.clone()), s.caller.clone(), QueryParams(query)).await {
         Ok(Json(r)) => r,
         Err(e) => return api_error(e),
     };
     let list: Vec<Value> = report
-        .dead_letters
+        .data
         .into_iter()
         .map(|d| {
             let url = urls.get(&d.endpoint_id).cloned().unwrap_or_default();
@@ -1089,11 +1089,9 @@ pub async fn dead_letters(
         })
         .collect();
     let hooks = choices(&webhooks);
-    let report = q.get("done").map(|_| {
-        let n: usize = get("n").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let dropped: usize = get("discarded").and_then(|v| v.parse().ok()).unwrap_or(0);
-        json!({"replayed": n, "skipped": dropped,
-               "message": format!("Replayed {n} dead letter(s); {dropped} dropped because they succeeded since.")})
+    // A fixed, server-chosen message: nothing from the query string is shown.
+    let report = (q.get("done").map(String::as_str) == Some("replay_started")).then(|| {
+        json!({"message": "Replay started: the dead letters that match are being sent again. Refresh to follow."})
     });
     page(
         &s,
@@ -1116,11 +1114,9 @@ pub async fn replay(State(st): State<Arc<AppState>>, s: Session, form: Form) -> 
         ..Default::default()
     };
     match dl::replay(State(st), s.caller.clone(), JsonBody(body)).await {
-        Ok(Json(r)) => {
+        Ok(_) => {
             let mut ser = url::form_urlencoded::Serializer::new(String::new());
-            ser.append_pair("done", "replayed")
-                .append_pair("n", &r.replayed.to_string())
-                .append_pair("discarded", &r.discarded.to_string());
+            ser.append_pair("done", "replay_started");
             for k in ["webhook", "event_type"] {
                 if let Some(v) = form.get(k) {
                     ser.append_pair(k, &v);
