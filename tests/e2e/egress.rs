@@ -78,7 +78,10 @@ async fn proxy_one(client: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
     } else {
         let rest = target.strip_prefix("http://").unwrap_or(&target);
         let (a, p) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        (a.to_owned(), if p.is_empty() { "/".into() } else { p.into() })
+        (
+            a.to_owned(),
+            if p.is_empty() { "/".into() } else { p.into() },
+        )
     };
     // Loopback only: these tests send nothing anywhere else.
     let upstream = match tokio::net::lookup_host(authority.as_str()).await {
@@ -319,10 +322,9 @@ async fn refusals_at_connect_time_show_tenants_no_address() {
     assert!(!errors[0].contains("127.0.0.1"), "{errors:?}");
     let log = std::fs::read_to_string(&worker.log).unwrap_or_default();
     assert!(
-        log.lines()
-            .any(|l| l.contains(&ep.id)
-                && l.contains(r#""host":"localhost""#)
-                && l.contains("127.0.0.1")),
+        log.lines().any(|l| l.contains(&ep.id)
+            && l.contains(r#""host":"localhost""#)
+            && l.contains("127.0.0.1")),
         "{log}"
     );
     drop(worker);

@@ -192,10 +192,13 @@ async fn slow_and_idle_clients_are_closed_and_connections_capped() {
     assert!(read_response(&mut conn).await.starts_with("HTTP/1.1 200"));
     let idle_since = Instant::now();
     let mut buf = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(IDLE_TIMEOUT) + slack, conn.read(&mut buf))
-        .await
-        .expect("an idle keep-alive connection stayed open")
-        .unwrap_or(0);
+    let n = tokio::time::timeout(
+        Duration::from_secs(IDLE_TIMEOUT) + slack,
+        conn.read(&mut buf),
+    )
+    .await
+    .expect("an idle keep-alive connection stayed open")
+    .unwrap_or(0);
     let idle_for = idle_since.elapsed();
     assert_eq!(n, 0, "unexpected bytes on an idle connection");
     assert!(

@@ -251,10 +251,8 @@ fn proxy_url(s: &str) -> Result<Option<ProxyUrl>, ConfigError> {
 /// Validates one `delivery.no_proxy` entry: `*`, an IP address, a CIDR range,
 /// or a host/domain name (a leading dot is allowed).
 fn no_proxy_entry(e: &str) -> Result<String, ConfigError> {
-    let ok = e == "*"
-        || e.parse::<std::net::IpAddr>().is_ok()
-        || e.parse::<ipnet::IpNet>().is_ok()
-        || {
+    let ok =
+        e == "*" || e.parse::<std::net::IpAddr>().is_ok() || e.parse::<ipnet::IpNet>().is_ok() || {
             let name = e.strip_prefix('.').unwrap_or(e);
             !name.is_empty()
                 && name.len() <= 253
@@ -637,7 +635,10 @@ mod tests {
     fn proxy_settings() {
         let s = Settings::with_overrides(&[
             ("delivery.proxy", "socks5://user:hunter22@10.0.0.1:1080"),
-            ("delivery.no_proxy", "Internal.Example, .corp, 10.0.0.0/8, ::1, *"),
+            (
+                "delivery.no_proxy",
+                "Internal.Example, .corp, 10.0.0.0/8, ::1, *",
+            ),
         ])
         .unwrap();
         let p = s.delivery.proxy.as_ref().unwrap();
@@ -669,10 +670,22 @@ mod tests {
             ("api.admin_key", "short", "api.admin_key"),
             ("delivery.timeuot", "1s", "timeuot"),
             ("delivery.proxy", "proxy.internal:3128", "delivery.proxy"),
-            ("delivery.proxy", "https://proxy.internal:3128", "delivery.proxy"),
-            ("delivery.proxy", "socks5://proxy.internal", "delivery.proxy"),
+            (
+                "delivery.proxy",
+                "https://proxy.internal:3128",
+                "delivery.proxy",
+            ),
+            (
+                "delivery.proxy",
+                "socks5://proxy.internal",
+                "delivery.proxy",
+            ),
             ("delivery.proxy", "http://p:3128/path", "delivery.proxy"),
-            ("delivery.no_proxy", "a.example, http://b", "delivery.no_proxy"),
+            (
+                "delivery.no_proxy",
+                "a.example, http://b",
+                "delivery.no_proxy",
+            ),
             ("delivery.no_proxy", "bad host", "delivery.no_proxy"),
             ("api.header_read_timeout", "0s", "api.header_read_timeout"),
             ("api.idle_timeout", "never", "api.idle_timeout"),

@@ -5,7 +5,7 @@
 //! Proxies: the environment's `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are never
 //! used. With `delivery.proxy`, reqwest does not resolve a proxied target
 //! itself, so [`Client::post`] resolves it first and refuses it when any of
-//! its addresses is not allowed (see docs/ARCHITECTURE.md §6, the proxy's own
+//! its addresses is not allowed (see docs/ARCHITECTURE.md §3; the proxy's own
 //! lookup afterwards is the remaining gap).
 //!
 //! What tenants see of a refusal is [`REFUSED`], without the host's addresses;

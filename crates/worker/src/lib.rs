@@ -686,14 +686,15 @@ async fn attempt_delivery(
             "no usable signing secret (one could not be opened: check secrets.encryption_keys)",
         )
     } else {
-        ctx.client.post(
-            &ep.id,
-            &ep.url,
-            headers,
-            body.clone(),
-            settings.delivery.response_excerpt_bytes,
-        )
-        .await
+        ctx.client
+            .post(
+                &ep.id,
+                &ep.url,
+                headers,
+                body.clone(),
+                settings.delivery.response_excerpt_bytes,
+            )
+            .await
     };
     let class = metrics::status_class(resp.status);
     metrics::ATTEMPT_DURATION
