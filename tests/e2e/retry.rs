@@ -143,6 +143,12 @@ async fn unreachable_and_refused_targets_are_recorded_failures() {
         .await,
         2
     );
+    // Tenants see no internal address in the error.
+    assert_eq!(
+        env.count("SELECT count(*) FROM delivery_attempts WHERE error LIKE '%127.0.0.1%'")
+            .await,
+        0
+    );
     app.stop().await.unwrap();
 }
 

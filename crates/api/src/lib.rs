@@ -12,6 +12,7 @@
 //! - [`events`]: the event catalog and `POST /api/v1/events`.
 //! - [`tenants`]: tenants and their API keys (admin key only).
 //! - [`docs`]: the OpenAPI document and `/docs`.
+//! - [`conn`]: the listener: connection cap, header-read and idle timeouts.
 //! - [`publisher`]: the shared confirmed publisher handlers use.
 //! - [`portal`]: the tenant portal (`/portal`), server-rendered HTML on top of
 //!   the handlers above.
@@ -19,6 +20,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod conn;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod dlq;
@@ -148,7 +150,8 @@ pub fn state(settings: Arc<Settings>, pool: Pool) -> anyhow::Result<Arc<AppState
     }))
 }
 
-/// Serves until `shutdown`.
+/// Serves until `shutdown`, with `api.max_connections`, `api.header_read_timeout`
+/// and `api.idle_timeout` applied to every connection ([`conn`]).
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
@@ -156,18 +159,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "API listening.");
     let grace = state.settings.shutdown_grace;
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let limits = conn::Limits::of(&state.settings.api);
     // On shutdown, requests in progress get `shutdown.grace` to finish (work they
     // started runs detached and completes anyway), then the server stops.
-    let deadline = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r?,
-        _ = deadline => tracing::warn!("API requests still open after shutdown.grace; closing."),
-    }
+    conn::serve(listener, router(state), limits, shutdown, grace).await;
     Ok(())
 }
 

@@ -104,6 +104,9 @@ struct RawApi {
     portal_link_ttl: String,
     portal_session_ttl: String,
     public_url: Option<String>,
+    header_read_timeout: String,
+    idle_timeout: String,
+    max_connections: usize,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +123,8 @@ struct RawRetry {
 struct RawDelivery {
     timeout: String,
     allow_networks: StringOrList,
+    proxy: String,
+    no_proxy: StringOrList,
     max_payload_bytes: usize,
     response_excerpt_bytes: usize,
     max_in_flight: usize,
@@ -178,6 +183,112 @@ impl fmt::Debug for SecretString {
     }
 }
 
+/// The egress proxy's URL (`http://host:port`, `socks5://host:port`,
+/// `socks5h://host:port`); its password, if any, is never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl(url::Url);
+impl ProxyUrl {
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+    /// The proxy's host as written (no brackets around IPv6).
+    pub fn host(&self) -> String {
+        match self.0.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(h) => h.to_string(),
+            None => String::new(),
+        }
+    }
+}
+impl fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut u = self.0.clone();
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
+        }
+        write!(f, "{u}")
+    }
+}
+
+/// Validates `delivery.proxy` (empty: none).
+fn proxy_url(s: &str) -> Result<Option<ProxyUrl>, ConfigError> {
+    const KEY: &str = "delivery.proxy";
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let u = url::Url::parse(s).map_err(|e| {
+        invalid(
+            KEY,
+            format!("not a URL ({e}); use e.g. http://proxy.internal:3128"),
+        )
+    })?;
+    const SCHEMES: [&str; 3] = ["http", "socks5", "socks5h"];
+    if !SCHEMES.contains(&u.scheme()) {
+        return Err(invalid(
+            KEY,
+            format!(
+                "scheme `{}` is not supported; use one of {SCHEMES:?}",
+                u.scheme()
+            ),
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) || u.port_or_known_default().is_none() {
+        return Err(invalid(
+            KEY,
+            "must name a host and a port, e.g. http://proxy.internal:3128",
+        ));
+    }
+    if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
+        return Err(invalid(
+            KEY,
+            "must be only scheme://[user:password@]host:port, without a path or query",
+        ));
+    }
+    Ok(Some(ProxyUrl(u)))
+}
+
+/// Validates one `delivery.no_proxy` entry: `*`, an IP address, a CIDR range,
+/// or a host/domain name (a leading dot is allowed).
+fn no_proxy_entry(e: &str) -> Result<String, ConfigError> {
+    let ok =
+        e == "*" || e.parse::<std::net::IpAddr>().is_ok() || e.parse::<ipnet::IpNet>().is_ok() || {
+            let name = e.strip_prefix('.').unwrap_or(e);
+            !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+    if ok {
+        Ok(e.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            "delivery.no_proxy",
+            format!("`{e}` is not a host or domain name, an IP address or a CIDR range"),
+        ))
+    }
+}
+
+fn list(v: StringOrList) -> Vec<String> {
+    match v {
+        StringOrList::One(s) => s
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        StringOrList::Many(v) => v
+            .into_iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    }
+}
+
 /// Validated settings for every role.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -232,12 +343,27 @@ pub struct ApiSettings {
     /// The API's address as browsers reach it (`https://hooks.example.com`),
     /// for portal links; empty: taken from the request's `Host`.
     pub public_url: Option<String>,
+    /// How long a connection may take to send a complete request head, from
+    /// its accept (or from its first byte after a previous response).
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may wait, with no request in progress
+    /// and no byte in either direction, before it is closed.
+    pub idle_timeout: Duration,
+    /// Open API connections at most; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
     pub timeout: Duration,
     pub net_policy: NetPolicy,
+    /// `delivery.proxy`: every delivery goes through this proxy (except the
+    /// hosts in `no_proxy`); none: deliveries connect directly, and the
+    /// environment's `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are ignored.
+    pub proxy: Option<ProxyUrl>,
+    /// `delivery.no_proxy`: hosts, domains (with their subdomains), IP
+    /// addresses or CIDR ranges that bypass `proxy`.
+    pub no_proxy: Vec<String>,
     pub max_payload_bytes: usize,
     pub response_excerpt_bytes: usize,
     pub max_in_flight: usize,
@@ -280,6 +406,13 @@ fn duration(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
             format!("`{s}` is not a duration ({e}); use e.g. 15s, 500ms"),
         )
     })
+}
+
+fn nonzero(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    match duration(key, s)? {
+        d if d.is_zero() => Err(invalid(key, "must be more than 0s")),
+        d => Ok(d),
+    }
 }
 
 fn positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {
@@ -350,14 +483,11 @@ impl Settings {
                 .map_err(|e| invalid(key, format!("`{s}` is not host:port ({e})")))?;
             Ok(s.to_owned())
         };
-        let networks = match raw.delivery.allow_networks {
-            StringOrList::One(s) => s
-                .split(',')
-                .map(|p| p.trim().to_owned())
-                .filter(|p| !p.is_empty())
-                .collect(),
-            StringOrList::Many(v) => v,
-        };
+        let networks = list(raw.delivery.allow_networks);
+        let no_proxy = list(raw.delivery.no_proxy)
+            .iter()
+            .map(|e| no_proxy_entry(e))
+            .collect::<Result<Vec<_>, _>>()?;
         let allow = networks
             .iter()
             .map(|n| {
@@ -417,6 +547,12 @@ impl Settings {
                         Some(u.trim_end_matches('/').to_owned())
                     }
                 },
+                header_read_timeout: nonzero(
+                    "api.header_read_timeout",
+                    &raw.api.header_read_timeout,
+                )?,
+                idle_timeout: nonzero("api.idle_timeout", &raw.api.idle_timeout)?,
+                max_connections: positive("api.max_connections", raw.api.max_connections)?,
             },
             metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
             retry: RetrySchedule::parse(&raw.retry.schedule)
@@ -424,6 +560,8 @@ impl Settings {
             delivery: DeliverySettings {
                 timeout: duration("delivery.timeout", &raw.delivery.timeout)?,
                 net_policy: NetPolicy::new(allow),
+                proxy: proxy_url(&raw.delivery.proxy)?,
+                no_proxy,
                 max_payload_bytes: positive(
                     "delivery.max_payload_bytes",
                     raw.delivery.max_payload_bytes,
@@ -486,6 +624,34 @@ mod tests {
             .net_policy
             .is_allowed("127.0.0.1".parse().unwrap()));
         assert!(s.api.admin_key.is_none());
+        assert!(s.delivery.proxy.is_none());
+        assert!(s.delivery.no_proxy.is_empty());
+        assert_eq!(s.api.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.api.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.api.max_connections, 512);
+    }
+
+    #[test]
+    fn proxy_settings() {
+        let s = Settings::with_overrides(&[
+            ("delivery.proxy", "socks5://user:hunter22@10.0.0.1:1080"),
+            (
+                "delivery.no_proxy",
+                "Internal.Example, .corp, 10.0.0.0/8, ::1, *",
+            ),
+        ])
+        .unwrap();
+        let p = s.delivery.proxy.as_ref().unwrap();
+        assert_eq!(p.host(), "10.0.0.1");
+        assert_eq!(
+            s.delivery.no_proxy,
+            ["internal.example", ".corp", "10.0.0.0/8", "::1", "*"]
+        );
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("hunter22"), "{dbg}");
+        assert!(dbg.contains("socks5://user:***@10.0.0.1:1080"), "{dbg}");
+        let v6 = Settings::with_overrides(&[("delivery.proxy", "http://[fd00::1]:3128")]).unwrap();
+        assert_eq!(v6.delivery.proxy.unwrap().host(), "fd00::1");
     }
 
     #[test]
@@ -503,6 +669,27 @@ mod tests {
             ("metrics.listen", "nowhere", "metrics.listen"),
             ("api.admin_key", "short", "api.admin_key"),
             ("delivery.timeuot", "1s", "timeuot"),
+            ("delivery.proxy", "proxy.internal:3128", "delivery.proxy"),
+            (
+                "delivery.proxy",
+                "https://proxy.internal:3128",
+                "delivery.proxy",
+            ),
+            (
+                "delivery.proxy",
+                "socks5://proxy.internal",
+                "delivery.proxy",
+            ),
+            ("delivery.proxy", "http://p:3128/path", "delivery.proxy"),
+            (
+                "delivery.no_proxy",
+                "a.example, http://b",
+                "delivery.no_proxy",
+            ),
+            ("delivery.no_proxy", "bad host", "delivery.no_proxy"),
+            ("api.header_read_timeout", "0s", "api.header_read_timeout"),
+            ("api.idle_timeout", "never", "api.idle_timeout"),
+            ("api.max_connections", "0", "api.max_connections"),
         ];
         for (k, v, want) in cases {
             let err = Settings::with_overrides(&[(k, v)]).unwrap_err().to_string();

@@ -36,6 +36,26 @@ fn invalid_configuration_names_the_key() {
             "delivery.allow_networks",
         ),
         ("HOOKFLEET__DELIVERY__TIMEOTU", "1s", "timeotu"),
+        (
+            "HOOKFLEET__DELIVERY__PROXY",
+            "ftp://proxy.internal:21",
+            "delivery.proxy",
+        ),
+        (
+            "HOOKFLEET__DELIVERY__NO_PROXY",
+            "ok.example, not a host",
+            "delivery.no_proxy",
+        ),
+        (
+            "HOOKFLEET__API__MAX_CONNECTIONS",
+            "0",
+            "api.max_connections",
+        ),
+        (
+            "HOOKFLEET__API__HEADER_READ_TIMEOUT",
+            "soon",
+            "api.header_read_timeout",
+        ),
     ];
     for (k, v, want) in cases {
         let (code, out) = hookfleet(&[(k, v)], &["worker"]);

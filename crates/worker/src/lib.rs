@@ -49,10 +49,7 @@ pub async fn run(
     registry: Arc<Registry>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = http::client(
-        settings.delivery.net_policy.clone(),
-        settings.delivery.timeout,
-    )?;
+    let client = http::Client::new(&settings.delivery)?;
     let (tx, rx) = mpsc::channel(settings.delivery.batch_size * 4);
     let writer = tokio::spawn(writer::run(
         pool.clone(),
@@ -89,7 +86,7 @@ pub async fn run(
 struct Ctx {
     settings: Arc<Settings>,
     registry: Arc<Registry>,
-    client: reqwest::Client,
+    client: http::Client,
     writer: mpsc::Sender<writer::Msg>,
     health: health::Health,
     pool: Pool,
@@ -708,15 +705,15 @@ async fn attempt_delivery(
             "no usable signing secret (one could not be opened: check secrets.encryption_keys)",
         )
     } else {
-        http::post(
-            &ctx.client,
-            &ep.url,
-            &settings.delivery.net_policy,
-            headers,
-            body.clone(),
-            settings.delivery.response_excerpt_bytes,
-        )
-        .await
+        ctx.client
+            .post(
+                &ep.id,
+                &ep.url,
+                headers,
+                body.clone(),
+                settings.delivery.response_excerpt_bytes,
+            )
+            .await
     };
     let class = metrics::status_class(resp.status);
     metrics::ATTEMPT_DURATION
