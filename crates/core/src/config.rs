@@ -104,6 +104,7 @@ struct RawApi {
     portal_link_ttl: String,
     portal_session_ttl: String,
     public_url: Option<String>,
+    trust_forwarded_proto: bool,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -232,6 +233,9 @@ pub struct ApiSettings {
     /// The API's address as browsers reach it (`https://hooks.example.com`),
     /// for portal links; empty: taken from the request's `Host`.
     pub public_url: Option<String>,
+    /// Believe a proxy's `X-Forwarded-Proto` (portal cookies get `Secure`
+    /// when it says `https`). Only behind a proxy that sets it.
+    pub trust_forwarded_proto: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -417,6 +421,7 @@ impl Settings {
                         Some(u.trim_end_matches('/').to_owned())
                     }
                 },
+                trust_forwarded_proto: raw.api.trust_forwarded_proto,
             },
             metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
             retry: RetrySchedule::parse(&raw.retry.schedule)
