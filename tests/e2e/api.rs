@@ -1159,8 +1159,18 @@ async fn api_input_edge_cases_name_their_field_and_answer_json() {
 
     // The field is the offending key or parameter.
     let field_cases = [
-        ("GET", "/api/v1/webhooks?is_active=maybe".to_owned(), None, "is_active"),
-        ("GET", "/api/v1/webhooks?limit=many".to_owned(), None, "limit"),
+        (
+            "GET",
+            "/api/v1/webhooks?is_active=maybe".to_owned(),
+            None,
+            "is_active",
+        ),
+        (
+            "GET",
+            "/api/v1/webhooks?limit=many".to_owned(),
+            None,
+            "limit",
+        ),
         (
             "POST",
             format!("/api/v1/webhooks/{id}/secret/rotate"),
@@ -1204,13 +1214,21 @@ async fn api_input_edge_cases_name_their_field_and_answer_json() {
         ("PATCH", "/api/v1/webhooks/ep%00x".to_owned(), "id"),
         ("DELETE", "/api/v1/webhooks/ep%00x".to_owned(), "id"),
         ("GET", "/api/v1/webhooks/%FF".to_owned(), "id"),
-        ("GET", format!("/api/v1/webhooks/{id}/deliveries/dlv%00x"), "delivery_id"),
+        (
+            "GET",
+            format!("/api/v1/webhooks/{id}/deliveries/dlv%00x"),
+            "delivery_id",
+        ),
         (
             "POST",
             format!("/api/v1/webhooks/{id}/deliveries/dlv%00x/resend"),
             "delivery_id",
         ),
-        ("GET", "/api/v1/dead-letters/dlv%00x".to_owned(), "delivery_id"),
+        (
+            "GET",
+            "/api/v1/dead-letters/dlv%00x".to_owned(),
+            "delivery_id",
+        ),
         ("POST", "/api/v1/tenants/a%00b/api-keys".to_owned(), "id"),
         ("POST", "/api/v1/tenants/a%00b/portal-link".to_owned(), "id"),
         ("DELETE", "/api/v1/api-keys/key%00x".to_owned(), "key_id"),
@@ -1284,7 +1302,11 @@ async fn api_input_edge_cases_name_their_field_and_answer_json() {
 
     // Ingest wants application/json (parameters allowed): 415 otherwise.
     let event = json!({"type": "user.created", "data": {"user_id": 1, "username": "u"}});
-    for ctype in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"] {
+    for ctype in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
         let r = http
             .post(format!("{base}/api/v1/events"))
             .bearer_auth(ADMIN_KEY)
@@ -1339,7 +1361,10 @@ async fn api_input_edge_cases_name_their_field_and_answer_json() {
             .await;
         assert_eq!(s, 422, "{name}: {e}");
         assert_eq!(e["error"]["field"], "headers");
-        assert!(e["error"]["message"].as_str().unwrap().contains(name), "{e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(name),
+            "{e}"
+        );
     }
     let (s, e) = api
         .call(

@@ -168,8 +168,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> 
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let malformed =
-        |e: &serde_json::Error| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string());
+    let malformed = |e: &serde_json::Error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+    };
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => match de.end() {
             Ok(()) => Ok(v),
@@ -187,9 +188,10 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> 
 }
 
 /// The key a deserialization error is about: the path to where it happened
-/// (`is_active`, `headers.X-Foo`, `events[2]`), completed by the key serde
-/// names for an unknown or missing field (those fail before the path reaches
-/// the key); `whole` (`body`, `query`) when that leaves nothing to name.
+/// (`is_active`, `headers.X-Foo`, `events[2]`; an unknown key ends it),
+/// completed by the key serde names for a missing field (absent, so not in the
+/// path); `whole` (`body`, `query`) when that leaves nothing to name (an empty
+/// key).
 fn rejected_field(path: &str, msg: &str, whole: &str) -> String {
     let base = if path == "." || path == "?" { "" } else { path };
     let named = ["unknown field `", "missing field `", "duplicate field `"]
@@ -197,10 +199,14 @@ fn rejected_field(path: &str, msg: &str, whole: &str) -> String {
         .find_map(|p| msg.split_once(p))
         .and_then(|(_, rest)| rest.split_once('`'))
         .map(|(name, _)| name);
-    let field = match (base, named) {
-        ("", Some(n)) => n.to_owned(),
-        (b, Some(n)) if !n.is_empty() => format!("{b}.{n}"),
-        (b, _) => b.to_owned(),
+    let field = match named {
+        // An empty key: nothing to name but the whole.
+        Some("") => String::new(),
+        // An unknown key is the path's last segment already.
+        Some(n) if base == n || base.ends_with(&format!(".{n}")) => base.to_owned(),
+        Some(n) if base.is_empty() => n.to_owned(),
+        Some(n) => format!("{base}.{n}"),
+        None => base.to_owned(),
     };
     if field.is_empty() {
         whole.to_owned()
@@ -285,5 +291,30 @@ where
         }
         Ok(Err(e)) => Err(e.into()),
         Err(join) => Err(anyhow::anyhow!("background task failed: {join}").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejected_field;
+
+    #[test]
+    fn the_field_is_the_offending_key() {
+        let f = |p: &str, m: &str| rejected_field(p, m, "body");
+        assert_eq!(
+            f("is_active", "provided string was not `true` or `false`"),
+            "is_active"
+        );
+        assert_eq!(
+            f(
+                "grace",
+                "unknown field `grace`, expected `grace_period_seconds`"
+            ),
+            "grace"
+        );
+        assert_eq!(f(".", "missing field `url`"), "url");
+        assert_eq!(f("retry", "missing field `url`"), "retry.url");
+        assert_eq!(f(".", "unknown field ``, expected `event_type`"), "body");
+        assert_eq!(f(".", "invalid type: string, expected a map"), "body");
     }
 }

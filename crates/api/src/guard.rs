@@ -24,11 +24,8 @@ pub async fn guard(req: Request, next: Next) -> Response {
         if portal {
             return crate::portal::not_found_page();
         }
-        return ApiError::invalid(
-            &param,
-            "must be UTF-8 text without the character %00",
-        )
-        .into_response();
+        return ApiError::invalid(&param, "must be UTF-8 text without the character %00")
+            .into_response();
     }
     if portal && req.uri().query().and_then(nul_parameter).is_some() {
         return crate::portal::not_found_page();
@@ -74,7 +71,11 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;

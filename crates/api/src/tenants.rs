@@ -185,15 +185,8 @@ pub async fn portal_link(
         }
     };
     let base = crate::portal::public_base(&st.settings, &headers);
-    let link = issue_portal_link(
-        &st.pool,
-        &st.signer,
-        &tenant,
-        key_id.as_deref(),
-        ttl,
-        &base,
-    )
-    .await?;
+    let link =
+        issue_portal_link(&st.pool, &st.signer, &tenant, key_id.as_deref(), ttl, &base).await?;
     Ok((StatusCode::CREATED, Json(link)))
 }
 

@@ -484,9 +484,10 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{}", settings.api.listen));
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
             let signer = hookfleet_api::portal::token::Signer::new(admin_key.expose());
-            let link = hookfleet_api::tenants::issue_portal_link(&pool, &signer, &id, None, ttl, &base)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let link =
+                hookfleet_api::tenants::issue_portal_link(&pool, &signer, &id, None, ttl, &base)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             out!("{}", serde_json::to_string_pretty(&link)?);
         }
         Command::Tenant(TenantCmd::Create { id }) => {

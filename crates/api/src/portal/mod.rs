@@ -438,8 +438,11 @@ async fn open_session(
     let tx = client.transaction().await?;
     tx.execute("DELETE FROM portal_sessions WHERE expires_at < now()", &[])
         .await?;
-    tx.execute("DELETE FROM portal_links_used WHERE expires_at < now()", &[])
-        .await?;
+    tx.execute(
+        "DELETE FROM portal_links_used WHERE expires_at < now()",
+        &[],
+    )
+    .await?;
     let n = tx
         .execute(
             "INSERT INTO portal_sessions (id, tenant_id, key_id, expires_at) \
@@ -553,9 +556,11 @@ async fn end_session(st: &AppState, headers: &HeaderMap, s: &Session) -> Respons
 /// The sign-in form's pre-session value (from its cookie, or new) and the
 /// `Set-Cookie` that keeps it for an hour.
 fn login_nonce(st: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    if let Some(v) = cookie(headers, LOGIN_COOKIE)
-        .filter(|v| (16..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    {
+    if let Some(v) = cookie(headers, LOGIN_COOKIE).filter(|v| {
+        (16..=64).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
         return (v, None);
     }
     let v = token::nonce();

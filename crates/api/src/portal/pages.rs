@@ -143,10 +143,8 @@ pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, form: Fo
         );
     }
     let token_ok = super::cookie(&headers, super::LOGIN_COOKIE).is_some_and(|nonce| {
-        st.signer.tag_matches(
-            &["login", &nonce],
-            &form.get("csrf").unwrap_or_default(),
-        )
+        st.signer
+            .tag_matches(&["login", &nonce], &form.get("csrf").unwrap_or_default())
     });
     if !token_ok {
         return login_form(
@@ -180,7 +178,9 @@ pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, form: Fo
     };
     match row {
         Ok(Some(r)) => match r.get::<_, Option<String>>(1) {
-            Some(tenant) => super::start_session(&st, &headers, &tenant, Some(r.get(0)), None).await,
+            Some(tenant) => {
+                super::start_session(&st, &headers, &tenant, Some(r.get(0)), None).await
+            }
             None => refuse("This key has no tenant."),
         },
         // The admin key is not a tenant: it has no portal of its own.
@@ -575,7 +575,10 @@ pub async fn send_test(
     )
     .await
     {
-        Ok((_, Json(sent))) => redirect_done(&st, &s, &format!("/portal/webhooks/{id}"),
+        Ok((_, Json(sent))) => redirect_done(
+            &st,
+            &s,
+            &format!("/portal/webhooks/{id}"),
             "test_sent",
             &sent.delivery_id,
         ),
@@ -606,7 +609,10 @@ pub async fn recover(
     )
     .await
     {
-        Ok((_, Json(r))) => redirect_done(&st, &s, &format!("/portal/webhooks/{id}"),
+        Ok((_, Json(r))) => redirect_done(
+            &st,
+            &s,
+            &format!("/portal/webhooks/{id}"),
             "recovered",
             &format!(
                 "{} replayed from the dead letters, {} re-sent",
@@ -643,7 +649,10 @@ async fn set_active(
     )
     .await
     {
-        Ok(_) => redirect_done(&st, &s, &format!("/portal/webhooks/{id}"),
+        Ok(_) => redirect_done(
+            &st,
+            &s,
+            &format!("/portal/webhooks/{id}"),
             if active { "resumed" } else { "paused" },
             "",
         ),
@@ -816,7 +825,13 @@ pub async fn create(State(st): State<Arc<AppState>>, s: Session, form: Form) -> 
         ordering: form.get("ordering"),
     };
     match wh::create(State(st.clone()), s.caller.clone(), JsonBody(body)).await {
-        Ok((_, Json(w))) => redirect_done(&st, &s, &format!("/portal/webhooks/{}", w.id), "created", ""),
+        Ok((_, Json(w))) => redirect_done(
+            &st,
+            &s,
+            &format!("/portal/webhooks/{}", w.id),
+            "created",
+            "",
+        ),
         Err(e)
             if matches!(
                 e.status,
