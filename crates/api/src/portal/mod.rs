@@ -254,7 +254,7 @@ fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
                 "x-content-type-options",
                 HeaderValue::from_static("nosniff"),
             );
-            hs.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            hs.insert("referrer-policy", HeaderValue::from_static("same-origin"));
             r
         }
         Err(e) => {
