@@ -1,5 +1,5 @@
 use hookfleet::Roles;
-use hookfleet_tests::{wait_for, Api, Behaviour, Receiver, TestEnv, ADMIN_KEY};
+use hookfleet_tests::{free_port, wait_for, Api, Behaviour, Receiver, TestEnv, ADMIN_KEY};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -197,6 +197,7 @@ async fn webhook_crud_pagination_and_errors() {
         .http
         .post(format!("{base}/api/v1/events"))
         .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
         .body(vec![b' '; 400 * 1024])
         .send()
         .await
@@ -1115,4 +1116,266 @@ async fn database_down_is_a_503_not_a_hang() {
         );
     }
     app.stop().await.unwrap();
+}
+
+/// Found by schemathesis against `/api/v1/openapi.json`: a 422 names the key
+/// at fault; a NUL or non-UTF-8 byte in a path parameter (API and portal) or a
+/// portal query parameter is a 4xx, never a 500 with an ERROR in the log;
+/// every `/api` error is JSON, even the ones axum answers itself; ingest wants
+/// JSON; hop-by-hop and proxy headers are not custom webhook headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_input_edge_cases_name_their_field_and_answer_json() {
+    let env = TestEnv::new(&[]).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let (proc, _) = env.spawn_with_ops(
+        &["api"],
+        &[
+            ("HOOKFLEET__API__LISTEN", listen.as_str()),
+            ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
+        ],
+    );
+    wait_for("the API", LONG, || async {
+        reqwest::get(format!("{base}/api/v1/openapi.json"))
+            .await
+            .is_ok()
+    })
+    .await;
+    let api = Api::new(&base, ADMIN_KEY);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (s, w) = api
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://example.com/h", "events": ["*"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{w}");
+    let id = w["id"].as_str().unwrap().to_owned();
+
+    // The field is the offending key or parameter.
+    let field_cases = [
+        (
+            "GET",
+            "/api/v1/webhooks?is_active=maybe".to_owned(),
+            None,
+            "is_active",
+        ),
+        (
+            "GET",
+            "/api/v1/webhooks?limit=many".to_owned(),
+            None,
+            "limit",
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{id}/secret/rotate"),
+            Some(json!({"grace": 5})),
+            "grace",
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{id}/secret/rotate"),
+            Some(json!({"grace_period_seconds": "soon"})),
+            "grace_period_seconds",
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{id}/test"),
+            Some(json!({"": "user.created"})),
+            "body",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/webhooks/{id}"),
+            Some(json!({"headers": {"X-A": 7}})),
+            "headers.X-A",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/webhooks/{id}"),
+            Some(json!({"is_active": "true"})),
+            "is_active",
+        ),
+    ];
+    for (m, path, body, field) in field_cases {
+        let (s, e) = api.call(m, &path, body.clone()).await;
+        assert_eq!(s, 422, "{m} {path} {body:?}: {e}");
+        assert_eq!(e["error"]["field"], field, "{m} {path} {body:?}: {e}");
+    }
+
+    // NUL (and non-UTF-8) in path parameters: a 422 naming the parameter.
+    let nul_cases = [
+        ("GET", "/api/v1/webhooks/ep%00x".to_owned(), "id"),
+        ("PATCH", "/api/v1/webhooks/ep%00x".to_owned(), "id"),
+        ("DELETE", "/api/v1/webhooks/ep%00x".to_owned(), "id"),
+        ("GET", "/api/v1/webhooks/%FF".to_owned(), "id"),
+        (
+            "GET",
+            format!("/api/v1/webhooks/{id}/deliveries/dlv%00x"),
+            "delivery_id",
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{id}/deliveries/dlv%00x/resend"),
+            "delivery_id",
+        ),
+        (
+            "GET",
+            "/api/v1/dead-letters/dlv%00x".to_owned(),
+            "delivery_id",
+        ),
+        ("POST", "/api/v1/tenants/a%00b/api-keys".to_owned(), "id"),
+        ("POST", "/api/v1/tenants/a%00b/portal-link".to_owned(), "id"),
+        ("DELETE", "/api/v1/api-keys/key%00x".to_owned(), "key_id"),
+        ("PATCH", "/api/v1/webhooks/events/a%00b".to_owned(), "name"),
+    ];
+    for (m, path, field) in nul_cases {
+        let body = (m != "GET" && m != "DELETE").then(|| json!({}));
+        let (s, e) = api.call(m, &path, body).await;
+        assert_eq!(s, 422, "{m} {path}: {e}");
+        assert_eq!(e["error"]["field"], field, "{m} {path}: {e}");
+    }
+    // …and in the portal: its "Not found" page.
+    let (_, link) = api
+        .call("POST", "/api/v1/tenants", Some(json!({"id": "acme"})))
+        .await;
+    assert_eq!(link["id"], "acme");
+    let (_, link) = api
+        .call("POST", "/api/v1/tenants/acme/portal-link", None)
+        .await;
+    let r = http
+        .get(link["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for path in [
+        "/portal/webhooks/ep%00x",
+        "/portal/webhooks/ep%00x/edit",
+        "/portal/deliveries/dlv%00x?webhook=ep_1",
+        "/portal/deliveries?webhook=ep%00x",
+        "/portal/dead-letters?webhook=ep%00x",
+        "/portal/webhooks/%FF",
+    ] {
+        let r = http
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+
+    // Errors axum answers itself are JSON too.
+    let big = http
+        .post(format!("{base}/api/v1/webhooks/{id}/secret/rotate"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 400 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let e: Value = big.json().await.expect("a JSON 413");
+    assert_eq!(e["error"]["code"], "payload_too_large");
+    let r = http
+        .put(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().contains_key("allow"));
+    let e: Value = r.json().await.expect("a JSON 405");
+    assert_eq!(e["error"]["code"], "method_not_allowed");
+
+    // Ingest wants application/json (parameters allowed): 415 otherwise.
+    let event = json!({"type": "user.created", "data": {"user_id": 1, "username": "u"}});
+    for ctype in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
+        let r = http
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(ADMIN_KEY)
+            .header("content-type", ctype)
+            .body(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "{ctype}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "unsupported_media_type");
+    }
+    let r = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(ADMIN_KEY)
+        .body(event.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415, "without a Content-Type");
+    let r = http
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(event.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    // Hop-by-hop, framing and proxy headers are refused, naming `headers`
+    // and the key.
+    for name in [
+        "Connection",
+        "Keep-Alive",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Expect",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "Transfer-Encoding",
+        "Host",
+        "Content-Length",
+    ] {
+        let (s, e) = api
+            .call(
+                "PATCH",
+                &format!("/api/v1/webhooks/{id}"),
+                Some(json!({"headers": {name: "x"}})),
+            )
+            .await;
+        assert_eq!(s, 422, "{name}: {e}");
+        assert_eq!(e["error"]["field"], "headers");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(name),
+            "{e}"
+        );
+    }
+    let (s, e) = api
+        .call(
+            "PATCH",
+            &format!("/api/v1/webhooks/{id}"),
+            Some(json!({"headers": {"X-Team": "payments"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
+
+    let log = std::fs::read_to_string(&proc.log).unwrap();
+    assert!(log.contains("API listening"), "the log was read: {log}");
+    assert!(!log.contains("ERROR"), "{log}");
 }

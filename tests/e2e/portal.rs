@@ -696,12 +696,8 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
     assert_eq!(r.status(), 422);
     assert_eq!(env.count("SELECT count(*) FROM endpoints").await, 1);
     // A revoked key ends the sessions it opened.
-    let r = http
-        .post(format!("{base}/portal/login"))
-        .form(&[("api_key", k["key"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let r = sign_in(&http, &base, k["key"].as_str().unwrap()).await;
+    assert_eq!(r.status(), 303);
     let cookie = set_cookie(&r);
     let ok = http
         .get(format!("{base}/portal/"))
@@ -725,13 +721,362 @@ async fn portal_links_are_issued_to_the_admin_and_the_tenant_itself_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let r = http
-        .post(format!("{base}/portal/login"))
-        .form(&[("api_key", "hfk_wrong")])
+    let r = sign_in(&http, &base, "hfk_wrong").await;
+    assert_eq!(r.status(), 401);
+}
+
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of the first `name="csrf"` field of a page.
+fn csrf_field(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a CSRF field in the form")
+        .to_owned()
+}
+
+/// Signs in with an API key the way a browser does: the sign-in page (its
+/// pre-session cookie and form token), then the form, from the portal's origin.
+async fn sign_in(http: &reqwest::Client, base: &str, key: &str) -> reqwest::Response {
+    let page = http
+        .get(format!("{base}/portal/login"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    let pre = set_cookie(&page);
+    assert!(pre.starts_with("hookfleet_portal_login="), "{pre}");
+    let csrf = csrf_field(&page.text().await.unwrap());
+    http.post(format!("{base}/portal/login"))
+        .header("cookie", pre)
+        .header("origin", base)
+        .form(&[("api_key", key), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GETs `path` with a session cookie; the status and the `Location`.
+async fn visit(http: &reqwest::Client, base: &str, path: &str, cookie: &str) -> (u16, String) {
+    let r = http
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let loc = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (r.status().as_u16(), loc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_sessions_end_with_their_key_on_sign_out_and_links_open_once() {
+    let env = TestEnv::new(&[]).await;
+    let (_app, base) = env.start_api(Roles::NONE).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    let (s, _) = admin
+        .call("POST", "/api/v1/tenants", Some(json!({"id": "acme"})))
+        .await;
+    assert_eq!(s, 201);
+    let (_, k) = admin
+        .call("POST", "/api/v1/tenants/acme/api-keys", None)
+        .await;
+    let acme = admin.with_key(k["key"].as_str().unwrap());
+    let http = no_redirects();
+
+    // Two links issued with key K; the first opens a session.
+    let link = portal_link(&acme, "acme").await;
+    let unused = portal_link(&acme, "acme").await;
+    let r = http.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let from_link = set_cookie(&r);
+    assert_eq!(visit(&http, &base, "/portal/", &from_link).await.0, 200);
+
+    // A link opens once.
+    let r = http.get(&link).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("already used"));
+
+    // Revoking K: the session opened from its link ends, and its unused link
+    // opens nothing.
+    let (s, _) = admin
+        .call(
+            "DELETE",
+            &format!("/api/v1/api-keys/{}", k["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        visit(&http, &base, "/portal/", &from_link).await,
+        (303, "/portal/login".to_owned())
+    );
+    let r = http.get(&unused).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("revoked"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM portal_sessions WHERE ended_at IS NOT NULL")
+            .await,
+        1,
+        "revoking the key ended its session's row"
+    );
+
+    // Sign-out ends the session server-side: the old cookie, replayed, gets
+    // the sign-in redirect.
+    let r = http
+        .get(portal_link(&admin, "acme").await)
+        .send()
+        .await
+        .unwrap();
+    let cookie = set_cookie(&r);
+    let home = http
+        .get(format!("{base}/portal/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{base}/portal/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf_field(&home).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        set_cookie(&r),
+        "hookfleet_portal=",
+        "the cookie is cleared too"
+    );
+    assert_eq!(
+        visit(&http, &base, "/portal/", &cookie).await,
+        (303, "/portal/login".to_owned())
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM portal_sessions WHERE ended_at IS NOT NULL")
+            .await,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_sign_in_refuses_csrf_banners_are_fixed_cookies_secure_behind_a_trusted_proxy() {
+    let env = TestEnv::new(&[]).await;
+    let (_app, base) = env.start_api(Roles::NONE).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    admin
+        .call("POST", "/api/v1/tenants", Some(json!({"id": "acme"})))
+        .await;
+    let (_, k) = admin
+        .call("POST", "/api/v1/tenants/acme/api-keys", None)
+        .await;
+    let key = k["key"].as_str().unwrap();
+    let http = no_redirects();
+    let login = format!("{base}/portal/login");
+
+    // Sign-in CSRF: no form token (and no pre-session cookie) is refused; so
+    // is a token with another site's Origin; the portal's own form signs in.
+    let r = http
+        .post(&login)
+        .header("origin", &base)
+        .form(&[("api_key", key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(!set_cookie(&r).starts_with("hookfleet_portal="));
+    let page = http.get(&login).send().await.unwrap();
+    let pre = set_cookie(&page);
+    let csrf = csrf_field(&page.text().await.unwrap());
+    for (h, v) in [
+        ("origin", "http://evil.example"),
+        ("referer", "http://evil.example/phish"),
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "null"),
+    ] {
+        let r = http
+            .post(&login)
+            .header("cookie", &pre)
+            .header(h, v)
+            .form(&[("api_key", key), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{h}: {v}");
+        assert!(r.headers().get("set-cookie").is_none(), "{h}: {v}");
+    }
+    // Another pre-session cookie than the token's.
+    let r = http
+        .post(&login)
+        .header("cookie", "hookfleet_portal_login=AAAAAAAAAAAAAAAAAAAAAA")
+        .form(&[("api_key", key), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .post(&login)
+        .header("cookie", &pre)
+        .header("origin", &base)
+        .form(&[("api_key", key), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = set_cookie(&r);
+    assert!(cookie.starts_with("hookfleet_portal="));
+
+    // The banner shows fixed messages: text in the address is not shown, nor
+    // are details without the server's signature for this session.
+    let (s, w) = Api::new(&base, key)
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://example.com/h", "events": ["*"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{w}");
+    let page_url = format!("{base}/portal/webhooks/{}", w["id"].as_str().unwrap());
+    let forged = http
+        .get(format!(
+            "{page_url}?done=rotated&n=Call+support+at+evil.example&sig=AAAA"
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(forged.contains("Signing secret rotated."), "{forged}");
+    assert!(!forged.contains("evil.example"));
+    // The portal's own rotation shows its details.
+    let r = http
+        .post(format!("{page_url}/rotate"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf_field(&forged).as_str()), ("grace", "1h")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let genuine = http
+        .get(format!("{base}{to}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        genuine.contains("keeps signing alongside the new one for 1h"),
+        "{genuine}"
+    );
+    // Those details, signed for this session, are not shown to another.
+    let r = sign_in(&http, &base, key).await;
+    let other = set_cookie(&r);
+    let replayed = http
+        .get(format!("{base}{to}"))
+        .header("cookie", &other)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(replayed.contains("Signing secret rotated."));
+    assert!(!replayed.contains("alongside the new one for 1h"));
+
+    // `X-Forwarded-Proto: https` is not believed by default…
+    let secure = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("; Secure"))
+    };
+    let r = http
+        .get(portal_link(&admin, "acme").await)
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(!secure(&r));
+    // …and is with api.trust_forwarded_proto.
+    let port = free_port();
+    let trusted = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let (_proc, _) = env.spawn_with_ops(
+        &["api"],
+        &[
+            ("HOOKFLEET__API__LISTEN", listen.as_str()),
+            ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
+            ("HOOKFLEET__API__TRUST_FORWARDED_PROTO", "true"),
+        ],
+    );
+    wait_for("the second API", LONG, || async {
+        reqwest::get(format!("{trusted}/api/v1/openapi.json"))
+            .await
+            .is_ok()
+    })
+    .await;
+    let proxied = Api::new(&trusted, ADMIN_KEY);
+    let r = http
+        .get(portal_link(&proxied, "acme").await)
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(secure(&r), "{:?}", r.headers());
+    let r = http
+        .get(format!("{trusted}/portal/login"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(secure(&r), "{:?}", r.headers());
+    let r = http
+        .get(portal_link(&proxied, "acme").await)
+        .header("x-forwarded-proto", "http")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(!secure(&r));
+
+    // /docs: a CSP that allows its own inline script and style by hash, no
+    // framing, no sniffing.
+    let r = reqwest::get(format!("{base}/docs")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'sha256-",
+        "style-src 'sha256-",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{part} in {csp}");
+    }
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
 }
 
 /// The `name=value` of a response's `Set-Cookie`.

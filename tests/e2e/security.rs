@@ -179,6 +179,95 @@ async fn secrets_are_sealed_at_rest_rotate_and_never_logged() {
     }
 }
 
+/// `RUST_LOG=debug` (which the database client answers with every statement's
+/// parameters) on a whole `hookfleet all`: no signing secret in its log,
+/// whether secrets are sealed at rest or not (then the database client sees
+/// them in clear).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_a_debug_log_sealed_or_not() {
+    for sealing in [TEST_SEALING_KEY, ""] {
+        let env = TestEnv::new(&[]).await;
+        let rx = Receiver::start(Behaviour::Ok).await;
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let listen = format!("127.0.0.1:{port}");
+        let (app, ops) = env.spawn_with_ops(
+            &["all"],
+            &[
+                ("RUST_LOG", "debug"),
+                ("HOOKFLEET__API__LISTEN", listen.as_str()),
+                ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
+                ("HOOKFLEET__SECRETS__ENCRYPTION_KEYS", sealing),
+            ],
+        );
+        wait_for("ready", LONG, || ready(&ops)).await;
+        wait_for("the API", LONG, || async {
+            reqwest::get(format!("{base}/api/v1/openapi.json"))
+                .await
+                .is_ok()
+        })
+        .await;
+        let api = Api::new(&base, ADMIN_KEY);
+        let (s, w) = api
+            .call(
+                "POST",
+                "/api/v1/webhooks",
+                Some(json!({"url": rx.url, "events": ["*"]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{w}");
+        let id = w["id"].as_str().unwrap().to_owned();
+        let first = w["secret"].as_str().unwrap().to_owned();
+        let (s, r) = api
+            .call(
+                "POST",
+                &format!("/api/v1/webhooks/{id}/secret/rotate"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+        let second = r["key"].as_str().unwrap().to_owned();
+        let (s, _) = api
+            .call("GET", &format!("/api/v1/webhooks/{id}/secret"), None)
+            .await;
+        assert_eq!(s, 200);
+        let stored = stored_secrets(&env).await;
+        assert_eq!(
+            stored.contains(first.as_str()),
+            sealing.is_empty(),
+            "sealed or not as configured: {stored}"
+        );
+        let (s, t) = api
+            .call(
+                "POST",
+                &format!("/api/v1/webhooks/{id}/test"),
+                Some(json!({"event_type": "user.created"})),
+            )
+            .await;
+        assert_eq!(s, 202, "{t}");
+        wait_for("the test delivery", LONG, || async { rx.count() == 1 }).await;
+        rx.received()[0].verify(&second).unwrap();
+        wait_for("its attempt recorded", LONG, || async {
+            env.count("SELECT count(*) FROM delivery_attempts").await == 1
+        })
+        .await;
+        let log = log_of(&app);
+        assert!(
+            log.contains("DEBUG"),
+            "debug level is on ({} bytes)",
+            log.len()
+        );
+        for secret in [&first, &second] {
+            let body = secret.trim_start_matches("whsec_");
+            assert!(
+                !log.contains(body),
+                "a signing secret leaked (encryption_keys = {sealing:?})"
+            );
+        }
+        drop(app);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_sealing_key_is_a_configuration_error_naming_the_key() {
     let env = TestEnv::new(&[]).await;

@@ -87,6 +87,23 @@ fn field(field: &'static str, message: impl Into<String>) -> FieldError {
 pub const MAX_DESCRIPTION: usize = 1024;
 pub const MAX_METADATA_BYTES: usize = 4096;
 
+/// Headers that describe one connection or its framing, or talk to a proxy
+/// (RFC 9110 §7.6.1, §7.8, §10.1.1, §11.7): never a webhook's custom header.
+pub fn is_hop_by_hop(lower: &str) -> bool {
+    matches!(
+        lower,
+        "connection"
+            | "keep-alive"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+            | "transfer-encoding"
+            | "host"
+            | "content-length"
+    ) || lower.starts_with("proxy-")
+}
+
 /// Checks the parts of an endpoint a caller can set; custom headers against
 /// `api.max_custom_headers` and `api.max_header_value_bytes`.
 pub fn validate_parts(
@@ -131,19 +148,17 @@ pub fn validate_parts(
                 ));
             }
             if lower.starts_with("webhook-")
-                || [
-                    "content-type",
-                    "content-length",
-                    "host",
-                    "user-agent",
-                    "transfer-encoding",
-                    "connection",
-                ]
-                .contains(&lower.as_str())
+                || ["content-type", "user-agent"].contains(&lower.as_str())
             {
                 return Err(field(
                     "headers",
                     format!("`{k}` is set by hookfleet and cannot be overridden"),
+                ));
+            }
+            if is_hop_by_hop(&lower) {
+                return Err(field(
+                    "headers",
+                    format!("`{k}` is a hop-by-hop, framing or proxy header: HTTP sets it per connection, a webhook cannot"),
                 ));
             }
             if axum::http::HeaderValue::from_str(v).is_err() || v.len() > api.max_header_value_bytes

@@ -52,7 +52,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-impl FromRequestParts<Arc<AppState>> for Caller {
+/// The caller and, for a tenant key, that key's id (portal links remember the
+/// key that issued them, and die with it).
+pub struct KeyedCaller {
+    pub caller: Caller,
+    pub key_id: Option<String>,
+}
+
+impl FromRequestParts<Arc<AppState>> for KeyedCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -70,7 +77,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
         if constant_time_eq(key.as_bytes(), state.admin_key.as_bytes()) {
-            return Ok(Caller::Admin);
+            return Ok(KeyedCaller {
+                caller: Caller::Admin,
+                key_id: None,
+            });
         }
         if !key.starts_with("hfk_") {
             return Err(ApiError::unauthorized());
@@ -78,13 +88,27 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let client = state.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
                 &[&hash_key(key)],
             )
             .await?;
-        match row.and_then(|r| r.get::<_, Option<String>>(0)) {
-            Some(t) => Ok(Caller::Tenant(t)),
+        match row.and_then(|r| Some((r.get::<_, String>(0), r.get::<_, Option<String>>(1)?))) {
+            Some((id, t)) => Ok(KeyedCaller {
+                caller: Caller::Tenant(t),
+                key_id: Some(id),
+            }),
             None => Err(ApiError::unauthorized()),
         }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(KeyedCaller::from_request_parts(parts, state).await?.caller)
     }
 }

@@ -124,7 +124,6 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        use axum::extract::rejection::JsonRejection;
         let json_type = req
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
@@ -154,56 +153,65 @@ where
                 ))
             }
         };
-        if hookfleet_core::text::has_nul_escape(&bytes) {
-            return Err(ApiError::invalid(
-                "body",
-                "text must not contain the character \\u0000",
-            ));
-        }
-        match Json::<T>::from_bytes(&bytes) {
-            Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                let msg = e.body_text();
-                Err(ApiError::invalid(&rejected_field(&msg, "body"), msg))
-            }
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                e.body_text(),
-            )),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send Content-Type: application/json",
-            )),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body exceeds the size limit",
-            )),
-            Err(e) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                e.body_text(),
-            )),
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Deserializes a JSON body: 400 when it is not JSON, 422 naming the offending
+/// key when it has the wrong shape (`headers.X-Foo`, `grace_period_seconds`, an
+/// unknown key by its own name; `body` for the body as a whole).
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if hookfleet_core::text::has_nul_escape(bytes) {
+        return Err(ApiError::invalid(
+            "body",
+            "text must not contain the character \\u0000",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let malformed = |e: &serde_json::Error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+    };
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(e) => Err(malformed(&e)),
+        },
+        Err(e) if e.inner().is_syntax() || e.inner().is_eof() => Err(malformed(e.inner())),
+        Err(e) => {
+            let msg = e.inner().to_string();
+            Err(ApiError::invalid(
+                &rejected_field(&e.path().to_string(), &msg, "body"),
+                msg,
+            ))
         }
     }
 }
 
-/// The field a deserialization error is about: serde's `` `name` `` when it
-/// quotes one, else the path axum puts before the first `: ` of the message
-/// ("…target type: is_active: invalid type…"), else `whole` (the body, the query).
-fn rejected_field(msg: &str, whole: &str) -> String {
-    if let Some(f) = msg.split('`').nth(1) {
-        return f.to_owned();
-    }
-    let detail = msg.split_once("target type: ").map_or(msg, |(_, d)| d);
-    let detail = detail
-        .split_once("query string: ")
-        .map_or(detail, |(_, d)| d);
-    match detail.split_once(": ") {
-        Some((path, _)) if !path.contains(' ') && !path.is_empty() => path.to_owned(),
-        _ => whole.to_owned(),
+/// The key a deserialization error is about: the path to where it happened
+/// (`is_active`, `headers.X-Foo`, `events[2]`; an unknown key ends it),
+/// completed by the key serde names for a missing field (absent, so not in the
+/// path); `whole` (`body`, `query`) when that leaves nothing to name (an empty
+/// key).
+fn rejected_field(path: &str, msg: &str, whole: &str) -> String {
+    let base = if path == "." || path == "?" { "" } else { path };
+    let named = ["unknown field `", "missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| msg.split_once(p))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name);
+    let field = match named {
+        // An empty key: nothing to name but the whole.
+        Some("") => String::new(),
+        // An unknown key is the path's last segment already.
+        Some(n) if base == n || base.ends_with(&format!(".{n}")) => base.to_owned(),
+        Some(n) if base.is_empty() => n.to_owned(),
+        Some(n) => format!("{base}.{n}"),
+        None => base.to_owned(),
+    };
+    if field.is_empty() {
+        whole.to_owned()
+    } else {
+        field
     }
 }
 
@@ -219,22 +227,44 @@ where
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &S,
+        _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+        let q = parts.uri.query().unwrap_or("");
+        if let Some(name) = nul_parameter(q) {
             return Err(ApiError::invalid(
-                "query",
+                &name,
                 "parameters must not contain the character %00",
             ));
         }
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(QueryParams(v)),
+        let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(q.as_bytes()));
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => Ok(QueryParams(v)),
             Err(e) => {
-                let msg = e.body_text();
-                Err(ApiError::invalid(&rejected_field(&msg, "query"), msg))
+                let msg = e.inner().to_string();
+                Err(ApiError::invalid(
+                    &rejected_field(&e.path().to_string(), &msg, "query"),
+                    format!("query parameter: {msg}"),
+                ))
             }
         }
     }
+}
+
+/// The name of the first query parameter whose value holds a NUL (`query`
+/// when it is the name itself).
+pub fn nul_parameter(query: &str) -> Option<String> {
+    if !query.contains("%00") && !query.contains('\0') {
+        return None;
+    }
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        .map(|(k, _)| {
+            if k.contains('\0') || k.is_empty() {
+                "query".to_owned()
+            } else {
+                k.into_owned()
+            }
+        })
 }
 
 /// RabbitMQ could not take a publish or declaration (the cause inside): a 503.
@@ -261,5 +291,30 @@ where
         }
         Ok(Err(e)) => Err(e.into()),
         Err(join) => Err(anyhow::anyhow!("background task failed: {join}").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejected_field;
+
+    #[test]
+    fn the_field_is_the_offending_key() {
+        let f = |p: &str, m: &str| rejected_field(p, m, "body");
+        assert_eq!(
+            f("is_active", "provided string was not `true` or `false`"),
+            "is_active"
+        );
+        assert_eq!(
+            f(
+                "grace",
+                "unknown field `grace`, expected `grace_period_seconds`"
+            ),
+            "grace"
+        );
+        assert_eq!(f(".", "missing field `url`"), "url");
+        assert_eq!(f("retry", "missing field `url`"), "retry.url");
+        assert_eq!(f(".", "unknown field ``, expected `event_type`"), "body");
+        assert_eq!(f(".", "invalid type: string, expected a map"), "body");
     }
 }

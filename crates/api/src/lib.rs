@@ -13,6 +13,8 @@
 //! - [`tenants`]: tenants and their API keys (admin key only).
 //! - [`docs`]: the OpenAPI document and `/docs`.
 //! - [`conn`]: the listener: connection cap, header-read and idle timeouts.
+//! - [`guard`]: NUL and non-UTF-8 path parameters refused before any handler;
+//!   every `/api` error in the JSON shape.
 //! - [`publisher`]: the shared confirmed publisher handlers use.
 //! - [`portal`]: the tenant portal (`/portal`), server-rendered HTML on top of
 //!   the handlers above.
@@ -27,6 +29,7 @@ pub mod dlq;
 pub mod docs;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod portal;
 pub mod publisher;
 pub mod tenants;
@@ -127,6 +130,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .merge(portal::routes())
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(guard::guard))
         .with_state(state)
 }
 

@@ -102,15 +102,22 @@ pub async fn create_key(
     ))
 }
 
-/// Revokes a key; shared with `hookfleet key revoke`.
+/// Revokes a key, and in the same statement ends the portal sessions opened
+/// with it or from a link it issued (its unused links die with it too: opening
+/// one checks the key); shared with `hookfleet key revoke`.
 pub async fn revoke_api_key(pool: &hookfleet_store::Pool, key_id: &str) -> ApiResult<()> {
     let client = pool.get().await?;
-    let n = client
-        .execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    let n: i64 = client
+        .query_one(
+            "WITH k AS (UPDATE api_keys SET revoked_at = now() \
+                        WHERE id = $1 AND revoked_at IS NULL RETURNING id), \
+                  s AS (UPDATE portal_sessions SET ended_at = now() \
+                        WHERE key_id IN (SELECT id FROM k) AND ended_at IS NULL) \
+             SELECT count(*) FROM k",
             &[&key_id],
         )
-        .await?;
+        .await?
+        .get(0);
     if n == 0 {
         return Err(ApiError::not_found("api key"));
     }
@@ -146,10 +153,11 @@ pub struct PortalLink {
 
 /// `POST /api/v1/tenants/{id}/portal-link`: a short-lived link that signs the
 /// tenant in to the portal. The admin key asks for any tenant's; a tenant key
-/// for its own tenant's only.
+/// for its own tenant's only. A link a tenant key asked for dies with that
+/// key: revoked, the link opens nothing, and the sessions opened from it end.
 pub async fn portal_link(
     State(st): State<Arc<AppState>>,
-    caller: Caller,
+    auth::KeyedCaller { caller, key_id }: auth::KeyedCaller,
     Path(tenant): Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
@@ -164,8 +172,7 @@ pub async fn portal_link(
     let b: PortalLinkBody = if body.iter().all(u8::is_ascii_whitespace) {
         PortalLinkBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid("ttl_seconds", e.to_string()))?
+        crate::error::parse_json(&body)?
     };
     let ttl = match b.ttl_seconds {
         None => st.settings.api.portal_link_ttl.as_secs() as i64,
@@ -178,16 +185,19 @@ pub async fn portal_link(
         }
     };
     let base = crate::portal::public_base(&st.settings, &headers);
-    let link = issue_portal_link(&st.pool, &st.signer, &tenant, ttl, &base).await?;
+    let link =
+        issue_portal_link(&st.pool, &st.signer, &tenant, key_id.as_deref(), ttl, &base).await?;
     Ok((StatusCode::CREATED, Json(link)))
 }
 
 /// A portal link for `tenant`, valid `ttl_seconds`, under `base`
-/// (`scheme://host`); shared with `hookfleet tenant portal-link`.
+/// (`scheme://host`), issued with the API key `key_id` (`None`: the admin key);
+/// shared with `hookfleet tenant portal-link`.
 pub async fn issue_portal_link(
     pool: &hookfleet_store::Pool,
     signer: &crate::portal::token::Signer,
     tenant: &str,
+    key_id: Option<&str>,
     ttl_seconds: i64,
     base: &str,
 ) -> ApiResult<PortalLink> {
@@ -199,7 +209,7 @@ pub async fn issue_portal_link(
         kind: "link".into(),
         tenant: tenant.to_owned(),
         exp: expires_at.unix_timestamp(),
-        key_id: None,
+        key_id: key_id.map(str::to_owned),
         nonce: crate::portal::token::nonce(),
     });
     Ok(PortalLink {

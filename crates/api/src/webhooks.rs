@@ -355,13 +355,7 @@ pub async fn rotate(
     let opts: Rotate = if body.iter().all(u8::is_ascii_whitespace) {
         Rotate::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            if e.is_syntax() || e.is_eof() {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
-            } else {
-                ApiError::invalid("grace_period_seconds", e.to_string())
-            }
-        })?
+        crate::error::parse_json(&body)?
     };
     let grace = opts.grace_period_seconds.unwrap_or(86_400);
     if !(0..=7 * 86_400).contains(&grace) {

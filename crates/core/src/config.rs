@@ -107,6 +107,7 @@ struct RawApi {
     header_read_timeout: String,
     idle_timeout: String,
     max_connections: usize,
+    trust_forwarded_proto: bool,
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -351,6 +352,9 @@ pub struct ApiSettings {
     pub idle_timeout: Duration,
     /// Open API connections at most; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Believe a proxy's `X-Forwarded-Proto` (portal cookies get `Secure`
+    /// when it says `https`). Only behind a proxy that sets it.
+    pub trust_forwarded_proto: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -553,6 +557,7 @@ impl Settings {
                 )?,
                 idle_timeout: nonzero("api.idle_timeout", &raw.api.idle_timeout)?,
                 max_connections: positive("api.max_connections", raw.api.max_connections)?,
+                trust_forwarded_proto: raw.api.trust_forwarded_proto,
             },
             metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
             retry: RetrySchedule::parse(&raw.retry.schedule)

@@ -368,7 +368,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Libraries that log what they send at debug or trace level: the database
+/// client logs statement parameters (signing secrets among them), the broker
+/// client message frames. Whatever `RUST_LOG` or `log.level` ask, nothing
+/// below `info` from them reaches a log.
+const CAPPED_AT_INFO: &[&str] = &[
+    "tokio_postgres",
+    "postgres_protocol",
+    "postgres_types",
+    "deadpool",
+    "deadpool_postgres",
+    "lapin",
+    "amq_protocol",
+    "amq_protocol_types",
+    "refinery",
+    "refinery_core",
+];
+
+/// The cap of [`CAPPED_AT_INFO`], applied on top of the level filter (a
+/// directive of `RUST_LOG` cannot lift it).
+fn library_cap() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    CAPPED_AT_INFO
+        .iter()
+        .fold(Targets::new().with_default(LevelFilter::TRACE), |t, lib| {
+            t.with_target(*lib, LevelFilter::INFO)
+        })
+}
+
 fn init_tracing(settings: &Settings) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -376,8 +406,8 @@ fn init_tracing(settings: &Settings) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match settings.log_format {
-        LogFormat::Json => b.json().init(),
-        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().finish().with(library_cap()).init(),
+        LogFormat::Text => b.finish().with(library_cap()).init(),
     }
 }
 
@@ -457,9 +487,10 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{}", settings.api.listen));
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
             let signer = hookfleet_api::portal::token::Signer::new(admin_key.expose());
-            let link = hookfleet_api::tenants::issue_portal_link(&pool, &signer, &id, ttl, &base)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let link =
+                hookfleet_api::tenants::issue_portal_link(&pool, &signer, &id, None, ttl, &base)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             out!("{}", serde_json::to_string_pretty(&link)?);
         }
         Command::Tenant(TenantCmd::Create { id }) => {

@@ -3,8 +3,17 @@
 //!
 //! - Sign-in: a tenant API key (`POST /portal/login`) or a portal link
 //!   (`GET /portal/auth?token=…`, from `POST /api/v1/tenants/{id}/portal-link`).
-//!   Either sets a signed session cookie ([`token`]); a session opened with an
-//!   API key ends when the key is revoked.
+//!   Either opens a row in `portal_sessions` and sets a signed cookie carrying
+//!   its id ([`token`]); every request checks the row (one primary-key lookup,
+//!   with the key behind it). Sign-out ends the row; revoking the API key a
+//!   session was opened with, or that issued the link it was opened from,
+//!   ends it too. A link opens one session (its id is recorded in
+//!   `portal_links_used`) and nothing once its key is revoked.
+//! - The sign-in form carries a token bound to a pre-session cookie, and a
+//!   sign-in posted from another site (`Origin`, `Referer`, `Sec-Fetch-Site`)
+//!   is refused.
+//! - Cookies are `Secure` when `api.public_url` is https, or when
+//!   `api.trust_forwarded_proto` is set and the proxy says `https`.
 //! - Every page and action calls the REST API's own handlers with the
 //!   session's tenant as the caller ([`Caller::Tenant`]): one authorization
 //!   check, one validation, so the portal can do nothing the API forbids, and
@@ -32,6 +41,8 @@ use std::sync::{Arc, OnceLock};
 pub const BASE: &str = "/portal";
 /// The session cookie.
 const COOKIE: &str = "hookfleet_portal";
+/// The sign-in form's pre-session cookie (its CSRF token is bound to it).
+const LOGIN_COOKIE: &str = "hookfleet_portal_login";
 
 /// The portal's routes.
 pub fn routes() -> axum::Router<Arc<AppState>> {
@@ -71,6 +82,11 @@ pub fn public_base(settings: &Settings, headers: &HeaderMap) -> String {
     if let Some(u) = &settings.api.public_url {
         return u.clone();
     }
+    let scheme = if forwarded_https(settings, headers) {
+        "https"
+    } else {
+        "http"
+    };
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -80,7 +96,74 @@ pub fn public_base(settings: &Settings, headers: &HeaderMap) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         })
         .unwrap_or("localhost");
-    format!("http://{host}")
+    format!("{scheme}://{host}")
+}
+
+/// A trusted proxy (`api.trust_forwarded_proto`) says the browser used https.
+fn forwarded_https(settings: &Settings, headers: &HeaderMap) -> bool {
+    settings.api.trust_forwarded_proto
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Whether cookies get `Secure`: `api.public_url` is https, or a trusted
+/// proxy says the request came over https.
+fn secure_cookies(settings: &Settings, headers: &HeaderMap) -> bool {
+    settings
+        .api
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+        || forwarded_https(settings, headers)
+}
+
+/// A sign-in posted from another site: its `Sec-Fetch-Site`, else its
+/// `Origin`, else its `Referer` names a host that is neither this request's
+/// `Host` nor `api.public_url`'s. Without any of them (not a browser) the
+/// form's token is the guard.
+fn cross_site(settings: &Settings, headers: &HeaderMap) -> bool {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        if !matches!(site, "same-origin" | "none") {
+            return true;
+        }
+    }
+    let Some(from) = get("origin").or_else(|| get("referer")) else {
+        return false;
+    };
+    let Ok(from) = url::Url::parse(from) else {
+        return true; // `Origin: null` (a sandboxed or privacy-hidden page), garbage
+    };
+    let Some(host) = from.host_str() else {
+        return true;
+    };
+    let port = from.port_or_known_default();
+    let same = |authority: &str, default_port: Option<u16>| {
+        let (h, p) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                match p.parse::<u16>() {
+                    Ok(p) => (h, Some(p)),
+                    Err(_) => (authority, default_port),
+                }
+            }
+            _ => (authority, default_port),
+        };
+        h.eq_ignore_ascii_case(host) && p == port
+    };
+    let host_header = get("host").is_some_and(|h| same(h, port));
+    let public = settings
+        .api
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .is_some_and(|u| {
+            u.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host))
+                && u.port_or_known_default() == port
+        });
+    !(host_header || public)
 }
 
 // ---------------------------------------------------------------- templates
@@ -171,7 +254,7 @@ fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
                 "x-content-type-options",
                 HeaderValue::from_static("nosniff"),
             );
-            hs.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            hs.insert("referrer-policy", HeaderValue::from_static("same-origin"));
             r
         }
         Err(e) => {
@@ -252,6 +335,8 @@ fn api_error(e: ApiError) -> Response {
 /// The signed-in tenant of a portal request. Without a valid session a page
 /// redirects to the sign-in page.
 pub struct Session {
+    /// The `portal_sessions` row.
+    pub id: String,
     pub tenant: String,
     pub caller: Caller,
     pub csrf: String,
@@ -272,25 +357,28 @@ impl FromRequestParts<Arc<AppState>> for Session {
         let Ok(claims) = st.signer.verify(&tok, "session", now) else {
             return Err(to_login());
         };
-        if let Some(key_id) = &claims.key_id {
-            // A revoked key ends the sessions it opened.
-            let live = async {
-                let c = st.pool.get().await.ok()?;
-                c.query_opt(
-                    "SELECT 1 FROM api_keys WHERE id = $1 AND tenant_id = $2 AND revoked_at IS NULL",
-                    &[key_id, &claims.tenant],
-                )
-                .await
-                .ok()
-                .map(|r| r.is_some())
-            };
-            match live.await {
-                Some(true) => {}
-                Some(false) => return Err(to_login()),
-                None => return Err(api_error(ApiError::unavailable("the database"))),
-            }
+        // One lookup: the row is open and unexpired, and the key behind it
+        // (if any) is not revoked.
+        let live = async {
+            let c = st.pool.get().await.ok()?;
+            c.query_opt(
+                "SELECT 1 FROM portal_sessions s \
+                 WHERE s.id = $1 AND s.tenant_id = $2 AND s.ended_at IS NULL AND s.expires_at > now() \
+                   AND (s.key_id IS NULL OR EXISTS (SELECT 1 FROM api_keys k \
+                        WHERE k.id = s.key_id AND k.revoked_at IS NULL))",
+                &[&claims.nonce, &claims.tenant],
+            )
+            .await
+            .ok()
+            .map(|r| r.is_some())
+        };
+        match live.await {
+            Some(true) => {}
+            Some(false) => return Err(to_login()),
+            None => return Err(api_error(ApiError::unavailable("the database"))),
         }
         Ok(Session {
+            id: claims.nonce,
             csrf: st.signer.csrf(&tok),
             caller: Caller::Tenant(claims.tenant.clone()),
             tenant: claims.tenant,
@@ -309,44 +397,193 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// Signs `tenant` in: a session cookie and a redirect to the portal's home.
-fn start_session(st: &AppState, tenant: &str, key_id: Option<String>) -> Response {
-    let ttl = st.settings.api.portal_session_ttl;
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64;
+/// Why a sign-in opened no session.
+enum NotOpened {
+    /// The key behind it (that signed in, or issued the link) is revoked.
+    KeyRevoked,
+    /// The link was used already.
+    LinkUsed,
+    Failed(ApiError),
+}
+
+impl From<tokio_postgres::Error> for NotOpened {
+    fn from(e: tokio_postgres::Error) -> Self {
+        NotOpened::Failed(e.into())
+    }
+}
+
+/// A link being used: its id and expiry (Unix seconds).
+struct LinkUse<'a> {
+    id: &'a str,
+    exp: i64,
+}
+
+/// Opens a `portal_sessions` row for `tenant` (checking `key_id` is live, and
+/// recording `link` as used), in one transaction; prunes expired rows.
+async fn open_session(
+    st: &AppState,
+    tenant: &str,
+    key_id: Option<&str>,
+    link: Option<LinkUse<'_>>,
+) -> Result<(String, i64), NotOpened> {
+    let ttl = st.settings.api.portal_session_ttl.as_secs() as i64;
+    let now = time::OffsetDateTime::now_utc();
+    let exp = now + time::Duration::seconds(ttl);
+    let id = token::nonce();
+    let mut client = st
+        .pool
+        .get()
+        .await
+        .map_err(|e| NotOpened::Failed(e.into()))?;
+    let tx = client.transaction().await?;
+    tx.execute("DELETE FROM portal_sessions WHERE expires_at < now()", &[])
+        .await?;
+    tx.execute(
+        "DELETE FROM portal_links_used WHERE expires_at < now()",
+        &[],
+    )
+    .await?;
+    let n = tx
+        .execute(
+            "INSERT INTO portal_sessions (id, tenant_id, key_id, expires_at) \
+             SELECT $1, $2, $3, $4 \
+             WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM api_keys \
+                   WHERE id = $3 AND tenant_id = $2 AND revoked_at IS NULL)",
+            &[&id, &tenant, &key_id, &exp],
+        )
+        .await?;
+    if n == 0 {
+        return Err(NotOpened::KeyRevoked);
+    }
+    if let Some(l) = link {
+        let link_exp = time::OffsetDateTime::from_unix_timestamp(l.exp).unwrap_or(exp);
+        let n = tx
+            .execute(
+                "INSERT INTO portal_links_used (id, tenant_id, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&l.id, &tenant, &link_exp],
+            )
+            .await?;
+        if n == 0 {
+            return Err(NotOpened::LinkUsed);
+        }
+    }
+    tx.commit().await?;
+    Ok((id, exp.unix_timestamp()))
+}
+
+/// Signs `tenant` in: a session row, its cookie, and a redirect to the
+/// portal's home; or the page that says why not.
+async fn start_session(
+    st: &AppState,
+    headers: &HeaderMap,
+    tenant: &str,
+    key_id: Option<String>,
+    link: Option<LinkUse<'_>>,
+) -> Response {
+    let (id, exp) = match open_session(st, tenant, key_id.as_deref(), link).await {
+        Ok(v) => v,
+        Err(NotOpened::KeyRevoked) => {
+            return message(
+                StatusCode::FORBIDDEN,
+                "This portal link is no longer valid",
+                "The API key that issued it was revoked. Ask for a new link, or sign in with a current API key.",
+                Some(("/portal/login", "Sign in with an API key")),
+            )
+        }
+        Err(NotOpened::LinkUsed) => {
+            return message(
+                StatusCode::FORBIDDEN,
+                "This portal link was already used",
+                "A portal link signs in once. Ask for a new link, or sign in with an API key.",
+                Some(("/portal/login", "Sign in with an API key")),
+            )
+        }
+        Err(NotOpened::Failed(e)) => return api_error(e),
+    };
     let tok = st.signer.sign(&token::Claims {
         kind: "session".into(),
         tenant: tenant.to_owned(),
         exp,
         key_id,
-        nonce: token::nonce(),
+        nonce: id,
     });
-    let secure = st
-        .settings
-        .api
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
     let c = format!(
         "{COOKIE}={tok}; Path=/portal; HttpOnly; SameSite=Lax; Max-Age={}{}",
-        ttl.as_secs(),
-        if secure { "; Secure" } else { "" }
+        st.settings.api.portal_session_ttl.as_secs(),
+        if secure_cookies(&st.settings, headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     let mut r = Redirect::to("/portal/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// Ends the session's row, clears the cookie, and shows the sign-in page.
+async fn end_session(st: &AppState, headers: &HeaderMap, s: &Session) -> Response {
+    let ended = async {
+        let c = st.pool.get().await?;
+        c.execute(
+            "UPDATE portal_sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL",
+            &[&s.id],
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    };
+    if let Err(e) = ended.await {
+        return api_error(e);
+    }
+    let mut r = Redirect::to("/portal/login").into_response();
+    let c = format!(
+        "{COOKIE}=; Path=/portal; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if secure_cookies(&st.settings, headers) {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
     if let Ok(v) = HeaderValue::from_str(&c) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
 
-fn end_session() -> Response {
-    let mut r = Redirect::to("/portal/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "hookfleet_portal=; Path=/portal; HttpOnly; SameSite=Lax; Max-Age=0",
-        ),
+/// The sign-in form's pre-session value (from its cookie, or new) and the
+/// `Set-Cookie` that keeps it for an hour.
+fn login_nonce(st: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    if let Some(v) = cookie(headers, LOGIN_COOKIE).filter(|v| {
+        (16..=64).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return (v, None);
+    }
+    let v = token::nonce();
+    let c = format!(
+        "{LOGIN_COOKIE}={v}; Path=/portal/login; HttpOnly; SameSite=Strict; Max-Age=3600{}",
+        if secure_cookies(&st.settings, headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
-    r
+    (v, HeaderValue::from_str(&c).ok())
+}
+
+/// The sign-in form's CSRF token, bound to its pre-session value.
+fn login_csrf(st: &AppState, nonce: &str) -> String {
+    st.signer.tag(&["login", nonce])
+}
+
+/// The portal's "Not found" page (also for addresses with a NUL or bytes
+/// that are not UTF-8, see [`crate::guard`]).
+pub(crate) fn not_found_page() -> Response {
+    api_error(ApiError::not_found("page"))
 }
 
 // -------------------------------------------------------------------- forms

@@ -5,7 +5,7 @@ use crate::auth::{hash_key, Caller};
 use crate::error::{ApiError, JsonBody, QueryParams};
 use crate::{dead_letters as dl, deliveries as dv, events as ev, webhooks as wh, AppState};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -28,31 +28,45 @@ fn local_to_rfc3339(v: &str) -> String {
     }
 }
 
-/// The flash banner of a page reached after an action (`?done=…`).
-fn flash(p: &HashMap<String, String>) -> Value {
-    let n = p.get("n").map(String::as_str).unwrap_or("");
-    let text = match p.get("done").map(String::as_str) {
-        Some("created") => {
+/// The flash banner of a page reached after an action (`?done=…`): one of a
+/// fixed set of messages. Its details (`n`: a delivery id, a count, the grace
+/// period) are shown only when `sig` proves the server put them there for this
+/// session ([`redirect_done`]); any other text in the address is ignored.
+fn flash(st: &AppState, s: &Session, p: &HashMap<String, String>) -> Value {
+    let done = p.get("done").map(String::as_str).unwrap_or("");
+    let n = p
+        .get("n")
+        .map(String::as_str)
+        .filter(|n| details_genuine(st, s, done, n, p.get("sig")));
+    let text = match (done, n) {
+        ("created", _) => {
             "Webhook created. Reveal its signing secret below to verify deliveries.".to_owned()
         }
-        Some("saved") => "Webhook saved.".to_owned(),
-        Some("paused") => {
+        ("saved", _) => "Webhook saved.".to_owned(),
+        ("paused", _) => {
             "Webhook paused: deliveries wait in its queue until you resume it.".to_owned()
         }
-        Some("resumed") => "Webhook resumed.".to_owned(),
-        Some("deleted") => "Webhook deleted.".to_owned(),
-        Some("rotated") => format!("Signing secret rotated. {n}"),
-        Some("test_sent") => {
+        ("resumed", _) => "Webhook resumed.".to_owned(),
+        ("deleted", _) => "Webhook deleted.".to_owned(),
+        ("rotated", Some(n)) => format!("Signing secret rotated. {n}"),
+        ("rotated", None) => "Signing secret rotated.".to_owned(),
+        ("test_sent", Some(n)) => {
             format!("Test event sent (delivery {n}); it appears below in a moment.")
         }
-        Some("resent") => {
+        ("test_sent", None) => "Test event sent; it appears below in a moment.".to_owned(),
+        ("resent", _) => {
             "Delivery sent again; its new attempt appears below in a moment.".to_owned()
         }
-        Some("recovered") => format!("Recovery started: {n}."),
-        Some("replayed") => format!("Replayed {n} dead letter(s)."),
+        ("recovered", Some(n)) => format!("Recovery started: {n}."),
+        ("recovered", None) => "Recovery started.".to_owned(),
         _ => return Value::Null,
     };
     json!({"kind": "ok", "text": text})
+}
+
+/// The details of a banner came from [`redirect_done`] for this session.
+fn details_genuine(st: &AppState, s: &Session, done: &str, n: &str, sig: Option<&String>) -> bool {
+    sig.is_some_and(|sig| st.signer.tag_matches(&["flash", &s.id, done, n], sig))
 }
 
 async fn catalog(st: &Arc<AppState>, caller: &Caller) -> Result<Vec<Value>, ApiError> {
@@ -99,21 +113,54 @@ fn health(stats: &Value) -> Value {
 
 // ------------------------------------------------------------ sign-in, out
 
-pub async fn login_page() -> Response {
-    render(
-        StatusCode::OK,
-        "login.html",
-        json!({"title": "Sign in", "form": {}, "errors": {}}),
-    )
+pub async fn login_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    login_form(&st, &headers, StatusCode::OK, json!({}))
 }
 
-pub async fn login(State(st): State<Arc<AppState>>, form: Form) -> Response {
+/// The sign-in form (with its CSRF token, and the pre-session cookie it is
+/// bound to when the browser has none yet).
+fn login_form(st: &AppState, headers: &HeaderMap, status: StatusCode, errors: Value) -> Response {
+    let (nonce, set) = super::login_nonce(st, headers);
+    let mut r = render(
+        status,
+        "login.html",
+        json!({"title": "Sign in", "form": {}, "errors": errors,
+               "csrf": super::login_csrf(st, &nonce)}),
+    );
+    if let Some(c) = set {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, form: Form) -> Response {
+    if super::cross_site(&st.settings, &headers) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            "This sign-in form was sent from another site. Open the portal's own sign-in page and sign in there.",
+            Some(("/portal/login", "Go to the sign-in page")),
+        );
+    }
+    let token_ok = super::cookie(&headers, super::LOGIN_COOKIE).is_some_and(|nonce| {
+        st.signer
+            .tag_matches(&["login", &nonce], &form.get("csrf").unwrap_or_default())
+    });
+    if !token_ok {
+        return login_form(
+            &st,
+            &headers,
+            StatusCode::FORBIDDEN,
+            json!({"api_key": "This sign-in form has expired. Enter your API key again."}),
+        );
+    }
     let key = form.get("api_key").unwrap_or_default();
     let refuse = |msg: &str| {
-        render(
+        login_form(
+            &st,
+            &headers,
             StatusCode::UNAUTHORIZED,
-            "login.html",
-            json!({"title": "Sign in", "form": {}, "errors": {"api_key": msg}}),
+            json!({"api_key": msg}),
         )
     };
     if key.is_empty() {
@@ -131,7 +178,9 @@ pub async fn login(State(st): State<Arc<AppState>>, form: Form) -> Response {
     };
     match row {
         Ok(Some(r)) => match r.get::<_, Option<String>>(1) {
-            Some(tenant) => super::start_session(&st, &tenant, Some(r.get(0))),
+            Some(tenant) => {
+                super::start_session(&st, &headers, &tenant, Some(r.get(0)), None).await
+            }
             None => refuse("This key has no tenant."),
         },
         // The admin key is not a tenant: it has no portal of its own.
@@ -140,11 +189,21 @@ pub async fn login(State(st): State<Arc<AppState>>, form: Form) -> Response {
     }
 }
 
-pub async fn auth_link(State(st): State<Arc<AppState>>, Query(q): Params) -> Response {
+pub async fn auth_link(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let tok = q.get("token").map(String::as_str).unwrap_or("");
     match st.signer.verify(tok, "link", now) {
-        Ok(c) => super::start_session(&st, &c.tenant, None),
+        Ok(c) => {
+            let link = super::LinkUse {
+                id: &c.nonce,
+                exp: c.exp,
+            };
+            super::start_session(&st, &headers, &c.tenant, c.key_id.clone(), Some(link)).await
+        }
         Err(super::token::Refused::Expired) => message(
             StatusCode::UNAUTHORIZED,
             "This portal link has expired",
@@ -160,11 +219,16 @@ pub async fn auth_link(State(st): State<Arc<AppState>>, Query(q): Params) -> Res
     }
 }
 
-pub async fn logout(s: Session, form: Form) -> Response {
+pub async fn logout(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    s: Session,
+    form: Form,
+) -> Response {
     if let Some(r) = form.csrf_refused(&s) {
         return r;
     }
-    super::end_session()
+    super::end_session(&st, &headers, &s).await
 }
 
 pub async fn not_found(_s: Session) -> Response {
@@ -346,7 +410,7 @@ pub async fn home(State(st): State<Arc<AppState>>, s: Session, Query(q): Params)
         "webhooks.html",
         "webhooks",
         "Webhooks",
-        json!({"webhooks": webhooks, "range": range, "charts": charts, "flash": flash(&q)}),
+        json!({"webhooks": webhooks, "range": range, "charts": charts, "flash": flash(&st, &s, &q)}),
     )
 }
 
@@ -429,7 +493,7 @@ pub async fn webhook(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Response {
-    webhook_page(&st, &s, &id, None, flash(&q)).await
+    webhook_page(&st, &s, &id, None, flash(&st, &s, &q)).await
 }
 
 pub async fn reveal_secret(
@@ -472,18 +536,23 @@ pub async fn rotate(
                     humantime::format_duration(std::time::Duration::from_secs(secs))
                 )
             };
-            redirect_done(&format!("/portal/webhooks/{id}"), "rotated", &n)
+            redirect_done(&st, &s, &format!("/portal/webhooks/{id}"), "rotated", &n)
         }
         Err(e) => api_error(e),
     }
 }
 
-fn redirect_done(path: &str, done: &str, n: &str) -> Response {
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("done", done)
-        .append_pair("n", n)
-        .finish();
-    Redirect::to(&format!("{path}?{q}")).into_response()
+/// Redirects to `path` with a banner: `done` names a fixed message; `n`, its
+/// details, is signed for this session (`sig`) so no other page can put words
+/// in the banner.
+fn redirect_done(st: &AppState, s: &Session, path: &str, done: &str, n: &str) -> Response {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("done", done);
+    if !n.is_empty() {
+        q.append_pair("n", n)
+            .append_pair("sig", &st.signer.tag(&["flash", &s.id, done, n]));
+    }
+    Redirect::to(&format!("{path}?{}", q.finish())).into_response()
 }
 
 pub async fn send_test(
@@ -507,6 +576,8 @@ pub async fn send_test(
     .await
     {
         Ok((_, Json(sent))) => redirect_done(
+            &st,
+            &s,
             &format!("/portal/webhooks/{id}"),
             "test_sent",
             &sent.delivery_id,
@@ -539,6 +610,8 @@ pub async fn recover(
     .await
     {
         Ok((_, Json(r))) => redirect_done(
+            &st,
+            &s,
             &format!("/portal/webhooks/{id}"),
             "recovered",
             &format!(
@@ -569,7 +642,7 @@ async fn set_active(
         ..Default::default()
     };
     match wh::update(
-        State(st),
+        State(st.clone()),
         s.caller.clone(),
         Path(id.clone()),
         JsonBody(patch),
@@ -577,6 +650,8 @@ async fn set_active(
     .await
     {
         Ok(_) => redirect_done(
+            &st,
+            &s,
             &format!("/portal/webhooks/{id}"),
             if active { "resumed" } else { "paused" },
             "",
@@ -642,8 +717,8 @@ pub async fn delete(
             Err(e) => api_error(e),
         };
     }
-    match wh::delete(State(st), s.caller.clone(), Path(id)).await {
-        Ok(_) => redirect_done("/portal/", "deleted", ""),
+    match wh::delete(State(st.clone()), s.caller.clone(), Path(id)).await {
+        Ok(_) => redirect_done(&st, &s, "/portal/", "deleted", ""),
         Err(e) => api_error(e),
     }
 }
@@ -750,7 +825,13 @@ pub async fn create(State(st): State<Arc<AppState>>, s: Session, form: Form) -> 
         ordering: form.get("ordering"),
     };
     match wh::create(State(st.clone()), s.caller.clone(), JsonBody(body)).await {
-        Ok((_, Json(w))) => redirect_done(&format!("/portal/webhooks/{}", w.id), "created", ""),
+        Ok((_, Json(w))) => redirect_done(
+            &st,
+            &s,
+            &format!("/portal/webhooks/{}", w.id),
+            "created",
+            "",
+        ),
         Err(e)
             if matches!(
                 e.status,
@@ -814,7 +895,7 @@ pub async fn edit(
     )
     .await
     {
-        Ok(_) => redirect_done(&format!("/portal/webhooks/{id}"), "saved", ""),
+        Ok(_) => redirect_done(&st, &s, &format!("/portal/webhooks/{id}"), "saved", ""),
         Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
             edit_again(&st, &s, id, &form, e.status, field_errors(&e)).await
         }
@@ -1019,7 +1100,7 @@ pub async fn delivery(
         "deliveries",
         &format!("Delivery {id}"),
         json!({"delivery": d, "webhook": w, "payload_pretty": payload_pretty,
-               "headers_sent": headers, "flash": flash(&q)}),
+               "headers_sent": headers, "flash": flash(&st, &s, &q)}),
     )
 }
 

@@ -3,8 +3,12 @@
 //! A token is `base64url(JSON claims) "." base64url(HMAC-SHA256)`, keyed by a
 //! key derived from `api.admin_key` (changing the admin key ends every link
 //! and session). Claims name the kind (`link` or `session`), the tenant, the
-//! expiry and, for a session opened with an API key, that key's id, so
-//! revoking the key ends the session.
+//! expiry, the API key behind it (the key a session was opened with, or the
+//! key that issued a link) and an id (`nonce`): a link's id, recorded when the
+//! link is used (a link opens one session), or a session's row in
+//! `portal_sessions`, which every portal request checks (sign-out and key
+//! revocation end it there). The signature only proves the server issued the
+//! token; whether it is still good is the database's answer.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -20,10 +24,11 @@ pub struct Claims {
     pub tenant: String,
     /// Unix seconds.
     pub exp: i64,
-    /// The API key a session was opened with.
+    /// The API key a session was opened with, or that issued a link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
-    /// Makes two tokens issued in the same second differ.
+    /// The token's id, random: a link's id (recorded when used) or a
+    /// session's row id.
     pub nonce: String,
 }
 
@@ -89,16 +94,35 @@ impl Signer {
     /// The CSRF token of a session: forms carry it, and a POST without it
     /// (another site's form) is refused.
     pub fn csrf(&self, session: &str) -> String {
+        self.tag(&["csrf", session])
+    }
+
+    /// A short MAC of `parts` (NUL separated): CSRF tokens, the sign-in form's
+    /// token, the details of a flash banner.
+    pub fn tag(&self, parts: &[&str]) -> String {
         let mut m = self.mac();
-        m.update(b"csrf\0");
-        m.update(session.as_bytes());
+        for p in parts {
+            m.update(p.as_bytes());
+            m.update(b"\0");
+        }
         URL_SAFE_NO_PAD.encode(&m.finalize().into_bytes()[..18])
+    }
+
+    /// `tag(parts) == got`, in constant time.
+    pub fn tag_matches(&self, parts: &[&str], got: &str) -> bool {
+        let want = self.tag(parts);
+        want.len() == got.len()
+            && want
+                .bytes()
+                .zip(got.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
     }
 }
 
 pub fn nonce() -> String {
     use rand::RngCore as _;
-    let mut b = [0u8; 9];
+    let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
     URL_SAFE_NO_PAD.encode(b)
 }
