@@ -295,3 +295,179 @@ async fn nothing_one_tenant_configures_stops_another_tenants_events() {
         .is_success());
     app.stop().await.unwrap();
 }
+
+/// Dead letters kept in PostgreSQL: one tenant's slow replay holds nothing of
+/// another's; a tenant's list shows no queue-wide figure; replays report their
+/// progress and stop when cancelled; `rate` is bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_dead_letters_never_hide_or_hold_anothers() {
+    let env = TestEnv::new(&[
+        ("retry.schedule", ""),
+        ("circuit.failure_threshold", "100000"),
+    ])
+    .await;
+    let (app, base) = env.start_api(Roles::ALL).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    let (rx_a, rx_b) = (
+        Receiver::start(Behaviour::Always(500)).await,
+        Receiver::start(Behaviour::Always(500)).await,
+    );
+    let (a, _) = tenant(
+        &admin,
+        "acme",
+        json!({"url": rx_a.url, "events": ["user.created"]}),
+    )
+    .await;
+    let (b, _) = tenant(
+        &admin,
+        "bad",
+        json!({"url": rx_b.url, "events": ["user.created"]}),
+    )
+    .await;
+    for (api, n) in [(&a, 30), (&b, 5)] {
+        for i in 0..n {
+            let body = json!({"type": "user.created", "data": {"user_id": i, "username": "x"}});
+            ingest(api, body, None).await;
+        }
+    }
+    wait_for("35 dead letters kept", LONG, || async {
+        env.dead_letters().await == 35
+    })
+    .await;
+
+    // B starts the slowest replay it may: one send every 10 s (to a receiver
+    // that now takes it, so what is replayed is not dead-lettered again).
+    rx_b.set_behaviour(Behaviour::Ok);
+    let (s, slow) = b
+        .call(
+            "POST",
+            "/api/v1/dead-letters/replay",
+            Some(json!({"rate": 0.1})),
+        )
+        .await;
+    assert_eq!(s, 202, "{slow}");
+    let slow_id = slow["id"].as_str().unwrap().to_owned();
+    // Meanwhile A lists all of its own, and nothing about B's.
+    let (s, mine) = a.call("GET", "/api/v1/dead-letters?limit=1000", None).await;
+    assert_eq!(s, 200, "{mine}");
+    assert_eq!(mine["data"].as_array().unwrap().len(), 30, "{mine}");
+    assert!(mine["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["tenant_id"] == "acme"));
+    let keys: Vec<&String> = mine.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["data", "next_cursor"],
+        "no queue-wide figure: {mine}"
+    );
+    // A cannot see, follow or cancel B's replay.
+    for (m, path) in [
+        ("GET", format!("/api/v1/dead-letters/replays/{slow_id}")),
+        (
+            "POST",
+            format!("/api/v1/dead-letters/replays/{slow_id}/cancel"),
+        ),
+    ] {
+        assert_eq!(a.call(m, &path, None).await.0, 404, "{m} {path}");
+    }
+    let (_, list) = a.call("GET", "/api/v1/dead-letters/replays", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0, "{list}");
+    // A's own replay runs to the end while B's is still pacing.
+    rx_a.set_behaviour(Behaviour::Ok);
+    let (s, rep) = a
+        .call("POST", "/api/v1/dead-letters/replay", Some(json!({})))
+        .await;
+    assert_eq!(s, 202, "{rep}");
+    let rep_id = rep["id"].as_str().unwrap().to_owned();
+    wait_for("A's replay done", LONG, || async {
+        let (_, r) = a
+            .call(
+                "GET",
+                &format!("/api/v1/dead-letters/replays/{rep_id}"),
+                None,
+            )
+            .await;
+        r["status"] == "done" && r["replayed"] == 30
+    })
+    .await;
+    wait_for("A's 30 redelivered", LONG, || async { rx_a.count() >= 60 }).await;
+    // B's replay reports its progress, then stops when cancelled.
+    let (s, r) = b
+        .call(
+            "GET",
+            &format!("/api/v1/dead-letters/replays/{slow_id}"),
+            None,
+        )
+        .await;
+    assert_eq!((s, r["status"].as_str()), (200, Some("running")), "{r}");
+    assert!(r["replayed"].as_i64().unwrap() <= 2, "paced at 0.1/s: {r}");
+    let (s, r) = b
+        .call(
+            "POST",
+            &format!("/api/v1/dead-letters/replays/{slow_id}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    wait_for("B's replay cancelled", Duration::from_secs(15), || async {
+        let (_, r) = b
+            .call(
+                "GET",
+                &format!("/api/v1/dead-letters/replays/{slow_id}"),
+                None,
+            )
+            .await;
+        r["status"] == "cancelled"
+    })
+    .await;
+    let (_, r) = b
+        .call(
+            "GET",
+            &format!("/api/v1/dead-letters/replays/{slow_id}"),
+            None,
+        )
+        .await;
+    let left = 5 - r["replayed"].as_i64().unwrap();
+    assert_eq!(
+        env.count("SELECT count(*) FROM dead_letters WHERE tenant_id = 'bad'")
+            .await,
+        left,
+        "what was not replayed is still kept: {r}"
+    );
+    // Rates out of bounds, tiny or huge or not numbers, are a 422 on `rate`.
+    for rate in [json!(1e-20), json!(0.0), json!(-1), json!(1e300)] {
+        let (s, e) = b
+            .call(
+                "POST",
+                "/api/v1/dead-letters/replay",
+                Some(json!({"rate": rate})),
+            )
+            .await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (422, Some("rate")),
+            "{rate}: {e}"
+        );
+    }
+    // A tenant's purge never reaches another's.
+    let (s, p) = b
+        .call(
+            "POST",
+            "/api/v1/dead-letters/purge",
+            Some(json!({"all": true})),
+        )
+        .await;
+    assert_eq!((s, p["purged"].as_i64()), (200, Some(left)), "{p}");
+    assert_eq!(env.dead_letters().await, 0, "A's were replayed, B's purged");
+    let (s, _) = b
+        .call(
+            "POST",
+            "/api/v1/dead-letters/purge",
+            Some(json!({"tenant_id": "acme", "all": true})),
+        )
+        .await;
+    assert_eq!(s, 403);
+    app.stop().await.unwrap();
+}
