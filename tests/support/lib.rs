@@ -247,8 +247,8 @@ impl TestEnv {
         ids
     }
 
-    /// Messages in a queue right now (passive declare).
-    pub async fn queue_len(&self, queue: &str) -> u32 {
+    /// A passive declare of `queue`: its ready messages, `None` when it does not exist.
+    async fn passive_declare(&self, queue: &str) -> Option<u32> {
         let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
             .await
             .unwrap();
@@ -261,10 +261,15 @@ impl TestEnv {
         let n = ch
             .queue_declare(queue.into(), opts, FieldTable::default())
             .await
-            .map(|q| q.message_count())
-            .unwrap_or(0);
+            .ok()
+            .map(|q| q.message_count());
         let _ = conn.close(200, "bye".into()).await;
         n
+    }
+
+    /// Messages in a queue right now (0 when it does not exist).
+    pub async fn queue_len(&self, queue: &str) -> u32 {
+        self.passive_declare(queue).await.unwrap_or(0)
     }
 
     /// Dead letters kept in PostgreSQL (the workers' keepers move them there
@@ -281,21 +286,7 @@ impl TestEnv {
 
     /// Whether a queue exists right now (passive declare).
     pub async fn queue_exists(&self, queue: &str) -> bool {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let opts = QueueDeclareOptions {
-            passive: true,
-            durable: true,
-            ..Default::default()
-        };
-        let exists = ch
-            .queue_declare(queue.into(), opts, FieldTable::default())
-            .await
-            .is_ok();
-        let _ = conn.close(200, "bye".into()).await;
-        exists
+        self.passive_declare(queue).await.is_some()
     }
 
     /// Takes (and acks) every message of a queue: `(headers, body)`.
