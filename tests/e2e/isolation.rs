@@ -189,11 +189,21 @@ async fn a_channel_error_does_not_end_the_connection() {
     let conn = hookfleet_broker::connect(&env.amqp_url, "test-channel-error")
         .await
         .unwrap();
+    // Listen first: lapin hands connection events only to listeners that
+    // exist when they happen.
+    let waiting = hookfleet_broker::wait_closed(&conn);
+    tokio::pin!(waiting);
+    tokio::select! {
+        _ = &mut waiting => panic!("the connection closed before the test began"),
+        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
     let ch = conn.create_channel().await.unwrap();
-    let missing = hookfleet_broker::topology::inspect(&ch, "hookfleet.retry.15s").await;
+    let missing = tokio::select! {
+        _ = &mut waiting => panic!("wait_closed returned while the channel failed"),
+        r = hookfleet_broker::topology::inspect(&ch, "hookfleet.retry.15s") => r,
+    };
     assert!(missing.is_err(), "the tier does not exist yet");
-    let waited =
-        tokio::time::timeout(Duration::from_secs(3), hookfleet_broker::wait_closed(&conn)).await;
+    let waited = tokio::time::timeout(Duration::from_secs(3), &mut waiting).await;
     assert!(
         waited.is_err(),
         "wait_closed took a channel error for a lost connection"
