@@ -30,6 +30,11 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_tenant ON dead_letters (tenant_id, id);
 CREATE INDEX dead_letters_endpoint ON dead_letters (endpoint_id, id);
 CREATE INDEX dead_letters_delivery ON dead_letters (delivery_id);
+-- A message the keeper stored but could not ack (it died in between) comes
+-- back with the same headers: the same delivery and x-dead-at is one dead
+-- letter, kept once. (A delivery that dies again after a replay has a new
+-- x-dead-at, and is a new dead letter.)
+CREATE UNIQUE INDEX dead_letters_once ON dead_letters (delivery_id, dead_at) WHERE delivery_id <> '';
 
 -- Replays run in the background; this row is their progress and their
 -- cancel switch. `scope` is the tenant that asked ('' for the admin and the

@@ -757,3 +757,48 @@ async fn postgres_connections_cut_mid_run_are_survived() {
         assert!(wait_exit(p, LONG).await.success());
     }
 }
+
+/// A keeper that dies between its commit and its ack gets the same messages
+/// again: the same delivery and `x-dead-at` is kept once. A later death of
+/// the same delivery, and messages without a delivery id, are kept as they come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_kept_twice_is_stored_once() {
+    use hookfleet_store::dead_letters::{keep, Kept};
+    let env = TestEnv::new(&[]).await;
+    let at = time::OffsetDateTime::now_utc();
+    let k = Kept {
+        delivery_id: "dlv_once".into(),
+        event_id: "evt_once".into(),
+        endpoint_id: "ep_once".into(),
+        event_type: "user.created".into(),
+        attempts: 3,
+        dead_at: Some(at),
+        body: b"{}".to_vec(),
+        ..Default::default()
+    };
+    keep(&env.pool, &[k.clone(), k.clone()]).await.unwrap();
+    keep(&env.pool, std::slice::from_ref(&k)).await.unwrap();
+    assert_eq!(env.dead_letters().await, 1);
+    let again = Kept {
+        dead_at: Some(at + Duration::from_secs(60)),
+        ..k.clone()
+    };
+    keep(&env.pool, &[again]).await.unwrap();
+    assert_eq!(
+        env.dead_letters().await,
+        2,
+        "a later death is a new dead letter"
+    );
+    let anonymous = Kept {
+        delivery_id: String::new(),
+        ..k
+    };
+    keep(&env.pool, &[anonymous.clone(), anonymous])
+        .await
+        .unwrap();
+    assert_eq!(
+        env.dead_letters().await,
+        4,
+        "without a delivery id nothing is merged"
+    );
+}

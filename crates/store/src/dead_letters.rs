@@ -26,7 +26,9 @@ pub struct Kept {
 }
 
 /// Stores a batch of dead letters in one statement. The body is kept only
-/// when the event is not stored under the dead letter's tenant and id.
+/// when the event is not stored under the dead letter's tenant and id. A
+/// message kept before (the same delivery and `x-dead-at`, redelivered after
+/// a keeper died before its ack) is not kept twice.
 pub async fn keep(pool: &Pool, batch: &[Kept]) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
@@ -57,7 +59,8 @@ pub async fn keep(pool: &Pool, batch: &[Kept]) -> anyhow::Result<()> {
                          THEN NULL ELSE u.b END
                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                            $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::bytea[])
-                    AS u(d, e, ep, t, ty, a, err, at, r, b)",
+                    AS u(d, e, ep, t, ty, a, err, at, r, b)
+             ON CONFLICT (delivery_id, dead_at) WHERE delivery_id <> '' DO NOTHING",
             &[
                 &dids, &eids, &epids, &tenants, &types, &attempts, &errors, &dead_at, &received,
                 &bodies,
