@@ -8,9 +8,10 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// Creates `tenant` with a key and a webhook to `url` for every type; returns
-/// the tenant's client and the webhook id.
-async fn tenant(admin: &Api, tenant: &str, body: Value) -> (Api, String) {
+/// Creates `tenant` with a key and a webhook (`body`); returns the tenant's
+/// client and the webhook id once the process's registry has the webhook (a
+/// worker consumes its queue), so events published next are routed to it.
+async fn tenant(env: &TestEnv, admin: &Api, tenant: &str, body: Value) -> (Api, String) {
     let (s, _) = admin
         .call("POST", "/api/v1/tenants", Some(json!({ "id": tenant })))
         .await;
@@ -22,7 +23,13 @@ async fn tenant(admin: &Api, tenant: &str, body: Value) -> (Api, String) {
     let api = admin.with_key(k["key"].as_str().unwrap());
     let (s, w) = api.call("POST", "/api/v1/webhooks", Some(body)).await;
     assert_eq!(s, 201, "{w}");
-    (api, w["id"].as_str().unwrap().to_owned())
+    let id = w["id"].as_str().unwrap().to_owned();
+    let queue = hookfleet_broker::names::endpoint_queue(&id);
+    wait_for("the webhook in the registry", LONG, || async {
+        env.consumers(&queue).await > 0
+    })
+    .await;
+    (api, id)
 }
 
 async fn ingest(api: &Api, body: Value, idem: Option<&str>) -> String {
@@ -71,12 +78,14 @@ async fn two_tenants_with_the_same_event_id_never_see_each_others_events() {
         Receiver::start(Behaviour::Ok).await,
     );
     let (a, wa) = tenant(
+        &env,
         &admin,
         "acme",
         json!({"url": rx_a.url, "events": ["user.created"]}),
     )
     .await;
     let (b, wb) = tenant(
+        &env,
         &admin,
         "bad",
         json!({"url": rx_b.url, "events": ["user.created"]}),
@@ -224,12 +233,14 @@ async fn nothing_one_tenant_configures_stops_another_tenants_events() {
     let rx_v = Receiver::start(Behaviour::Ok).await;
     let rx_e = Receiver::start(Behaviour::Always(500)).await;
     let (victim, _) = tenant(
+        &env,
         &admin,
         "victim",
         json!({"url": rx_v.url, "events": ["user.created"]}),
     )
     .await;
     let (evil, we) = tenant(
+        &env,
         &admin,
         "evil",
         json!({"url": rx_e.url, "events": ["*"], "retry_schedule": ["15s"],
@@ -323,12 +334,14 @@ async fn one_tenants_dead_letters_never_hide_or_hold_anothers() {
         Receiver::start(Behaviour::Always(500)).await,
     );
     let (a, _) = tenant(
+        &env,
         &admin,
         "acme",
         json!({"url": rx_a.url, "events": ["user.created"]}),
     )
     .await;
     let (b, _) = tenant(
+        &env,
         &admin,
         "bad",
         json!({"url": rx_b.url, "events": ["user.created"]}),

@@ -247,8 +247,9 @@ impl TestEnv {
         ids
     }
 
-    /// A passive declare of `queue`: its ready messages, `None` when it does not exist.
-    async fn passive_declare(&self, queue: &str) -> Option<u32> {
+    /// A passive declare of `queue`: its ready messages and its consumers,
+    /// `None` when it does not exist.
+    async fn passive_declare(&self, queue: &str) -> Option<(u32, u32)> {
         let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
             .await
             .unwrap();
@@ -262,14 +263,19 @@ impl TestEnv {
             .queue_declare(queue.into(), opts, FieldTable::default())
             .await
             .ok()
-            .map(|q| q.message_count());
+            .map(|q| (q.message_count(), q.consumer_count()));
         let _ = conn.close(200, "bye".into()).await;
         n
     }
 
+    /// Consumers of a queue right now (0 when it does not exist).
+    pub async fn consumers(&self, queue: &str) -> u32 {
+        self.passive_declare(queue).await.map_or(0, |(_, c)| c)
+    }
+
     /// Messages in a queue right now (0 when it does not exist).
     pub async fn queue_len(&self, queue: &str) -> u32 {
-        self.passive_declare(queue).await.unwrap_or(0)
+        self.passive_declare(queue).await.map_or(0, |(n, _)| n)
     }
 
     /// Dead letters kept in PostgreSQL (the workers' keepers move them there
