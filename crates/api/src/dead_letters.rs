@@ -203,7 +203,7 @@ pub async fn replay(
     let tenant = caller.scope().map(str::to_owned);
     let st2 = st.clone();
     let replay = detached(async move {
-        let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
+        let scope = Scope::of(tenant.as_deref());
         dlq::start_replay(&st2.settings.amqp.url, &st2.pool, scope, req).await
     })
     .await?;
@@ -321,7 +321,7 @@ pub async fn recover(
         caller.scope().map(str::to_owned),
     );
     let (replayed, resent) = detached(async move {
-        let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
+        let scope = Scope::of(tenant.as_deref());
         // First the kept dead letters (those deliveries become `pending`)…
         let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
         let replayed =

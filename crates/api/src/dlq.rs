@@ -100,7 +100,7 @@ pub async fn prepare_replay(
     };
     let pool = pool.clone();
     let job = async move {
-        let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
+        let scope = Scope::of(tenant.as_deref());
         let result = run_replay(&pool, &ch, scope, &id, &req).await;
         hookfleet_broker::close(&conn, "replay done").await;
         let (status, error) = match result {

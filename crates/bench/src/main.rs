@@ -150,6 +150,23 @@ impl Env {
         })
     }
 
+    /// Starts `hookfleet <role>` with the API on a free port and the admin key;
+    /// returns it once the API answers, with the API's base URL.
+    async fn spawn_api(&self, bin: &str, role: &str) -> anyhow::Result<(Child, String)> {
+        let api = format!("127.0.0.1:{}", free_port());
+        let base = format!("http://{api}");
+        let proc = self.spawn(
+            bin,
+            role,
+            &[
+                ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
+                ("HOOKFLEET__API__LISTEN", &api),
+            ],
+        )?;
+        wait_api(&base).await?;
+        Ok((proc, base))
+    }
+
     fn spawn(&self, bin: &str, role: &str, extra: &[(&str, &str)]) -> anyhow::Result<Child> {
         let mut cmd = Command::new(bin);
         cmd.arg(role)
@@ -742,17 +759,7 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
     let addr = start_receiver(recv.clone()).await;
     env.endpoints(&[(format!("http://{addr}/ep/0"), None)], false)
         .await?;
-    let api = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{api}");
-    let mut proc = env.spawn(
-        &args.bin,
-        role,
-        &[
-            ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
-            ("HOOKFLEET__API__LISTEN", &api),
-        ],
-    )?;
-    wait_api(&base).await?;
+    let (mut proc, base) = env.spawn_api(&args.bin, role).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -881,17 +888,7 @@ async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
         .await?
         .get(0);
     let seed_secs = t.elapsed().as_secs_f64();
-    let api = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{api}");
-    let mut proc = env.spawn(
-        &args.bin,
-        "api",
-        &[
-            ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
-            ("HOOKFLEET__API__LISTEN", &api),
-        ],
-    )?;
-    wait_api(&base).await?;
+    let (mut proc, base) = env.spawn_api(&args.bin, "api").await?;
     let http = reqwest::Client::new();
     let ep = &ids[0];
     let mut lat = Vec::new();
@@ -973,17 +970,7 @@ async fn bench_replay(args: &Args) -> anyhow::Result<Row> {
         &[&N, ep],
     )
     .await?;
-    let api = format!("127.0.0.1:{}", free_port());
-    let base = format!("http://{api}");
-    let mut proc = env.spawn(
-        &args.bin,
-        "api",
-        &[
-            ("HOOKFLEET__API__ADMIN_KEY", ADMIN_KEY),
-            ("HOOKFLEET__API__LISTEN", &api),
-        ],
-    )?;
-    wait_api(&base).await?;
+    let (mut proc, base) = env.spawn_api(&args.bin, "api").await?;
     let http = reqwest::Client::new();
     let t = Instant::now();
     let started: serde_json::Value = http

@@ -80,6 +80,14 @@ pub enum Scope<'a> {
     Tenant(&'a str),
 }
 
+impl<'a> Scope<'a> {
+    /// The scope of a caller: `Some(tenant)` for a tenant, `None` for the
+    /// admin key or the CLI.
+    pub fn of(tenant: Option<&'a str>) -> Self {
+        tenant.map_or(Scope::All, Scope::Tenant)
+    }
+}
+
 /// Which dead letters an action applies to. Every given field must match.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,6 +212,11 @@ impl Filter {
     }
 }
 
+/// The statement parameters of [`Filter::sql`], as `tokio_postgres` takes them.
+fn refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as _).collect()
+}
+
 /// A dead letter as the API, the portal and the CLI show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -263,7 +276,7 @@ pub async fn list(
         "SELECT {COLUMNS} FROM dead_letters d WHERE {cond} AND d.id > ${} ORDER BY d.id LIMIT ${n}",
         n - 1
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let refs = refs(&params);
     let rows = pool.get().await?.query(&sql, &refs).await?;
     let more = rows.len() as i64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
@@ -278,7 +291,7 @@ pub async fn list(
 /// How many dead letters match (a dry run).
 pub async fn count(pool: &Pool, scope: Scope<'_>, filter: &Filter) -> anyhow::Result<i64> {
     let (cond, params) = filter.sql(scope)?;
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let refs = refs(&params);
     let row = pool
         .get()
         .await?
@@ -301,7 +314,7 @@ pub async fn show(
         ..Default::default()
     };
     let (cond, params) = filter.sql(scope)?;
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let refs = refs(&params);
     let row = pool
         .get()
         .await?
@@ -356,7 +369,7 @@ pub async fn candidates(
           WHERE {cond} AND d.id > ${} ORDER BY d.id LIMIT ${n}",
         n - 1
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let refs = refs(&params);
     let rows = pool.get().await?.query(&sql, &refs).await?;
     Ok(rows
         .iter()
@@ -448,7 +461,7 @@ pub async fn purge(
          SELECT 'purge', delivery_id, event_id, endpoint_id, tenant_id, event_type, ${n} FROM gone",
         n - 1
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    let refs = refs(&params);
     Ok(pool.get().await?.execute(&sql, &refs).await?)
 }
 

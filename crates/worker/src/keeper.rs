@@ -45,6 +45,25 @@ fn describe(d: &Delivery) -> Kept {
     }
 }
 
+/// Runs the keeper in a task of its own; if it fails, it cancels `failed`,
+/// which ends the worker session (and its supervisor reconnects).
+pub fn spawn(
+    pool: Pool,
+    ch: Channel,
+    stop: CancellationToken,
+    failed: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = run(pool, ch, stop).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "The dead-letter keeper stopped; the session restarts."
+            );
+            failed.cancel();
+        }
+    })
+}
+
 /// Keeps dead letters until `stop` or until the channel fails (the session
 /// then reconnects).
 pub async fn run(pool: Pool, ch: Channel, stop: CancellationToken) -> anyhow::Result<()> {

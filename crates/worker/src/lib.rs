@@ -147,23 +147,12 @@ async fn session(
         session_end.clone(),
     ));
     let failed = CancellationToken::new();
-    let keeper = {
-        let (pool, ch, end, failed) = (
-            ctx.pool.clone(),
-            conn.create_channel().await?,
-            session_end.clone(),
-            failed.clone(),
-        );
-        tokio::spawn(async move {
-            if let Err(e) = keeper::run(pool, ch, end).await {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "The dead-letter keeper stopped; the session restarts."
-                );
-                failed.cancel();
-            }
-        })
-    };
+    let keeper = keeper::spawn(
+        ctx.pool.clone(),
+        conn.create_channel().await?,
+        session_end.clone(),
+        failed.clone(),
+    );
     let mut consumers: HashMap<String, ConsumerHandle> = HashMap::new();
     let mut changes = ctx.registry.subscribe();
     let mut next_channel = 0usize;
