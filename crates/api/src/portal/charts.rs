@@ -163,6 +163,16 @@ pub fn charts(activity: &Activity) -> Vec<Chart> {
         })
     });
     let none = || "no attempts".to_owned();
+    let success = if total > 0 {
+        format!("{:.1}% succeeded", ok as f64 * 100.0 / total as f64)
+    } else {
+        none()
+    };
+    let highest = if max_p95 > 0.0 {
+        format!("highest {max_p95:.0} ms")
+    } else {
+        none()
+    };
     vec![
         chart(
             "deliveries",
@@ -175,9 +185,7 @@ pub fn charts(activity: &Activity) -> Vec<Chart> {
         chart(
             "success",
             "Success rate",
-            (total > 0)
-                .then(|| format!("{:.1}% succeeded", ok as f64 * 100.0 / total as f64))
-                .unwrap_or_else(none),
+            success,
             "100%".into(),
             vec![],
             rate,
@@ -185,9 +193,7 @@ pub fn charts(activity: &Activity) -> Vec<Chart> {
         chart(
             "latency",
             "p95 latency",
-            (max_p95 > 0.0)
-                .then(|| format!("highest {max_p95:.0} ms"))
-                .unwrap_or_else(none),
+            highest,
             format!("{max_p95:.0} ms"),
             vec![],
             latency,
