@@ -711,4 +711,40 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }
     }
+
+    /// The pages' Content-Security-Policy allows only the portal's own
+    /// scripts and styles: no inline style, script or event handler in a
+    /// template, and nothing from another host in the templates or assets.
+    #[test]
+    fn templates_and_assets_keep_to_the_csp() {
+        let external = |src: &str| {
+            let src = ["url(data:", "url(\"data:", "url('data:"]
+                .iter()
+                .fold(src.to_owned(), |s, data| s.replace(data, ""));
+            src.contains("http://") || src.contains("https://") || src.contains("url(")
+        };
+        for (name, src) in super::TEMPLATES {
+            let lower = src.to_ascii_lowercase();
+            assert!(!external(&lower), "{name}: an external URL");
+            assert!(
+                !lower.contains("<style") && !lower.contains(" style="),
+                "{name}: inline style"
+            );
+            for tag in lower.split("<script").skip(1) {
+                let attrs = tag.split('>').next().unwrap_or_default();
+                assert!(attrs.contains(" src="), "{name}: inline script");
+            }
+            let handler = lower.split(" on").skip(1).any(|rest| {
+                let word: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+                !word.is_empty() && rest[word.len()..].starts_with('=')
+            });
+            assert!(!handler, "{name}: an inline event handler");
+        }
+        for (name, src) in [("portal.css", super::CSS), ("portal.js", super::JS)] {
+            assert!(
+                !external(&src.to_ascii_lowercase()),
+                "{name}: an external URL"
+            );
+        }
+    }
 }
