@@ -55,7 +55,7 @@ impl PortalError {
 
     /// The refusal of a form's input (invalid or conflicting): its field and
     /// message; `None` for every other error.
-    pub fn refusal(&self) -> Option<(Option<&str>, &str)> {
+    fn refusal(&self) -> Option<(Option<&str>, &str)> {
         match self {
             PortalError::Invalid { field, message } | PortalError::Conflict { field, message } => {
                 Some((field.as_deref(), message))
