@@ -14,27 +14,40 @@
 //!   is refused.
 //! - Cookies are `Secure` when `api.public_url` is https, or when
 //!   `api.trust_forwarded_proto` is set and the proxy says `https`.
-//! - Every page and action calls the REST API's own handlers with the
-//!   session's tenant as the caller ([`Caller::Tenant`]): one authorization
-//!   check, one validation, so the portal can do nothing the API forbids, and
-//!   another tenant's webhook is a 404 here as there.
+//! - Every page and action goes through [`ops`], which calls the REST API's
+//!   own handlers with the session's tenant as the caller
+//!   ([`Caller::Tenant`]): one authorization check, one validation, so the
+//!   portal can do nothing the API forbids, and another tenant's webhook is a
+//!   404 here as there. Their errors are a [`PortalError`], shown as a message
+//!   page or next to a form's field.
 //! - Templates (minijinja), the stylesheet and the script are embedded in the
 //!   binary; no CDN, no build step outside cargo.
 //! - Forms carry a CSRF token derived from the session; the cookie is
-//!   `HttpOnly` and `SameSite=Lax`.
+//!   `HttpOnly` and `SameSite=Lax`. An action takes its form as a
+//!   [`CsrfForm`], which refuses a form without the token.
+//! - Templates get typed contexts (`#[derive(Serialize)]` structs), wrapped
+//!   with what every page shows (the tenant, the CSRF token, the menu).
+//!
+//! Layout: [`pages`] (one handler per page or action), [`charts`] (the home
+//! page's charts), [`ops`] (the operations), [`error`] (`PortalError`),
+//! [`token`] (signed links, sessions and CSRF tokens); this file holds the
+//! routes, rendering, the session and forms.
+mod charts;
+mod error;
+mod ops;
 mod pages;
 pub mod token;
 
 use crate::auth::Caller;
-use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+pub use error::{PortalError, PortalResult};
 use hookfleet_core::Settings;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::sync::{Arc, OnceLock};
 
 /// Where the portal lives.
@@ -232,12 +245,20 @@ fn env() -> &'static minijinja::Environment<'static> {
     })
 }
 
+/// The context of every page: the portal's address, then the page's own.
+#[derive(Serialize)]
+struct Frame<T> {
+    base: &'static str,
+    #[serde(flatten)]
+    page: T,
+}
+
 /// Renders `template` with `ctx` plus the common context.
-fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
-    let mut ctx = ctx;
-    if let Some(o) = ctx.as_object_mut() {
-        o.entry("base").or_insert_with(|| BASE.into());
-    }
+fn render(status: StatusCode, template: &str, ctx: impl Serialize) -> Response {
+    let ctx = Frame {
+        base: BASE,
+        page: ctx,
+    };
     let html = env().get_template(template).and_then(|t| t.render(&ctx));
     match html {
         Ok(h) => {
@@ -272,8 +293,20 @@ fn render(status: StatusCode, template: &str, ctx: Value) -> Response {
     }
 }
 
+/// What a signed-in tenant's page shows around its own context: the tenant,
+/// the CSRF token of its forms, the menu entry and the title.
+#[derive(Serialize)]
+struct SignedIn<'a, T> {
+    tenant_id: &'a str,
+    csrf: &'a str,
+    nav: &'a str,
+    title: &'a str,
+    #[serde(flatten)]
+    page: T,
+}
+
 /// A page of a signed-in tenant.
-fn page(s: &Session, template: &str, nav: &str, title: &str, ctx: Value) -> Response {
+fn page(s: &Session, template: &str, nav: &str, title: &str, ctx: impl Serialize) -> Response {
     page_status(s, StatusCode::OK, template, nav, title, ctx)
 }
 
@@ -283,51 +316,41 @@ fn page_status(
     template: &str,
     nav: &str,
     title: &str,
-    mut ctx: Value,
+    ctx: impl Serialize,
 ) -> Response {
-    if let Some(o) = ctx.as_object_mut() {
-        o.insert("tenant_id".into(), s.tenant.clone().into());
-        o.insert("csrf".into(), s.csrf.clone().into());
-        o.insert("nav".into(), nav.into());
-        o.insert("title".into(), title.into());
-    }
+    let ctx = SignedIn {
+        tenant_id: &s.tenant,
+        csrf: &s.csrf,
+        nav,
+        title,
+        page: ctx,
+    };
     render(status, template, ctx)
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    title: &'a str,
+    heading: &'a str,
+    message: &'a str,
+    link: Option<Link<'a>>,
+}
+
+#[derive(Serialize)]
+struct Link<'a> {
+    href: &'a str,
+    text: &'a str,
 }
 
 /// A message page (errors, refused links), with or without a session.
 fn message(status: StatusCode, heading: &str, text: &str, link: Option<(&str, &str)>) -> Response {
-    render(
-        status,
-        "message.html",
-        json!({
-            "title": heading, "heading": heading, "message": text,
-            "link": link.map(|(href, text)| json!({"href": href, "text": text})),
-        }),
-    )
-}
-
-/// What the portal shows for an API error outside a form.
-fn api_error(e: ApiError) -> Response {
-    match e.status {
-        StatusCode::NOT_FOUND => message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is nothing here for your account.",
-            Some(("/portal/", "Back to your webhooks")),
-        ),
-        StatusCode::SERVICE_UNAVAILABLE => message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Temporarily unavailable",
-            &format!("{} Try again in a few seconds.", e.message),
-            None,
-        ),
-        s => message(
-            s,
-            "Something went wrong",
-            &e.message,
-            Some(("/portal/", "Back to your webhooks")),
-        ),
-    }
+    let ctx = Message {
+        title: heading,
+        heading,
+        message: text,
+        link: link.map(|(href, text)| Link { href, text }),
+    };
+    render(status, "message.html", ctx)
 }
 
 // ------------------------------------------------------------------ session
@@ -341,6 +364,11 @@ pub struct Session {
     pub caller: Caller,
     pub csrf: String,
 }
+
+/// The session's CSRF token, left in the request by [`Session`] for
+/// [`CsrfForm`].
+#[derive(Clone)]
+struct SessionCsrf(String);
 
 impl FromRequestParts<Arc<AppState>> for Session {
     type Rejection = Response;
@@ -375,11 +403,16 @@ impl FromRequestParts<Arc<AppState>> for Session {
         match live.await {
             Some(true) => {}
             Some(false) => return Err(to_login()),
-            None => return Err(api_error(ApiError::unavailable("the database"))),
+            None => {
+                let e = crate::error::ApiError::unavailable("the database");
+                return Err(PortalError::from(e).into_response());
+            }
         }
+        let csrf = st.signer.csrf(&tok);
+        parts.extensions.insert(SessionCsrf(csrf.clone()));
         Ok(Session {
             id: claims.nonce,
-            csrf: st.signer.csrf(&tok),
+            csrf,
             caller: Caller::Tenant(claims.tenant.clone()),
             tenant: claims.tenant,
         })
@@ -403,11 +436,11 @@ enum NotOpened {
     KeyRevoked,
     /// The link was used already.
     LinkUsed,
-    Failed(ApiError),
+    Failed(PortalError),
 }
 
-impl From<tokio_postgres::Error> for NotOpened {
-    fn from(e: tokio_postgres::Error) -> Self {
+impl<E: Into<PortalError>> From<E> for NotOpened {
+    fn from(e: E) -> Self {
         NotOpened::Failed(e.into())
     }
 }
@@ -430,11 +463,7 @@ async fn open_session(
     let now = time::OffsetDateTime::now_utc();
     let exp = now + time::Duration::seconds(ttl);
     let id = token::nonce();
-    let mut client = st
-        .pool
-        .get()
-        .await
-        .map_err(|e| NotOpened::Failed(e.into()))?;
+    let mut client = st.pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("DELETE FROM portal_sessions WHERE expires_at < now()", &[])
         .await?;
@@ -480,26 +509,26 @@ async fn start_session(
     tenant: &str,
     key_id: Option<String>,
     link: Option<LinkUse<'_>>,
-) -> Response {
+) -> PortalResult<Response> {
     let (id, exp) = match open_session(st, tenant, key_id.as_deref(), link).await {
         Ok(v) => v,
         Err(NotOpened::KeyRevoked) => {
-            return message(
+            return Ok(message(
                 StatusCode::FORBIDDEN,
                 "This portal link is no longer valid",
                 "The API key that issued it was revoked. Ask for a new link, or sign in with a current API key.",
                 Some(("/portal/login", "Sign in with an API key")),
-            )
+            ))
         }
         Err(NotOpened::LinkUsed) => {
-            return message(
+            return Ok(message(
                 StatusCode::FORBIDDEN,
                 "This portal link was already used",
                 "A portal link signs in once. Ask for a new link, or sign in with an API key.",
                 Some(("/portal/login", "Sign in with an API key")),
-            )
+            ))
         }
-        Err(NotOpened::Failed(e)) => return api_error(e),
+        Err(NotOpened::Failed(e)) => return Err(e),
     };
     let tok = st.signer.sign(&token::Claims {
         kind: "session".into(),
@@ -521,23 +550,17 @@ async fn start_session(
     if let Ok(v) = HeaderValue::from_str(&c) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
-    r
+    Ok(r)
 }
 
 /// Ends the session's row, clears the cookie, and shows the sign-in page.
-async fn end_session(st: &AppState, headers: &HeaderMap, s: &Session) -> Response {
-    let ended = async {
-        let c = st.pool.get().await?;
-        c.execute(
-            "UPDATE portal_sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL",
-            &[&s.id],
-        )
-        .await?;
-        Ok::<_, ApiError>(())
-    };
-    if let Err(e) = ended.await {
-        return api_error(e);
-    }
+async fn end_session(st: &AppState, headers: &HeaderMap, s: &Session) -> PortalResult<Response> {
+    let c = st.pool.get().await?;
+    c.execute(
+        "UPDATE portal_sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL",
+        &[&s.id],
+    )
+    .await?;
     let mut r = Redirect::to("/portal/login").into_response();
     let c = format!(
         "{COOKIE}=; Path=/portal; HttpOnly; SameSite=Lax; Max-Age=0{}",
@@ -550,7 +573,7 @@ async fn end_session(st: &AppState, headers: &HeaderMap, s: &Session) -> Respons
     if let Ok(v) = HeaderValue::from_str(&c) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
-    r
+    Ok(r)
 }
 
 /// The sign-in form's pre-session value (from its cookie, or new) and the
@@ -583,7 +606,7 @@ fn login_csrf(st: &AppState, nonce: &str) -> String {
 /// The portal's "Not found" page (also for addresses with a NUL or bytes
 /// that are not UTF-8, see [`crate::guard`]).
 pub(crate) fn not_found_page() -> Response {
-    api_error(ApiError::not_found("page"))
+    PortalError::NotFound.into_response()
 }
 
 // -------------------------------------------------------------------- forms
@@ -616,27 +639,6 @@ impl Form {
             .map(|(_, v)| v.trim().to_owned())
             .collect()
     }
-
-    /// Refuses a form without the session's CSRF token (another site's form).
-    fn csrf_refused(&self, s: &Session) -> Option<Response> {
-        let got = self.get("csrf").unwrap_or_default();
-        if got.len() == s.csrf.len()
-            && got
-                .bytes()
-                .zip(s.csrf.bytes())
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
-        {
-            None
-        } else {
-            Some(message(
-                StatusCode::FORBIDDEN,
-                "This form has expired",
-                "Reload the page and try again.",
-                Some(("/portal/", "Back to your webhooks")),
-            ))
-        }
-    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
@@ -647,6 +649,34 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
             .await
             .map_err(IntoResponse::into_response)?;
         Ok(Form::parse(&body))
+    }
+}
+
+/// The form of an action: refused (a "This form has expired" page) unless it
+/// carries the session's CSRF token, so another site's form does nothing.
+/// Comes after [`Session`] in a handler's arguments; without a session before
+/// it, every form is refused.
+pub struct CsrfForm(pub Form);
+
+impl axum::extract::FromRequest<Arc<AppState>> for CsrfForm {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        st: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let want = req.extensions().get::<SessionCsrf>().cloned();
+        let form = <Form as axum::extract::FromRequest<_>>::from_request(req, st).await?;
+        let got = form.get("csrf").unwrap_or_default();
+        match want {
+            Some(SessionCsrf(want)) if token::same(&got, &want) => Ok(CsrfForm(form)),
+            _ => Err(message(
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "Reload the page and try again.",
+                Some(("/portal/", "Back to your webhooks")),
+            )),
+        }
     }
 }
 
@@ -679,6 +709,42 @@ mod tests {
         for (name, _) in super::TEMPLATES {
             env.get_template(name)
                 .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+
+    /// The pages' Content-Security-Policy allows only the portal's own
+    /// scripts and styles: no inline style, script or event handler in a
+    /// template, and nothing from another host in the templates or assets.
+    #[test]
+    fn templates_and_assets_keep_to_the_csp() {
+        let external = |src: &str| {
+            let src = ["url(data:", "url(\"data:", "url('data:"]
+                .iter()
+                .fold(src.to_owned(), |s, data| s.replace(data, ""));
+            src.contains("http://") || src.contains("https://") || src.contains("url(")
+        };
+        for (name, src) in super::TEMPLATES {
+            let lower = src.to_ascii_lowercase();
+            assert!(!external(&lower), "{name}: an external URL");
+            assert!(
+                !lower.contains("<style") && !lower.contains(" style="),
+                "{name}: inline style"
+            );
+            for tag in lower.split("<script").skip(1) {
+                let attrs = tag.split('>').next().unwrap_or_default();
+                assert!(attrs.contains(" src="), "{name}: inline script");
+            }
+            let handler = lower.split(" on").skip(1).any(|rest| {
+                let word: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+                !word.is_empty() && rest[word.len()..].starts_with('=')
+            });
+            assert!(!handler, "{name}: an inline event handler");
+        }
+        for (name, src) in [("portal.css", super::CSS), ("portal.js", super::JS)] {
+            assert!(
+                !external(&src.to_ascii_lowercase()),
+                "{name}: an external URL"
+            );
         }
     }
 }

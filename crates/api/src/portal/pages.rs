@@ -1,22 +1,25 @@
-//! The portal's pages and actions. Each one calls the REST handler that does
-//! the same thing, with the session's tenant as the caller.
-use super::{api_error, message, page, page_status, render, Form, Session};
+//! The portal's pages and actions. Each one does its work through [`ops`]
+//! with the session's tenant as the caller, and renders a typed context.
+use super::charts::{charts, Chart};
+use super::ops::{
+    self, DeadLetter, Delivery, EventType, ScopedDelivery, SecretOut, Stats, Webhook,
+};
+use super::{
+    message, page, page_status, render, CsrfForm, Form, PortalError, PortalResult, Session,
+};
 use crate::auth::{hash_key, Caller};
-use crate::error::{ApiError, JsonBody, QueryParams};
-use crate::{dead_letters as dl, deliveries as dv, events as ev, webhooks as wh, AppState};
+use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use time::OffsetDateTime;
 
 type Params = Query<HashMap<String, String>>;
-
-fn to_value<T: serde::Serialize>(v: T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
+/// Errors of a form's fields: the field's name, then its message.
+type FieldErrors = BTreeMap<String, String>;
 
 /// `<input type=datetime-local>` (UTC) → RFC 3339; other text is passed on
 /// as typed, for the API to accept or name.
@@ -28,11 +31,30 @@ fn local_to_rfc3339(v: &str) -> String {
     }
 }
 
+/// A query parameter, trimmed; `None` when absent or empty.
+fn param(q: &HashMap<String, String>, k: &str) -> Option<String> {
+    q.get(k)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn webhook_path(id: &str) -> String {
+    format!("/portal/webhooks/{id}")
+}
+
+/// The banner on top of a page.
+#[derive(Serialize)]
+struct Flash {
+    /// `ok` or `error`.
+    kind: &'static str,
+    text: String,
+}
+
 /// The flash banner of a page reached after an action (`?done=…`): one of a
 /// fixed set of messages. Its details (`n`: a delivery id, a count, the grace
 /// period) are shown only when `sig` proves the server put them there for this
 /// session ([`redirect_done`]); any other text in the address is ignored.
-fn flash(st: &AppState, s: &Session, p: &HashMap<String, String>) -> Value {
+fn flash(st: &AppState, s: &Session, p: &HashMap<String, String>) -> Option<Flash> {
     let done = p.get("done").map(String::as_str).unwrap_or("");
     let n = p
         .get("n")
@@ -59,487 +81,14 @@ fn flash(st: &AppState, s: &Session, p: &HashMap<String, String>) -> Value {
         }
         ("recovered", Some(n)) => format!("Recovery started: {n}."),
         ("recovered", None) => "Recovery started.".to_owned(),
-        _ => return Value::Null,
+        _ => return None,
     };
-    json!({"kind": "ok", "text": text})
+    Some(Flash { kind: "ok", text })
 }
 
 /// The details of a banner came from [`redirect_done`] for this session.
 fn details_genuine(st: &AppState, s: &Session, done: &str, n: &str, sig: Option<&String>) -> bool {
     sig.is_some_and(|sig| st.signer.tag_matches(&["flash", &s.id, done, n], sig))
-}
-
-async fn catalog(st: &Arc<AppState>, caller: &Caller) -> Result<Vec<Value>, ApiError> {
-    let Json(page) = ev::catalog(State(st.clone()), caller.clone()).await?;
-    Ok(page.data.into_iter().map(to_value).collect())
-}
-
-async fn all_webhooks(st: &Arc<AppState>, caller: &Caller) -> Result<Vec<Value>, ApiError> {
-    let Json(page) = wh::list(
-        State(st.clone()),
-        caller.clone(),
-        QueryParams(wh::ListQuery {
-            is_active: None,
-            event_type: None,
-            cursor: None,
-            limit: Some(crate::MAX_LIMIT),
-        }),
-    )
-    .await?;
-    Ok(page.data.into_iter().map(to_value).collect())
-}
-
-async fn stats(st: &Arc<AppState>, caller: &Caller, id: &str) -> Result<Value, ApiError> {
-    let Json(s) = dv::stats(
-        State(st.clone()),
-        caller.clone(),
-        Path(id.to_owned()),
-        QueryParams(dv::StatsQuery {
-            window: Some("24h".into()),
-        }),
-    )
-    .await?;
-    Ok(to_value(s))
-}
-
-fn health(stats: &Value) -> Value {
-    json!({
-        "success_rate": stats["success_rate"],
-        "total": stats["total"],
-        "last_error": stats["last_error"],
-        "last_error_at": stats["last_error_at"],
-    })
-}
-
-// ------------------------------------------------------------ sign-in, out
-
-pub async fn login_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    login_form(&st, &headers, StatusCode::OK, json!({}))
-}
-
-/// The sign-in form (with its CSRF token, and the pre-session cookie it is
-/// bound to when the browser has none yet).
-fn login_form(st: &AppState, headers: &HeaderMap, status: StatusCode, errors: Value) -> Response {
-    let (nonce, set) = super::login_nonce(st, headers);
-    let mut r = render(
-        status,
-        "login.html",
-        json!({"title": "Sign in", "form": {}, "errors": errors,
-               "csrf": super::login_csrf(st, &nonce)}),
-    );
-    if let Some(c) = set {
-        r.headers_mut().append(header::SET_COOKIE, c);
-    }
-    r
-}
-
-pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, form: Form) -> Response {
-    if super::cross_site(&st.settings, &headers) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "Sign-in refused",
-            "This sign-in form was sent from another site. Open the portal's own sign-in page and sign in there.",
-            Some(("/portal/login", "Go to the sign-in page")),
-        );
-    }
-    let token_ok = super::cookie(&headers, super::LOGIN_COOKIE).is_some_and(|nonce| {
-        st.signer
-            .tag_matches(&["login", &nonce], &form.get("csrf").unwrap_or_default())
-    });
-    if !token_ok {
-        return login_form(
-            &st,
-            &headers,
-            StatusCode::FORBIDDEN,
-            json!({"api_key": "This sign-in form has expired. Enter your API key again."}),
-        );
-    }
-    let key = form.get("api_key").unwrap_or_default();
-    let refuse = |msg: &str| {
-        login_form(
-            &st,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            json!({"api_key": msg}),
-        )
-    };
-    if key.is_empty() {
-        return refuse("Enter an API key of your tenant (it starts with hfk_).");
-    }
-    let row = match st.pool.get().await {
-        Ok(c) => c
-            .query_opt(
-                "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-                &[&hash_key(&key)],
-            )
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(ApiError::from(e)),
-    };
-    match row {
-        Ok(Some(r)) => match r.get::<_, Option<String>>(1) {
-            Some(tenant) => {
-                super::start_session(&st, &headers, &tenant, Some(r.get(0)), None).await
-            }
-            None => refuse("This key has no tenant."),
-        },
-        // The admin key is not a tenant: it has no portal of its own.
-        Ok(None) => refuse("This key is not valid: it is unknown or was revoked."),
-        Err(e) => api_error(e),
-    }
-}
-
-pub async fn auth_link(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(q): Params,
-) -> Response {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let tok = q.get("token").map(String::as_str).unwrap_or("");
-    match st.signer.verify(tok, "link", now) {
-        Ok(c) => {
-            let link = super::LinkUse {
-                id: &c.nonce,
-                exp: c.exp,
-            };
-            super::start_session(&st, &headers, &c.tenant, c.key_id.clone(), Some(link)).await
-        }
-        Err(super::token::Refused::Expired) => message(
-            StatusCode::UNAUTHORIZED,
-            "This portal link has expired",
-            "Portal links work for a limited time. Ask for a new link, or sign in with an API key.",
-            Some(("/portal/login", "Sign in with an API key")),
-        ),
-        Err(super::token::Refused::Invalid) => message(
-            StatusCode::FORBIDDEN,
-            "This portal link is not valid",
-            "The link is incomplete or was changed. Copy the whole link again, or ask for a new one.",
-            Some(("/portal/login", "Sign in with an API key")),
-        ),
-    }
-}
-
-pub async fn logout(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    s: Session,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    super::end_session(&st, &headers, &s).await
-}
-
-pub async fn not_found(_s: Session) -> Response {
-    api_error(ApiError::not_found("page"))
-}
-
-// ------------------------------------------------------------------- home
-
-/// Three charts drawn from the activity buckets, in a 600×160 viewBox.
-fn charts(activity: &dv::Activity) -> Value {
-    let (w, h, top, bottom) = (600.0f64, 160.0f64, 10.0f64, 150.0f64);
-    let n = activity.buckets.len().max(1) as f64;
-    let bw = w / n;
-    let x_mid = |i: usize| bw * i as f64 + bw / 2.0;
-    let y_of = |frac: f64| bottom - frac.clamp(0.0, 1.0) * (bottom - top);
-    let label = |t: time::OffsetDateTime| {
-        if activity.bucket_seconds >= 3600 {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:00 UTC",
-                t.year(),
-                t.month() as u8,
-                t.day(),
-                t.hour()
-            )
-        } else {
-            format!("{:02}:{:02} UTC", t.hour(), t.minute())
-        }
-    };
-    let x_start = activity
-        .buckets
-        .first()
-        .map(|b| label(b.start))
-        .unwrap_or_default();
-    let total: i64 = activity.buckets.iter().map(|b| b.attempts).sum();
-    let ok: i64 = activity.buckets.iter().map(|b| b.succeeded).sum();
-    let max_attempts = activity
-        .buckets
-        .iter()
-        .map(|b| b.attempts)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let bars: Vec<Value> = activity
-        .buckets
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.attempts > 0)
-        .map(|(i, b)| {
-            let y = y_of(b.attempts as f64 / max_attempts as f64);
-            json!({"x": bw * i as f64 + 1.0, "y": y, "w": (bw - 2.0).max(1.0), "h": bottom - y,
-                   "title": format!("{}: {} attempts, {} failed", label(b.start), b.attempts, b.failed)})
-        })
-        .collect();
-    let series = |f: &dyn Fn(&dv::Bucket) -> Option<(f64, String)>| {
-        let pts: Vec<(f64, f64, String)> = activity
-            .buckets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| {
-                f(b).map(|(frac, t)| (x_mid(i), y_of(frac), format!("{}: {t}", label(b.start))))
-            })
-            .collect();
-        let line = pts
-            .iter()
-            .map(|(x, y, _)| format!("{x:.1},{y:.1}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let dots: Vec<Value> = pts
-            .into_iter()
-            .map(|(x, y, t)| json!({"x": x, "y": y, "title": t}))
-            .collect();
-        (line, dots)
-    };
-    let (rate_line, rate_dots) = series(&|b| {
-        (b.attempts > 0).then(|| {
-            let r = b.succeeded as f64 / b.attempts as f64;
-            (r, format!("{:.1}% succeeded", r * 100.0))
-        })
-    });
-    let max_p95 = activity
-        .buckets
-        .iter()
-        .filter_map(|b| b.latency_ms_p95)
-        .fold(0.0f64, f64::max);
-    let (lat_line, lat_dots) = series(&|b| {
-        b.latency_ms_p95.map(|p| {
-            (
-                if max_p95 > 0.0 { p / max_p95 } else { 0.0 },
-                format!("p95 {p:.0} ms"),
-            )
-        })
-    });
-    let common = json!({"width": w, "height": h, "x_start_label": x_start, "x_end_label": "now"});
-    let chart = |id: &str,
-                 title: &str,
-                 summary: String,
-                 y_max: String,
-                 bars: Vec<Value>,
-                 line: String,
-                 dots: Vec<Value>| {
-        let mut c = common.clone();
-        c["id"] = id.into();
-        c["title"] = title.into();
-        c["summary"] = summary.into();
-        c["y_max_label"] = y_max.into();
-        c["bars"] = bars.into();
-        c["line"] = line.into();
-        c["dots"] = dots.into();
-        c
-    };
-    json!([
-        chart(
-            "deliveries",
-            "Delivery attempts",
-            format!("{total} attempts"),
-            format!("{max_attempts} per {} min", activity.bucket_seconds / 60),
-            bars,
-            String::new(),
-            vec![]
-        ),
-        chart(
-            "success",
-            "Success rate",
-            if total > 0 {
-                format!("{:.1}% succeeded", ok as f64 * 100.0 / total as f64)
-            } else {
-                "no attempts".into()
-            },
-            "100%".into(),
-            vec![],
-            rate_line,
-            rate_dots
-        ),
-        chart(
-            "latency",
-            "p95 latency",
-            if max_p95 > 0.0 {
-                format!("highest {max_p95:.0} ms")
-            } else {
-                "no attempts".into()
-            },
-            format!("{max_p95:.0} ms"),
-            vec![],
-            lat_line,
-            lat_dots
-        ),
-    ])
-}
-
-pub async fn home(State(st): State<Arc<AppState>>, s: Session, Query(q): Params) -> Response {
-    let range = q.get("range").cloned().unwrap_or_else(|| "day".into());
-    let mut webhooks = match all_webhooks(&st, &s.caller).await {
-        Ok(w) => w,
-        Err(e) => return api_error(e),
-    };
-    for w in &mut webhooks {
-        let id = w["id"].as_str().unwrap_or_default().to_owned();
-        match stats(&st, &s.caller, &id).await {
-            Ok(stats) => w["health"] = health(&stats),
-            Err(e) => return api_error(e),
-        }
-    }
-    let activity = dv::activity(
-        State(st.clone()),
-        s.caller.clone(),
-        QueryParams(dv::ActivityQuery {
-            range: Some(range.clone()),
-            webhook_id: None,
-        }),
-    )
-    .await;
-    let (range, charts) = match activity {
-        Ok(Json(a)) => (a.range.clone(), charts(&a)),
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => (range, json!([])),
-        Err(e) => return api_error(e),
-    };
-    page(
-        &s,
-        "webhooks.html",
-        "webhooks",
-        "Webhooks",
-        json!({"webhooks": webhooks, "range": range, "charts": charts, "flash": flash(&st, &s, &q)}),
-    )
-}
-
-// ------------------------------------------------------------- the webhook
-
-fn grace_options() -> Value {
-    json!([
-        {"value": "0s", "label": "none: the old secret stops now"},
-        {"value": "1h", "label": "1 hour"},
-        {"value": "24h", "label": "24 hours"},
-        {"value": "72h", "label": "3 days"},
-    ])
-}
-
-async fn webhook_page(
-    st: &Arc<AppState>,
-    s: &Session,
-    id: &str,
-    secret: Option<Value>,
-    flash: Value,
-) -> Response {
-    let w = match wh::get(State(st.clone()), s.caller.clone(), Path(id.to_owned())).await {
-        Ok(Json(w)) => w,
-        Err(e) => return api_error(e),
-    };
-    let mut w = to_value(w);
-    let stats = match stats(st, &s.caller, id).await {
-        Ok(v) => v,
-        Err(e) => return api_error(e),
-    };
-    w["health"] = health(&stats);
-    let recent = dv::list(
-        State(st.clone()),
-        s.caller.clone(),
-        Path(id.to_owned()),
-        QueryParams(dv::ListQuery {
-            status: None,
-            event_type: None,
-            since: None,
-            until: None,
-            cursor: None,
-            limit: Some(10),
-        }),
-    )
-    .await;
-    let recent = match recent {
-        Ok(Json(p)) => to_value(p.data),
-        Err(e) => return api_error(e),
-    };
-    let types = match catalog(st, &s.caller).await {
-        Ok(t) => t,
-        Err(e) => return api_error(e),
-    };
-    let day_ago = time::OffsetDateTime::now_utc() - time::Duration::days(1);
-    let recover_default = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}",
-        day_ago.year(),
-        day_ago.month() as u8,
-        day_ago.day(),
-        day_ago.hour(),
-        day_ago.minute()
-    );
-    let title = w["url"].as_str().unwrap_or("Webhook").to_owned();
-    page(
-        s,
-        "webhook.html",
-        "webhooks",
-        &title,
-        json!({
-            "webhook": w, "stats": stats, "secret": secret, "deliveries": recent,
-            "event_types": types, "grace_options": grace_options(),
-            "recover_default": recover_default, "flash": flash,
-        }),
-    )
-}
-
-pub async fn webhook(
-    State(st): State<Arc<AppState>>,
-    s: Session,
-    Path(id): Path<String>,
-    Query(q): Params,
-) -> Response {
-    webhook_page(&st, &s, &id, None, flash(&st, &s, &q)).await
-}
-
-pub async fn reveal_secret(
-    State(st): State<Arc<AppState>>,
-    s: Session,
-    Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    match wh::secret(State(st.clone()), s.caller.clone(), Path(id.clone())).await {
-        Ok(Json(secret)) => webhook_page(&st, &s, &id, Some(to_value(secret)), Value::Null).await,
-        Err(e) => api_error(e),
-    }
-}
-
-pub async fn rotate(
-    State(st): State<Arc<AppState>>,
-    s: Session,
-    Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    let grace = form.get("grace").unwrap_or_else(|| "24h".into());
-    let secs = match humantime::parse_duration(&grace) {
-        Ok(d) => d.as_secs(),
-        Err(_) => return api_error(ApiError::invalid("grace", "must be a duration such as 24h")),
-    };
-    let body = axum::body::Bytes::from(json!({"grace_period_seconds": secs}).to_string());
-    match wh::rotate(State(st.clone()), s.caller.clone(), Path(id.clone()), body).await {
-        Ok(_) => {
-            let n = if secs == 0 {
-                "The old secret no longer signs.".to_owned()
-            } else {
-                format!(
-                    "The old secret keeps signing alongside the new one for {}.",
-                    humantime::format_duration(std::time::Duration::from_secs(secs))
-                )
-            };
-            redirect_done(&st, &s, &format!("/portal/webhooks/{id}"), "rotated", &n)
-        }
-        Err(e) => api_error(e),
-    }
 }
 
 /// Redirects to `path` with a banner: `done` names a fixed message; `n`, its
@@ -555,39 +104,360 @@ fn redirect_done(st: &AppState, s: &Session, path: &str, done: &str, n: &str) ->
     Redirect::to(&format!("{path}?{}", q.finish())).into_response()
 }
 
+// ------------------------------------------------------------ sign-in, out
+
+#[derive(Serialize)]
+struct LoginPage {
+    title: &'static str,
+    errors: BTreeMap<&'static str, &'static str>,
+    csrf: String,
+}
+
+pub async fn login_page(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    login_form(&st, &headers, StatusCode::OK, None)
+}
+
+/// The sign-in form (with its CSRF token, and the pre-session cookie it is
+/// bound to when the browser has none yet), with the API key's error.
+fn login_form(
+    st: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<&'static str>,
+) -> Response {
+    let (nonce, set) = super::login_nonce(st, headers);
+    let ctx = LoginPage {
+        title: "Sign in",
+        errors: error.map(|e| ("api_key", e)).into_iter().collect(),
+        csrf: super::login_csrf(st, &nonce),
+    };
+    let mut r = render(status, "login.html", ctx);
+    if let Some(c) = set {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+pub async fn login(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    form: Form,
+) -> PortalResult<Response> {
+    if super::cross_site(&st.settings, &headers) {
+        return Ok(message(
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            "This sign-in form was sent from another site. Open the portal's own sign-in page and sign in there.",
+            Some(("/portal/login", "Go to the sign-in page")),
+        ));
+    }
+    let token_ok = super::cookie(&headers, super::LOGIN_COOKIE).is_some_and(|nonce| {
+        st.signer
+            .tag_matches(&["login", &nonce], &form.get("csrf").unwrap_or_default())
+    });
+    if !token_ok {
+        let expired = "This sign-in form has expired. Enter your API key again.";
+        return Ok(login_form(
+            &st,
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some(expired),
+        ));
+    }
+    let key = form.get("api_key").unwrap_or_default();
+    let refuse = |msg| {
+        Ok(login_form(
+            &st,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            Some(msg),
+        ))
+    };
+    if key.is_empty() {
+        return refuse("Enter an API key of your tenant (it starts with hfk_).");
+    }
+    let c = st.pool.get().await?;
+    let row = c
+        .query_opt(
+            "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            &[&hash_key(&key)],
+        )
+        .await?;
+    match row {
+        Some(r) => match r.get::<_, Option<String>>(1) {
+            Some(tenant) => {
+                super::start_session(&st, &headers, &tenant, Some(r.get(0)), None).await
+            }
+            None => refuse("This key has no tenant."),
+        },
+        // The admin key is not a tenant: it has no portal of its own.
+        None => refuse("This key is not valid: it is unknown or was revoked."),
+    }
+}
+
+pub async fn auth_link(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> PortalResult<Response> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let tok = q.get("token").map(String::as_str).unwrap_or("");
+    match st.signer.verify(tok, "link", now) {
+        Ok(c) => {
+            let link = super::LinkUse {
+                id: &c.nonce,
+                exp: c.exp,
+            };
+            super::start_session(&st, &headers, &c.tenant, c.key_id.clone(), Some(link)).await
+        }
+        Err(super::token::Refused::Expired) => Ok(message(
+            StatusCode::UNAUTHORIZED,
+            "This portal link has expired",
+            "Portal links work for a limited time. Ask for a new link, or sign in with an API key.",
+            Some(("/portal/login", "Sign in with an API key")),
+        )),
+        Err(super::token::Refused::Invalid) => Ok(message(
+            StatusCode::FORBIDDEN,
+            "This portal link is not valid",
+            "The link is incomplete or was changed. Copy the whole link again, or ask for a new one.",
+            Some(("/portal/login", "Sign in with an API key")),
+        )),
+    }
+}
+
+pub async fn logout(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    s: Session,
+    _: CsrfForm,
+) -> PortalResult<Response> {
+    super::end_session(&st, &headers, &s).await
+}
+
+pub async fn not_found(_s: Session) -> PortalError {
+    PortalError::NotFound
+}
+
+// ------------------------------------------------------------------- home
+
+/// A webhook's health in the last 24 hours, as its list row and page show it.
+#[derive(Serialize)]
+struct Health {
+    success_rate: Option<f64>,
+    total: i64,
+    last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_error_at: Option<OffsetDateTime>,
+}
+
+impl From<&Stats> for Health {
+    fn from(s: &Stats) -> Self {
+        Health {
+            success_rate: s.success_rate,
+            total: s.total,
+            last_error: s.last_error.clone(),
+            last_error_at: s.last_error_at,
+        }
+    }
+}
+
+/// A webhook with its health.
+#[derive(Serialize)]
+struct WebhookView {
+    #[serde(flatten)]
+    webhook: Webhook,
+    health: Health,
+}
+
+#[derive(Serialize)]
+struct HomePage {
+    webhooks: Vec<WebhookView>,
+    range: String,
+    charts: Vec<Chart>,
+    flash: Option<Flash>,
+}
+
+pub async fn home(
+    State(st): State<Arc<AppState>>,
+    s: Session,
+    Query(q): Params,
+) -> PortalResult<Response> {
+    let range = q.get("range").cloned().unwrap_or_else(|| "day".into());
+    let mut webhooks = vec![];
+    for webhook in ops::webhooks(&st, &s.caller).await? {
+        let health = Health::from(&ops::stats_24h(&st, &s.caller, &webhook.id).await?);
+        webhooks.push(WebhookView { webhook, health });
+    }
+    let (range, charts) = match ops::activity(&st, &s.caller, range.clone()).await {
+        Ok(a) => (a.range.clone(), charts(&a)),
+        // An unknown range: no charts.
+        Err(PortalError::Invalid { .. }) => (range, vec![]),
+        Err(e) => return Err(e),
+    };
+    let flash = flash(&st, &s, &q);
+    let ctx = HomePage {
+        webhooks,
+        range,
+        charts,
+        flash,
+    };
+    Ok(page(&s, "webhooks.html", "webhooks", "Webhooks", ctx))
+}
+
+// ------------------------------------------------------------- the webhook
+
+/// A choice of a `<select>`.
+#[derive(Serialize)]
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+}
+
+const GRACE_OPTIONS: [Choice; 4] = [
+    Choice {
+        value: "0s",
+        label: "none: the old secret stops now",
+    },
+    Choice {
+        value: "1h",
+        label: "1 hour",
+    },
+    Choice {
+        value: "24h",
+        label: "24 hours",
+    },
+    Choice {
+        value: "72h",
+        label: "3 days",
+    },
+];
+
+#[derive(Serialize)]
+struct WebhookPage {
+    webhook: WebhookView,
+    stats: Stats,
+    secret: Option<SecretOut>,
+    deliveries: Vec<Delivery>,
+    event_types: Vec<EventType>,
+    grace_options: &'static [Choice],
+    /// The recover form's `since`: a day ago, as `<input type=datetime-local>`.
+    recover_default: String,
+    flash: Option<Flash>,
+}
+
+async fn webhook_page(
+    st: &Arc<AppState>,
+    s: &Session,
+    id: &str,
+    secret: Option<SecretOut>,
+    flash: Option<Flash>,
+) -> PortalResult<Response> {
+    let webhook = ops::webhook(st, &s.caller, id).await?;
+    let stats = ops::stats_24h(st, &s.caller, id).await?;
+    let deliveries = ops::recent_deliveries(st, &s.caller, id, 10).await?;
+    let event_types = ops::catalog(st, &s.caller).await?;
+    let day_ago = OffsetDateTime::now_utc() - time::Duration::days(1);
+    let recover_default = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}",
+        day_ago.year(),
+        day_ago.month() as u8,
+        day_ago.day(),
+        day_ago.hour(),
+        day_ago.minute()
+    );
+    let title = webhook.url.clone();
+    let ctx = WebhookPage {
+        webhook: WebhookView {
+            health: Health::from(&stats),
+            webhook,
+        },
+        stats,
+        secret,
+        deliveries,
+        event_types,
+        grace_options: &GRACE_OPTIONS,
+        recover_default,
+        flash,
+    };
+    Ok(page(s, "webhook.html", "webhooks", &title, ctx))
+}
+
+/// The webhook's page with an action's invalid input in an error banner
+/// (`what` failed: the message), or the error's own page for any other error.
+async fn refused_on_page(
+    st: &Arc<AppState>,
+    s: &Session,
+    id: &str,
+    what: &str,
+    e: PortalError,
+) -> PortalResult<Response> {
+    let Some(m) = e.invalid_message() else {
+        return Err(e);
+    };
+    let flash = Flash {
+        kind: "error",
+        text: format!("{what}: {m}"),
+    };
+    webhook_page(st, s, id, None, Some(flash)).await
+}
+
+pub async fn webhook(
+    State(st): State<Arc<AppState>>,
+    s: Session,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> PortalResult<Response> {
+    webhook_page(&st, &s, &id, None, flash(&st, &s, &q)).await
+}
+
+pub async fn reveal_secret(
+    State(st): State<Arc<AppState>>,
+    s: Session,
+    Path(id): Path<String>,
+    _: CsrfForm,
+) -> PortalResult<Response> {
+    let secret = ops::secret(&st, &s.caller, &id).await?;
+    webhook_page(&st, &s, &id, Some(secret), None).await
+}
+
+pub async fn rotate(
+    State(st): State<Arc<AppState>>,
+    s: Session,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm,
+) -> PortalResult<Response> {
+    let grace = form.get("grace").unwrap_or_else(|| "24h".into());
+    let secs = humantime::parse_duration(&grace)
+        .map_err(|_| PortalError::invalid("grace", "must be a duration such as 24h"))?
+        .as_secs();
+    ops::rotate_secret(&st, &s.caller, &id, secs).await?;
+    let n = if secs == 0 {
+        "The old secret no longer signs.".to_owned()
+    } else {
+        format!(
+            "The old secret keeps signing alongside the new one for {}.",
+            humantime::format_duration(std::time::Duration::from_secs(secs))
+        )
+    };
+    Ok(redirect_done(&st, &s, &webhook_path(&id), "rotated", &n))
+}
+
 pub async fn send_test(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    let body = wh::TestSend {
-        event_type: form.get("event_type").unwrap_or_default(),
-    };
-    match wh::test(
-        State(st.clone()),
-        s.caller.clone(),
-        Path(id.clone()),
-        JsonBody(body),
-    )
-    .await
-    {
-        Ok((_, Json(sent))) => redirect_done(
+    CsrfForm(form): CsrfForm,
+) -> PortalResult<Response> {
+    let event_type = form.get("event_type").unwrap_or_default();
+    match ops::send_test(&st, &s.caller, &id, event_type).await {
+        Ok(delivery) => Ok(redirect_done(
             &st,
             &s,
-            &format!("/portal/webhooks/{id}"),
+            &webhook_path(&id),
             "test_sent",
-            &sent.delivery_id,
-        ),
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let flash =
-                json!({"kind": "error", "text": format!("Test event not sent: {}", e.message)});
-            webhook_page(&st, &s, &id, None, flash).await
-        }
-        Err(e) => api_error(e),
+            &delivery,
+        )),
+        Err(e) => refused_on_page(&st, &s, &id, "Test event not sent", e).await,
     }
 }
 
@@ -595,253 +465,241 @@ pub async fn recover(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
+    CsrfForm(form): CsrfForm,
+) -> PortalResult<Response> {
     let since = local_to_rfc3339(&form.get("since").unwrap_or_default());
-    match dl::recover(
-        State(st.clone()),
-        s.caller.clone(),
-        Path(id.clone()),
-        JsonBody(dl::RecoverBody { since }),
-    )
-    .await
-    {
-        Ok((_, Json(r))) => redirect_done(
-            &st,
-            &s,
-            &format!("/portal/webhooks/{id}"),
-            "recovered",
-            &format!(
+    match ops::recover(&st, &s.caller, &id, since).await {
+        Ok(r) => {
+            let n = format!(
                 "{} replayed from the dead letters, {} re-sent",
                 r.replayed_from_dead_letters, r.resent
-            ),
-        ),
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let flash = json!({"kind": "error", "text": format!("Not recovered: {}", e.message)});
-            webhook_page(&st, &s, &id, None, flash).await
+            );
+            Ok(redirect_done(&st, &s, &webhook_path(&id), "recovered", &n))
         }
-        Err(e) => api_error(e),
+        Err(e) => refused_on_page(&st, &s, &id, "Not recovered", e).await,
     }
 }
 
 async fn set_active(
-    st: Arc<AppState>,
-    s: Session,
-    id: String,
-    form: Form,
+    st: &Arc<AppState>,
+    s: &Session,
+    id: &str,
     active: bool,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    let patch = wh::UpdateWebhook {
-        is_active: Some(active),
-        ..Default::default()
-    };
-    match wh::update(
-        State(st.clone()),
-        s.caller.clone(),
-        Path(id.clone()),
-        JsonBody(patch),
-    )
-    .await
-    {
-        Ok(_) => redirect_done(
-            &st,
-            &s,
-            &format!("/portal/webhooks/{id}"),
-            if active { "resumed" } else { "paused" },
-            "",
-        ),
-        Err(e) => api_error(e),
-    }
+) -> PortalResult<Response> {
+    ops::set_active(st, &s.caller, id, active).await?;
+    let done = if active { "resumed" } else { "paused" };
+    Ok(redirect_done(st, s, &webhook_path(id), done, ""))
 }
 
 pub async fn pause(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    set_active(st, s, id, form, false).await
+    _: CsrfForm,
+) -> PortalResult<Response> {
+    set_active(&st, &s, &id, false).await
 }
 
 pub async fn resume(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    set_active(st, s, id, form, true).await
+    _: CsrfForm,
+) -> PortalResult<Response> {
+    set_active(&st, &s, &id, true).await
+}
+
+#[derive(Serialize)]
+struct DeletePage {
+    webhook: Webhook,
+    errors: BTreeMap<&'static str, &'static str>,
 }
 
 pub async fn delete_form(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-) -> Response {
-    match wh::get(State(st), s.caller.clone(), Path(id)).await {
-        Ok(Json(w)) => page(
-            &s,
-            "delete.html",
-            "webhooks",
-            "Delete webhook",
-            json!({"webhook": w, "errors": {}}),
-        ),
-        Err(e) => api_error(e),
-    }
+) -> PortalResult<Response> {
+    let webhook = ops::webhook(&st, &s.caller, &id).await?;
+    let ctx = DeletePage {
+        webhook,
+        errors: BTreeMap::new(),
+    };
+    Ok(page(&s, "delete.html", "webhooks", "Delete webhook", ctx))
 }
 
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
+    CsrfForm(form): CsrfForm,
+) -> PortalResult<Response> {
     if form.get("confirm").as_deref() != Some("yes") {
-        return match wh::get(State(st), s.caller.clone(), Path(id)).await {
-            Ok(Json(w)) => page_status(
-                &s,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "delete.html",
-                "webhooks",
-                "Delete webhook",
-                json!({"webhook": w, "errors": {"confirm": "Tick the box to confirm."}}),
-            ),
-            Err(e) => api_error(e),
+        let ctx = DeletePage {
+            webhook: ops::webhook(&st, &s.caller, &id).await?,
+            errors: BTreeMap::from([("confirm", "Tick the box to confirm.")]),
         };
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(page_status(
+            &s,
+            status,
+            "delete.html",
+            "webhooks",
+            "Delete webhook",
+            ctx,
+        ));
     }
-    match wh::delete(State(st.clone()), s.caller.clone(), Path(id)).await {
-        Ok(_) => redirect_done(&st, &s, "/portal/", "deleted", ""),
-        Err(e) => api_error(e),
-    }
+    ops::delete_webhook(&st, &s.caller, &id).await?;
+    Ok(redirect_done(&st, &s, "/portal/", "deleted", ""))
 }
 
 // ------------------------------------------------------ create and edit
 
-/// The form's values, as typed, for re-display.
-fn form_values(form: &Form) -> Value {
-    json!({
-        "url": form.get("url"), "description": form.get("description"),
-        "events": form.all("events"), "rate_limit": form.get("rate_limit"),
-        "max_in_flight": form.get("max_in_flight"),
-        "ordering": form.get("ordering").unwrap_or_else(|| "parallel".into()),
-    })
+/// The webhook form's values, for display.
+#[derive(Serialize)]
+struct FormValues {
+    url: Option<String>,
+    description: Option<String>,
+    events: Vec<String>,
+    rate_limit: Option<String>,
+    max_in_flight: Option<String>,
+    ordering: String,
+}
+
+impl FormValues {
+    /// An empty form: parallel ordering.
+    fn new() -> Self {
+        FormValues {
+            url: None,
+            description: None,
+            events: vec![],
+            rate_limit: None,
+            max_in_flight: None,
+            ordering: "parallel".into(),
+        }
+    }
+
+    /// What was typed, for re-display.
+    fn typed(form: &Form) -> Self {
+        FormValues {
+            url: form.get("url"),
+            description: form.get("description"),
+            events: form.all("events"),
+            rate_limit: form.get("rate_limit"),
+            max_in_flight: form.get("max_in_flight"),
+            ordering: form.get("ordering").unwrap_or_else(|| "parallel".into()),
+        }
+    }
+
+    /// The webhook as it is.
+    fn of(w: &Webhook) -> Self {
+        FormValues {
+            url: Some(w.url.clone()),
+            description: Some(w.description.clone()),
+            events: w.events.clone(),
+            rate_limit: w.rate_limit.map(|n| n.to_string()),
+            max_in_flight: w.max_in_flight.map(|n| n.to_string()),
+            ordering: w.ordering.clone(),
+        }
+    }
 }
 
 /// An optional whole number field: empty → `None`.
-fn number(form: &Form, field: &str) -> Result<Option<i32>, (String, String)> {
-    form.get(field)
-        .map(|v| {
-            v.parse::<i32>().map_err(|_| {
-                (
-                    field.to_owned(),
-                    "must be a whole number, or empty".to_owned(),
-                )
-            })
+fn number(form: &Form, field: &str) -> Result<Option<i32>, FieldErrors> {
+    let parse = |v: String| {
+        v.parse::<i32>().map_err(|_| {
+            let m = "must be a whole number, or empty";
+            BTreeMap::from([(field.to_owned(), m.to_owned())])
         })
-        .transpose()
+    };
+    form.get(field).map(parse).transpose()
+}
+
+/// The form's rate limit and maximum in flight; the first that is not a
+/// number is named.
+fn limits(form: &Form) -> Result<(Option<i32>, Option<i32>), FieldErrors> {
+    Ok((number(form, "rate_limit")?, number(form, "max_in_flight")?))
+}
+
+#[derive(Serialize)]
+struct FormPage {
+    /// The webhook edited; `None` for a new one.
+    webhook: Option<Webhook>,
+    form: FormValues,
+    errors: FieldErrors,
+    event_types: Vec<EventType>,
 }
 
 async fn form_page(
     st: &Arc<AppState>,
     s: &Session,
     status: StatusCode,
-    webhook: Option<Value>,
-    form: Value,
-    errors: BTreeMap<String, String>,
-) -> Response {
-    let types = match catalog(st, &s.caller).await {
-        Ok(t) => t,
-        Err(e) => return api_error(e),
-    };
+    webhook: Option<Webhook>,
+    form: FormValues,
+    errors: FieldErrors,
+) -> PortalResult<Response> {
+    let event_types = ops::catalog(st, &s.caller).await?;
     let title = if webhook.is_some() {
         "Edit webhook"
     } else {
         "New webhook"
     };
-    page_status(
+    let ctx = FormPage {
+        webhook,
+        form,
+        errors,
+        event_types,
+    };
+    Ok(page_status(
         s,
         status,
         "webhook_form.html",
         "webhooks",
         title,
-        json!({"webhook": webhook, "form": form, "errors": errors, "event_types": types}),
+        ctx,
+    ))
+}
+
+pub async fn new_form(State(st): State<Arc<AppState>>, s: Session) -> PortalResult<Response> {
+    form_page(
+        &st,
+        &s,
+        StatusCode::OK,
+        None,
+        FormValues::new(),
+        BTreeMap::new(),
     )
+    .await
 }
 
-/// A REST error on a form: next to its field when it names one.
-fn field_errors(e: &ApiError) -> BTreeMap<String, String> {
-    let field = match e.field.as_deref() {
-        Some(f) if f.starts_with("events") => "events",
-        Some(f) => f,
-        None => "form",
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    s: Session,
+    CsrfForm(form): CsrfForm,
+) -> PortalResult<Response> {
+    let values = FormValues::typed(&form);
+    let (rate_limit, max_in_flight) = match limits(&form) {
+        Ok(l) => l,
+        Err(errors) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return form_page(&st, &s, status, None, values, errors).await;
+        }
     };
-    BTreeMap::from([(field.to_owned(), e.message.clone())])
-}
-
-pub async fn new_form(State(st): State<Arc<AppState>>, s: Session) -> Response {
-    let form = json!({"events": [], "ordering": "parallel"});
-    form_page(&st, &s, StatusCode::OK, None, form, BTreeMap::new()).await
-}
-
-pub async fn create(State(st): State<Arc<AppState>>, s: Session, form: Form) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    let values = form_values(&form);
-    let (rate_limit, max_in_flight) =
-        match (number(&form, "rate_limit"), number(&form, "max_in_flight")) {
-            (Ok(r), Ok(m)) => (r, m),
-            (Err((f, m)), _) | (_, Err((f, m))) => {
-                return form_page(
-                    &st,
-                    &s,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    None,
-                    values,
-                    BTreeMap::from([(f, m)]),
-                )
-                .await
-            }
-        };
-    let body = wh::CreateWebhook {
+    let new = ops::NewWebhook {
         url: form.get("url").unwrap_or_default(),
         events: form.all("events"),
         description: form.get("description").unwrap_or_default(),
-        is_active: None,
-        headers: Default::default(),
-        metadata: None,
-        secret: None,
         rate_limit,
         max_in_flight,
-        retry_schedule: None,
         ordering: form.get("ordering"),
     };
-    match wh::create(State(st.clone()), s.caller.clone(), JsonBody(body)).await {
-        Ok((_, Json(w))) => redirect_done(
-            &st,
-            &s,
-            &format!("/portal/webhooks/{}", w.id),
-            "created",
-            "",
-        ),
-        Err(e)
-            if matches!(
-                e.status,
-                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT
-            ) =>
-        {
-            let errors = field_errors(&e);
-            form_page(&st, &s, e.status, None, values, errors).await
-        }
-        Err(e) => api_error(e),
+    match ops::create_webhook(&st, &s.caller, new).await {
+        Ok(w) => Ok(redirect_done(&st, &s, &webhook_path(&w.id), "created", "")),
+        // Invalid or conflicting: the form again, the error by its field.
+        Err(e) => match e.field_errors() {
+            Some(errors) => form_page(&st, &s, e.status(), None, values, errors).await,
+            None => Err(e),
+        },
     }
 }
 
@@ -849,57 +707,39 @@ pub async fn edit_form(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-) -> Response {
-    let w = match wh::get(State(st.clone()), s.caller.clone(), Path(id)).await {
-        Ok(Json(w)) => to_value(w),
-        Err(e) => return api_error(e),
-    };
-    let form = json!({
-        "url": w["url"], "description": w["description"], "events": w["events"],
-        "rate_limit": w["rate_limit"], "max_in_flight": w["max_in_flight"], "ordering": w["ordering"],
-    });
-    form_page(&st, &s, StatusCode::OK, Some(w), form, BTreeMap::new()).await
+) -> PortalResult<Response> {
+    let w = ops::webhook(&st, &s.caller, &id).await?;
+    let values = FormValues::of(&w);
+    form_page(&st, &s, StatusCode::OK, Some(w), values, BTreeMap::new()).await
 }
 
 pub async fn edit(
     State(st): State<Arc<AppState>>,
     s: Session,
     Path(id): Path<String>,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    let (rate_limit, max_in_flight) =
-        match (number(&form, "rate_limit"), number(&form, "max_in_flight")) {
-            (Ok(r), Ok(m)) => (r, m),
-            (Err((f, m)), _) | (_, Err((f, m))) => {
-                let errors = BTreeMap::from([(f, m)]);
-                return edit_again(&st, &s, id, &form, StatusCode::UNPROCESSABLE_ENTITY, errors)
-                    .await;
-            }
-        };
-    let patch = wh::UpdateWebhook {
-        url: Some(form.get("url").unwrap_or_default()),
-        events: Some(form.all("events")),
-        description: Some(form.get("description").unwrap_or_default()),
-        rate_limit: Some(rate_limit),
-        max_in_flight: Some(max_in_flight),
-        ..Default::default()
-    };
-    match wh::update(
-        State(st.clone()),
-        s.caller.clone(),
-        Path(id.clone()),
-        JsonBody(patch),
-    )
-    .await
-    {
-        Ok(_) => redirect_done(&st, &s, &format!("/portal/webhooks/{id}"), "saved", ""),
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            edit_again(&st, &s, id, &form, e.status, field_errors(&e)).await
+    CsrfForm(form): CsrfForm,
+) -> PortalResult<Response> {
+    let (rate_limit, max_in_flight) = match limits(&form) {
+        Ok(l) => l,
+        Err(errors) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return edit_again(&st, &s, &id, &form, status, errors).await;
         }
-        Err(e) => api_error(e),
+    };
+    let edit = ops::WebhookEdit {
+        url: form.get("url").unwrap_or_default(),
+        events: form.all("events"),
+        description: form.get("description").unwrap_or_default(),
+        rate_limit,
+        max_in_flight,
+    };
+    match ops::edit_webhook(&st, &s.caller, &id, edit).await {
+        Ok(()) => Ok(redirect_done(&st, &s, &webhook_path(&id), "saved", "")),
+        Err(e @ PortalError::Invalid { .. }) => {
+            let errors = e.field_errors().unwrap_or_default();
+            edit_again(&st, &s, &id, &form, e.status(), errors).await
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -907,148 +747,231 @@ pub async fn edit(
 async fn edit_again(
     st: &Arc<AppState>,
     s: &Session,
-    id: String,
+    id: &str,
     form: &Form,
     status: StatusCode,
-    errors: BTreeMap<String, String>,
-) -> Response {
-    let w = match wh::get(State(st.clone()), s.caller.clone(), Path(id)).await {
-        Ok(Json(w)) => to_value(w),
-        Err(e) => return api_error(e),
-    };
-    let mut values = form_values(form);
-    values["ordering"] = w["ordering"].clone();
+    errors: FieldErrors,
+) -> PortalResult<Response> {
+    let w = ops::webhook(st, &s.caller, id).await?;
+    let mut values = FormValues::typed(form);
+    values.ordering = w.ordering.clone();
     form_page(st, s, status, Some(w), values, errors).await
 }
 
 // ------------------------------------------------------------- deliveries
 
-/// A query parameter, trimmed; `None` when absent or empty.
-fn param(q: &HashMap<String, String>, k: &str) -> Option<String> {
-    q.get(k)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+/// A webhook of a filter form's choice.
+#[derive(Serialize)]
+struct WebhookChoice {
+    id: String,
+    url: String,
 }
 
-/// What the filter forms of the lists offer: the tenant's webhooks, the
-/// catalog, and each webhook's URL by id.
+/// What the filter forms of the lists offer: the tenant's webhooks and the
+/// catalog.
 struct Lists {
-    webhooks: Vec<Value>,
-    types: Vec<Value>,
-    urls: HashMap<String, String>,
+    webhooks: Vec<WebhookChoice>,
+    types: Vec<EventType>,
 }
 
-async fn lists(st: &Arc<AppState>, caller: &Caller) -> Result<Lists, ApiError> {
-    let webhooks = all_webhooks(st, caller).await?;
-    let types = catalog(st, caller).await?;
-    let urls = webhooks
-        .iter()
-        .map(|w| {
-            (
-                w["id"].as_str().unwrap_or_default().to_owned(),
-                w["url"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    Ok(Lists {
-        webhooks,
-        types,
-        urls,
-    })
+impl Lists {
+    async fn of(st: &Arc<AppState>, caller: &Caller) -> PortalResult<Lists> {
+        let webhooks = ops::webhooks(st, caller).await?;
+        let webhooks = webhooks
+            .into_iter()
+            .map(|w| WebhookChoice {
+                id: w.id,
+                url: w.url,
+            })
+            .collect();
+        let types = ops::catalog(st, caller).await?;
+        Ok(Lists { webhooks, types })
+    }
+
+    /// A row of a list, with its webhook's URL (empty when not the tenant's).
+    fn with_url<T>(&self, item: T, webhook_id: &str) -> WithUrl<T> {
+        let webhook_url = self
+            .webhooks
+            .iter()
+            .find(|w| w.id == webhook_id)
+            .map(|w| w.url.clone())
+            .unwrap_or_default();
+        WithUrl { item, webhook_url }
+    }
 }
 
-/// The webhook choices of a filter form.
-fn choices(webhooks: &[Value]) -> Vec<Value> {
-    webhooks
-        .iter()
-        .map(|w| json!({"id": w["id"], "url": w["url"]}))
-        .collect()
+/// A row of a list with its webhook's URL.
+#[derive(Serialize)]
+struct WithUrl<T> {
+    #[serde(flatten)]
+    item: T,
+    webhook_url: String,
 }
 
 const STATUSES: [&str; 4] = ["pending", "succeeded", "failed", "dead"];
 
-pub async fn deliveries(State(st): State<Arc<AppState>>, s: Session, Query(q): Params) -> Response {
-    let get = |k: &str| param(&q, k);
-    let filters = json!({
-        "webhook": get("webhook"), "status": get("status"), "event_type": get("event_type"),
-        "since": get("since"), "until": get("until"),
-    });
-    let Lists {
-        webhooks,
-        types,
-        urls,
-    } = match lists(&st, &s.caller).await {
-        Ok(l) => l,
-        Err(e) => return api_error(e),
-    };
-    let only = dv::WebhookFilter {
-        webhook_id: get("webhook"),
-    };
-    let query = dv::ListQuery {
-        status: get("status"),
-        event_type: get("event_type"),
-        since: get("since").map(|v| local_to_rfc3339(&v)),
-        until: get("until").map(|v| local_to_rfc3339(&v)),
-        cursor: get("cursor"),
-        limit: Some(50),
-    };
-    let mut errors = BTreeMap::new();
-    let (list, next) = match dv::list_all(
-        State(st.clone()),
-        s.caller.clone(),
-        QueryParams(only),
-        QueryParams(query),
-    )
-    .await
-    {
-        Ok(Json(p)) => {
-            let next = p.next_cursor.map(|c| {
-                let mut ser = url::form_urlencoded::Serializer::new(String::new());
-                for k in ["webhook", "status", "event_type", "since", "until"] {
-                    if let Some(v) = get(k) {
-                        ser.append_pair(k, &v);
-                    }
-                }
-                ser.append_pair("cursor", &c);
-                format!("/portal/deliveries?{}", ser.finish())
-            });
-            let list: Vec<Value> = p
-                .data
+/// The deliveries page's filters, as typed.
+#[derive(Serialize)]
+struct DeliveryFilters {
+    webhook: Option<String>,
+    status: Option<String>,
+    event_type: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+impl DeliveryFilters {
+    fn of(q: &HashMap<String, String>) -> Self {
+        DeliveryFilters {
+            webhook: param(q, "webhook"),
+            status: param(q, "status"),
+            event_type: param(q, "event_type"),
+            since: param(q, "since"),
+            until: param(q, "until"),
+        }
+    }
+
+    /// The operation's filter: a page of 50 after `cursor`.
+    fn query(&self, cursor: Option<String>) -> ops::DeliveryFilter {
+        ops::DeliveryFilter {
+            webhook: self.webhook.clone(),
+            status: self.status.clone(),
+            event_type: self.event_type.clone(),
+            since: self.since.as_deref().map(local_to_rfc3339),
+            until: self.until.as_deref().map(local_to_rfc3339),
+            cursor,
+            limit: 50,
+        }
+    }
+
+    /// The address of the page after `cursor`, with the same filters.
+    fn next_page(&self, cursor: &str) -> String {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        let pairs = [
+            ("webhook", &self.webhook),
+            ("status", &self.status),
+            ("event_type", &self.event_type),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        for (k, v) in pairs {
+            if let Some(v) = v {
+                ser.append_pair(k, v);
+            }
+        }
+        ser.append_pair("cursor", cursor);
+        format!("/portal/deliveries?{}", ser.finish())
+    }
+}
+
+#[derive(Serialize)]
+struct DeliveriesPage {
+    deliveries: Vec<WithUrl<ScopedDelivery>>,
+    filters: DeliveryFilters,
+    errors: FieldErrors,
+    webhooks: Vec<WebhookChoice>,
+    event_types: Vec<EventType>,
+    statuses: [&'static str; 4],
+    /// The next page's address.
+    next: Option<String>,
+}
+
+pub async fn deliveries(
+    State(st): State<Arc<AppState>>,
+    s: Session,
+    Query(q): Params,
+) -> PortalResult<Response> {
+    let filters = DeliveryFilters::of(&q);
+    let lists = Lists::of(&st, &s.caller).await?;
+    let query = filters.query(param(&q, "cursor"));
+    let (deliveries, next, errors) = match ops::deliveries(&st, &s.caller, query).await {
+        Ok((list, cursor)) => {
+            let rows = list
                 .into_iter()
                 .map(|d| {
-                    let url = urls.get(&d.webhook_id).cloned().unwrap_or_default();
-                    let mut v = to_value(d);
-                    v["webhook_url"] = url.into();
-                    v
+                    let webhook = d.webhook_id.clone();
+                    lists.with_url(d, &webhook)
                 })
                 .collect();
-            (list, next)
+            (rows, cursor.map(|c| filters.next_page(&c)), BTreeMap::new())
         }
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => {
-            errors = field_errors(&e);
-            (vec![], None)
+        // A filter that does not parse, or a webhook that is not the
+        // tenant's: said next to the filter.
+        Err(e @ PortalError::Invalid { .. }) => {
+            (vec![], None, e.field_errors().unwrap_or_default())
         }
-        Err(e) if e.status == StatusCode::NOT_FOUND => {
-            errors.insert("webhook".into(), "no such webhook".into());
-            (vec![], None)
+        Err(PortalError::NotFound) => {
+            let errors = BTreeMap::from([("webhook".into(), "no such webhook".into())]);
+            (vec![], None, errors)
         }
-        Err(e) => return api_error(e),
+        Err(e) => return Err(e),
     };
     let status = if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let hooks = choices(&webhooks);
-    page_status(
+    let ctx = DeliveriesPage {
+        deliveries,
+        filters,
+        errors,
+        webhooks: lists.webhooks,
+        event_types: lists.types,
+        statuses: STATUSES,
+        next,
+    };
+    Ok(page_status(
         &s,
         status,
         "deliveries.html",
         "deliveries",
         "Deliveries",
-        json!({"deliveries": list, "filters": filters, "errors": errors, "webhooks": hooks,
-               "event_types": types, "statuses": STATUSES, "next": next}),
-    )
+        ctx,
+    ))
+}
+
+/// A header of a delivery.
+#[derive(Serialize)]
+struct Header {
+    name: String,
+    value: String,
+}
+
+impl Header {
+    fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The headers every attempt of `d` sends: the signature's, then the
+/// webhook's own.
+fn headers_sent(d: &Delivery, w: &Webhook) -> Vec<Header> {
+    let mut headers = vec![
+        Header::new("content-type", "application/json"),
+        Header::new("webhook-id", d.event_id.clone()),
+        Header::new(
+            "webhook-timestamp",
+            "the time of each attempt (Unix seconds)",
+        ),
+        Header::new(
+            "webhook-signature",
+            "v1,<base64 HMAC-SHA256> computed at each attempt with the webhook's signing secret(s)",
+        ),
+    ];
+    headers.extend(w.headers.iter().map(|(k, v)| Header::new(k, v)));
+    headers
+}
+
+#[derive(Serialize)]
+struct DeliveryPage {
+    delivery: Delivery,
+    webhook: Webhook,
+    payload_pretty: String,
+    headers_sent: Vec<Header>,
+    flash: Option<Flash>,
 }
 
 pub async fn delivery(
@@ -1056,52 +979,29 @@ pub async fn delivery(
     s: Session,
     Path(id): Path<String>,
     Query(q): Params,
-) -> Response {
+) -> PortalResult<Response> {
     let webhook_id = q.get("webhook").cloned().unwrap_or_default();
-    let w = match wh::get(
-        State(st.clone()),
-        s.caller.clone(),
-        Path(webhook_id.clone()),
-    )
-    .await
-    {
-        Ok(Json(w)) => w,
-        Err(e) => return api_error(e),
-    };
-    let d = match dv::get(
-        State(st.clone()),
-        s.caller.clone(),
-        Path((webhook_id, id.clone())),
-    )
-    .await
-    {
-        Ok(Json(d)) => d,
-        Err(e) => return api_error(e),
-    };
-    let payload_pretty = d
+    let webhook = ops::webhook(&st, &s.caller, &webhook_id).await?;
+    let delivery = ops::delivery(&st, &s.caller, &webhook_id, &id).await?;
+    let payload_pretty = delivery
         .payload
         .as_ref()
         .and_then(|p| serde_json::to_string_pretty(p).ok())
         .unwrap_or_default();
-    let mut headers = vec![
-        json!({"name": "content-type", "value": "application/json"}),
-        json!({"name": "webhook-id", "value": d.event_id}),
-        json!({"name": "webhook-timestamp", "value": "the time of each attempt (Unix seconds)"}),
-        json!({"name": "webhook-signature", "value": "v1,<base64 HMAC-SHA256> computed at each attempt with the webhook's signing secret(s)"}),
-    ];
-    headers.extend(
-        w.headers
-            .iter()
-            .map(|(k, v)| json!({"name": k, "value": v})),
-    );
-    page(
+    let ctx = DeliveryPage {
+        headers_sent: headers_sent(&delivery, &webhook),
+        delivery,
+        webhook,
+        payload_pretty,
+        flash: flash(&st, &s, &q),
+    };
+    Ok(page(
         &s,
         "delivery.html",
         "deliveries",
         &format!("Delivery {id}"),
-        json!({"delivery": d, "webhook": w, "payload_pretty": payload_pretty,
-               "headers_sent": headers, "flash": flash(&st, &s, &q)}),
-    )
+        ctx,
+    ))
 }
 
 pub async fn resend(
@@ -1109,126 +1009,132 @@ pub async fn resend(
     s: Session,
     Path(id): Path<String>,
     Query(q): Params,
-    form: Form,
-) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
+    _: CsrfForm,
+) -> PortalResult<Response> {
     let webhook_id = q.get("webhook").cloned().unwrap_or_default();
-    match dv::resend(
-        State(st),
-        s.caller.clone(),
-        Path((webhook_id.clone(), id.clone())),
-    )
-    .await
-    {
-        Ok(_) => {
-            let q: String = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("webhook", &webhook_id)
-                .append_pair("done", "resent")
-                .finish();
-            Redirect::to(&format!("/portal/deliveries/{id}?{q}")).into_response()
-        }
-        Err(e) => api_error(e),
-    }
+    ops::resend(&st, &s.caller, &webhook_id, &id).await?;
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("webhook", &webhook_id)
+        .append_pair("done", "resent")
+        .finish();
+    Ok(Redirect::to(&format!("/portal/deliveries/{id}?{q}")).into_response())
 }
 
 // ----------------------------------------------------------- dead letters
+
+#[derive(Serialize)]
+struct DeadLetterFilters {
+    webhook: Option<String>,
+    event_type: Option<String>,
+}
+
+/// The banner after a replay was started.
+#[derive(Serialize)]
+struct Report {
+    message: &'static str,
+}
+
+#[derive(Serialize)]
+struct DeadLettersPage {
+    dead_letters: Vec<WithUrl<DeadLetter>>,
+    filters: DeadLetterFilters,
+    webhooks: Vec<WebhookChoice>,
+    event_types: Vec<EventType>,
+    report: Option<Report>,
+}
 
 pub async fn dead_letters(
     State(st): State<Arc<AppState>>,
     s: Session,
     Query(q): Params,
-) -> Response {
-    let get = |k: &str| param(&q, k);
-    let Lists {
-        webhooks,
-        types,
-        urls,
-    } = match lists(&st, &s.caller).await {
-        Ok(l) => l,
-        Err(e) => return api_error(e),
+) -> PortalResult<Response> {
+    let filters = DeadLetterFilters {
+        webhook: param(&q, "webhook"),
+        event_type: param(&q, "event_type"),
     };
-    let query = dl::ListQuery {
-        endpoint_id: get("webhook"),
-        event_type: get("event_type"),
-        limit: Some(100),
-        ..Default::default()
+    let lists = Lists::of(&st, &s.caller).await?;
+    let only = ops::DeadLetterFilter {
+        webhook: filters.webhook.clone(),
+        event_type: filters.event_type.clone(),
+        delivery_id: None,
     };
-    let report = match dl::list(State(st.clone()), s.caller.clone(), QueryParams(query)).await {
-        Ok(Json(r)) => r,
-        Err(e) => return api_error(e),
-    };
-    let list: Vec<Value> = report
-        .data
+    let list = ops::dead_letters(&st, &s.caller, only, 100).await?;
+    let dead_letters = list
         .into_iter()
         .map(|d| {
-            let url = urls.get(&d.endpoint_id).cloned().unwrap_or_default();
-            let mut v = to_value(d);
-            v["webhook_url"] = url.into();
-            v
+            let webhook = d.endpoint_id.clone();
+            lists.with_url(d, &webhook)
         })
         .collect();
-    let hooks = choices(&webhooks);
     // A fixed, server-chosen message: nothing from the query string is shown.
-    let report = (q.get("done").map(String::as_str) == Some("replay_started")).then(|| {
-        json!({"message": "Replay started: the dead letters that match are being sent again. Refresh to follow."})
+    let report = (q.get("done").map(String::as_str) == Some("replay_started")).then_some(Report {
+        message:
+            "Replay started: the dead letters that match are being sent again. Refresh to follow.",
     });
-    page(
+    let ctx = DeadLettersPage {
+        dead_letters,
+        filters,
+        webhooks: lists.webhooks,
+        event_types: lists.types,
+        report,
+    };
+    Ok(page(
         &s,
         "dead_letters.html",
         "dead_letters",
         "Dead letters",
-        json!({"dead_letters": list, "filters": {"webhook": get("webhook"), "event_type": get("event_type")},
-               "webhooks": hooks, "event_types": types, "report": report}),
-    )
+        ctx,
+    ))
 }
 
-pub async fn replay(State(st): State<Arc<AppState>>, s: Session, form: Form) -> Response {
-    if let Some(r) = form.csrf_refused(&s) {
-        return r;
-    }
-    let body = dl::ActionBody {
+pub async fn replay(
+    State(st): State<Arc<AppState>>,
+    s: Session,
+    CsrfForm(form): CsrfForm,
+) -> PortalResult<Response> {
+    let which = ops::DeadLetterFilter {
         delivery_id: form.get("delivery_id"),
-        endpoint_id: form.get("webhook"),
+        webhook: form.get("webhook"),
         event_type: form.get("event_type"),
-        ..Default::default()
     };
-    match dl::replay(State(st), s.caller.clone(), JsonBody(body)).await {
-        Ok(_) => {
-            let mut ser = url::form_urlencoded::Serializer::new(String::new());
-            ser.append_pair("done", "replay_started");
-            for k in ["webhook", "event_type"] {
-                if let Some(v) = form.get(k) {
-                    ser.append_pair(k, &v);
-                }
-            }
-            Redirect::to(&format!("/portal/dead-letters?{}", ser.finish())).into_response()
+    ops::replay(&st, &s.caller, which).await?;
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    ser.append_pair("done", "replay_started");
+    for k in ["webhook", "event_type"] {
+        if let Some(v) = form.get(k) {
+            ser.append_pair(k, &v);
         }
-        Err(e) => api_error(e),
     }
+    Ok(Redirect::to(&format!("/portal/dead-letters?{}", ser.finish())).into_response())
 }
 
 // ------------------------------------------------------------------ events
 
-pub async fn events(State(st): State<Arc<AppState>>, s: Session) -> Response {
-    match catalog(&st, &s.caller).await {
-        Ok(mut types) => {
-            // The catalog page shows each schema and example as JSON text.
-            for t in &mut types {
-                let pretty = |k: &str| serde_json::to_string_pretty(&t[k]).unwrap_or_default();
-                let (schema, example) = (pretty("schema"), pretty("example"));
-                t["schema_pretty"] = schema.into();
-                t["example_pretty"] = example.into();
-            }
-            page(
-                &s,
-                "events.html",
-                "events",
-                "Event catalog",
-                json!({"event_types": types}),
-            )
-        }
-        Err(e) => api_error(e),
-    }
+/// An event type with its schema and example as JSON text.
+#[derive(Serialize)]
+struct EventTypeView {
+    #[serde(flatten)]
+    event_type: EventType,
+    schema_pretty: String,
+    example_pretty: String,
+}
+
+#[derive(Serialize)]
+struct EventsPage {
+    event_types: Vec<EventTypeView>,
+}
+
+pub async fn events(State(st): State<Arc<AppState>>, s: Session) -> PortalResult<Response> {
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let event_types = ops::catalog(&st, &s.caller)
+        .await?
+        .into_iter()
+        .map(|t| EventTypeView {
+            schema_pretty: pretty(&t.schema),
+            example_pretty: pretty(&t.example),
+            event_type: t,
+        })
+        .collect();
+    let ctx = EventsPage { event_types };
+    Ok(page(&s, "events.html", "events", "Event catalog", ctx))
 }

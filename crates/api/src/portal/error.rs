@@ -1,0 +1,169 @@
+//! What a portal page or action fails with, and the page that says so.
+//!
+//! The operations ([`super::ops`]) answer with a [`PortalError`]; a handler
+//! either turns the kinds it expects into a form message (an invalid field, a
+//! conflict) or passes the error on with `?`, and axum renders it as a message
+//! page ([`IntoResponse`]).
+use super::message;
+use crate::error::ApiError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
+/// Why a portal page or action could not be done.
+#[derive(Debug)]
+pub enum PortalError {
+    /// Nothing of the tenant's is there (an unknown id, another tenant's
+    /// webhook, an unknown page).
+    NotFound,
+    /// The input was refused; `field` names it when the operation says which.
+    Invalid {
+        field: Option<String>,
+        message: String,
+    },
+    /// The input conflicts with what exists (409).
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
+    /// The database or the broker is unreachable (503); the message says which.
+    Unavailable(String),
+    /// Any other refusal or failure, with the status the REST API gives it.
+    Other { status: StatusCode, message: String },
+}
+
+pub type PortalResult<T> = Result<T, PortalError>;
+
+impl PortalError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        PortalError::Invalid {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of the page that shows it.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PortalError::NotFound => StatusCode::NOT_FOUND,
+            PortalError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            PortalError::Conflict { .. } => StatusCode::CONFLICT,
+            PortalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PortalError::Other { status, .. } => *status,
+        }
+    }
+
+    /// The refusal of a form's input (invalid or conflicting): its field and
+    /// message; `None` for every other error.
+    fn refusal(&self) -> Option<(Option<&str>, &str)> {
+        match self {
+            PortalError::Invalid { field, message } | PortalError::Conflict { field, message } => {
+                Some((field.as_deref(), message))
+            }
+            _ => None,
+        }
+    }
+
+    /// An invalid input's message (not a conflict).
+    pub fn invalid_message(&self) -> Option<&str> {
+        match self {
+            PortalError::Invalid { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// A refused form input as the form shows it: next to its field when it
+    /// names one (every `events[…]` next to the events), else on top.
+    pub fn field_errors(&self) -> Option<BTreeMap<String, String>> {
+        let (field, message) = self.refusal()?;
+        let field = match field {
+            Some(f) if f.starts_with("events") => "events",
+            Some(f) => f,
+            None => "form",
+        };
+        Some(BTreeMap::from([(field.to_owned(), message.to_owned())]))
+    }
+}
+
+impl From<ApiError> for PortalError {
+    fn from(e: ApiError) -> Self {
+        let ApiError {
+            status,
+            message,
+            field,
+            ..
+        } = e;
+        match status {
+            StatusCode::NOT_FOUND => PortalError::NotFound,
+            StatusCode::UNPROCESSABLE_ENTITY => PortalError::Invalid { field, message },
+            StatusCode::CONFLICT => PortalError::Conflict { field, message },
+            StatusCode::SERVICE_UNAVAILABLE => PortalError::Unavailable(message),
+            status => PortalError::Other { status, message },
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for PortalError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for PortalError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+/// The message page of an error outside a form.
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        let back = Some(("/portal/", "Back to your webhooks"));
+        let status = self.status();
+        match self {
+            PortalError::NotFound => message(
+                status,
+                "Not found",
+                "There is nothing here for your account.",
+                back,
+            ),
+            PortalError::Unavailable(m) => message(
+                status,
+                "Temporarily unavailable",
+                &format!("{m} Try again in a few seconds."),
+                None,
+            ),
+            PortalError::Invalid { message: m, .. }
+            | PortalError::Conflict { message: m, .. }
+            | PortalError::Other { message: m, .. } => {
+                message(status, "Something went wrong", &m, back)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_keep_their_status_field_and_message() {
+        for e in [
+            ApiError::not_found("webhook"),
+            ApiError::invalid("url", "must be https"),
+            ApiError::conflict("taken"),
+            ApiError::unavailable("the database"),
+            ApiError::forbidden("no"),
+        ] {
+            let status = e.status;
+            let p = PortalError::from(e);
+            assert_eq!(p.status(), status);
+        }
+        let p = PortalError::from(ApiError::invalid("events[2]", "unknown type"));
+        assert_eq!(
+            p.field_errors(),
+            Some(BTreeMap::from([("events".into(), "unknown type".into())]))
+        );
+        assert_eq!(PortalError::NotFound.field_errors(), None);
+    }
+}
