@@ -17,6 +17,7 @@ import pytest
 from hookfleet_emit import Emitter
 from conftest import AMQP_URL, LONG, Receiver, needs_stack, wait_for
 
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/%2f"
 
 CHILD = """
@@ -49,7 +50,8 @@ def test_spilled_events_survive_a_killed_producer(tenant: Tuple[str, Receiver], 
     # then SIGKILL, no flush and no atexit.
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, UNREACHABLE, spill, "500", name],
-        stdout=subprocess.PIPE, env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])},
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == b"SPILLED"
