@@ -54,17 +54,19 @@ class Publisher:
         self.replay_due = 0.0
         self.timer: Any = None
         self.ready = False
+        # Whether this session had an event confirmed.
+        self.progress = False
 
     # The thread's loop: connect, run the session, fail over, back off.
     def run(self) -> None:
         backoff = 0.1
         while True:
-            self.ready = False
+            self.ready = self.progress = False
             self._session()
             self._after_session()
             if self.stopping:
                 break
-            if self.ready:
+            if self.progress:  # not after a session that only failed (unroutable)
                 backoff = 0.1
             deadline = time.monotonic() + backoff
             while time.monotonic() < deadline and not self.stopping:
@@ -168,6 +170,7 @@ class Publisher:
             self._close()
 
     def _confirmed(self, done: List[Pending]) -> None:
+        self.progress = self.progress or bool(done)
         direct = replayed = own_replayed = 0
         for p in done:
             if p.source is None:
