@@ -155,3 +155,17 @@ def test_broker_restart_under_10000_events(tenant: Tuple[str, Receiver], emitter
     assert set(rx.got) == set(ids)
     assert rx.bad == []
     assert emitter.metrics().dropped == 0
+
+
+def test_close_spills_what_is_left_and_later_emits_go_to_disk(tmp_path: Any) -> None:
+    em = Emitter(UNREACHABLE, spill_dir=str(tmp_path / "s"))
+    for i in range(20):
+        em.emit_user_created(i, "before-close")
+    assert not em.close(0.2)
+    em.emit_user_created(20, "after-close")
+    lines = [
+        json.loads(line.split(b"\t", 2)[2])["data"]["user_id"]
+        for f in sorted(spill_files(str(tmp_path / "s")))
+        for line in open(tmp_path / "s" / f, "rb").read().splitlines()
+    ]
+    assert lines == list(range(21)), "everything on disk, in emit order"

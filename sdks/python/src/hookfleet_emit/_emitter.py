@@ -92,7 +92,8 @@ class Emitter(Helpers):
 
     One background thread per emitter, started on the first `emit` (and again in
     a forked child). Give each service one emitter, or use the module-level
-    functions and their default emitter.
+    functions and their default emitter. The constructor raises OSError only
+    when `spill_dir` cannot be created; it does not wait for the broker.
     """
 
     def __init__(
@@ -207,17 +208,19 @@ class Emitter(Helpers):
         if self._thread is None:
             self._start()
         q = self._queue
-        if len(q) < self.buffer:
+        if self._closed:  # after close(): straight to disk, for the next start
+            self._spill_events([_body(item)])
+        elif len(q) < self.buffer:
             q.append(item)
             if self._parked:
                 self._parked = False
                 self._publisher.wake()
-            return
-        # The buffer is full: move it to disk, then this event, keeping the order.
-        with self._spill.lock:
-            items = list(self._drain())
-            items.append(item)
-            self._spill_locked([_body(i) for i in items])
+        else:
+            # The buffer is full: move it to disk, then this event, keeping the order.
+            with self._spill.lock:
+                items = self._drain()
+                items.append(item)
+                self._spill_locked([_body(i) for i in items])
 
     def _record(self, item: _Item, data: Dict[str, Any]) -> None:
         event_type, event_id, tenant_id, data_json, t_ns = item

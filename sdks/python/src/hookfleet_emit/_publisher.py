@@ -199,7 +199,7 @@ class Publisher:
         if self.conn is None or not self.ready or not self.channel.is_open:
             return
         now = time.monotonic()
-        if self.stopping and not self.inflight and not self.replay and not self.em._queue:
+        if self.stopping:  # close() flushed first: what is left is spilled
             self._close()
             return
         if self.inflight and now - next(iter(self.inflight.values()))[1] > CONFIRM_TIMEOUT:
