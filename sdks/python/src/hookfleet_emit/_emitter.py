@@ -141,6 +141,8 @@ class Emitter(Helpers):
         )
         self._wake_event = threading.Event()
         self._parked = False
+        # Set when events were spilled: the publisher replays before taking more.
+        self._spill_pending = False
         self._thread: Optional[threading.Thread] = None
         self._publisher: Any = None
         self._closed = False
@@ -259,13 +261,21 @@ class Emitter(Helpers):
             except IndexError:
                 return out
 
-    def _take(self) -> Optional[Pending]:
-        try:
-            return _body(self._queue.popleft())
-        except IndexError:
-            return None
+    def _take(self, n: int) -> List[Pending]:
+        """Up to `n` buffered events, none while something was spilled since the
+        publisher last looked at the spill: those are older and go first. Taken
+        under the spill lock, so a caller that moves the buffer to disk and the
+        publisher never interleave."""
+        items: List[_Item] = []
+        with self._spill.lock:
+            if not self._spill_pending:
+                q = self._queue
+                while q and len(items) < n:
+                    items.append(q.popleft())
+        return [_body(i) for i in items]
 
     def _spill_locked(self, events: List[Pending]) -> None:
+        self._spill_pending = True
         try:
             n = self._spill.append(events)
         except OSError as e:

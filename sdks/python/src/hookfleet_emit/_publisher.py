@@ -49,6 +49,7 @@ class Publisher:
         # delivery tag -> (event, publish time); insertion order is tag order.
         self.inflight: Dict[int, Tuple[Pending, float]] = {}
         self.returned: set[str] = set()
+        # Next to publish: events of claimed spill files, or taken from the buffer.
         self.replay: Deque[Pending] = collections.deque()
         self.claims: Dict[str, Claim] = {}
         self.replay_due = 0.0
@@ -188,9 +189,9 @@ class Publisher:
         )
 
     def _next(self) -> Optional[Pending]:
-        if self.replay:
-            return self.replay.popleft()
-        return self.em._take()
+        if not self.replay:
+            self.replay.extend(self.em._take(self.em.batch))
+        return self.replay.popleft() if self.replay else None
 
     def _pump(self) -> None:
         if self.timer is not None and self.conn is not None:
@@ -206,7 +207,7 @@ class Publisher:
             log.error("hookfleet-emit: no confirm within %ss; reconnecting", CONFIRM_TIMEOUT)
             self._close()
             return
-        if now >= self.replay_due and not self.replay:
+        if (now >= self.replay_due or self.em._spill_pending) and not self.replay:
             self._claim_files()
             self.replay_due = now + REPLAY_EVERY
         sent = self._publish_some(now)
@@ -243,6 +244,8 @@ class Publisher:
 
     def _claim_files(self) -> None:
         spill = self.em._spill
+        with spill.lock:
+            self.em._spill_pending = False
         for path in spill.files():
             if path in self.claims:
                 continue
@@ -260,6 +263,7 @@ class Publisher:
         """The connection is gone: spill what was in flight (file events stay in
         their files) and release the claimed files."""
         own: List[Pending] = [p for p, _ in self.inflight.values() if p.source is None]
+        own.extend(p for p in self.replay if p.source is None)
         self.inflight.clear()
         self.returned.clear()
         self.replay.clear()
