@@ -264,6 +264,11 @@ class Publisher:
         their files) and release the claimed files."""
         own: List[Pending] = [p for p, _ in self.inflight.values() if p.source is None]
         own.extend(p for p in self.replay if p.source is None)
+        if self.conn is not None:
+            try:
+                self.conn.ioloop.close()  # its wake-up pipe, or each reconnect leaks two fds
+            except Exception:
+                pass
         self.inflight.clear()
         self.returned.clear()
         self.replay.clear()
