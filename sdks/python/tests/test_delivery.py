@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 from typing import Any, List, Optional, Tuple
 
 import hookfleet_emit
 from hookfleet_emit import Emitter
-from conftest import LONG, Receiver, needs_stack, wait_for
+from conftest import AMQP_URL, LONG, Receiver, needs_stack, wait_for
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 
 def emit_the_six(tenant: str) -> List[Tuple[str, Optional[str]]]:
@@ -123,3 +127,20 @@ def test_emit_after_fork(tenant: Tuple[str, Receiver], emitter: Emitter) -> None
     wait_for("52 delivered", lambda: rx.count() == 52, LONG)
     names = sorted(p["data"]["username"] for p in rx.got.values())
     assert names.count("child") == 50 and "parent-after" in names
+
+
+@needs_stack
+def test_pending_events_are_sent_at_a_normal_exit(tenant: Tuple[str, Receiver], tmp_path: Any) -> None:
+    """A script that emits and ends without calling flush: the atexit flush sends
+    its events (the default emitter, from HOOKFLEET_AMQP_URL)."""
+    name, rx = tenant
+    script = (
+        "import sys, hookfleet_emit\n"
+        "for i in range(20):\n"
+        "    hookfleet_emit.emit_user_created(user_id=i, username='exit', tenant_id=sys.argv[1])\n"
+    )
+    env = {**os.environ, "HOOKFLEET_AMQP_URL": AMQP_URL or "", "HOOKFLEET_SPILL_DIR": str(tmp_path / "s"),
+           "PYTHONPATH": SRC}
+    subprocess.run([sys.executable, "-c", script, name], env=env, check=True, timeout=60)
+    wait_for("20 delivered", lambda: rx.count() == 20)
+    assert not [f for f in os.listdir(tmp_path / "s") if f.endswith(".jsonl")], "nothing left spilled"
