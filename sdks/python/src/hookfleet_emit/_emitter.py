@@ -163,8 +163,8 @@ class Emitter(Helpers):
             for k, v in kw.items():
                 self._c[k] += v
 
-    def _dropped(self, n: int, why: str) -> None:
-        self._count(dropped=n, own_done=n)
+    def _dropped(self, n: int, why: str, own: bool = True) -> None:
+        self._count(dropped=n, own_done=n if own else 0)
         now = time.monotonic()
         if now - self._last_drop_log > 1.0:  # at most one line a second
             self._last_drop_log = now

@@ -23,6 +23,7 @@ import pika
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
+from ._frames import EXCHANGE, publish_frames
 from ._spill import Claim, Pending
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hookfleet_emit")
 
-EXCHANGE = "hookfleet.events"
 CONFIRM_TIMEOUT = 30.0
 REPLAY_EVERY = 1.0
 OFFLINE_SPILL_EVERY = 0.05
@@ -220,27 +220,34 @@ class Publisher:
         self.timer = self.conn.ioloop.call_later(0.001 if busy else REPLAY_EVERY, self._pump)
 
     def _publish_some(self, now: float) -> int:
+        """Publishes up to `batch` events, in one write to the socket."""
         window = 4 * self.em.batch
-        sent = 0
-        while sent < self.em.batch and len(self.inflight) < window:
+        conn = self.conn
+        channel = self.channel.channel_number
+        body_max = getattr(conn, "_body_max_length", 131_064)
+        frames: List[bytes] = []
+        while len(frames) < self.em.batch and len(self.inflight) < window:
             p = self._next()
             if p is None:
                 break
+            try:
+                frames.append(publish_frames(channel, p, body_max))
+            except ValueError as e:
+                self._unpublishable(p, e)
+                continue
             self.tag += 1
             self.inflight[self.tag] = (p, now)
-            self.channel.basic_publish(
-                exchange=EXCHANGE,
-                routing_key=p.event_type,
-                body=p.body,
-                properties=BasicProperties(
-                    content_type="application/json",
-                    delivery_mode=2,  # persistent
-                    message_id=p.id,
-                ),
-                mandatory=True,
-            )
-            sent += 1
-        return sent
+        if frames:
+            conn._output_marshaled_frames([b"".join(frames)])  # type: ignore[union-attr]
+        return len(frames)
+
+    def _unpublishable(self, p: Pending, e: ValueError) -> None:
+        """An event the broker cannot take is dropped (and its spill line done)."""
+        claim = self.claims.get(p.source or "")
+        own = p.source is None or (claim is not None and claim.own)
+        self.em._dropped(1, f"{p.event_type[:64]} {p.id[:64]}: {e}", own=own)
+        if claim is not None and self.em._spill.confirmed(claim, p.line):
+            del self.claims[claim.path]
 
     def _claim_files(self) -> None:
         spill = self.em._spill
