@@ -150,8 +150,8 @@ def test_broker_restart_under_10000_events(tenant: Tuple[str, Receiver], emitter
         subprocess.run(["rabbitmqctl", "await_startup", "--timeout", "60"], capture_output=True)
     producer.join()
     assert errors == [], "no emit call raised"
-    assert emitter.flush(180), f"all confirmed after the restart: {emitter.metrics()}"
-    wait_for("10,000 delivered", lambda: rx.count() == 10_000, 300)
+    assert emitter.flush(120), f"all confirmed after the restart: {emitter.metrics()}"
+    wait_for("10,000 delivered", lambda: rx.count() == 10_000, 120)
     assert set(rx.got) == set(ids)
     assert rx.bad == []
     assert emitter.metrics().dropped == 0
