@@ -43,6 +43,8 @@ def test_assert_emitted(hookfleet_recorder: Emitter) -> None:
         (lambda: hookfleet_emit.emit_user_created(1, "ada", tenant_id="a b"), "field `tenant_id`"),
         (lambda: hookfleet_emit.emit("invoice paid", {}), "field `type`"),
         (lambda: hookfleet_emit.emit("user.created", [1]), "field `data` is invalid"),  # type: ignore[arg-type]
+        (lambda: hookfleet_emit.emit("user.created", {"user_id": object()}), "the event is invalid"),
+        (lambda: hookfleet_emit.emit_user_created(1, "ada", tenant_id=7), "must be strings"),  # type: ignore[arg-type]
         (lambda: hookfleet_emit.emit_user_created(1, "a\x00b"), "\\\\u0000"),
         (lambda: hookfleet_emit.emit_user_created(1, "x" * 300_000), "exceeds the limit"),
     ],

@@ -85,9 +85,11 @@ def test_nothing_raises_and_every_bound_counts(tmp_path: Any, caplog: Any) -> No
         em.emit_user_created(i, "x" * 50)
     assert em.emit("user.created", {"user_id": object()}) is None
     assert em.emit("user.created", {"user_id": float("nan")}) is None
-    wait_for("all accounted for", lambda: em.metrics().spilled + em.metrics().dropped == 52, 30)
+    assert em.emit("user.created", {"user_id": 1}, tenant_id=7) is None  # type: ignore[arg-type]
+    assert em.emit(b"user.created", {"user_id": 1}) is None  # type: ignore[arg-type]
+    wait_for("all accounted for", lambda: em.metrics().spilled + em.metrics().dropped == 54, 30)
     m = em.metrics()
-    assert 0 < m.spilled < 50 and m.dropped == 52 - m.spilled and m.confirmed == 0
+    assert 0 < m.spilled < 50 and m.dropped == 54 - m.spilled and m.confirmed == 0
     total = sum(os.path.getsize(os.path.join(tmp_path / "s", f)) for f in spill_files(str(tmp_path / "s")))
     assert total <= 4000
     assert "dropped" in caplog.text

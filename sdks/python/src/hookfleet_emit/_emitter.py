@@ -181,14 +181,20 @@ class Emitter(Helpers):
         Never blocks on the network and never raises, except `InvalidEvent` from
         a recording emitter."""
         try:
+            if not (
+                isinstance(event_type, str)
+                and isinstance(tenant_id, (str, type(None)))
+                and isinstance(id, (str, type(None)))
+            ):
+                raise TypeError("event_type, tenant_id and id must be strings")
             data_json = _encode(data)
             event_id = id if id is not None else new_event_id()
             item: _Item = (event_type, event_id, tenant_id, data_json, time.time_ns())
-        except (TypeError, ValueError) as e:
+        except Exception as e:  # e.g. data that is not JSON: dropped, never raised
             if self._mode == "recording":
-                raise _catalog.InvalidEvent(f"field `data` is invalid: not JSON: {e}") from e
+                raise _catalog.InvalidEvent(f"the event is invalid: {e}") from e
             self._count(emitted=1)
-            self._dropped(1, f"data of {event_type} is not JSON: {e}")
+            self._dropped(1, f"{event_type!r} cannot be serialized: {e}")
             return None
         if self._mode != "broker":
             self._record(item, data)

@@ -232,7 +232,7 @@ class Publisher:
                 break
             try:
                 frames.append(publish_frames(channel, p, body_max))
-            except ValueError as e:
+            except Exception as e:
                 self._unpublishable(p, e)
                 continue
             self.tag += 1
@@ -241,7 +241,7 @@ class Publisher:
             conn._output_marshaled_frames([b"".join(frames)])  # type: ignore[union-attr]
         return len(frames)
 
-    def _unpublishable(self, p: Pending, e: ValueError) -> None:
+    def _unpublishable(self, p: Pending, e: Exception) -> None:
         """An event the broker cannot take is dropped (and its spill line done)."""
         claim = self.claims.get(p.source or "")
         own = p.source is None or (claim is not None and claim.own)
