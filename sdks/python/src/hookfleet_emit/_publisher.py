@@ -61,21 +61,32 @@ class Publisher:
     # The thread's loop: connect, run the session, fail over, back off.
     def run(self) -> None:
         backoff = 0.1
-        while True:
-            self.ready = self.progress = False
-            self._session()
-            self._after_session()
-            if self.stopping:
-                break
-            if self.progress:  # not after a session that only failed (unroutable)
-                backoff = 0.1
-            deadline = time.monotonic() + backoff
-            while time.monotonic() < deadline and not self.stopping:
-                self.em._spill_buffer()
-                self.em._wake_event.wait(OFFLINE_SPILL_EVERY)
-                self.em._wake_event.clear()
-            backoff = min(backoff * 2, 5.0)
-        self.em._spill_buffer()
+        while not self.stopping:
+            try:
+                backoff = self._cycle(backoff)
+            except Exception:  # the thread must outlive any bug of ours
+                log.exception("hookfleet-emit publisher error; retrying")
+                time.sleep(1.0)
+        try:
+            self.em._spill_buffer()
+        except Exception:
+            log.exception("hookfleet-emit could not spill at stop")
+
+    def _cycle(self, backoff: float) -> float:
+        """One connection, then the wait before the next; returns the next backoff."""
+        self.ready = self.progress = False
+        self._session()
+        self._after_session()
+        if self.stopping:
+            return backoff
+        if self.progress:  # not after a session that only failed (unroutable)
+            backoff = 0.1
+        deadline = time.monotonic() + backoff
+        while time.monotonic() < deadline and not self.stopping:
+            self.em._spill_buffer()
+            self.em._wake_event.wait(OFFLINE_SPILL_EVERY)
+            self.em._wake_event.clear()
+        return min(backoff * 2, 5.0)
 
     def _session(self) -> None:
         try:
