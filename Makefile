@@ -35,10 +35,11 @@ test: services ## run all tests against the local PostgreSQL and RabbitMQ
 run: services ## run the local demo (scripts/demo.sh)
 	bash scripts/demo.sh
 
-bench: services ## run the end-to-end benchmark, results in bench-results/latest.json
+bench: services ## run the end-to-end benchmark (bench-results/latest.json), then the Python SDK's (python-emit.json)
 	@mkdir -p bench-results
 	cargo build --release -p hookfleet -p hookfleet-bench
 	target/release/hookfleet-bench --out bench-results/latest.json $(BENCH_ARGS)
+	python3 sdks/python/bench/bench_emit.py --out bench-results/python-emit.json
 
 migrate: services ## apply database migrations
 	cargo run --release -p hookfleet -- migrate

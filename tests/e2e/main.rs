@@ -17,6 +17,7 @@ mod isolation;
 mod operations;
 mod portal;
 mod producers;
+mod python_sdk;
 mod receivers;
 mod resilience;
 mod retention;
