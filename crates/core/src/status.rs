@@ -61,19 +61,15 @@ macro_rules! text_enum {
 text_enum!(
     /// How an endpoint's deliveries are ordered (`endpoints.ordering`, V7);
     /// fixed when the endpoint is created.
+    #[derive(Default)]
     Ordering, "ordering", {
         /// Delivered concurrently, retried through the retry tiers (the default).
+        #[default]
         Parallel = "parallel",
         /// Delivered one at a time in publish order, retried in place.
         Fifo = "fifo",
     }
 );
-
-impl Default for Ordering {
-    fn default() -> Self {
-        Ordering::Parallel
-    }
-}
 
 text_enum!(
     /// The circuit breaker of one endpoint (`endpoint_health.circuit`, V4; no

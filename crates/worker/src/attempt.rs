@@ -14,6 +14,7 @@ use hookfleet_store::registry::{RegEndpoint, Snapshot};
 use lapin::message::Delivery;
 use lapin::Channel;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -85,15 +86,7 @@ pub(crate) async fn run(
         return None;
     };
     let snap = ctx.registry.snapshot();
-    let Some(ep) = snap
-        .endpoints
-        .get(&meta.endpoint_id)
-        .filter(|e| match mode {
-            Mode::Probe => e.is_active,
-            Mode::Normal | Mode::Ordered => e.consumable(),
-        })
-        .cloned()
-    else {
+    let Some(ep) = deliverable(&snap, &meta.endpoint_id, mode) else {
         // Paused, deleted or its circuit opened since the message was consumed:
         // put it back to wait (no attempt spent); this consumer is about to be
         // cancelled.
@@ -103,15 +96,10 @@ pub(crate) async fn run(
     };
     let now = OffsetDateTime::now_utc();
     let resp = post(ctx, &ep, &meta.event_id, &d.data, now).await;
-    let class = metrics::status_class(resp.status);
     metrics::ATTEMPT_DURATION
-        .with_label_values(&[class])
+        .with_label_values(&[metrics::status_class(resp.status)])
         .observe(resp.latency.as_secs_f64());
-    let error = match (&resp.error, resp.status) {
-        (Some(e), _) => Some(e.clone()),
-        (None, Some(s)) if !resp.is_success() => Some(format!("HTTP {s}")),
-        _ => None,
-    };
+    let error = error_of(&resp);
     let (schedule, custom) = schedule_of(ctx, &snap, &ep, &meta.event_type);
     let answer = Answer {
         status: resp.status,
@@ -120,8 +108,7 @@ pub(crate) async fn run(
     };
     let decision = decide(answer, at, schedule, mode);
     if let Some(notice) = ctx.health.record(&ep, decision.health).await {
-        let (event_type, data) = events::of_notice(notice, &ep, error.as_deref());
-        events::publish(publish, &snap, &ep, event_type, data).await;
+        events::publish_notice(publish, &snap, &ep, notice, error.as_deref()).await;
     }
     pace(gate, decision.pace, &meta.endpoint_id);
     let step = Step {
@@ -155,6 +142,26 @@ pub(crate) async fn run(
         next_attempt_at,
     };
     settle(ctx, d, record, mode, decision.verdict).await
+}
+
+/// The endpoint, while it may be delivered to: active for a probe, else
+/// consumable (active, and its circuit closed unless it is ordered).
+fn deliverable(snap: &Snapshot, id: &str, mode: Mode) -> Option<Arc<RegEndpoint>> {
+    let ep = snap.endpoints.get(id)?;
+    let ok = match mode {
+        Mode::Probe => ep.is_active,
+        Mode::Normal | Mode::Ordered => ep.consumable(),
+    };
+    ok.then(|| ep.clone())
+}
+
+/// The error an attempt records: the client's, else a non-2xx status.
+fn error_of(resp: &http::Response) -> Option<String> {
+    match (&resp.error, resp.status) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(s)) if !resp.is_success() => Some(format!("HTTP {s}")),
+        _ => None,
+    }
 }
 
 /// A message without `x-delivery-id` (not something the router made): kept

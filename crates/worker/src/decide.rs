@@ -186,6 +186,9 @@ mod tests {
         }
     }
 
+    /// A case: name, status, position, mode, and the decision expected.
+    type Row = (&'static str, Option<u16>, Position, Mode, Verdict, Signal, Pace);
+
     /// Every row of the health table (§10) and of the retry rules (§3, §10
     /// slow-down, §17 in place), one case each.
     #[test]
@@ -195,7 +198,7 @@ mod tests {
         let ans = Pace::Answered;
         let slow = Pace::SlowDown { retry_after: None };
         #[rustfmt::skip]
-        let rows: Vec<(&str, Option<u16>, Position, Mode, Verdict, Signal, Pace)> = vec![
+        let rows: Vec<Row> = vec![
             ("2xx succeeds", Some(200), at(1, 0), n, Verdict::Succeeded, Signal::Success, ans),
             ("204 succeeds", Some(204), at(3, 0), n, Verdict::Succeeded, Signal::Success, ans),
             ("2xx on the last attempt", Some(200), at(4, 0), n, Verdict::Succeeded, Signal::Success, ans),

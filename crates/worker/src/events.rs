@@ -9,6 +9,18 @@ use hookfleet_store::registry::{RegEndpoint, Snapshot};
 use lapin::Channel;
 use std::time::Duration;
 
+/// Publishes the event a health notice about `ep` raises.
+pub async fn publish_notice(
+    ch: &Channel,
+    snap: &Snapshot,
+    ep: &RegEndpoint,
+    notice: Notice,
+    last_error: Option<&str>,
+) {
+    let (event_type, data) = of_notice(notice, ep, last_error);
+    publish(ch, snap, ep, event_type, data).await;
+}
+
 /// The event a health notice about `ep` raises: `(type, data)`.
 pub fn of_notice(
     notice: Notice,
