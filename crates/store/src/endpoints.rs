@@ -139,8 +139,7 @@ where
     T: std::str::FromStr<Err = hookfleet_core::status::UnknownValue>,
 {
     let text: &str = r.try_get(column)?;
-    text.parse()
-        .with_context(|| format!("endpoints.{column}"))
+    text.parse().with_context(|| format!("endpoints.{column}"))
 }
 
 /// Inserts an endpoint (creating its tenant when new) and returns it; `None`

@@ -25,6 +25,6 @@ pub mod pool;
 pub mod registry;
 pub mod retention;
 
-pub use pool::Pool;
 pub use hookfleet_core::Circuit;
+pub use pool::Pool;
 pub use registry::{Registry, Snapshot};

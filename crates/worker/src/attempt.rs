@@ -306,7 +306,11 @@ impl Step<'_> {
     fn headers(&self, d: &Delivery) -> lapin::types::FieldTable {
         let mut headers = d.properties.headers().clone().unwrap_or_default();
         let last_error = self.error.unwrap_or_default();
-        h::set_str(&mut headers, h::LAST_ERROR, &text::truncate(last_error, 512));
+        h::set_str(
+            &mut headers,
+            h::LAST_ERROR,
+            &text::truncate(last_error, 512),
+        );
         headers
     }
 
@@ -367,7 +371,10 @@ impl Step<'_> {
             h::set_i64(&mut headers, h::ATTEMPT_BASE, i64::from(next.base));
         }
         let exchange = names::retry_tier(delay);
-        if !self.send_on(d, &exchange, &self.meta.endpoint_id, headers).await {
+        if !self
+            .send_on(d, &exchange, &self.meta.endpoint_id, headers)
+            .await
+        {
             return None;
         }
         metrics::RETRIES_SCHEDULED
@@ -379,7 +386,11 @@ impl Step<'_> {
 
     /// To `hookfleet.dead`; a spent budget (not a 410, not an operational
     /// event's own delivery: no chains of them) raises `delivery.exhausted`.
-    async fn dead(&self, d: &Delivery, gone: bool) -> Option<(DeliveryState, Option<OffsetDateTime>)> {
+    async fn dead(
+        &self,
+        d: &Delivery,
+        gone: bool,
+    ) -> Option<(DeliveryState, Option<OffsetDateTime>)> {
         let mut headers = self.headers(d);
         h::set_i64(&mut headers, h::ATTEMPTS, i64::from(self.at.attempt));
         h::set_str(

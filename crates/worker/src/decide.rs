@@ -67,7 +67,10 @@ pub enum Verdict {
     },
     /// An ordered endpoint's head: recorded, kept unacked, attempted again at
     /// `next` after `delay`.
-    RetryInPlace { delay: Duration, next: Position },
+    RetryInPlace {
+        delay: Duration,
+        next: Position,
+    },
     /// The budget is spent: `hookfleet.dead`, and `delivery.exhausted`.
     Dead,
     /// 410 Gone: `hookfleet.dead` at once, no `delivery.exhausted` (the
@@ -187,7 +190,15 @@ mod tests {
     }
 
     /// A case: name, status, position, mode, and the decision expected.
-    type Row = (&'static str, Option<u16>, Position, Mode, Verdict, Signal, Pace);
+    type Row = (
+        &'static str,
+        Option<u16>,
+        Position,
+        Mode,
+        Verdict,
+        Signal,
+        Pace,
+    );
 
     /// Every row of the health table (§10) and of the retry rules (§3, §10
     /// slow-down, §17 in place), one case each.
@@ -227,7 +238,15 @@ mod tests {
         ];
         for (name, status, pos, mode, verdict, health, pace) in rows {
             let d = decide(answer(status), pos, &s, mode);
-            assert_eq!(d, Decision { verdict, health, pace }, "{name}");
+            assert_eq!(
+                d,
+                Decision {
+                    verdict,
+                    health,
+                    pace
+                },
+                "{name}"
+            );
         }
     }
 
@@ -252,7 +271,11 @@ mod tests {
         a.status = Some(429);
         a.retry_after = Some(99_999 * S);
         let d = decide(a, at(1, 0), &s, Mode::Normal);
-        assert_eq!(d.verdict, retry(1800 * S, 2, 1, true), "capped at the longest");
+        assert_eq!(
+            d.verdict,
+            retry(1800 * S, 2, 1, true),
+            "capped at the longest"
+        );
         assert_eq!(
             d.pace,
             Pace::SlowDown {
@@ -263,8 +286,20 @@ mod tests {
 
     #[test]
     fn positions_are_clamped() {
-        assert_eq!(Position::new(0, 0), Position { attempt: 1, base: 0 });
-        assert_eq!(Position::new(3, 7), Position { attempt: 3, base: 2 });
+        assert_eq!(
+            Position::new(0, 0),
+            Position {
+                attempt: 1,
+                base: 0
+            }
+        );
+        assert_eq!(
+            Position::new(3, 7),
+            Position {
+                attempt: 3,
+                base: 2
+            }
+        );
         assert_eq!(Position::new(3, 7).counted(), 1);
     }
 

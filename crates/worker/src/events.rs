@@ -86,8 +86,7 @@ pub async fn publish(
     let (id, body) = operational::envelope(event_type, tenant_id, data);
     for attempt in 1..=3 {
         let props = h::event_properties(&id);
-        match crate::publish_confirmed(ch, names::EVENTS_EXCHANGE, event_type, &body, props).await
-        {
+        match crate::publish_confirmed(ch, names::EVENTS_EXCHANGE, event_type, &body, props).await {
             Ok(()) => {
                 tracing::info!(event_id = %id, event_type, "Operational event published.");
                 return;

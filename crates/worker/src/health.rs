@@ -136,10 +136,12 @@ impl Health {
         hookfleet_core::metrics::CIRCUIT_OPENED.inc();
         tracing::warn!(endpoint_id = %ep.id, failures = f.failures, cooldown_s = secs, "Circuit opened: the endpoint's queue waits until a probe succeeds.");
         // The tenant hears when deliveries stop, not of every failed probe.
-        Ok((f.circuit == Circuit::Closed).then(|| Notice::CircuitOpened {
-            failures: f.failures,
-            next_probe_in: Duration::from_secs(secs.max(0) as u64),
-        }))
+        Ok(
+            (f.circuit == Circuit::Closed).then(|| Notice::CircuitOpened {
+                failures: f.failures,
+                next_probe_in: Duration::from_secs(secs.max(0) as u64),
+            }),
+        )
     }
 
     /// The cool-down (seconds) to open the circuit for after failure `f`, if it
@@ -149,7 +151,9 @@ impl Health {
         let base = self.settings.cooldown.as_secs().max(1) as i32;
         let max = self.settings.max_cooldown.as_secs().max(1) as i32;
         match f.circuit {
-            Circuit::HalfOpen => Some((f.cooldown_seconds.saturating_mul(2)).clamp(base, max.max(base))),
+            Circuit::HalfOpen => {
+                Some((f.cooldown_seconds.saturating_mul(2)).clamp(base, max.max(base)))
+            }
             Circuit::Closed if f.failures as u32 >= self.settings.failure_threshold => Some(base),
             _ => None,
         }
