@@ -178,7 +178,7 @@ async fn re_enabling_an_endpoint_clears_its_health() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(e.circuit, "closed");
+    assert_eq!(e.circuit, hookfleet_core::Circuit::Closed);
     assert_eq!(e.consecutive_failures, 0);
 }
 

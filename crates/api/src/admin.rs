@@ -269,7 +269,11 @@ pub async fn create_endpoint_with(
             max_in_flight: input.max_in_flight,
             retry_schedule,
         },
-        ordered: input.ordered,
+        ordering: if input.ordered {
+            hookfleet_core::Ordering::Fifo
+        } else {
+            hookfleet_core::Ordering::Parallel
+        },
     };
     let ep = endpoints::create(pool, &new, settings.api.max_endpoints_per_tenant)
         .await?

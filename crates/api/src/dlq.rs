@@ -170,7 +170,7 @@ fn sort(batch: &[Candidate]) -> (Vec<&Candidate>, Vec<&Candidate>, i64) {
     let (mut send, mut stale, mut skipped) = (Vec::new(), Vec::new(), 0);
     for c in batch {
         let dl = &c.dead_letter;
-        if c.delivery_status.as_deref() == Some("succeeded") {
+        if c.delivery_status == Some(hookfleet_core::DeliveryStatus::Succeeded) {
             stale.push(c);
         } else if dl.delivery_id.is_empty() || !c.endpoint_exists || c.payload.is_none() {
             skipped += 1;

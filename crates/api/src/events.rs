@@ -11,7 +11,6 @@ use axum::Json;
 use hookfleet_core::envelope::InvalidEnvelope;
 use hookfleet_core::Envelope;
 use hookfleet_store::catalog::Catalog;
-use lapin::BasicProperties;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -173,10 +172,7 @@ pub async fn ingest(
     let id = env.id.clone();
     let st2 = st.clone();
     crate::error::detached(async move {
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_message_id(env.id.as_str().into());
+        let props = hookfleet_broker::headers::event_properties(&env.id);
         st2.publisher
             .publish(
                 hookfleet_broker::names::EVENTS_EXCHANGE,

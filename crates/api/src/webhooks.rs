@@ -31,7 +31,7 @@ pub struct Webhook {
     pub updated_at: OffsetDateTime,
     /// The circuit breaker: closed (delivering), open (deliveries wait until
     /// `next_probe_at`), half_open (one probe delivery is deciding).
-    pub circuit: String,
+    pub circuit: hookfleet_core::Circuit,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_probe_at: Option<OffsetDateTime>,
     /// Deliveries per second, all workers together; null: no limit.
@@ -41,7 +41,7 @@ pub struct Webhook {
     /// The delays between attempts; null: the default schedule.
     pub retry_schedule: Option<Vec<String>>,
     /// `parallel` (default) or `fifo`: one at a time, in publish order.
-    pub ordering: String,
+    pub ordering: hookfleet_core::Ordering,
     /// Only when created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -437,7 +437,7 @@ pub async fn test(
             &[ev],
             &[d],
             &Default::default(),
-            ep.ordered(),
+            ep.ordering,
         )
         .await?;
         let props = h::delivery_properties(&h::DeliveryMeta {

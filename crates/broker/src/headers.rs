@@ -67,9 +67,20 @@ pub struct DeliveryMeta<'a> {
     pub attempt_base: i64,
 }
 
+/// The properties of an event published to `hookfleet.events` (by the API's
+/// ingest, `hookfleet emit`, the `emit` SDK and the worker's operational
+/// events): persistent (delivery mode 2), JSON, `message_id` = the event id,
+/// which the router takes as the envelope's id when the body has none.
+pub fn event_properties(event_id: &str) -> lapin::BasicProperties {
+    lapin::BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_message_id(event_id.into())
+}
+
 /// The properties of a delivery message, as the router, test sends and resends
-/// publish it to `hookfleet.deliveries`: persistent JSON, `message_id` = event id,
-/// and the headers the worker reads.
+/// publish it to `hookfleet.deliveries`: [`event_properties`] of its event, and
+/// the headers the worker reads.
 pub fn delivery_properties(m: &DeliveryMeta<'_>) -> lapin::BasicProperties {
     let mut t = FieldTable::default();
     set_str(&mut t, DELIVERY_ID, m.delivery_id);
@@ -84,9 +95,5 @@ pub fn delivery_properties(m: &DeliveryMeta<'_>) -> lapin::BasicProperties {
         set_i64(&mut t, ATTEMPT_BASE, m.attempt_base);
     }
     set_i64(&mut t, RECEIVED_AT, hookfleet_core::ids::now_millis());
-    lapin::BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_message_id(m.event_id.into())
-        .with_headers(t)
+    event_properties(m.event_id).with_headers(t)
 }

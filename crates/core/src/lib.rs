@@ -12,6 +12,7 @@
 //! - [`net`]: which target addresses deliveries may reach (SSRF policy).
 //! - [`metrics`]: every Prometheus metric, named once.
 //! - [`text`]: small text helpers (bounded strings for headers and records).
+//! - [`status`]: the states stored as text: `Ordering`, `Circuit`, `DeliveryStatus`.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -24,9 +25,11 @@ pub mod operational;
 pub mod retry;
 pub mod sealing;
 pub mod signing;
+pub mod status;
 pub mod text;
 
 pub use config::Settings;
 pub use envelope::{Envelope, InvalidEnvelope};
 pub use retry::RetrySchedule;
 pub use signing::Secret;
+pub use status::{Circuit, DeliveryStatus, Ordering};

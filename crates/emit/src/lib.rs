@@ -24,7 +24,7 @@ pub mod spill;
 use crossbeam_queue::ArrayQueue;
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, ExchangeKind};
+use lapin::ExchangeKind;
 use prometheus::IntCounter;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -986,10 +986,7 @@ async fn start_publish(
         // vhost) comes back and counts as a failure, so it is kept, not lost.
         mandatory: true,
         payload: &p.body,
-        properties: BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_message_id(p.id.as_str().into()),
+        properties: hookfleet_broker::headers::event_properties(&p.id),
     });
     hookfleet_broker::publish_all(ch, msgs)
         .await

@@ -2,7 +2,6 @@
 use anyhow::{bail, Context as _};
 use hookfleet_broker::names;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::BasicProperties;
 
 /// Publishes envelopes (`(event_type, body)`) and waits for every confirm.
 pub async fn publish(amqp_url: &str, events: &[(String, Vec<u8>, String)]) -> anyhow::Result<()> {
@@ -11,10 +10,7 @@ pub async fn publish(amqp_url: &str, events: &[(String, Vec<u8>, String)]) -> an
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let mut confirms = Vec::with_capacity(events.len());
     for (event_type, body, id) in events {
-        let props = BasicProperties::default()
-            .with_content_type("application/json".into())
-            .with_delivery_mode(2)
-            .with_message_id(id.as_str().into());
+        let props = hookfleet_broker::headers::event_properties(id);
         confirms.push(
             ch.basic_publish(
                 names::EVENTS_EXCHANGE.into(),

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use hookfleet_broker::{confirmed, headers as h, names, topology};
 use hookfleet_core::envelope::InvalidEnvelope;
-use hookfleet_core::{metrics, Envelope, Settings};
+use hookfleet_core::{metrics, Envelope, Ordering, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
@@ -73,7 +73,7 @@ async fn session(
             pool,
             registry,
             conn,
-            false,
+            Ordering::Parallel,
             &format!("router-{pid}-{i}"),
         )
         .await?;
@@ -92,7 +92,7 @@ async fn session(
         pool,
         registry,
         conn,
-        true,
+        Ordering::Fifo,
         &format!("router-ordered-{pid}"),
     )
     .await?;
@@ -135,7 +135,7 @@ async fn sync_ordered_bindings(conn: &Connection, pool: &Pool, registry: &Regist
             .snapshot()
             .endpoints
             .values()
-            .filter(|e| e.ordered)
+            .filter(|e| e.ordered())
             .flat_map(|e| e.event_types.iter().cloned())
             .collect();
         if synced.as_ref() != Some(&wanted) {
@@ -191,7 +191,7 @@ async fn declare_endpoint_queues(
         let snap = registry.snapshot();
         for id in snap.endpoints.keys() {
             if !declared.contains(id) {
-                let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered);
+                let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered());
                 match topology::declare_endpoint(&ch, settings.amqp.queue_type, id, ordered).await {
                     Ok(()) => {
                         declared.insert(id.clone());
@@ -216,22 +216,35 @@ struct Router {
     pool: Pool,
     registry: Arc<Registry>,
     publish: Channel,
-    /// The ordered router: routes only to FIFO endpoints (the parallel routers
-    /// only to the others), leaves invalid events to the parallel routers, and
-    /// stores only events some FIFO endpoint takes.
-    ordered: bool,
+    /// The endpoints this router serves. `Fifo`: the ordered router, which
+    /// routes only to FIFO endpoints (the parallel routers only to the others),
+    /// leaves invalid events to the parallel routers, and stores only events
+    /// some FIFO endpoint takes.
+    ordering: Ordering,
+}
+
+/// A valid event of a batch: its message, its envelope and the body stored
+/// and delivered.
+type Valid = (Delivery, Envelope, String);
+
+/// What one batch stores: its events, their new deliveries, and the events
+/// that came back redelivered (whose unattempted deliveries are sent again).
+struct Plan<'a> {
+    events: Vec<NewEvent<'a>>,
+    deliveries: Vec<NewDelivery<'a>>,
+    redelivered: HashSet<deliveries::EventKey<'a>>,
 }
 
 impl Router {
     /// A router on channels of its own: a consumer of `hookfleet.router` (or,
-    /// `ordered`, of `hookfleet.router.ordered`) with the router prefetch, and
-    /// a publisher in confirm mode.
+    /// for FIFO endpoints, of `hookfleet.router.ordered`) with the router
+    /// prefetch, and a publisher in confirm mode.
     async fn start(
         settings: &Arc<Settings>,
         pool: &Pool,
         registry: &Arc<Registry>,
         conn: &Connection,
-        ordered: bool,
+        ordering: Ordering,
         tag: &str,
     ) -> anyhow::Result<(Router, lapin::Consumer)> {
         let consume_ch = conn.create_channel().await?;
@@ -242,10 +255,9 @@ impl Router {
         publish
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        let queue = if ordered {
-            names::ORDERED_ROUTER_QUEUE
-        } else {
-            names::ROUTER_QUEUE
+        let queue = match ordering {
+            Ordering::Fifo => names::ORDERED_ROUTER_QUEUE,
+            Ordering::Parallel => names::ROUTER_QUEUE,
         };
         let consumer = consume_ch
             .basic_consume(
@@ -260,9 +272,14 @@ impl Router {
             pool: pool.clone(),
             registry: registry.clone(),
             publish,
-            ordered,
+            ordering,
         };
         Ok((r, consumer))
+    }
+
+    /// The ordered router (of FIFO endpoints).
+    fn ordered(&self) -> bool {
+        self.ordering == Ordering::Fifo
     }
 
     async fn consume(self, mut consumer: lapin::Consumer, stop: CancellationToken) {
@@ -302,13 +319,41 @@ impl Router {
     /// Handles one batch end to end; returns only after every message of the batch
     /// was acked, or nacked for redelivery on error.
     async fn process(&self, batch: Vec<Delivery>) -> anyhow::Result<()> {
-        if !self.ordered {
+        if !self.ordered() {
             metrics::EVENTS_RECEIVED.inc_by(batch.len() as u64);
         }
         let snap = self.registry.snapshot();
+        let (valid, invalid) = self.validate(&snap, batch);
+        let quarantine = self.quarantine(&invalid).await;
+        let result = self.route(&snap, &valid).await;
+        let mut confirms_ok = true;
+        for c in quarantine {
+            confirms_ok &= matches!(confirmed(c).await, Ok(()));
+        }
+        let invalid = invalid.iter().map(|(d, _)| d);
+        let valid = valid.iter().map(|(d, _, _)| d);
+        let (acks, nacks): (Vec<&Delivery>, Vec<&Delivery>) = match (confirms_ok, &result) {
+            (true, Ok(())) => (invalid.chain(valid).collect(), vec![]),
+            (true, Err(_)) => (invalid.collect(), valid.collect()),
+            (false, Ok(())) => (valid.collect(), invalid.collect()),
+            (false, Err(_)) => (vec![], invalid.chain(valid).collect()),
+        };
+        settle(acks, nacks).await?;
+        if !confirms_ok {
+            anyhow::bail!("the broker did not confirm a quarantined event");
+        }
+        result
+    }
+
+    /// Parses and validates each envelope against the catalog.
+    fn validate(
+        &self,
+        snap: &hookfleet_store::Snapshot,
+        batch: Vec<Delivery>,
+    ) -> (Vec<Valid>, Vec<(Delivery, InvalidEnvelope)>) {
         let max = self.settings.delivery.max_payload_bytes;
-        let mut valid: Vec<(Delivery, Envelope, String)> = Vec::with_capacity(batch.len());
-        let mut invalid: Vec<(Delivery, InvalidEnvelope)> = Vec::new();
+        let mut valid = Vec::with_capacity(batch.len());
+        let mut invalid = Vec::new();
         for d in batch {
             let msg_id = d.properties.message_id().as_ref().map(|s| s.as_str());
             match Envelope::parse(&d.data, d.routing_key.as_str(), msg_id, max)
@@ -321,11 +366,18 @@ impl Router {
                 Err(e) => invalid.push((d, e)),
             }
         }
+        (valid, invalid)
+    }
 
-        // Quarantine the invalid ones; ack each only once its copy is confirmed.
-        // The parallel routers got the same copy: the ordered one only acks.
+    /// Starts publishing a copy of each invalid event to the quarantine queue
+    /// (each is acked only once its copy is confirmed). The parallel routers
+    /// got the same copy: the ordered one publishes nothing and only acks.
+    async fn quarantine(
+        &self,
+        invalid: &[(Delivery, InvalidEnvelope)],
+    ) -> Vec<lapin::Result<lapin::PublisherConfirm>> {
         let mut quarantined = Vec::with_capacity(invalid.len());
-        for (d, reason) in invalid.iter().filter(|_| !self.ordered) {
+        for (d, reason) in invalid.iter().filter(|_| !self.ordered()) {
             tracing::info!(reason = %reason, routing_key = %d.routing_key, "Moving an invalid event to hookfleet.events.invalid.");
             metrics::EVENTS_INVALID
                 .with_label_values(&[reason.metric_label()])
@@ -354,70 +406,59 @@ impl Router {
                 properties: props,
             });
         }
-        let quarantine = hookfleet_broker::publish_all(&self.publish, quarantined).await;
-
-        let result = self.route(&snap, &valid).await;
-        let mut confirms_ok = true;
-        for c in quarantine {
-            confirms_ok &= matches!(confirmed(c).await, Ok(()));
-        }
-        let (acks, nacks): (Vec<&Delivery>, Vec<&Delivery>) = if confirms_ok {
-            (invalid.iter().map(|(d, _)| d).collect(), vec![])
-        } else {
-            (vec![], invalid.iter().map(|(d, _)| d).collect())
-        };
-        let (valid_acks, valid_nacks): (Vec<&Delivery>, Vec<&Delivery>) = match &result {
-            Ok(()) => (valid.iter().map(|(d, _, _)| d).collect(), vec![]),
-            Err(_) => (vec![], valid.iter().map(|(d, _, _)| d).collect()),
-        };
-        let ack_futs = acks
-            .into_iter()
-            .chain(valid_acks)
-            .map(|d| hookfleet_broker::ack(&d.acker));
-        let nack_futs = nacks
-            .into_iter()
-            .chain(valid_nacks)
-            .map(|d| hookfleet_broker::nack_requeue(&d.acker));
-        let (a, n) = futures::future::join(
-            futures::future::join_all(ack_futs),
-            futures::future::join_all(nack_futs),
-        )
-        .await;
-        if let Some(e) = a.into_iter().chain(n).find_map(Result::err) {
-            return Err(e.context("acknowledging events"));
-        }
-        if !confirms_ok {
-            anyhow::bail!("the broker did not confirm a quarantined event");
-        }
-        result
+        hookfleet_broker::publish_all(&self.publish, quarantined).await
     }
 
     /// Stores valid events and their deliveries, then publishes the deliveries and
     /// waits for every confirm.
-    async fn route(
-        &self,
-        snap: &hookfleet_store::Snapshot,
-        valid: &[(Delivery, Envelope, String)],
-    ) -> anyhow::Result<()> {
+    async fn route(&self, snap: &hookfleet_store::Snapshot, valid: &[Valid]) -> anyhow::Result<()> {
         if valid.is_empty() {
             return Ok(());
         }
-        let mut events = Vec::with_capacity(valid.len());
-        let mut new_deliveries = Vec::new();
-        let mut redelivered = HashSet::new();
+        let plan = self.plan(snap, valid);
+        if plan.events.is_empty() && plan.redelivered.is_empty() {
+            return Ok(());
+        }
+        let to_publish = deliveries::store_routed(
+            &self.pool,
+            &plan.events,
+            &plan.deliveries,
+            &plan.redelivered,
+            self.ordering,
+        )
+        .await?;
+        let outgoing = outgoing(&to_publish.deliveries, valid);
+        let n = outgoing.len();
+        hookfleet_broker::publish_confirmed(&self.publish, outgoing).await?;
+        metrics::DELIVERIES_PUBLISHED.inc_by(n as u64);
+        if !self.ordered() {
+            metrics::EVENTS_ROUTED.inc_by(valid.len() as u64);
+        }
+        Ok(())
+    }
+
+    /// One delivery per matching endpoint this router serves, and the events
+    /// to store.
+    fn plan<'a>(&self, snap: &'a hookfleet_store::Snapshot, valid: &'a [Valid]) -> Plan<'a> {
+        let mut plan = Plan {
+            events: Vec::with_capacity(valid.len()),
+            deliveries: Vec::new(),
+            redelivered: HashSet::new(),
+        };
         for (d, env, body) in valid {
             if d.redelivered {
-                redelivered.insert((env.tenant_id.as_deref(), env.id.as_str()));
+                plan.redelivered
+                    .insert((env.tenant_id.as_deref(), env.id.as_str()));
             }
             // An operational event is never delivered to the endpoint it is about.
             let about = hookfleet_core::operational::about_endpoint(&env.event_type, &env.data);
-            let before = new_deliveries.len();
+            let before = plan.deliveries.len();
             for ep in snap
                 .matching(env.tenant_id.as_deref(), &env.event_type)
-                .filter(|ep| ep.ordered == self.ordered)
+                .filter(|ep| ep.ordering == self.ordering)
                 .filter(|ep| about.as_deref() != Some(ep.id.as_str()))
             {
-                new_deliveries.push(NewDelivery {
+                plan.deliveries.push(NewDelivery {
                     id: hookfleet_core::ids::delivery_id(),
                     event_id: &env.id,
                     endpoint_id: &ep.id,
@@ -427,8 +468,8 @@ impl Router {
             }
             // The parallel routers store every event; the ordered one only those
             // it routes (the same row, inserted once).
-            if !self.ordered || new_deliveries.len() > before {
-                events.push(NewEvent {
+            if !self.ordered() || plan.deliveries.len() > before {
+                plan.events.push(NewEvent {
                     id: &env.id,
                     tenant_id: env.tenant_id.as_deref(),
                     event_type: &env.event_type,
@@ -436,54 +477,59 @@ impl Router {
                 });
             }
         }
-        if events.is_empty() && redelivered.is_empty() {
-            return Ok(());
-        }
-        let to_publish = deliveries::store_routed(
-            &self.pool,
-            &events,
-            &new_deliveries,
-            &redelivered,
-            self.ordered,
-        )
-        .await?;
-        // Keyed by tenant and id: two tenants may use the same event id in one
-        // batch, and each delivery must carry its own tenant's envelope.
-        let by_event: HashMap<deliveries::EventKey<'_>, (&Envelope, &String)> = valid
-            .iter()
-            .map(|(_, e, b)| ((e.tenant_id.as_deref(), e.id.as_str()), (e, b)))
-            .collect();
-        let mut outgoing = Vec::with_capacity(to_publish.deliveries.len());
-        for routed in &to_publish.deliveries {
-            let (delivery_id, event_id, endpoint_id) =
-                (&routed.delivery_id, &routed.event_id, &routed.endpoint_id);
-            let Some((env, body)) = by_event.get(&(routed.tenant_id.as_deref(), event_id.as_str()))
-            else {
-                continue;
-            };
-            let props = h::delivery_properties(&h::DeliveryMeta {
-                delivery_id,
-                event_id,
-                endpoint_id,
-                event_type: &env.event_type,
-                tenant_id: env.tenant_id.as_deref(),
-                attempt: 1,
-                attempt_base: 0,
-            });
-            outgoing.push(hookfleet_broker::Outgoing {
-                exchange: names::DELIVERIES_EXCHANGE,
-                routing_key: endpoint_id,
-                mandatory: false,
-                payload: body.as_bytes(),
-                properties: props,
-            });
-        }
-        let n = outgoing.len();
-        hookfleet_broker::publish_confirmed(&self.publish, outgoing).await?;
-        metrics::DELIVERIES_PUBLISHED.inc_by(n as u64);
-        if !self.ordered {
-            metrics::EVENTS_ROUTED.inc_by(valid.len() as u64);
-        }
-        Ok(())
+        plan
     }
+}
+
+/// The delivery messages of what the transaction returned.
+fn outgoing<'a>(
+    routed: &'a [deliveries::Routed],
+    valid: &'a [Valid],
+) -> Vec<hookfleet_broker::Outgoing<'a>> {
+    // Keyed by tenant and id: two tenants may use the same event id in one
+    // batch, and each delivery must carry its own tenant's envelope.
+    let by_event: HashMap<deliveries::EventKey<'_>, (&Envelope, &String)> = valid
+        .iter()
+        .map(|(_, e, b)| ((e.tenant_id.as_deref(), e.id.as_str()), (e, b)))
+        .collect();
+    let mut outgoing = Vec::with_capacity(routed.len());
+    for r in routed {
+        let Some((env, body)) = by_event.get(&(r.tenant_id.as_deref(), r.event_id.as_str())) else {
+            continue;
+        };
+        let props = h::delivery_properties(&h::DeliveryMeta {
+            delivery_id: &r.delivery_id,
+            event_id: &r.event_id,
+            endpoint_id: &r.endpoint_id,
+            event_type: &env.event_type,
+            tenant_id: env.tenant_id.as_deref(),
+            attempt: 1,
+            attempt_base: 0,
+        });
+        outgoing.push(hookfleet_broker::Outgoing {
+            exchange: names::DELIVERIES_EXCHANGE,
+            routing_key: &r.endpoint_id,
+            mandatory: false,
+            payload: body.as_bytes(),
+            properties: props,
+        });
+    }
+    outgoing
+}
+
+/// Acks and nacks (with requeue) a batch's messages, all at once.
+async fn settle(acks: Vec<&Delivery>, nacks: Vec<&Delivery>) -> anyhow::Result<()> {
+    let ack_futs = acks.into_iter().map(|d| hookfleet_broker::ack(&d.acker));
+    let nack_futs = nacks
+        .into_iter()
+        .map(|d| hookfleet_broker::nack_requeue(&d.acker));
+    let (a, n) = futures::future::join(
+        futures::future::join_all(ack_futs),
+        futures::future::join_all(nack_futs),
+    )
+    .await;
+    if let Some(e) = a.into_iter().chain(n).find_map(Result::err) {
+        return Err(e.context("acknowledging events"));
+    }
+    Ok(())
 }

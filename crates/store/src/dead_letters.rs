@@ -343,7 +343,8 @@ pub struct Candidate {
     pub id: i64,
     pub dead_letter: DeadLetter,
     pub payload: Option<Vec<u8>>,
-    pub delivery_status: Option<String>,
+    /// `None` when the delivery is gone.
+    pub delivery_status: Option<hookfleet_core::DeliveryStatus>,
     pub endpoint_exists: bool,
 }
 
@@ -377,7 +378,10 @@ pub async fn candidates(
             id: r.get("id"),
             dead_letter: from_row(r),
             payload: r.get("payload"),
-            delivery_status: r.get("delivery_status"),
+            // The column's CHECK admits only the enum's spellings.
+            delivery_status: r
+                .get::<_, Option<&str>>("delivery_status")
+                .and_then(|s| s.parse().ok()),
             endpoint_exists: r.get("endpoint_exists"),
         })
         .collect())

@@ -3,6 +3,7 @@
 //! transaction per batch. Arrays passed to `unnest` make one statement of a batch.
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
+use hookfleet_core::{DeliveryStatus, Ordering};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 
@@ -57,16 +58,17 @@ pub struct ToPublish {
     pub deliveries: Vec<Routed>,
 }
 
-/// Stores a batch of events and their deliveries in one transaction. `ordered`
-/// names the router: the ordered one republishes only FIFO endpoints'
-/// deliveries of a redelivered event, the parallel ones only the others' (each
-/// router sees every event it routes, and must not resend the other's).
+/// Stores a batch of events and their deliveries in one transaction. `ordering`
+/// names the router by the endpoints it serves: the ordered one republishes only
+/// FIFO endpoints' deliveries of a redelivered event, the parallel ones only the
+/// others' (each router sees every event it routes, and must not resend the
+/// other's).
 pub async fn store_routed(
     pool: &Pool,
     events: &[NewEvent<'_>],
     deliveries: &[NewDelivery<'_>],
     redelivered_events: &HashSet<EventKey<'_>>,
-    ordered: bool,
+    ordering: Ordering,
 ) -> anyhow::Result<ToPublish> {
     let timer = hookfleet_core::metrics::BATCH_WRITE
         .with_label_values(&["events"])
@@ -123,8 +125,8 @@ pub async fn store_routed(
                   WHERE (coalesce(d.tenant_id, ''), d.event_id) IN
                         (SELECT * FROM unnest($1::text[], $2::text[]))
                     AND d.status = 'pending' AND d.attempt_count = 0
-                    AND (e.ordering = 'fifo') = $3",
-                &[&scopes, &evs, &ordered],
+                    AND e.ordering = $3",
+                &[&scopes, &evs, &ordering.as_str()],
             )
             .await
             .context("finding unattempted deliveries of redelivered events")?;
@@ -151,11 +153,11 @@ pub enum DeliveryState {
 
 impl DeliveryState {
     /// The `deliveries.status` this attempt leaves.
-    pub fn status(self) -> &'static str {
+    pub fn status(self) -> DeliveryStatus {
         match self {
-            Self::Succeeded => "succeeded",
-            Self::Retrying => "pending",
-            Self::Failed => "failed",
+            Self::Succeeded => DeliveryStatus::Succeeded,
+            Self::Retrying => DeliveryStatus::Pending,
+            Self::Failed => DeliveryStatus::Failed,
         }
     }
 
@@ -194,14 +196,12 @@ pub async fn record_attempts(pool: &Pool, batch: &[AttemptRecord]) -> anyhow::Re
     let tx = client.transaction().await?;
     let ids: Vec<&str> = batch.iter().map(|a| a.delivery_id.as_str()).collect();
     let attempts: Vec<i32> = batch.iter().map(|a| a.attempt).collect();
+    // An attempt's own status: `succeeded` or `failed` (`delivery_attempts.status`).
     let outcome: Vec<&str> = batch
         .iter()
-        .map(|a| {
-            if a.state == DeliveryState::Succeeded {
-                "succeeded"
-            } else {
-                "failed"
-            }
+        .map(|a| match a.state {
+            DeliveryState::Succeeded => DeliveryStatus::Succeeded.as_str(),
+            DeliveryState::Retrying | DeliveryState::Failed => DeliveryStatus::Failed.as_str(),
         })
         .collect();
     let codes: Vec<Option<i32>> = batch.iter().map(|a| a.status_code).collect();
@@ -220,7 +220,7 @@ pub async fn record_attempts(pool: &Pool, batch: &[AttemptRecord]) -> anyhow::Re
     )
     .await
     .context("inserting attempts")?;
-    let status: Vec<&str> = batch.iter().map(|a| a.state.status()).collect();
+    let status: Vec<&str> = batch.iter().map(|a| a.state.status().as_str()).collect();
     let next: Vec<Option<OffsetDateTime>> = batch.iter().map(|a| a.next_attempt_at).collect();
     tx.execute(
         "UPDATE deliveries d SET
@@ -239,13 +239,20 @@ pub async fn record_attempts(pool: &Pool, batch: &[AttemptRecord]) -> anyhow::Re
     Ok(())
 }
 
-/// Where a delivery stands: `(status, attempt_count, next_attempt_at)`; `None`
-/// when there is no such delivery. An ordered endpoint's worker reads it when
-/// a message comes back redelivered, to carry on from its last attempt.
-pub async fn progress(
-    pool: &Pool,
-    delivery_id: &str,
-) -> anyhow::Result<Option<(String, i32, Option<OffsetDateTime>)>> {
+/// Where a delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub status: DeliveryStatus,
+    /// Attempts recorded so far.
+    pub attempt_count: i32,
+    /// When the next attempt is due, with a retry scheduled.
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+/// Where a delivery stands; `None` when there is no such delivery. An ordered
+/// endpoint's worker reads it when a message comes back redelivered, to carry
+/// on from its last attempt.
+pub async fn progress(pool: &Pool, delivery_id: &str) -> anyhow::Result<Option<Progress>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let row = client
         .query_opt(
@@ -253,5 +260,11 @@ pub async fn progress(
             &[&delivery_id],
         )
         .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    let Some(r) = row else { return Ok(None) };
+    let status: &str = r.try_get(0)?;
+    Ok(Some(Progress {
+        status: status.parse().context("deliveries.status")?,
+        attempt_count: r.try_get(1)?,
+        next_attempt_at: r.try_get(2)?,
+    }))
 }

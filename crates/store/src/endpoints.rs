@@ -3,6 +3,7 @@
 //! pick the change up at once.
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
+use hookfleet_core::{Circuit, Ordering};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
@@ -42,19 +43,19 @@ pub struct Endpoint {
     pub updated_at: OffsetDateTime,
     /// The circuit breaker: `closed` (delivering), `open` (waiting for
     /// `next_probe_at`), `half_open` (one probe delivery is deciding).
-    pub circuit: String,
+    pub circuit: Circuit,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_probe_at: Option<OffsetDateTime>,
     /// Failures since the last success.
     pub consecutive_failures: i32,
     /// `fifo`: delivered one at a time in publish order; else `parallel`.
-    pub ordering: String,
+    pub ordering: Ordering,
 }
 
 impl Endpoint {
     /// Delivered one at a time, in publish order.
     pub fn ordered(&self) -> bool {
-        self.ordering == "fifo"
+        self.ordering == Ordering::Fifo
     }
 }
 
@@ -71,8 +72,8 @@ pub struct NewEndpoint {
     pub headers: BTreeMap<String, String>,
     pub metadata: serde_json::Value,
     pub control: Control,
-    /// FIFO: fixed for the endpoint's life.
-    pub ordered: bool,
+    /// Fixed for the endpoint's life.
+    pub ordering: Ordering,
 }
 
 /// Delivery control of an endpoint, validated by the caller.
@@ -125,11 +126,20 @@ pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
         disabled_reason: r.try_get("disabled_reason")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-        circuit: r.try_get("circuit")?,
+        circuit: text_column(r, "circuit")?,
         next_probe_at: r.try_get("next_probe_at")?,
         consecutive_failures: r.try_get("consecutive_failures")?,
-        ordering: r.try_get("ordering")?,
+        ordering: text_column(r, "ordering")?,
     })
+}
+
+/// A column stored as the text of one of core's enums (`hookfleet_core::status`).
+fn text_column<T>(r: &Row, column: &str) -> anyhow::Result<T>
+where
+    T: std::str::FromStr<Err = hookfleet_core::status::UnknownValue>,
+{
+    let text: &str = r.try_get(column)?;
+    text.parse().with_context(|| format!("endpoints.{column}"))
 }
 
 /// Inserts an endpoint (creating its tenant when new) and returns it; `None`
@@ -180,7 +190,7 @@ pub async fn create(
             ),
             &[&new.id, &new.tenant_id, &new.url, &new.description, &new.event_types, &new.is_active, &secrets, &headers, &new.metadata,
               &new.control.rate_limit, &new.control.max_in_flight, &new.control.retry_schedule,
-              &if new.ordered { "fifo" } else { "parallel" }],
+              &new.ordering.as_str()],
         )
         .await
         .context("inserting the endpoint")?;

@@ -10,6 +10,7 @@
 //! - [`catalog`]: event types with their compiled JSON Schemas.
 //! - [`dead_letters`]: dead letters kept from `hookfleet.dead`: the keeper's batch
 //!   insert, scoped listing, replay bookkeeping and purge.
+//! - [`health`]: `endpoint_health`, the circuit breaker state workers share.
 //! - [`deliveries`]: the router's batch insert of events and deliveries, and the
 //!   workers' batch write of attempts.
 #![forbid(unsafe_code)]
@@ -18,10 +19,12 @@ pub mod catalog;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod endpoints;
+pub mod health;
 pub mod migrate;
 pub mod pool;
 pub mod registry;
 pub mod retention;
 
+pub use hookfleet_core::Circuit;
 pub use pool::Pool;
-pub use registry::{Circuit, Registry, Snapshot};
+pub use registry::{Registry, Snapshot};

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use futures::StreamExt as _;
 use hookfleet_core::signing::Secret;
+use hookfleet_core::{Circuit, Ordering};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -38,28 +39,7 @@ pub struct RegEndpoint {
     /// The endpoint's own retry schedule, overriding its event type's and the default.
     pub retry: Option<hookfleet_core::retry::RetrySchedule>,
     /// FIFO: routed by the ordered router, delivered one at a time in order.
-    pub ordered: bool,
-}
-
-/// The circuit breaker of one endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Circuit {
-    /// Delivering.
-    Closed,
-    /// Not consumed until `next_probe_at`; messages wait in the queue.
-    Open,
-    /// One probe delivery is deciding.
-    HalfOpen,
-}
-
-impl Circuit {
-    pub fn parse(s: &str) -> Circuit {
-        match s {
-            "open" => Circuit::Open,
-            "half_open" => Circuit::HalfOpen,
-            _ => Circuit::Closed,
-        }
-    }
+    pub ordering: Ordering,
 }
 
 impl RegEndpoint {
@@ -80,7 +60,6 @@ impl RegEndpoint {
                 .inspect_err(|err| tracing::error!(endpoint_id = %e.id, error = %err, "Ignoring an unusable retry schedule."))
                 .ok()
         });
-        let ordered = e.ordered();
         Self {
             wildcard: e.event_types.iter().any(|t| t == "*"),
             event_types: e.event_types.into_iter().collect(),
@@ -90,12 +69,12 @@ impl RegEndpoint {
             is_active: e.is_active,
             secrets,
             headers: e.headers.into_iter().collect(),
-            circuit: Circuit::parse(&e.circuit),
+            circuit: e.circuit,
             next_probe_at: e.next_probe_at,
             consecutive_failures: e.consecutive_failures,
             rate_limit: e.rate_limit.and_then(|r| u32::try_from(r).ok()),
             max_in_flight: e.max_in_flight.and_then(|m| u32::try_from(m).ok()),
-            ordered,
+            ordering: e.ordering,
             retry,
         }
     }
@@ -105,7 +84,12 @@ impl RegEndpoint {
     /// the head of its queue in place, which already holds back a failing
     /// endpoint, and no probe may take a message out of order.
     pub fn consumable(&self) -> bool {
-        self.is_active && (self.ordered || self.circuit == Circuit::Closed)
+        self.is_active && (self.ordered() || self.circuit == Circuit::Closed)
+    }
+
+    /// FIFO: routed by the ordered router, delivered one at a time in order.
+    pub fn ordered(&self) -> bool {
+        self.ordering == Ordering::Fifo
     }
 
     /// True when this endpoint subscribes to `event_type`. `*` takes every type

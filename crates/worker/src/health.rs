@@ -12,10 +12,11 @@
 //! - `410 Gone` disables it at once (Standard Webhooks' recommendation).
 //!
 //! Successes cost no query unless the endpoint has a streak to clear.
-use anyhow::Context as _;
 use hookfleet_core::config::CircuitSettings;
+use hookfleet_core::Circuit;
+use hookfleet_store::health as store;
 use hookfleet_store::registry::RegEndpoint;
-use hookfleet_store::{Circuit, Pool};
+use hookfleet_store::Pool;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -107,44 +108,15 @@ impl Health {
 
     /// A success: the streak is over and the circuit closed.
     pub async fn close(&self, id: &str) -> anyhow::Result<()> {
-        let n = self
-            .pool
-            .get()
-            .await?
-            .execute(
-                "UPDATE endpoint_health SET consecutive_failures = 0, failing_since = NULL,
-                        circuit = 'closed', next_probe_at = NULL, cooldown_seconds = 0,
-                        last_success_at = now()
-                  WHERE endpoint_id = $1 AND (consecutive_failures > 0 OR circuit <> 'closed')",
-                &[&id],
-            )
-            .await
-            .context("closing the circuit")?;
-        if n > 0 {
+        if store::close(&self.pool, id).await? {
             tracing::info!(endpoint_id = %id, "Endpoint healthy again; circuit closed.");
         }
         Ok(())
     }
 
     async fn failure(&self, ep: &RegEndpoint) -> anyhow::Result<Option<Notice>> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one(
-                "INSERT INTO endpoint_health (endpoint_id, consecutive_failures, failing_since)
-                 VALUES ($1, 1, now())
-                 ON CONFLICT (endpoint_id) DO UPDATE
-                    SET consecutive_failures = endpoint_health.consecutive_failures + 1,
-                        failing_since = COALESCE(endpoint_health.failing_since, now())
-                 RETURNING consecutive_failures, circuit, cooldown_seconds,
-                           failing_since < now() - make_interval(secs => $2) AS overdue",
-                &[&ep.id, &self.settings.auto_disable_after.as_secs_f64()],
-            )
-            .await
-            .context("counting a failure")?;
-        let (failures, circuit, cooldown, overdue): (i32, String, i32, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        drop(client);
-        if overdue {
+        let f = store::count_failure(&self.pool, &ep.id, self.settings.auto_disable_after).await?;
+        if f.overdue {
             let days = self.settings.auto_disable_after.as_secs_f64() / 86_400.0;
             return self
                 .disable(
@@ -155,40 +127,36 @@ impl Health {
                 )
                 .await;
         }
+        let Some(secs) = self.cooldown_after(&f) else {
+            return Ok(None);
+        };
+        if !store::open(&self.pool, &ep.id, secs, f.circuit).await? {
+            return Ok(None);
+        }
+        hookfleet_core::metrics::CIRCUIT_OPENED.inc();
+        tracing::warn!(endpoint_id = %ep.id, failures = f.failures, cooldown_s = secs, "Circuit opened: the endpoint's queue waits until a probe succeeds.");
+        // The tenant hears when deliveries stop, not of every failed probe.
+        Ok(
+            (f.circuit == Circuit::Closed).then(|| Notice::CircuitOpened {
+                failures: f.failures,
+                next_probe_in: Duration::from_secs(secs.max(0) as u64),
+            }),
+        )
+    }
+
+    /// The cool-down (seconds) to open the circuit for after failure `f`, if it
+    /// opens: at the threshold of a closed circuit, or, when the probe failed,
+    /// twice the last one (up to `circuit.max_cooldown`).
+    fn cooldown_after(&self, f: &store::Failure) -> Option<i32> {
         let base = self.settings.cooldown.as_secs().max(1) as i32;
         let max = self.settings.max_cooldown.as_secs().max(1) as i32;
-        let next = match circuit.as_str() {
-            // The probe failed: open again, for longer.
-            "half_open" => Some((cooldown.saturating_mul(2)).clamp(base, max.max(base))),
-            "closed" if failures as u32 >= self.settings.failure_threshold => Some(base),
-            _ => None,
-        };
-        if let Some(secs) = next {
-            let n = self
-                .pool
-                .get()
-                .await?
-                .execute(
-                    "UPDATE endpoint_health SET circuit = 'open', opened_at = now(), cooldown_seconds = $2,
-                            next_probe_at = now() + make_interval(secs => $2::int4::float8)
-                      WHERE endpoint_id = $1 AND circuit = $3",
-                    &[&ep.id, &secs, &circuit],
-                )
-                .await
-                .context("opening the circuit")?;
-            if n > 0 {
-                hookfleet_core::metrics::CIRCUIT_OPENED.inc();
-                tracing::warn!(endpoint_id = %ep.id, failures, cooldown_s = secs, "Circuit opened: the endpoint's queue waits until a probe succeeds.");
-                // The tenant hears when deliveries stop, not of every failed probe.
-                if circuit == "closed" {
-                    return Ok(Some(Notice::CircuitOpened {
-                        failures,
-                        next_probe_in: Duration::from_secs(secs.max(0) as u64),
-                    }));
-                }
+        match f.circuit {
+            Circuit::HalfOpen => {
+                Some((f.cooldown_seconds.saturating_mul(2)).clamp(base, max.max(base)))
             }
+            Circuit::Closed if f.failures as u32 >= self.settings.failure_threshold => Some(base),
+            _ => None,
         }
-        Ok(None)
     }
 
     async fn disable(&self, id: &str, reason: &str) -> anyhow::Result<Option<Notice>> {
@@ -204,18 +172,6 @@ impl Health {
     /// Claims the probe of an open endpoint whose cool-down is over; `true` when
     /// this worker won it (no other replica will probe until `hold` passes).
     pub async fn claim_probe(&self, id: &str, hold: Duration) -> anyhow::Result<bool> {
-        let n = self
-            .pool
-            .get()
-            .await?
-            .execute(
-                "UPDATE endpoint_health SET circuit = 'half_open',
-                        next_probe_at = now() + make_interval(secs => $2)
-                  WHERE endpoint_id = $1 AND circuit IN ('open', 'half_open') AND next_probe_at <= now()",
-                &[&id, &hold.as_secs_f64()],
-            )
-            .await
-            .context("claiming a probe")?;
-        Ok(n == 1)
+        store::claim_probe(&self.pool, id, hold).await
     }
 }
