@@ -172,37 +172,44 @@ fn json_arg(flag: &str, v: Option<String>) -> anyhow::Result<Option<serde_json::
     ))
 }
 
+/// The variable `--secret` falls back to.
+const SECRET_ENV: &str = "HOOKFLEET_SECRET";
+
 /// A signing secret from the command line, the environment or a file. The last
 /// two keep it out of `ps` and the shell history.
 #[derive(clap::Args, Debug, Clone)]
 struct SecretArg {
-    /// The endpoint's signing secret (whsec_…). Also read from HOOKFLEET_SECRET;
-    /// or give --secret-file.
-    #[arg(long, env = "HOOKFLEET_SECRET", hide_env_values = true)]
+    /// The endpoint's signing secret (whsec_…). Without it: the environment
+    /// variable HOOKFLEET_SECRET, or --secret-file.
+    #[arg(long)]
     secret: Option<String>,
     /// A file that holds the signing secret (surrounding whitespace is ignored).
-    /// Wins over HOOKFLEET_SECRET; cannot be combined with --secret.
     #[arg(long, value_name = "PATH", conflicts_with = "secret")]
     secret_file: Option<PathBuf>,
 }
 
 impl SecretArg {
-    /// The secret, from `--secret-file`, else `--secret` or `HOOKFLEET_SECRET`.
+    /// The secret: `--secret`, else `--secret-file`, else `HOOKFLEET_SECRET`
+    /// (read here rather than by clap, so that the variable may be set while
+    /// `--secret-file` is given).
     fn resolve(self) -> anyhow::Result<Option<String>> {
-        match self.secret_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("--secret-file {}", path.display()))?;
-                let secret = text.trim();
-                anyhow::ensure!(
-                    !secret.is_empty(),
-                    "--secret-file {}: the file is empty",
-                    path.display()
-                );
-                Ok(Some(secret.to_owned()))
-            }
-            None => Ok(self.secret),
+        if let Some(secret) = self.secret {
+            return Ok(Some(secret));
         }
+        let Some(path) = self.secret_file else {
+            return Ok(std::env::var(SECRET_ENV)
+                .ok()
+                .filter(|s| !s.trim().is_empty()));
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("--secret-file {}", path.display()))?;
+        let secret = text.trim();
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "--secret-file {}: the file is empty",
+            path.display()
+        );
+        Ok(Some(secret.to_owned()))
     }
 
     /// [`SecretArg::resolve`], for a command that cannot do without one.
