@@ -20,8 +20,8 @@ fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
     cmd
 }
 
-fn hookfleet(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
-    let out = command(env, args).output().expect("run hookfleet");
+/// The exit code, and stdout followed by stderr.
+fn outcome(out: std::process::Output) -> (i32, String) {
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -30,6 +30,10 @@ fn hookfleet(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+fn hookfleet(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    outcome(command(env, args).output().expect("run hookfleet"))
 }
 
 #[test]
@@ -158,15 +162,7 @@ fn verify(env: &[(&str, &str)], args: &[&str], body: &[u8]) -> (i32, String) {
         .expect("stdin")
         .write_all(body)
         .expect("write the body");
-    let out = child.wait_with_output().expect("hookfleet verify");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    outcome(child.wait_with_output().expect("hookfleet verify"))
 }
 
 #[test]
