@@ -45,7 +45,6 @@ pub struct Add {
     tenant: Option<String>,
     #[arg(long, default_value = "")]
     description: String,
-    /// Use this secret instead of generating one.
     #[command(flatten)]
     secret: SecretArg,
     /// Create it paused.

@@ -179,8 +179,9 @@ const SECRET_ENV: &str = "HOOKFLEET_SECRET";
 /// two keep it out of `ps` and the shell history.
 #[derive(clap::Args, Debug, Clone)]
 struct SecretArg {
-    /// The endpoint's signing secret (whsec_…). Without it: the environment
-    /// variable HOOKFLEET_SECRET, or --secret-file.
+    /// The endpoint's signing secret (whsec_…; `endpoint add`: instead of a
+    /// generated one). Without it: --secret-file, else the environment variable
+    /// HOOKFLEET_SECRET.
     #[arg(long)]
     secret: Option<String>,
     /// A file that holds the signing secret (surrounding whitespace is ignored).
