@@ -224,3 +224,44 @@ async fn cli_rotates_a_secret_with_a_grace_period() {
     rx.received()[0].verify(&old).unwrap();
     app.stop().await.unwrap();
 }
+
+/// `hookfleet endpoint add` takes a secret of one's own from `--secret-file` or
+/// `HOOKFLEET_SECRET` (out of `ps` and the shell history), and stores it sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_adds_an_endpoint_with_a_secret_from_a_file_or_the_environment() {
+    let env = TestEnv::new(&[]).await;
+    let add = |url: &str, extra: &[&str], secret_env: Option<&str>| {
+        let mut c = env.command(&[&["endpoint", "add", "--url", url][..], extra].concat());
+        if let Some(s) = secret_env {
+            c.env("HOOKFLEET_SECRET", s);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        j["secret"].as_str().unwrap().to_owned()
+    };
+    let from_file = hookfleet_core::Secret::generate();
+    let path = std::env::temp_dir().join(format!("{}-secret", ulid::Ulid::new()));
+    std::fs::write(&path, format!("{}\n", from_file.expose())).unwrap();
+    let got = add(
+        "http://127.0.0.1:9/a",
+        &["--secret-file", path.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(got, from_file.expose());
+    let from_env = hookfleet_core::Secret::generate();
+    let got = add("http://127.0.0.1:9/b", &[], Some(from_env.expose()));
+    assert_eq!(got, from_env.expose());
+    let _ = std::fs::remove_file(path);
+    let stored = env
+        .count(&format!(
+            "SELECT count(*) FROM endpoints WHERE secrets::text LIKE '%{}%'",
+            from_env.expose()
+        ))
+        .await;
+    assert_eq!(stored, 0, "the secret is stored sealed");
+}

@@ -93,9 +93,6 @@ impl TestEnv {
                 TEST_SEALING_KEY.to_owned(),
             ),
         ];
-        hookfleet_core::sealing::install(
-            hookfleet_core::sealing::Keyring::parse(TEST_SEALING_KEY).unwrap(),
-        );
         all.extend(
             overrides
                 .iter()

@@ -275,7 +275,12 @@ pub async fn create_endpoint_with(
             hookfleet_core::Ordering::Parallel
         },
     };
-    let ep = endpoints::create(pool, &new, settings.api.max_endpoints_per_tenant)
+    let ep = endpoints::create(
+        pool,
+        settings.encryption_keys.as_ref(),
+        &new,
+        settings.api.max_endpoints_per_tenant,
+    )
         .await?
         .ok_or_else(|| {
             LimitReached(format!(

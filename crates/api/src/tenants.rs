@@ -176,7 +176,12 @@ pub async fn portal_link(
     };
     let ttl = match b.ttl_seconds {
         None => st.settings.api.portal_link_ttl.as_secs() as i64,
-        Some(s) if (60..=7 * 86_400).contains(&s) => s,
+        Some(s)
+            if u64::try_from(s)
+                .is_ok_and(|s| hookfleet_core::bounds::PORTAL_LINK_TTL_SECS.contains(&s)) =>
+        {
+            s
+        }
         Some(_) => {
             return Err(ApiError::invalid(
                 "ttl_seconds",

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use hookfleet_broker::{headers as h, names};
+use hookfleet_core::sealing::Keyring;
 use hookfleet_store::endpoints::{self, Endpoint, EndpointPatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -312,10 +313,10 @@ pub struct PreviousSecret {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-fn secret_out(ep: &Endpoint) -> SecretOut {
+fn secret_out(ep: &Endpoint, keys: Option<&Keyring>) -> SecretOut {
     let now = OffsetDateTime::now_utc();
-    let mut live = ep
-        .secrets
+    let secrets = ep.secrets(keys);
+    let mut live = secrets
         .iter()
         .filter(|s| s.expires_at.is_none_or(|e| e > now));
     let key = live.next().map(|s| s.secret.clone()).unwrap_or_default();
@@ -335,7 +336,10 @@ pub async fn secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
-    Ok(Json(secret_out(&load(&st, &caller, &id).await?)))
+    Ok(Json(secret_out(
+        &load(&st, &caller, &id).await?,
+        st.settings.encryption_keys.as_ref(),
+    )))
 }
 
 #[derive(Deserialize, Default)]
@@ -357,8 +361,11 @@ pub async fn rotate(
     } else {
         crate::error::parse_json(&body)?
     };
-    let grace = opts.grace_period_seconds.unwrap_or(86_400);
-    if !(0..=7 * 86_400).contains(&grace) {
+    use hookfleet_core::bounds::{ROTATION_GRACE_DEFAULT, ROTATION_GRACE_MAX};
+    let grace = opts
+        .grace_period_seconds
+        .unwrap_or(ROTATION_GRACE_DEFAULT.as_secs() as i64);
+    if !(0..=ROTATION_GRACE_MAX.as_secs() as i64).contains(&grace) {
         return Err(ApiError::invalid(
             "grace_period_seconds",
             "must be between 0 and 604800 (7 days)",
@@ -366,10 +373,22 @@ pub async fn rotate(
     }
     let new = hookfleet_core::Secret::generate();
     let expires = OffsetDateTime::now_utc() + time::Duration::seconds(grace);
-    if !endpoints::rotate_secret(&st.pool, &id, caller.scope(), new.expose(), expires).await? {
+    if !endpoints::rotate_secret(
+        &st.pool,
+        st.settings.encryption_keys.as_ref(),
+        &id,
+        caller.scope(),
+        new.expose(),
+        expires,
+    )
+    .await?
+    {
         return Err(ApiError::not_found("webhook"));
     }
-    Ok(Json(secret_out(&load(&st, &caller, &id).await?)))
+    Ok(Json(secret_out(
+        &load(&st, &caller, &id).await?,
+        st.settings.encryption_keys.as_ref(),
+    )))
 }
 
 #[derive(Deserialize)]

@@ -1,12 +1,17 @@
 //! Configuration: built-in defaults (`config.default.toml`, checked in) <
 //! `hookfleet.toml` or `--config FILE` < `HOOKFLEET__SECTION__KEY` environment
-//! variables. Loaded once, validated, and handed to every role as [`Settings`].
-//! Errors name the key and the environment variable that set it.
+//! variables. Loaded once and handed to every role as [`Settings`].
+//!
+//! Each section deserializes straight into its typed settings: the functions of
+//! [`de`] parse and bound single values (durations, addresses, URLs, counts of
+//! at least 1) as they are read; the one-key sections are flattened by hand.
+//! Errors name the key and the environment variable that sets it.
 use crate::net::NetPolicy;
 use crate::retry::RetrySchedule;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,18 +25,63 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}` (env {env}): {reason}")]
     Invalid {
-        key: &'static str,
+        key: String,
         env: String,
         reason: String,
     },
+    /// A key that is optional in general but that a command needs.
+    #[error("{key} (env {env}) must be set: {why}")]
+    Missing {
+        key: &'static str,
+        env: String,
+        why: &'static str,
+    },
 }
 
-fn invalid(key: &'static str, reason: impl fmt::Display) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        env: format!("HOOKFLEET__{}", key.replace('.', "__").to_uppercase()),
-        reason: reason.to_string(),
+impl ConfigError {
+    /// `key` is not set, but is needed (`why`).
+    pub fn missing(key: &'static str, why: &'static str) -> Self {
+        ConfigError::Missing {
+            key,
+            env: env_var(key),
+            why,
+        }
     }
+
+    fn invalid(key: &str, reason: impl fmt::Display) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            env: env_var(key),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A loading error, with the key and its variable when it is about one value
+    /// (`section.key`); an unknown key or section stays as the loader says it.
+    fn from_loader(e: config::ConfigError) -> Self {
+        match e {
+            config::ConfigError::At {
+                error,
+                key: Some(key),
+                ..
+            } if key.contains('.') => Self::invalid(&key, error),
+            config::ConfigError::Type {
+                unexpected,
+                expected,
+                key: Some(key),
+                ..
+            } if key.contains('.') => Self::invalid(
+                &key,
+                format!("invalid type: {unexpected}, expected {expected}"),
+            ),
+            e => ConfigError::Load(e),
+        }
+    }
+}
+
+/// The environment variable of a key: `delivery.timeout` → `HOOKFLEET__DELIVERY__TIMEOUT`.
+pub fn env_var(key: &str) -> String {
+    format!("HOOKFLEET__{}", key.replace('.', "__").to_uppercase())
 }
 
 /// RabbitMQ queue type for all hookfleet queues.
@@ -47,127 +97,6 @@ pub enum QueueType {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringOrList {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    database: RawDatabase,
-    amqp: RawAmqp,
-    api: RawApi,
-    metrics: RawMetrics,
-    retry: RawRetry,
-    delivery: RawDelivery,
-    router: RawRouter,
-    registry: RawRegistry,
-    log: RawLog,
-    shutdown: RawShutdown,
-    circuit: RawCircuit,
-    retention: RawRetention,
-    secrets: RawSecrets,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSecrets {
-    encryption_keys: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDatabase {
-    url: String,
-    pool_size: usize,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAmqp {
-    url: String,
-    queue_type: QueueType,
-    router_prefetch: u16,
-    router_consumers: usize,
-    worker_prefetch: u16,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApi {
-    listen: String,
-    admin_key: Option<String>,
-    max_endpoints_per_tenant: usize,
-    max_custom_headers: usize,
-    max_header_value_bytes: usize,
-    portal_link_ttl: String,
-    portal_session_ttl: String,
-    public_url: Option<String>,
-    header_read_timeout: String,
-    idle_timeout: String,
-    max_connections: usize,
-    trust_forwarded_proto: bool,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMetrics {
-    listen: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    schedule: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDelivery {
-    timeout: String,
-    allow_networks: StringOrList,
-    proxy: String,
-    no_proxy: StringOrList,
-    max_payload_bytes: usize,
-    response_excerpt_bytes: usize,
-    max_in_flight: usize,
-    batch_size: usize,
-    batch_wait: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRouter {
-    batch_size: usize,
-    batch_wait: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRegistry {
-    resync_interval: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetention {
-    max_age: String,
-    interval: String,
-    batch_size: usize,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCircuit {
-    failure_threshold: usize,
-    cooldown: String,
-    max_cooldown: String,
-    auto_disable_after: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawShutdown {
-    grace: String,
-}
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    format: LogFormat,
-    level: String,
 }
 
 /// A secret string from configuration: never printed.
@@ -211,92 +140,14 @@ impl fmt::Debug for ProxyUrl {
     }
 }
 
-/// Validates `delivery.proxy` (empty: none).
-fn proxy_url(s: &str) -> Result<Option<ProxyUrl>, ConfigError> {
-    const KEY: &str = "delivery.proxy";
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let u = url::Url::parse(s).map_err(|e| {
-        invalid(
-            KEY,
-            format!("not a URL ({e}); use e.g. http://proxy.internal:3128"),
-        )
-    })?;
-    const SCHEMES: [&str; 3] = ["http", "socks5", "socks5h"];
-    if !SCHEMES.contains(&u.scheme()) {
-        return Err(invalid(
-            KEY,
-            format!(
-                "scheme `{}` is not supported; use one of {SCHEMES:?}",
-                u.scheme()
-            ),
-        ));
-    }
-    if u.host_str().is_none_or(str::is_empty) || u.port_or_known_default().is_none() {
-        return Err(invalid(
-            KEY,
-            "must name a host and a port, e.g. http://proxy.internal:3128",
-        ));
-    }
-    if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
-        return Err(invalid(
-            KEY,
-            "must be only scheme://[user:password@]host:port, without a path or query",
-        ));
-    }
-    Ok(Some(ProxyUrl(u)))
-}
-
-/// Validates one `delivery.no_proxy` entry: `*`, an IP address, a CIDR range,
-/// or a host/domain name (a leading dot is allowed).
-fn no_proxy_entry(e: &str) -> Result<String, ConfigError> {
-    let ok =
-        e == "*" || e.parse::<std::net::IpAddr>().is_ok() || e.parse::<ipnet::IpNet>().is_ok() || {
-            let name = e.strip_prefix('.').unwrap_or(e);
-            !name.is_empty()
-                && name.len() <= 253
-                && name.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                })
-        };
-    if ok {
-        Ok(e.to_ascii_lowercase())
-    } else {
-        Err(invalid(
-            "delivery.no_proxy",
-            format!("`{e}` is not a host or domain name, an IP address or a CIDR range"),
-        ))
-    }
-}
-
-fn list(v: StringOrList) -> Vec<String> {
-    match v {
-        StringOrList::One(s) => s
-            .split(',')
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect(),
-        StringOrList::Many(v) => v
-            .into_iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect(),
-    }
-}
-
 /// Validated settings for every role.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub api: ApiSettings,
-    pub metrics_listen: String,
+    /// `metrics.listen`: `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_listen: SocketAddr,
     pub retry: RetrySchedule,
     pub delivery: DeliverySettings,
     pub router: RouterSettings,
@@ -309,122 +160,203 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub circuit: CircuitSettings,
     pub retention: RetentionSettings,
-    /// `secrets.encryption_keys`: seals signing secrets at rest when set.
+    /// `secrets.encryption_keys`: seals signing secrets at rest when set; handed
+    /// to what seals or opens them (see [`crate::sealing`]).
     pub encryption_keys: Option<crate::sealing::Keyring>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    #[serde(deserialize_with = "de::postgres_url")]
     pub url: String,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub pool_size: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
+    #[serde(deserialize_with = "de::amqp_url")]
     pub url: String,
     pub queue_type: QueueType,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub router_prefetch: u16,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub router_consumers: usize,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub worker_prefetch: u16,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ApiSettings {
-    pub listen: String,
+    #[serde(deserialize_with = "de::socket_addr")]
+    pub listen: SocketAddr,
+    /// At least 16 characters.
+    #[serde(default, deserialize_with = "de::admin_key")]
     pub admin_key: Option<SecretString>,
     /// Webhooks one tenant (or the tenant-less scope) may have; 0: no limit.
     pub max_endpoints_per_tenant: usize,
     /// Custom headers one webhook may set, and the longest value.
     pub max_custom_headers: usize,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub max_header_value_bytes: usize,
-    /// How long a portal link (`POST /api/v1/tenants/{id}/portal-link`) opens the portal.
+    /// How long a portal link (`POST /api/v1/tenants/{id}/portal-link`) opens the
+    /// portal: within [`crate::bounds::PORTAL_LINK_TTL_SECS`].
+    #[serde(deserialize_with = "de::portal_link_ttl")]
     pub portal_link_ttl: Duration,
     /// How long a portal sign-in lasts.
+    #[serde(deserialize_with = "de::duration")]
     pub portal_session_ttl: Duration,
-    /// The API's address as browsers reach it (`https://hooks.example.com`),
-    /// for portal links; empty: taken from the request's `Host`.
+    /// The API's address as browsers reach it (`https://hooks.example.com`, no
+    /// trailing slash), for portal links; empty: taken from the request's `Host`.
+    #[serde(default, deserialize_with = "de::public_url")]
     pub public_url: Option<String>,
     /// How long a connection may take to send a complete request head, from
     /// its accept (or from its first byte after a previous response).
+    #[serde(deserialize_with = "de::nonzero_duration")]
     pub header_read_timeout: Duration,
     /// How long a keep-alive connection may wait, with no request in progress
     /// and no byte in either direction, before it is closed.
+    #[serde(deserialize_with = "de::nonzero_duration")]
     pub idle_timeout: Duration,
     /// Open API connections at most; more wait in the listen backlog.
+    #[serde(deserialize_with = "de::at_least_one")]
     pub max_connections: usize,
     /// Believe a proxy's `X-Forwarded-Proto` (portal cookies get `Secure`
     /// when it says `https`). Only behind a proxy that sets it.
     pub trust_forwarded_proto: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
+    #[serde(deserialize_with = "de::duration")]
     pub timeout: Duration,
+    /// `delivery.allow_networks`: CIDR ranges allowed although private or loopback.
+    #[serde(rename = "allow_networks", deserialize_with = "de::net_policy")]
     pub net_policy: NetPolicy,
     /// `delivery.proxy`: every delivery goes through this proxy (except the
     /// hosts in `no_proxy`); none: deliveries connect directly, and the
     /// environment's `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are ignored.
+    #[serde(deserialize_with = "de::proxy")]
     pub proxy: Option<ProxyUrl>,
     /// `delivery.no_proxy`: hosts, domains (with their subdomains), IP
     /// addresses or CIDR ranges that bypass `proxy`.
+    #[serde(deserialize_with = "de::no_proxy")]
     pub no_proxy: Vec<String>,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub max_payload_bytes: usize,
     pub response_excerpt_bytes: usize,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub max_in_flight: usize,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub batch_size: usize,
+    #[serde(deserialize_with = "de::duration")]
     pub batch_wait: Duration,
 }
 
 /// How long delivery history is kept.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Deliveries (with their attempts), events and dead-letter actions older
     /// than this are deleted; zero keeps everything.
+    #[serde(deserialize_with = "de::duration")]
     pub max_age: Duration,
+    #[serde(deserialize_with = "de::duration")]
     pub interval: Duration,
+    #[serde(deserialize_with = "de::at_least_one")]
     pub batch_size: usize,
 }
 
 /// Endpoint health: the circuit breaker and auto-disable.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CircuitSettings {
     /// Consecutive failures (connection errors, timeouts, 429, 5xx) that open it.
+    #[serde(deserialize_with = "de::at_least_one")]
     pub failure_threshold: u32,
     /// First open period; doubles with each failed probe, up to `max_cooldown`.
+    #[serde(deserialize_with = "de::duration")]
     pub cooldown: Duration,
+    #[serde(deserialize_with = "de::duration")]
     pub max_cooldown: Duration,
     /// An endpoint failing every attempt this long is disabled.
+    #[serde(deserialize_with = "de::duration")]
     pub auto_disable_after: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouterSettings {
+    #[serde(deserialize_with = "de::at_least_one")]
     pub batch_size: usize,
+    #[serde(deserialize_with = "de::duration")]
     pub batch_wait: Duration,
 }
 
-fn duration(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        invalid(
-            key,
-            format!("`{s}` is not a duration ({e}); use e.g. 15s, 500ms"),
-        )
-    })
+/// The configuration as laid out in the file. The one-key sections are
+/// flattened into [`Settings`] (`metrics.listen` is `Settings::metrics_listen`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layout {
+    database: DatabaseSettings,
+    amqp: AmqpSettings,
+    api: ApiSettings,
+    metrics: Metrics,
+    retry: Retry,
+    delivery: DeliverySettings,
+    router: RouterSettings,
+    registry: Registry,
+    log: Log,
+    shutdown: Shutdown,
+    circuit: CircuitSettings,
+    retention: RetentionSettings,
+    secrets: Secrets,
 }
 
-fn nonzero(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
-    match duration(key, s)? {
-        d if d.is_zero() => Err(invalid(key, "must be more than 0s")),
-        d => Ok(d),
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metrics {
+    #[serde(deserialize_with = "de::socket_addr")]
+    listen: SocketAddr,
 }
 
-fn positive(key: &'static str, n: usize) -> Result<usize, ConfigError> {
-    if n == 0 {
-        Err(invalid(key, "must be at least 1"))
-    } else {
-        Ok(n)
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Retry {
+    #[serde(deserialize_with = "de::retry_schedule")]
+    schedule: RetrySchedule,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registry {
+    #[serde(deserialize_with = "de::duration")]
+    resync_interval: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Log {
+    format: LogFormat,
+    level: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Shutdown {
+    #[serde(deserialize_with = "de::duration")]
+    grace: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Secrets {
+    #[serde(deserialize_with = "de::keyring")]
+    encryption_keys: Option<crate::sealing::Keyring>,
 }
 
 impl Settings {
@@ -463,148 +395,237 @@ impl Settings {
         for (k, v) in overrides {
             b = b.set_override(*k, *v)?;
         }
-        let raw: Raw = b.build()?.try_deserialize()?;
-        Self::validate(raw)
+        let f: Layout = b
+            .build()?
+            .try_deserialize()
+            .map_err(ConfigError::from_loader)?;
+        Ok(Self {
+            database: f.database,
+            amqp: f.amqp,
+            api: f.api,
+            metrics_listen: f.metrics.listen,
+            retry: f.retry.schedule,
+            delivery: f.delivery,
+            router: f.router,
+            resync_interval: f.registry.resync_interval,
+            log_format: f.log.format,
+            log_level: f.log.level,
+            shutdown_grace: f.shutdown.grace,
+            circuit: f.circuit,
+            retention: f.retention,
+            encryption_keys: f.secrets.encryption_keys,
+        })
+    }
+}
+
+/// Deserializers of single values: each parses and bounds one key's value, and
+/// says what is wrong in words (the loader adds the key).
+mod de {
+    use super::{ProxyUrl, SecretString};
+    use crate::net::NetPolicy;
+    use crate::retry::RetrySchedule;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    /// A string, or (in TOML) a list of strings: `a, b` or `["a", "b"]`.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StringOrList {
+        One(String),
+        Many(Vec<String>),
     }
 
-    fn validate(raw: Raw) -> Result<Self, ConfigError> {
-        let url = |key, u: &str, schemes: &[&str]| -> Result<(), ConfigError> {
-            let parsed =
-                url::Url::parse(u).map_err(|e| invalid(key, format!("not a URL ({e})")))?;
-            if !schemes.contains(&parsed.scheme()) {
-                return Err(invalid(key, format!("scheme must be one of {schemes:?}")));
+    /// The entries of a list, trimmed, empty ones dropped.
+    fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        let parts = match StringOrList::deserialize(d)? {
+            StringOrList::One(s) => s.split(',').map(str::to_owned).collect(),
+            StringOrList::Many(v) => v,
+        };
+        Ok(parts
+            .into_iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect())
+    }
+
+    /// A value parsed from its text by `parse`, whose error is the reason.
+    fn parsed<'de, D, T, E>(d: D, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        E: std::fmt::Display,
+    {
+        let s = String::deserialize(d)?;
+        parse(&s).map_err(D::Error::custom)
+    }
+
+    fn parse_duration(s: &str) -> Result<Duration, String> {
+        humantime::parse_duration(s.trim())
+            .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 15s, 500ms"))
+    }
+
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        parsed(d, parse_duration)
+    }
+
+    pub fn nonzero_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        parsed(d, |s| match parse_duration(s)? {
+            d if d.is_zero() => Err("must be more than 0s".to_owned()),
+            d => Ok(d),
+        })
+    }
+
+    pub fn portal_link_ttl<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        parsed(d, |s| match parse_duration(s)? {
+            d if crate::bounds::portal_link_ttl_ok(d) => Ok(d),
+            _ => Err("must be from 1m to 7d".to_owned()),
+        })
+    }
+
+    /// A count that must be at least 1.
+    pub fn at_least_one<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Default + PartialEq,
+    {
+        let n = T::deserialize(d)?;
+        if n == T::default() {
+            return Err(D::Error::custom("must be at least 1"));
+        }
+        Ok(n)
+    }
+
+    pub fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        parsed(d, |s| {
+            s.parse::<SocketAddr>()
+                .map_err(|e| format!("`{s}` is not host:port ({e})"))
+        })
+    }
+
+    fn url_with(u: &str, schemes: &[&str]) -> Result<url::Url, String> {
+        let parsed = url::Url::parse(u).map_err(|e| format!("not a URL ({e})"))?;
+        if !schemes.contains(&parsed.scheme()) {
+            return Err(format!("scheme must be one of {schemes:?}"));
+        }
+        Ok(parsed)
+    }
+
+    pub fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        parsed(d, |s| {
+            url_with(s, &["postgres", "postgresql"]).map(|_| s.to_owned())
+        })
+    }
+
+    pub fn amqp_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        parsed(d, |s| url_with(s, &["amqp", "amqps"]).map(|_| s.to_owned()))
+    }
+
+    /// `api.public_url`: empty is none; the trailing slash is dropped.
+    pub fn public_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        parsed(d, |s| match s.trim() {
+            "" => Ok(None),
+            u => url_with(u, &["http", "https"]).map(|_| Some(u.trim_end_matches('/').to_owned())),
+        })
+    }
+
+    pub fn admin_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        parsed(d, |k| {
+            if k.len() < 16 {
+                Err("must be at least 16 characters")
+            } else {
+                Ok(Some(SecretString(k.to_owned())))
             }
-            Ok(())
-        };
-        url(
-            "database.url",
-            &raw.database.url,
-            &["postgres", "postgresql"],
-        )?;
-        url("amqp.url", &raw.amqp.url, &["amqp", "amqps"])?;
-        let listen = |key, s: &str| -> Result<String, ConfigError> {
-            s.parse::<std::net::SocketAddr>()
-                .map_err(|e| invalid(key, format!("`{s}` is not host:port ({e})")))?;
-            Ok(s.to_owned())
-        };
-        let networks = list(raw.delivery.allow_networks);
-        let no_proxy = list(raw.delivery.no_proxy)
-            .iter()
-            .map(|e| no_proxy_entry(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        let allow = networks
+        })
+    }
+
+    pub fn retry_schedule<'de, D: Deserializer<'de>>(d: D) -> Result<RetrySchedule, D::Error> {
+        parsed(d, RetrySchedule::parse)
+    }
+
+    pub fn keyring<'de, D>(d: D) -> Result<Option<crate::sealing::Keyring>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        parsed(d, crate::sealing::Keyring::parse)
+    }
+
+    /// `delivery.allow_networks`: CIDR ranges.
+    pub fn net_policy<'de, D: Deserializer<'de>>(d: D) -> Result<NetPolicy, D::Error> {
+        let allow = list(d)?
             .iter()
             .map(|n| {
                 n.parse::<ipnet::IpNet>().map_err(|_| {
-                    invalid(
-                        "delivery.allow_networks",
-                        format!("`{n}` is not a CIDR range such as 127.0.0.0/8"),
-                    )
+                    D::Error::custom(format!("`{n}` is not a CIDR range such as 127.0.0.0/8"))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let admin_key = match raw.api.admin_key {
-            Some(k) if k.len() < 16 => {
-                return Err(invalid("api.admin_key", "must be at least 16 characters"))
-            }
-            k => k.map(SecretString),
-        };
-        if raw.amqp.router_prefetch == 0 {
-            return Err(invalid("amqp.router_prefetch", "must be at least 1"));
+        Ok(NetPolicy::new(allow))
+    }
+
+    /// `delivery.no_proxy`: entries as [`no_proxy_entry`] accepts them, lowercased.
+    pub fn no_proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        list(d)?
+            .iter()
+            .map(|e| no_proxy_entry(e).map_err(D::Error::custom))
+            .collect()
+    }
+
+    /// One `delivery.no_proxy` entry: `*`, an IP address, a CIDR range, or a
+    /// host/domain name (a leading dot is allowed).
+    fn no_proxy_entry(e: &str) -> Result<String, String> {
+        let ok = e == "*"
+            || e.parse::<std::net::IpAddr>().is_ok()
+            || e.parse::<ipnet::IpNet>().is_ok()
+            || {
+                let name = e.strip_prefix('.').unwrap_or(e);
+                !name.is_empty()
+                    && name.len() <= 253
+                    && name.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && label
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    })
+            };
+        if ok {
+            Ok(e.to_ascii_lowercase())
+        } else {
+            Err(format!(
+                "`{e}` is not a host or domain name, an IP address or a CIDR range"
+            ))
         }
-        if raw.amqp.worker_prefetch == 0 {
-            return Err(invalid("amqp.worker_prefetch", "must be at least 1"));
+    }
+
+    /// `delivery.proxy` (empty: none).
+    pub fn proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ProxyUrl>, D::Error> {
+        parsed(d, proxy_url)
+    }
+
+    fn proxy_url(s: &str) -> Result<Option<ProxyUrl>, String> {
+        const SCHEMES: [&str; 3] = ["http", "socks5", "socks5h"];
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
         }
-        Ok(Self {
-            database: DatabaseSettings {
-                url: raw.database.url,
-                pool_size: positive("database.pool_size", raw.database.pool_size)?,
-            },
-            amqp: AmqpSettings {
-                url: raw.amqp.url,
-                queue_type: raw.amqp.queue_type,
-                router_prefetch: raw.amqp.router_prefetch,
-                router_consumers: positive("amqp.router_consumers", raw.amqp.router_consumers)?,
-                worker_prefetch: raw.amqp.worker_prefetch,
-            },
-            api: ApiSettings {
-                listen: listen("api.listen", &raw.api.listen)?,
-                admin_key,
-                max_endpoints_per_tenant: raw.api.max_endpoints_per_tenant,
-                max_custom_headers: raw.api.max_custom_headers,
-                max_header_value_bytes: positive(
-                    "api.max_header_value_bytes",
-                    raw.api.max_header_value_bytes,
-                )?,
-                portal_link_ttl: match duration("api.portal_link_ttl", &raw.api.portal_link_ttl)? {
-                    d if (60..=7 * 86_400).contains(&d.as_secs()) => d,
-                    _ => return Err(invalid("api.portal_link_ttl", "must be from 1m to 7d")),
-                },
-                portal_session_ttl: duration(
-                    "api.portal_session_ttl",
-                    &raw.api.portal_session_ttl,
-                )?,
-                public_url: match raw.api.public_url.as_deref().map(str::trim) {
-                    None | Some("") => None,
-                    Some(u) => {
-                        url("api.public_url", u, &["http", "https"])?;
-                        Some(u.trim_end_matches('/').to_owned())
-                    }
-                },
-                header_read_timeout: nonzero(
-                    "api.header_read_timeout",
-                    &raw.api.header_read_timeout,
-                )?,
-                idle_timeout: nonzero("api.idle_timeout", &raw.api.idle_timeout)?,
-                max_connections: positive("api.max_connections", raw.api.max_connections)?,
-                trust_forwarded_proto: raw.api.trust_forwarded_proto,
-            },
-            metrics_listen: listen("metrics.listen", &raw.metrics.listen)?,
-            retry: RetrySchedule::parse(&raw.retry.schedule)
-                .map_err(|e| invalid("retry.schedule", e))?,
-            delivery: DeliverySettings {
-                timeout: duration("delivery.timeout", &raw.delivery.timeout)?,
-                net_policy: NetPolicy::new(allow),
-                proxy: proxy_url(&raw.delivery.proxy)?,
-                no_proxy,
-                max_payload_bytes: positive(
-                    "delivery.max_payload_bytes",
-                    raw.delivery.max_payload_bytes,
-                )?,
-                response_excerpt_bytes: raw.delivery.response_excerpt_bytes,
-                max_in_flight: positive("delivery.max_in_flight", raw.delivery.max_in_flight)?,
-                batch_size: positive("delivery.batch_size", raw.delivery.batch_size)?,
-                batch_wait: duration("delivery.batch_wait", &raw.delivery.batch_wait)?,
-            },
-            router: RouterSettings {
-                batch_size: positive("router.batch_size", raw.router.batch_size)?,
-                batch_wait: duration("router.batch_wait", &raw.router.batch_wait)?,
-            },
-            resync_interval: duration("registry.resync_interval", &raw.registry.resync_interval)?,
-            log_format: raw.log.format,
-            log_level: raw.log.level,
-            shutdown_grace: duration("shutdown.grace", &raw.shutdown.grace)?,
-            encryption_keys: crate::sealing::Keyring::parse(&raw.secrets.encryption_keys)
-                .map_err(|e| invalid("secrets.encryption_keys", e))?,
-            retention: RetentionSettings {
-                max_age: duration("retention.max_age", &raw.retention.max_age)?,
-                interval: duration("retention.interval", &raw.retention.interval)?,
-                batch_size: positive("retention.batch_size", raw.retention.batch_size)?,
-            },
-            circuit: CircuitSettings {
-                failure_threshold: positive(
-                    "circuit.failure_threshold",
-                    raw.circuit.failure_threshold,
-                )?
-                .min(u32::MAX as usize) as u32,
-                cooldown: duration("circuit.cooldown", &raw.circuit.cooldown)?,
-                max_cooldown: duration("circuit.max_cooldown", &raw.circuit.max_cooldown)?,
-                auto_disable_after: duration(
-                    "circuit.auto_disable_after",
-                    &raw.circuit.auto_disable_after,
-                )?,
-            },
-        })
+        let u = url::Url::parse(s)
+            .map_err(|e| format!("not a URL ({e}); use e.g. http://proxy.internal:3128"))?;
+        if !SCHEMES.contains(&u.scheme()) {
+            return Err(format!(
+                "scheme `{}` is not supported; use one of {SCHEMES:?}",
+                u.scheme()
+            ));
+        }
+        if u.host_str().is_none_or(str::is_empty) || u.port_or_known_default().is_none() {
+            return Err("must name a host and a port, e.g. http://proxy.internal:3128".into());
+        }
+        if !matches!(u.path(), "" | "/") || u.query().is_some() || u.fragment().is_some() {
+            return Err(
+                "must be only scheme://[user:password@]host:port, without a path or query".into(),
+            );
+        }
+        Ok(Some(ProxyUrl(u)))
     }
 }
 
@@ -620,8 +641,8 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/hookfleet"
         );
         assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
-        assert_eq!(s.api.listen, "127.0.0.1:8080");
-        assert_eq!(s.metrics_listen, "127.0.0.1:9464");
+        assert_eq!(s.api.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.metrics_listen.to_string(), "127.0.0.1:9464");
         assert_eq!(s.retry.max_attempts(), 8);
         assert_eq!(s.delivery.timeout, Duration::from_secs(15));
         assert!(!s
@@ -700,6 +721,51 @@ mod tests {
             let err = Settings::with_overrides(&[(k, v)]).unwrap_err().to_string();
             assert!(err.contains(want), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_environment_variable_too() {
+        for (k, v, env, why) in [
+            (
+                "delivery.timeout",
+                "soon",
+                "HOOKFLEET__DELIVERY__TIMEOUT",
+                "not a duration",
+            ),
+            (
+                "api.max_connections",
+                "0",
+                "HOOKFLEET__API__MAX_CONNECTIONS",
+                "at least 1",
+            ),
+            (
+                "amqp.worker_prefetch",
+                "x",
+                "HOOKFLEET__AMQP__WORKER_PREFETCH",
+                "integer",
+            ),
+            (
+                "api.portal_link_ttl",
+                "8d",
+                "HOOKFLEET__API__PORTAL_LINK_TTL",
+                "1m to 7d",
+            ),
+            (
+                "api.public_url",
+                "ftp://x",
+                "HOOKFLEET__API__PUBLIC_URL",
+                "scheme",
+            ),
+        ] {
+            let err = Settings::with_overrides(&[(k, v)]).unwrap_err().to_string();
+            assert!(
+                err.contains(k) && err.contains(env) && err.contains(why),
+                "{k}={v}: {err}"
+            );
+        }
+        let s =
+            Settings::with_overrides(&[("api.public_url", " https://hooks.example/ ")]).unwrap();
+        assert_eq!(s.api.public_url.as_deref(), Some("https://hooks.example"));
     }
 
     #[test]

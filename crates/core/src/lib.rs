@@ -1,6 +1,7 @@
 //! Domain core of hookfleet: what every role shares and nothing that does I/O.
 //!
 //! Layout:
+//! - [`bounds`]: limits that the configuration, the API and the CLI share, defined once.
 //! - [`config`]: the one `Settings` struct, layered defaults < file < environment, validated.
 //! - [`endpoint`]: validation of endpoint URLs and subscriptions.
 //! - [`envelope`]: the event envelope of the wire contract (DESIGN.md §2.1) and its validation.
@@ -15,6 +16,7 @@
 //! - [`status`]: the states stored as text: `Ordering`, `Circuit`, `DeliveryStatus`.
 #![forbid(unsafe_code)]
 
+pub mod bounds;
 pub mod config;
 pub mod endpoint;
 pub mod envelope;

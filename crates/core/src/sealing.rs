@@ -8,13 +8,16 @@
 //! `hookfleet secrets reseal` rewrites every secret under the first key.
 //! A secret stored before encryption was turned on (plain `whsec_…`) still
 //! opens, and is sealed by the next reseal.
+//!
+//! There is no process-wide keyring: the [`Keyring`] is built once, with the
+//! settings (`Settings::encryption_keys`), and handed to whatever seals or
+//! opens (as the Svix server passes `&cfg.encryption`).
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rand::RngCore as _;
 use std::fmt;
-use std::sync::{Arc, RwLock};
 
 const PREFIX: &str = "enc:v1:";
 
@@ -78,7 +81,8 @@ impl Keyring {
         &self.keys[0].0
     }
 
-    fn seal(&self, bound_to: &str, plain: &str) -> String {
+    /// The sealed form of `plain` for the endpoint `bound_to`, under the first key.
+    pub fn seal(&self, bound_to: &str, plain: &str) -> String {
         let (id, cipher) = &self.keys[0];
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
@@ -94,6 +98,37 @@ impl Keyring {
         out.extend_from_slice(&ct);
         format!("{PREFIX}{id}:{}", STANDARD.encode(out))
     }
+
+    /// Whether a stored value is sealed under the current key already.
+    pub fn is_current(&self, stored: &str) -> bool {
+        stored.starts_with(&format!("{PREFIX}{}:", self.current()))
+    }
+
+    /// Opens a sealed value (`enc:v1:<key id>:…`, prefix already removed).
+    fn open_sealed(&self, bound_to: &str, rest: &str) -> Result<String, OpenError> {
+        let (id, b64) = rest.split_once(':').unwrap_or((rest, ""));
+        let (_, cipher) = self
+            .keys
+            .iter()
+            .find(|(k, _)| k == id)
+            .ok_or_else(|| OpenError::UnknownKey(id.to_owned()))?;
+        let corrupt = || OpenError::Corrupt(id.to_owned());
+        let raw = STANDARD.decode(b64).map_err(|_| corrupt())?;
+        if raw.len() < 12 {
+            return Err(corrupt());
+        }
+        let (nonce, ct) = raw.split_at(12);
+        let plain = cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: bound_to.as_bytes(),
+                },
+            )
+            .map_err(|_| corrupt())?;
+        String::from_utf8(plain).map_err(|_| corrupt())
+    }
 }
 
 /// Why a stored secret cannot be opened. Never contains key material.
@@ -107,59 +142,26 @@ pub enum OpenError {
     Corrupt(String),
 }
 
-static KEYRING: RwLock<Option<Arc<Keyring>>> = RwLock::new(None);
-
-/// Installs the process's keys (at start, from the settings).
-pub fn install(keys: Option<Keyring>) {
-    *KEYRING.write().unwrap_or_else(|p| p.into_inner()) = keys.map(Arc::new);
-}
-
-fn keyring() -> Option<Arc<Keyring>> {
-    KEYRING.read().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// The stored form of `secret` for the endpoint `bound_to`: sealed when keys are
-/// installed, else as is.
-pub fn seal(bound_to: &str, secret: &str) -> String {
-    match keyring() {
+/// The stored form of `secret` for the endpoint `bound_to`: sealed when keys
+/// are configured (`secrets.encryption_keys`), else as is.
+pub fn seal(keys: Option<&Keyring>, bound_to: &str, secret: &str) -> String {
+    match keys {
         Some(k) => k.seal(bound_to, secret),
         None => secret.to_owned(),
     }
 }
 
 /// Whether a stored value is sealed under the current key already.
-pub fn is_current(stored: &str) -> bool {
-    keyring().is_some_and(|k| stored.starts_with(&format!("{PREFIX}{}:", k.current())))
+pub fn is_current(keys: Option<&Keyring>, stored: &str) -> bool {
+    keys.is_some_and(|k| k.is_current(stored))
 }
 
 /// The secret of a stored value (sealed or, from before encryption, plain).
-pub fn open(bound_to: &str, stored: &str) -> Result<String, OpenError> {
-    let Some(rest) = stored.strip_prefix(PREFIX) else {
-        return Ok(stored.to_owned());
-    };
-    let (id, b64) = rest.split_once(':').unwrap_or((rest, ""));
-    let keys = keyring().ok_or(OpenError::NoKeys)?;
-    let (_, cipher) = keys
-        .keys
-        .iter()
-        .find(|(k, _)| k == id)
-        .ok_or_else(|| OpenError::UnknownKey(id.to_owned()))?;
-    let corrupt = || OpenError::Corrupt(id.to_owned());
-    let raw = STANDARD.decode(b64).map_err(|_| corrupt())?;
-    if raw.len() < 12 {
-        return Err(corrupt());
+pub fn open(keys: Option<&Keyring>, bound_to: &str, stored: &str) -> Result<String, OpenError> {
+    match stored.strip_prefix(PREFIX) {
+        None => Ok(stored.to_owned()),
+        Some(rest) => keys.ok_or(OpenError::NoKeys)?.open_sealed(bound_to, rest),
     }
-    let (nonce, ct) = raw.split_at(12);
-    let plain = cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: ct,
-                aad: bound_to.as_bytes(),
-            },
-        )
-        .map_err(|_| corrupt())?;
-    String::from_utf8(plain).map_err(|_| corrupt())
 }
 
 #[cfg(test)]
@@ -187,37 +189,40 @@ mod tests {
         assert!(!format!("{k:?}").contains("HxwdH"));
     }
 
-    // One test for the process-wide keyring, so parallel tests do not race on it.
     #[test]
     fn seal_open_rotate() {
-        install(None);
-        assert_eq!(seal("ep_1", "whsec_x"), "whsec_x", "no keys: as is");
+        assert_eq!(seal(None, "ep_1", "whsec_x"), "whsec_x", "no keys: as is");
         let k1 = Keyring::parse(K1).unwrap();
-        install(k1);
-        let sealed = seal("ep_1", "whsec_abc");
+        let sealed = seal(k1.as_ref(), "ep_1", "whsec_abc");
         assert!(sealed.starts_with("enc:v1:k1:"), "{sealed}");
         assert!(!sealed.contains("whsec_abc"));
-        assert_ne!(sealed, seal("ep_1", "whsec_abc"), "a fresh nonce each time");
-        assert_eq!(open("ep_1", &sealed).unwrap(), "whsec_abc");
-        assert_eq!(open("ep_1", "whsec_plain").unwrap(), "whsec_plain");
+        assert_ne!(
+            sealed,
+            seal(k1.as_ref(), "ep_1", "whsec_abc"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(open(k1.as_ref(), "ep_1", &sealed).unwrap(), "whsec_abc");
         assert_eq!(
-            open("ep_2", &sealed),
+            open(k1.as_ref(), "ep_1", "whsec_plain").unwrap(),
+            "whsec_plain"
+        );
+        assert_eq!(
+            open(k1.as_ref(), "ep_2", &sealed),
             Err(OpenError::Corrupt("k1".into())),
             "bound to its endpoint"
         );
         // Rotation: k2 seals, k1 still opens.
-        install(Keyring::parse(&format!("{K2},{K1}")).unwrap());
-        assert!(!is_current(&sealed));
-        assert_eq!(open("ep_1", &sealed).unwrap(), "whsec_abc");
-        let resealed = seal("ep_1", "whsec_abc");
-        assert!(is_current(&resealed));
+        let k21 = Keyring::parse(&format!("{K2},{K1}")).unwrap();
+        assert!(!is_current(k21.as_ref(), &sealed));
+        assert_eq!(open(k21.as_ref(), "ep_1", &sealed).unwrap(), "whsec_abc");
+        let resealed = seal(k21.as_ref(), "ep_1", "whsec_abc");
+        assert!(is_current(k21.as_ref(), &resealed));
         // k1 dropped too early: named in the error.
-        install(Keyring::parse(K2).unwrap());
+        let k2 = Keyring::parse(K2).unwrap();
         assert_eq!(
-            open("ep_1", &sealed),
+            open(k2.as_ref(), "ep_1", &sealed),
             Err(OpenError::UnknownKey("k1".into()))
         );
-        install(None);
-        assert_eq!(open("ep_1", &resealed), Err(OpenError::NoKeys));
+        assert_eq!(open(None, "ep_1", &resealed), Err(OpenError::NoKeys));
     }
 }

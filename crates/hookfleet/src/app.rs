@@ -4,6 +4,7 @@ use hookfleet_core::Settings;
 use hookfleet_store::Registry;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Which roles this process runs.
@@ -68,20 +69,20 @@ pub async fn run_with_api(
         metric_roles.push("api");
     }
     hookfleet_core::metrics::init(&metric_roles);
-    hookfleet_core::sealing::install(settings.encryption_keys.clone());
     if settings.encryption_keys.is_none() {
         tracing::warn!("secrets.encryption_keys is not set: endpoints' signing secrets are stored in PostgreSQL as they are.");
     }
     let pool = hookfleet_store::pool::connect(&settings.database.url, settings.database.pool_size)?;
-    let mut roles_set = tokio::task::JoinSet::new();
+    let mut roles_set = JoinSet::new();
     // The API needs no registry: it serves (and answers 503 while Postgres or
     // RabbitMQ is away) from the start.
     if let Some(listener) = api {
         let state = hookfleet_api::state(settings.clone(), pool.clone())?;
         roles_set.spawn(hookfleet_api::serve(state, listener, shutdown.clone()));
     }
-    let registry = Arc::new(Registry::default());
-    let mut tasks = tokio::task::JoinSet::new();
+    // The registry opens the endpoints' signing secrets with the configured keys.
+    let registry = Arc::new(Registry::new(settings.encryption_keys.clone()));
+    let mut tasks = JoinSet::new();
     tasks.spawn(registry.clone().run(
         pool.clone(),
         settings.database.url.clone(),
@@ -106,11 +107,30 @@ pub async fn run_with_api(
             "Endpoint registry loaded."
         );
     }
-    if shutdown.is_cancelled() {
-        roles_set.join_all().await;
-        tasks.join_all().await;
-        return Ok(());
+    if !shutdown.is_cancelled() {
+        spawn_roles(
+            &settings,
+            roles,
+            &pool,
+            &registry,
+            &shutdown,
+            &mut roles_set,
+            &mut tasks,
+        );
     }
+    finish(roles_set, tasks, &shutdown).await
+}
+
+/// Starts the delivery roles (and, with the router, the retention sweeper).
+fn spawn_roles(
+    settings: &Arc<Settings>,
+    roles: Roles,
+    pool: &hookfleet_store::Pool,
+    registry: &Arc<Registry>,
+    shutdown: &CancellationToken,
+    roles_set: &mut JoinSet<anyhow::Result<()>>,
+    tasks: &mut JoinSet<()>,
+) {
     if roles.router {
         let r = &settings.retention;
         tasks.spawn(hookfleet_store::retention::run(
@@ -135,6 +155,15 @@ pub async fn run_with_api(
             shutdown.clone(),
         ));
     }
+}
+
+/// Waits for the roles; the first to fail stops the others. Then stops the
+/// background tasks (registry, ops server, sweeper), for at most 10 s.
+async fn finish(
+    mut roles_set: JoinSet<anyhow::Result<()>>,
+    tasks: JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut result = Ok(());
     while let Some(r) = roles_set.join_next().await {
         match r.context("a role panicked") {

@@ -53,12 +53,8 @@ async fn readyz(State(ops): State<Ops>) -> (StatusCode, String) {
         }
     }
     if let Some(pool) = &ops.pool {
-        let db = tokio::time::timeout(Duration::from_secs(2), async {
-            let c = pool.get().await?;
-            c.simple_query("SELECT 1").await?;
-            anyhow::Ok(())
-        })
-        .await;
+        let db =
+            tokio::time::timeout(Duration::from_secs(2), hookfleet_store::pool::ping(pool)).await;
         if !matches!(db, Ok(Ok(()))) {
             problems.push("postgres unreachable".to_owned());
         }

@@ -25,7 +25,7 @@ pub struct Verified {
 /// Why a delivery does not verify, in the words `hookfleet verify` prints.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
-    #[error("--secret is not a signing secret: {0}")]
+    #[error("the signing secret (--secret, --secret-file or HOOKFLEET_SECRET) is not one: {0}")]
     BadSecret(String),
     #[error("--timestamp `{0}` is not a number of seconds since 1970")]
     BadTimestamp(String),

@@ -124,3 +124,30 @@ fn unreachable_validator() -> jsonschema::Validator {
     // `true` is a valid schema in every draft.
     jsonschema::validator_for(&serde_json::Value::Bool(true)).expect("the `true` schema compiles")
 }
+
+/// One event type as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub deprecated: bool,
+    pub description: String,
+}
+
+/// Every event type, deprecated ones included, by name (`hookfleet event-type list`).
+pub async fn list(pool: &Pool) -> anyhow::Result<Vec<Listed>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let rows = client
+        .query(
+            "SELECT name, deprecated, description FROM event_types ORDER BY name",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Listed {
+            name: r.get(0),
+            deprecated: r.get(1),
+            description: r.get(2),
+        })
+        .collect())
+}

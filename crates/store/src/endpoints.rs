@@ -3,6 +3,7 @@
 //! pick the change up at once.
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
+use hookfleet_core::sealing::{self, Keyring};
 use hookfleet_core::{Circuit, Ordering};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,8 +27,10 @@ pub struct Endpoint {
     pub description: String,
     pub event_types: Vec<String>,
     pub is_active: bool,
+    /// The signing secrets as stored: sealed when `secrets.encryption_keys` is
+    /// set. [`Endpoint::secrets`] opens them.
     #[serde(skip)]
-    pub secrets: Vec<StoredSecret>,
+    pub sealed_secrets: Vec<StoredSecret>,
     pub headers: BTreeMap<String, String>,
     pub metadata: serde_json::Value,
     /// Deliveries per second, all workers together; `None`: no limit.
@@ -56,6 +59,22 @@ impl Endpoint {
     /// Delivered one at a time, in publish order.
     pub fn ordered(&self) -> bool {
         self.ordering == Ordering::Fifo
+    }
+
+    /// The signing secrets, opened with `keys` (see `hookfleet_core::sealing`).
+    /// One that cannot be opened is logged and left empty: the endpoint is not
+    /// signed with it, and a delivery with no usable secret is not sent.
+    pub fn secrets(&self, keys: Option<&Keyring>) -> Vec<StoredSecret> {
+        self.sealed_secrets
+            .iter()
+            .map(|s| StoredSecret {
+                secret: sealing::open(keys, &self.id, &s.secret).unwrap_or_else(|e| {
+                    tracing::error!(endpoint_id = %self.id, error = %e, "A signing secret cannot be opened.");
+                    String::new()
+                }),
+                expires_at: s.expires_at,
+            })
+            .collect()
     }
 }
 
@@ -90,28 +109,10 @@ const COLUMNS: &str =
      (SELECT h.next_probe_at FROM endpoint_health h WHERE h.endpoint_id = endpoints.id) AS next_probe_at,
      COALESCE((SELECT h.consecutive_failures FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 0) AS consecutive_failures";
 
-/// The stored secrets of endpoint `id`, opened (see `hookfleet_core::sealing`).
-/// One that cannot be opened is logged and left empty: the endpoint is not
-/// signed with it, and a delivery with no usable secret is not sent.
-fn open_secrets(id: &str, stored: serde_json::Value) -> anyhow::Result<Vec<StoredSecret>> {
-    let mut secrets: Vec<StoredSecret> =
-        serde_json::from_value(stored).context("endpoints.secrets")?;
-    for s in &mut secrets {
-        match hookfleet_core::sealing::open(id, &s.secret) {
-            Ok(plain) => s.secret = plain,
-            Err(e) => {
-                tracing::error!(endpoint_id = %id, error = %e, "A signing secret cannot be opened.");
-                s.secret = String::new();
-            }
-        }
-    }
-    Ok(secrets)
-}
-
 pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
-    let id: String = r.try_get("id")?;
     Ok(Endpoint {
-        secrets: open_secrets(&id, r.try_get("secrets")?)?,
+        sealed_secrets: serde_json::from_value(r.try_get("secrets")?)
+            .context("endpoints.secrets")?,
         id: r.try_get("id")?,
         tenant_id: r.try_get("tenant_id")?,
         url: r.try_get("url")?,
@@ -147,6 +148,7 @@ where
 /// count and the insert are serialized per tenant by an advisory lock.
 pub async fn create(
     pool: &Pool,
+    keys: Option<&Keyring>,
     new: &NewEndpoint,
     max_per_tenant: usize,
 ) -> anyhow::Result<Option<Endpoint>> {
@@ -177,7 +179,7 @@ pub async fn create(
         .await?;
     }
     let secrets = serde_json::to_value([StoredSecret {
-        secret: hookfleet_core::sealing::seal(&new.id, &new.secret),
+        secret: sealing::seal(keys, &new.id, &new.secret),
         expires_at: None,
     }])?;
     let headers = serde_json::to_value(&new.headers)?;
@@ -355,6 +357,7 @@ pub async fn update(
 /// signing until `old_expires_at`. Returns `false` when there is no such endpoint.
 pub async fn rotate_secret(
     pool: &Pool,
+    keys: Option<&Keyring>,
     id: &str,
     scope: Option<&str>,
     new_secret: &str,
@@ -380,7 +383,7 @@ pub async fn rotate_secret(
     secrets.insert(
         0,
         StoredSecret {
-            secret: hookfleet_core::sealing::seal(id, new_secret),
+            secret: sealing::seal(keys, id, new_secret),
             expires_at: None,
         },
     );
@@ -404,10 +407,9 @@ pub struct Resealed {
     pub failed: u64,
 }
 
-/// Rewrites every endpoint's secrets under the current key of
-/// `secrets.encryption_keys` (the key rotation's last step), in one transaction.
-pub async fn reseal_all(pool: &Pool) -> anyhow::Result<Resealed> {
-    use hookfleet_core::sealing;
+/// Rewrites every endpoint's secrets under the current key of `keys`
+/// (`secrets.encryption_keys`: the key rotation's last step), in one transaction.
+pub async fn reseal_all(pool: &Pool, keys: &Keyring) -> anyhow::Result<Resealed> {
     let mut client = pool.get().await.context("connecting to Postgres")?;
     let tx = client.transaction().await?;
     let rows = tx
@@ -422,13 +424,13 @@ pub async fn reseal_all(pool: &Pool) -> anyhow::Result<Resealed> {
         let mut secrets: Vec<StoredSecret> = serde_json::from_value(r.get(1))?;
         let mut changed = false;
         for s in &mut secrets {
-            if sealing::is_current(&s.secret) {
+            if keys.is_current(&s.secret) {
                 out.current += 1;
                 continue;
             }
-            match sealing::open(&id, &s.secret) {
+            match sealing::open(Some(keys), &id, &s.secret) {
                 Ok(plain) => {
-                    s.secret = sealing::seal(&id, &plain);
+                    s.secret = keys.seal(&id, &plain);
                     changed = true;
                     out.resealed += 1;
                 }

@@ -24,3 +24,10 @@ pub fn connect(url: &str, size: usize) -> anyhow::Result<Pool> {
     cfg.create_pool(Some(Runtime::Tokio1), NoTls)
         .context("creating the Postgres pool (database.url)")
 }
+
+/// Whether PostgreSQL answers `SELECT 1` through `pool` (for `/readyz`).
+pub async fn ping(pool: &Pool) -> anyhow::Result<()> {
+    let c = pool.get().await.context("connecting to Postgres")?;
+    c.simple_query("SELECT 1").await?;
+    Ok(())
+}

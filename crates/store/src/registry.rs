@@ -7,6 +7,7 @@ use crate::endpoints::{self, Endpoint};
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use futures::StreamExt as _;
+use hookfleet_core::sealing::Keyring;
 use hookfleet_core::signing::Secret;
 use hookfleet_core::{Circuit, Ordering};
 use std::collections::{HashMap, HashSet};
@@ -43,9 +44,9 @@ pub struct RegEndpoint {
 }
 
 impl RegEndpoint {
-    fn from_endpoint(e: Endpoint) -> Self {
+    fn from_endpoint(e: Endpoint, keys: Option<&Keyring>) -> Self {
         let secrets = e
-            .secrets
+            .secrets(keys)
             .iter()
             .filter_map(|s| match Secret::parse(&s.secret) {
                 Ok(secret) => Some((secret, s.expires_at)),
@@ -119,11 +120,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(all: Vec<Endpoint>, catalog: Arc<crate::catalog::Catalog>) -> Self {
+    /// The snapshot of `all` endpoints, their secrets opened with `keys`.
+    pub fn new(
+        all: Vec<Endpoint>,
+        catalog: Arc<crate::catalog::Catalog>,
+        keys: Option<&Keyring>,
+    ) -> Self {
         let mut endpoints = HashMap::new();
         let mut by_tenant: HashMap<Option<String>, Vec<Arc<RegEndpoint>>> = HashMap::new();
         for e in all {
-            let e = Arc::new(RegEndpoint::from_endpoint(e));
+            let e = Arc::new(RegEndpoint::from_endpoint(e, keys));
             if e.is_active {
                 by_tenant
                     .entry(e.tenant_id.clone())
@@ -160,18 +166,26 @@ impl Snapshot {
 pub struct Registry {
     current: RwLock<Arc<Snapshot>>,
     version: watch::Sender<u64>,
+    /// Opens the endpoints' signing secrets (`secrets.encryption_keys`).
+    keys: Option<Keyring>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Self {
-            current: RwLock::new(Arc::new(Snapshot::default())),
-            version: watch::channel(0).0,
-        }
+        Self::new(None)
     }
 }
 
 impl Registry {
+    /// An empty registry that opens signing secrets with `keys`.
+    pub fn new(keys: Option<Keyring>) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(Snapshot::default())),
+            version: watch::channel(0).0,
+            keys,
+        }
+    }
+
     /// The current snapshot (cheap: an `Arc` clone).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current
@@ -219,7 +233,7 @@ impl Registry {
     pub async fn reload(&self, pool: &Pool) -> anyhow::Result<()> {
         let all = endpoints::list(pool, None).await?;
         let catalog = Arc::new(crate::catalog::Catalog::load(pool).await?);
-        self.install(Snapshot::new(all, catalog));
+        self.install(Snapshot::new(all, catalog, self.keys.as_ref()));
         Ok(())
     }
 

@@ -599,7 +599,7 @@ impl FormValues {
             events: w.events.clone(),
             rate_limit: w.rate_limit.map(|n| n.to_string()),
             max_in_flight: w.max_in_flight.map(|n| n.to_string()),
-            ordering: w.ordering.clone(),
+            ordering: w.ordering.to_string(),
         }
     }
 }
@@ -754,7 +754,7 @@ async fn edit_again(
 ) -> PortalResult<Response> {
     let w = ops::webhook(st, &s.caller, id).await?;
     let mut values = FormValues::typed(form);
-    values.ordering = w.ordering.clone();
+    values.ordering = w.ordering.to_string();
     form_page(st, s, status, Some(w), values, errors).await
 }
 

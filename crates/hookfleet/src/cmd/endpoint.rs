@@ -1,0 +1,156 @@
+//! `hookfleet endpoint`: register, list, pause, resume, delete endpoints and
+//! rotate their signing secrets.
+use super::{pool, print_json, SecretArg};
+use anyhow::Context as _;
+use hookfleet::admin::{self, EndpointInput};
+use hookfleet_core::Settings;
+use hookfleet_store::{endpoints, Pool};
+
+#[derive(clap::Subcommand)]
+pub enum EndpointCmd {
+    /// Register an endpoint; prints it with its signing secret (shown once).
+    Add(Add),
+    /// List endpoints.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Pause delivery: queued deliveries wait.
+    Disable {
+        id: String,
+        #[arg(long, default_value = "disabled by operator")]
+        reason: String,
+    },
+    /// Resume delivery.
+    Enable { id: String },
+    /// Delete; undelivered messages move to hookfleet.dead.
+    Delete { id: String },
+    /// Rotate the signing secret: prints the new one; the old ones keep signing
+    /// for --grace (e.g. 24h, at most 7d), so receivers can switch over.
+    RotateSecret {
+        id: String,
+        #[arg(long, default_value = "24h")]
+        grace: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct Add {
+    #[arg(long)]
+    url: String,
+    /// Event types, comma separated, or * for all.
+    #[arg(long, default_value = "*", value_delimiter = ',')]
+    events: Vec<String>,
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long, default_value = "")]
+    description: String,
+    #[command(flatten)]
+    secret: SecretArg,
+    /// Create it paused.
+    #[arg(long)]
+    paused: bool,
+    /// Deliveries per second, all workers together.
+    #[arg(long)]
+    rate_limit: Option<i32>,
+    /// Concurrent deliveries, all workers together.
+    #[arg(long)]
+    max_in_flight: Option<i32>,
+    /// Delays between attempts, comma separated (e.g. 5s,1m,1h); at most 29.
+    #[arg(long, value_delimiter = ',')]
+    retry_schedule: Option<Vec<String>>,
+    /// `fifo`: delivered one at a time in publish order (fixed for the
+    /// endpoint's life); `parallel` (default).
+    #[arg(long, value_parser = ["parallel", "fifo"], default_value = "parallel")]
+    ordering: String,
+}
+
+pub async fn run(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
+    let pool = pool(settings)?;
+    match cmd {
+        EndpointCmd::Add(add) => create(settings, &pool, add).await,
+        EndpointCmd::List { tenant } => {
+            print_json(&endpoints::list(&pool, tenant.as_deref().map(Some)).await?)
+        }
+        EndpointCmd::Disable { id, reason } => {
+            anyhow::ensure!(
+                endpoints::set_active(&pool, &id, false, Some(&reason)).await?,
+                "no endpoint with id {id}"
+            );
+            out!("{id} paused");
+            Ok(())
+        }
+        EndpointCmd::Enable { id } => {
+            anyhow::ensure!(
+                endpoints::set_active(&pool, &id, true, None).await?,
+                "no endpoint with id {id}"
+            );
+            out!("{id} active");
+            Ok(())
+        }
+        EndpointCmd::Delete { id } => {
+            let moved = admin::delete_endpoint(settings, &pool, &id).await?;
+            out!("{id} deleted; {moved} undelivered message(s) moved to hookfleet.dead");
+            Ok(())
+        }
+        EndpointCmd::RotateSecret { id, grace } => {
+            rotate_secret(settings, &pool, &id, &grace).await
+        }
+    }
+}
+
+async fn create(settings: &Settings, pool: &Pool, add: Add) -> anyhow::Result<()> {
+    let input = EndpointInput {
+        url: add.url,
+        events: add.events,
+        tenant_id: add.tenant,
+        description: add.description,
+        secret: add.secret.resolve()?,
+        is_active: !add.paused,
+        rate_limit: add.rate_limit,
+        max_in_flight: add.max_in_flight,
+        retry_schedule: add.retry_schedule,
+        ordered: add.ordering == "fifo",
+        ..Default::default()
+    };
+    let (ep, secret) = admin::create_endpoint(settings, pool, input).await?;
+    let mut v = serde_json::to_value(&ep)?;
+    v["secret"] = serde_json::Value::String(secret);
+    print_json(&v)
+}
+
+async fn rotate_secret(
+    settings: &Settings,
+    pool: &Pool,
+    id: &str,
+    grace: &str,
+) -> anyhow::Result<()> {
+    let grace = humantime::parse_duration(grace)
+        .ok()
+        .filter(|g| *g <= hookfleet_core::bounds::ROTATION_GRACE_MAX)
+        .with_context(|| format!("--grace `{grace}`: a duration of at most 7d, such as 24h"))?;
+    let ep = endpoints::get(pool, id)
+        .await?
+        .with_context(|| format!("no endpoint with id {id}"))?;
+    let new = hookfleet_core::Secret::generate();
+    let expires = time::OffsetDateTime::now_utc() + grace;
+    // The same store call as POST /api/v1/webhooks/{id}/secret/rotate.
+    endpoints::rotate_secret(
+        pool,
+        settings.encryption_keys.as_ref(),
+        id,
+        ep.tenant_id.as_deref(),
+        new.expose(),
+        expires,
+    )
+    .await?;
+    out!(
+        "{}",
+        serde_json::json!({
+            "id": id,
+            "secret": new.expose(),
+            "previous_expire_at": expires.format(&time::format_description::well_known::Rfc3339)?,
+        })
+    );
+    Ok(())
+}
