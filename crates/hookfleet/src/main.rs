@@ -489,22 +489,20 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
             let signer = hookfleet_api::portal::token::Signer::new(admin_key.expose());
             let link =
                 hookfleet_api::tenants::issue_portal_link(&pool, &signer, &id, None, ttl, &base)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    .await?;
             out!("{}", serde_json::to_string_pretty(&link)?);
         }
         Command::Tenant(TenantCmd::Create { id }) => {
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
-            let t = hookfleet_api::tenants::create_tenant(&pool, &id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let t = hookfleet_api::tenants::create_tenant(&pool, &id).await?;
             out!("{}", serde_json::to_string_pretty(&t)?);
         }
         Command::EventType(cmd) => {
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
-            let api_err = |e: hookfleet_api::error::ApiError| match e.field {
-                Some(f) => anyhow::anyhow!("{f}: {}", e.message),
-                None => anyhow::anyhow!("{}", e.message),
+            let ctx = hookfleet_api::service::Ctx {
+                settings: &settings,
+                pool: &pool,
+                publisher: None,
             };
             match cmd {
                 EventTypeCmd::List => {
@@ -538,9 +536,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                         example: json_arg("--example", example)?,
                         retry_schedule,
                     };
-                    let t = hookfleet_api::events::add_event_type(&settings, &pool, None, b)
-                        .await
-                        .map_err(api_err)?;
+                    let t = hookfleet_api::events::add_event_type(ctx, b).await?;
                     out!("{}", serde_json::to_string_pretty(&t)?);
                 }
                 EventTypeCmd::Deprecate { name } => {
@@ -548,9 +544,7 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
                         deprecated: Some(true),
                         ..Default::default()
                     };
-                    hookfleet_api::events::update_event_type(&settings, &pool, None, &name, p)
-                        .await
-                        .map_err(api_err)?;
+                    hookfleet_api::events::update_event_type(ctx, &name, p).await?;
                     out!("{name} deprecated");
                 }
             }
@@ -576,15 +570,11 @@ async fn dispatch(cmd: Command, settings: Arc<Settings>) -> anyhow::Result<()> {
             let pool = hookfleet_store::pool::connect(&settings.database.url, 2)?;
             match cmd {
                 KeyCmd::Create { tenant } => {
-                    let k = hookfleet_api::tenants::create_api_key(&pool, &tenant)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    let k = hookfleet_api::tenants::create_api_key(&pool, &tenant).await?;
                     out!("{}", serde_json::to_string_pretty(&k)?);
                 }
                 KeyCmd::Revoke { key_id } => {
-                    hookfleet_api::tenants::revoke_api_key(&pool, &key_id)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+                    hookfleet_api::tenants::revoke_api_key(&pool, &key_id).await?;
                     out!("{key_id} revoked");
                 }
             }

@@ -2,8 +2,8 @@
 //! (shared by `/api/v1/webhooks/events` and `hookfleet event-type`). A
 //! schema must compile and the example match it; a custom retry schedule's
 //! tiers are declared before the type is stored.
-use crate::error::{ServiceError, ServiceResult};
 use crate::endpoints::present;
+use crate::error::{ServiceError, ServiceResult};
 use crate::{queues, Ctx, Page};
 use hookfleet_store::event_types::{self as store, NewType, TypeChange};
 use hookfleet_store::Pool;
@@ -55,7 +55,10 @@ fn check_retry_schedule(delays: Option<&[String]>) -> ServiceResult<Option<Strin
 /// Checks a schema compiles and the example matches it.
 fn check_schema(schema: &serde_json::Value, example: &serde_json::Value) -> ServiceResult<()> {
     if !schema.is_object() {
-        return Err(ServiceError::invalid("schema", "must be a JSON Schema object"));
+        return Err(ServiceError::invalid(
+            "schema",
+            "must be a JSON Schema object",
+        ));
     }
     let v = hookfleet_store::catalog::compile(schema)
         .map_err(|e| ServiceError::invalid("schema", format!("does not compile: {e}")))?;
@@ -73,7 +76,10 @@ fn check_schema(schema: &serde_json::Value, example: &serde_json::Value) -> Serv
 
 /// Adds an event type to the catalog (the caller is the admin).
 pub async fn add_event_type(ctx: Ctx<'_>, b: NewEventType) -> ServiceResult<EventType> {
-    ServiceError::check("name", hookfleet_core::envelope::validate_event_type(&b.name))?;
+    ServiceError::check(
+        "name",
+        hookfleet_core::envelope::validate_event_type(&b.name),
+    )?;
     let schema = b
         .schema
         .unwrap_or_else(|| serde_json::json!({"type": "object"}));
@@ -88,9 +94,9 @@ pub async fn add_event_type(ctx: Ctx<'_>, b: NewEventType) -> ServiceResult<Even
         example: &example,
         retry_schedule: retry.as_deref(),
     };
-    store::insert(ctx.pool, &new).await?.ok_or_else(|| {
-        ServiceError::Conflict(format!("event type `{}` already exists", b.name))
-    })
+    store::insert(ctx.pool, &new)
+        .await?
+        .ok_or_else(|| ServiceError::Conflict(format!("event type `{}` already exists", b.name)))
 }
 
 /// Updates or deprecates an event type (the caller is the admin).

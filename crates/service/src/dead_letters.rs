@@ -134,7 +134,12 @@ pub struct Counted {
     pub purged: i64,
 }
 
-async fn dry_run(ctx: Ctx<'_>, scope: store::Scope<'_>, f: &Filter, limit: Option<i64>) -> ServiceResult<Counted> {
+async fn dry_run(
+    ctx: Ctx<'_>,
+    scope: store::Scope<'_>,
+    f: &Filter,
+    limit: Option<i64>,
+) -> ServiceResult<Counted> {
     let n = store::count(ctx.pool, scope, f).await?;
     Ok(Counted {
         dry_run: true,

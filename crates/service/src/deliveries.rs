@@ -408,7 +408,10 @@ pub async fn activity(pool: &Pool, caller: &Caller, q: ActivityQuery) -> Service
         })
         .collect();
     for r in rows {
-        if let Some(b) = usize::try_from(r.index).ok().and_then(|i| buckets.get_mut(i)) {
+        if let Some(b) = usize::try_from(r.index)
+            .ok()
+            .and_then(|i| buckets.get_mut(i))
+        {
             b.attempts = r.attempts;
             b.succeeded = r.succeeded;
             b.failed = r.attempts - r.succeeded;
@@ -472,8 +475,14 @@ pub async fn send_test(
         tenant_id: ep.tenant_id.as_deref(),
         event_type: &b.event_type,
     };
-    hookfleet_store::deliveries::store_routed(ctx.pool, &[ev], &[d], &Default::default(), ep.ordered())
-        .await?;
+    hookfleet_store::deliveries::store_routed(
+        ctx.pool,
+        &[ev],
+        &[d],
+        &Default::default(),
+        ep.ordered(),
+    )
+    .await?;
     let props = h::delivery_properties(&h::DeliveryMeta {
         delivery_id: &delivery_id,
         event_id: &event_id,

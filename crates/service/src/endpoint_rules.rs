@@ -87,7 +87,9 @@ fn check_headers(api: &ApiSettings, h: &BTreeMap<String, String>) -> ServiceResu
         }
         if lower.starts_with("webhook-") || ["content-type", "user-agent"].contains(&lower.as_str())
         {
-            return bad(format!("`{k}` is set by hookfleet and cannot be overridden"));
+            return bad(format!(
+                "`{k}` is set by hookfleet and cannot be overridden"
+            ));
         }
         if is_hop_by_hop(&lower) {
             return bad(format!("`{k}` is a hop-by-hop, framing or proxy header: HTTP sets it per connection, a webhook cannot"));

@@ -308,7 +308,9 @@ pub async fn replay_endpoint_since(
         .await?
         .context("the recover replay's record is gone")?;
     if done.status == "failed" {
-        return Err(anyhow::anyhow!(done.error.unwrap_or_else(|| "the replay failed".into())).into());
+        return Err(
+            anyhow::anyhow!(done.error.unwrap_or_else(|| "the replay failed".into())).into(),
+        );
     }
     Ok(done.replayed)
 }

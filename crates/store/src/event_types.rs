@@ -60,7 +60,10 @@ fn from_row(r: &tokio_postgres::Row) -> EventType {
 pub async fn list(pool: &Pool) -> anyhow::Result<Vec<EventType>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let rows = client
-        .query(&format!("SELECT {COLUMNS} FROM event_types ORDER BY name"), &[])
+        .query(
+            &format!("SELECT {COLUMNS} FROM event_types ORDER BY name"),
+            &[],
+        )
         .await?;
     Ok(rows.iter().map(from_row).collect())
 }

@@ -166,26 +166,14 @@ pub async fn login(State(st): State<Arc<AppState>>, headers: HeaderMap, form: Fo
     if key.is_empty() {
         return refuse("Enter an API key of your tenant (it starts with hfk_).");
     }
-    let row = match st.pool.get().await {
-        Ok(c) => c
-            .query_opt(
-                "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-                &[&hash_key(&key)],
-            )
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(ApiError::from(e)),
-    };
-    match row {
-        Ok(Some(r)) => match r.get::<_, Option<String>>(1) {
-            Some(tenant) => {
-                super::start_session(&st, &headers, &tenant, Some(r.get(0)), None).await
-            }
+    match hookfleet_store::tenants::live_api_key(&st.pool, &hash_key(&key)).await {
+        Ok(Some(k)) => match k.tenant_id {
+            Some(tenant) => super::start_session(&st, &headers, &tenant, Some(k.id), None).await,
             None => refuse("This key has no tenant."),
         },
         // The admin key is not a tenant: it has no portal of its own.
         Ok(None) => refuse("This key is not valid: it is unknown or was revoked."),
-        Err(e) => api_error(e),
+        Err(e) => api_error(e.into()),
     }
 }
 
