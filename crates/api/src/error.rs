@@ -110,18 +110,6 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        anyhow::Error::from(e).into()
-    }
-}
-
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        anyhow::Error::from(e).into()
-    }
-}
-
 /// JSON body extractor whose rejections are our error shape: 400 for malformed
 /// JSON, 413 over the size limit, 415 without a JSON content type, 422 for a body
 /// of the wrong shape (naming the field serde names).

@@ -154,7 +154,7 @@ pub enum Replayed {
     /// A dry run: how many would be replayed.
     DryRun(Counted),
     /// The job started; its record.
-    Started(Replay),
+    Started(Box<Replay>),
 }
 
 /// Starts a replay in the background (or counts, for a dry run).
@@ -172,7 +172,7 @@ pub async fn replay(ctx: Ctx<'_>, caller: &Caller, body: ActionBody) -> ServiceR
         actor: caller.actor(),
     };
     let r = replay::start_replay(&ctx.settings.amqp.url, ctx.pool, scope, req).await?;
-    Ok(Replayed::Started(r))
+    Ok(Replayed::Started(Box::new(r)))
 }
 
 /// The caller's 100 newest replays.
