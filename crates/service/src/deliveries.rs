@@ -7,38 +7,14 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::{Caller, Ctx, Page, Publisher, SEVEN_DAYS};
 use hookfleet_broker::{headers as h, names};
 use hookfleet_store::endpoints::Endpoint;
-use hookfleet_store::history::{self, AttemptRow, DeliveryRow, ListFilter};
+use hookfleet_store::history::{self, DeliveryRow, ListFilter};
+
+pub use hookfleet_store::history::Attempt;
 use hookfleet_store::Pool;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-#[derive(Debug, Serialize)]
-pub struct Attempt {
-    pub attempt: i32,
-    pub status: String,
-    pub response_status_code: Option<i32>,
-    pub response: Option<String>,
-    pub error: Option<String>,
-    pub latency_ms: i32,
-    #[serde(with = "time::serde::rfc3339")]
-    pub attempted_at: OffsetDateTime,
-}
-
-impl From<AttemptRow> for Attempt {
-    fn from(a: AttemptRow) -> Self {
-        Attempt {
-            attempt: a.attempt,
-            status: a.status,
-            response_status_code: a.response_status_code,
-            response: a.response,
-            error: a.error,
-            latency_ms: a.latency_ms,
-            attempted_at: a.attempted_at,
-        }
-    }
-}
 
 #[derive(Debug, Serialize)]
 pub struct Delivery {
@@ -74,7 +50,7 @@ impl From<DeliveryRow> for Delivery {
             created_at: d.created_at,
             last_attempt_at: d.last_attempt_at,
             next_attempt_at: d.next_attempt_at,
-            attempts: d.attempts.into_iter().map(Attempt::from).collect(),
+            attempts: d.attempts,
         }
     }
 }

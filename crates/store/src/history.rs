@@ -8,15 +8,16 @@ use deadpool_postgres::Pool;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
-/// One attempt of a delivery.
-#[derive(Debug, Clone)]
-pub struct AttemptRow {
+/// One attempt of a delivery (shown as it is stored).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attempt {
     pub attempt: i32,
     pub status: String,
     pub response_status_code: Option<i32>,
     pub response: Option<String>,
     pub error: Option<String>,
     pub latency_ms: i32,
+    #[serde(with = "time::serde::rfc3339")]
     pub attempted_at: OffsetDateTime,
 }
 
@@ -32,7 +33,7 @@ pub struct DeliveryRow {
     pub created_at: OffsetDateTime,
     pub last_attempt_at: Option<OffsetDateTime>,
     pub next_attempt_at: Option<OffsetDateTime>,
-    pub attempts: Vec<AttemptRow>,
+    pub attempts: Vec<Attempt>,
     /// The stored envelope's text (jsonb's text form), single reads only;
     /// `None` when the event is no longer stored.
     pub payload: Option<String>,
@@ -68,7 +69,7 @@ fn delivery_from(r: &tokio_postgres::Row) -> DeliveryRow {
 async fn attempts_of(
     client: &deadpool_postgres::Client,
     ids: &[&str],
-) -> anyhow::Result<HashMap<String, Vec<AttemptRow>>> {
+) -> anyhow::Result<HashMap<String, Vec<Attempt>>> {
     let rows = client
         .query(
             "SELECT delivery_id, attempt, status, response_status_code, response_excerpt, error, latency_ms, attempted_at
@@ -76,9 +77,9 @@ async fn attempts_of(
             &[&ids],
         )
         .await?;
-    let mut map: HashMap<String, Vec<AttemptRow>> = HashMap::new();
+    let mut map: HashMap<String, Vec<Attempt>> = HashMap::new();
     for r in rows {
-        map.entry(r.get(0)).or_default().push(AttemptRow {
+        map.entry(r.get(0)).or_default().push(Attempt {
             attempt: r.get(1),
             status: r.get(2),
             response_status_code: r.get(3),
