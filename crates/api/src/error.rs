@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-pub use hookfleet_service::{BrokerUnavailable, ServiceError};
+pub use hookfleet_service::ServiceError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use hookfleet_service::deliveries::{TestSend, TestSent};
 pub use hookfleet_service::endpoints::{
-    present, CreateWebhook, ListQuery, PreviousSecret, SecretOut, UpdateWebhook, Webhook,
+    CreateWebhook, ListQuery, PreviousSecret, SecretOut, UpdateWebhook, Webhook,
 };
 pub use hookfleet_service::Page;
 
