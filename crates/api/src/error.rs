@@ -279,7 +279,62 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::rejected_field;
+    use super::{rejected_field, ApiError, ServiceError};
+    use axum::http::StatusCode;
+
+    #[test]
+    fn every_service_error_has_its_status_and_code() {
+        let cases: Vec<(ServiceError, StatusCode, &str)> = vec![
+            (
+                ServiceError::NotFound("webhook"),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                ServiceError::invalid("url", "bad"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+            ),
+            (
+                ServiceError::LimitReached("full".into()),
+                StatusCode::CONFLICT,
+                "limit_reached",
+            ),
+            (
+                ServiceError::Conflict("dup".into()),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+            (
+                ServiceError::Unavailable("RabbitMQ"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            ),
+            (
+                ServiceError::Forbidden("no".into()),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                ServiceError::Internal(anyhow::anyhow!("bug")),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let a = ApiError::from(e);
+            assert_eq!((a.status, a.code), (status, code), "{}", a.message);
+        }
+        let a = ApiError::from(ServiceError::invalid("url", "bad"));
+        assert_eq!(
+            (a.field.as_deref(), a.message.as_str()),
+            (Some("url"), "bad")
+        );
+        let a = ApiError::from(ServiceError::NotFound("webhook"));
+        assert_eq!(a.message, "webhook not found");
+        let a = ApiError::from(ServiceError::Unavailable("the database"));
+        assert_eq!(a.message, "the database is unreachable; retry later");
+    }
 
     #[test]
     fn the_field_is_the_offending_key() {

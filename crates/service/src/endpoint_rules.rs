@@ -154,6 +154,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ordering_is_parallel_or_fifo() {
+        assert!(!parse_ordering(None).unwrap());
+        assert!(!parse_ordering(Some("parallel")).unwrap());
+        assert!(parse_ordering(Some("fifo")).unwrap());
+        let e = parse_ordering(Some("lifo")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ordering: must be `parallel` or `fifo`, not `lifo`"
+        );
+    }
+
+    #[test]
     fn header_names_and_values_follow_http() {
         assert!(is_header_name("X-Foo_1"));
         assert!(!is_header_name(""));
