@@ -6,12 +6,15 @@ use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use rand::RngCore as _;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+pub use hookfleet_service::tenants::{generate_key, hash_key};
+
+/// Who is calling, as the request's extractor. The service layer has the same
+/// enum ([`hookfleet_service::Caller`]); this one exists because axum's
+/// extractor trait cannot be implemented for a type of another crate here
+/// (the orphan rule), and the service crate has no axum. [`Caller::service`]
+/// converts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
@@ -19,6 +22,14 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// The caller the service layer's operations take.
+    pub fn service(&self) -> hookfleet_service::Caller {
+        match self {
+            Caller::Admin => hookfleet_service::Caller::Admin,
+            Caller::Tenant(t) => hookfleet_service::Caller::Tenant(t.clone()),
+        }
+    }
+
     /// The tenant scope for webhooks and deliveries: `None` = tenant-less.
     pub fn scope(&self) -> Option<&str> {
         match self {
@@ -26,26 +37,6 @@ impl Caller {
             Caller::Tenant(t) => Some(t),
         }
     }
-
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self {
-            Caller::Admin => Ok(()),
-            Caller::Tenant(_) => Err(ApiError::forbidden("this call needs the admin key")),
-        }
-    }
-}
-
-/// A new tenant API key: `hfk_` + 32 random bytes, URL-safe base64.
-pub fn generate_key() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    format!("hfk_{}", URL_SAFE_NO_PAD.encode(b))
-}
-
-/// What is stored for a key.
-pub fn hash_key(key: &str) -> String {
-    let d = Sha256::digest(key.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -85,19 +76,15 @@ impl FromRequestParts<Arc<AppState>> for KeyedCaller {
         if !key.starts_with("hfk_") {
             return Err(ApiError::unauthorized());
         }
-        let client = state.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-                &[&hash_key(key)],
-            )
-            .await?;
-        match row.and_then(|r| Some((r.get::<_, String>(0), r.get::<_, Option<String>>(1)?))) {
-            Some((id, t)) => Ok(KeyedCaller {
+        match hookfleet_service::tenants::find_key(&state.pool, key).await? {
+            Some(hookfleet_store::tenants::ApiKey {
+                id,
+                tenant_id: Some(t),
+            }) => Ok(KeyedCaller {
                 caller: Caller::Tenant(t),
                 key_id: Some(id),
             }),
-            None => Err(ApiError::unauthorized()),
+            _ => Err(ApiError::unauthorized()),
         }
     }
 }

@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+pub use hookfleet_service::ServiceError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -77,37 +78,35 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        // A pool or connection failure is an outage (503); anything else is logged
-        // once here and answered without internals.
-        let unavailable = e.chain().any(|c| {
-            c.downcast_ref::<deadpool_postgres::PoolError>().is_some()
-                || c.downcast_ref::<tokio_postgres::Error>()
-                    .is_some_and(|pe| pe.is_closed() || pe.code().is_none())
-        });
-        if unavailable {
-            tracing::warn!(error = format!("{e:#}"), "Postgres unavailable.");
-            return ApiError::unavailable("the database");
+impl From<ServiceError> for ApiError {
+    /// The one mapping of the service layer's error to the API's answer.
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound(what) => ApiError::not_found(what),
+            ServiceError::Invalid { field, message } => ApiError::invalid(&field, message),
+            ServiceError::LimitReached(m) => {
+                ApiError::new(StatusCode::CONFLICT, "limit_reached", m)
+            }
+            ServiceError::Conflict(m) => ApiError::conflict(m),
+            ServiceError::Unavailable(what) => ApiError::unavailable(what),
+            ServiceError::Forbidden(m) => ApiError::forbidden(&m),
+            ServiceError::Internal(e) => {
+                // Logged once here, answered without internals.
+                tracing::error!(error = format!("{e:#}"), "Request failed.");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
         }
-        tracing::error!(error = format!("{e:#}"), "Request failed.");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
     }
 }
 
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        anyhow::Error::from(e).into()
-    }
-}
-
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        anyhow::Error::from(e).into()
+impl From<anyhow::Error> for ApiError {
+    /// A database or broker outage is a 503 ([`ServiceError`]'s `From`).
+    fn from(e: anyhow::Error) -> Self {
+        ServiceError::from(e).into()
     }
 }
 
@@ -267,36 +266,75 @@ pub fn nul_parameter(query: &str) -> Option<String> {
         })
 }
 
-/// RabbitMQ could not take a publish or declaration (the cause inside): a 503.
-#[derive(Debug, thiserror::Error)]
-#[error("RabbitMQ unavailable: {0:#}")]
-pub struct BrokerUnavailable(pub anyhow::Error);
-
 /// Runs `work` in a task of its own and waits for it. A client that disconnects
 /// cancels the handler, never the work: it runs to completion, so nothing is left
-/// half done. Broker failures become 503, as do database outages.
+/// half done.
 pub async fn detached<T, F>(work: F) -> ApiResult<T>
 where
-    F: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    F: std::future::Future<Output = Result<T, ServiceError>> + Send + 'static,
     T: Send + 'static,
 {
-    match tokio::spawn(work).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e))
-            if e.chain()
-                .any(|c| c.is::<BrokerUnavailable>() || c.is::<lapin::Error>()) =>
-        {
-            tracing::warn!(error = format!("{e:#}"), "RabbitMQ unavailable.");
-            Err(ApiError::unavailable("RabbitMQ"))
-        }
-        Ok(Err(e)) => Err(e.into()),
-        Err(join) => Err(anyhow::anyhow!("background task failed: {join}").into()),
-    }
+    Ok(hookfleet_service::error::detached(work).await?)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::rejected_field;
+    use super::{rejected_field, ApiError, ServiceError};
+    use axum::http::StatusCode;
+
+    #[test]
+    fn every_service_error_has_its_status_and_code() {
+        let cases: Vec<(ServiceError, StatusCode, &str)> = vec![
+            (
+                ServiceError::NotFound("webhook"),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                ServiceError::invalid("url", "bad"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_error",
+            ),
+            (
+                ServiceError::LimitReached("full".into()),
+                StatusCode::CONFLICT,
+                "limit_reached",
+            ),
+            (
+                ServiceError::Conflict("dup".into()),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+            (
+                ServiceError::Unavailable("RabbitMQ"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            ),
+            (
+                ServiceError::Forbidden("no".into()),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                ServiceError::Internal(anyhow::anyhow!("bug")),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let a = ApiError::from(e);
+            assert_eq!((a.status, a.code), (status, code), "{}", a.message);
+        }
+        let a = ApiError::from(ServiceError::invalid("url", "bad"));
+        assert_eq!(
+            (a.field.as_deref(), a.message.as_str()),
+            (Some("url"), "bad")
+        );
+        let a = ApiError::from(ServiceError::NotFound("webhook"));
+        assert_eq!(a.message, "webhook not found");
+        let a = ApiError::from(ServiceError::Unavailable("the database"));
+        assert_eq!(a.message, "the database is unreachable; retry later");
+    }
 
     #[test]
     fn the_field_is_the_offending_key() {

@@ -1,7 +1,6 @@
 //! The event catalog and HTTP ingest (`POST /api/v1/events`).
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
-use crate::webhooks::Page;
+use crate::error::{detached, ApiError, ApiResult};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,42 +9,22 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookfleet_core::envelope::InvalidEnvelope;
 use hookfleet_core::Envelope;
+use hookfleet_service::Page;
 use hookfleet_store::catalog::Catalog;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Serialize)]
-pub struct EventType {
-    pub name: String,
-    pub description: String,
-    pub schema: serde_json::Value,
-    pub example: serde_json::Value,
-    pub deprecated: bool,
-    /// The type's own retry schedule (delays between attempts); null: the
-    /// default. An endpoint's own schedule wins over it.
-    pub retry_schedule: Option<Vec<String>>,
-}
-
-const TYPE_COLUMNS: &str = "name, description, schema, example, deprecated, retry_schedule";
+pub use hookfleet_service::catalog::{
+    add_event_type, update_event_type, EventType, EventTypePatch, NewEventType,
+};
 
 pub async fn catalog(
     State(st): State<Arc<AppState>>,
     _caller: Caller,
 ) -> ApiResult<Json<Page<EventType>>> {
-    let client = st.pool.get().await?;
-    let rows = client
-        .query(
-            &format!("SELECT {TYPE_COLUMNS} FROM event_types ORDER BY name"),
-            &[],
-        )
-        .await?;
-    let data = rows.iter().map(row_to_type).collect();
-    Ok(Json(Page {
-        data,
-        next_cursor: None,
-    }))
+    Ok(Json(hookfleet_service::catalog::list(&st.pool).await?))
 }
 
 /// The compiled catalog, cached for two seconds (ingest checks every event).
@@ -94,6 +73,65 @@ fn envelope_error(e: InvalidEnvelope) -> ApiError {
     }
 }
 
+/// `application/json`, parameters (`; charset=utf-8`) allowed; checked
+/// before the body is read.
+fn require_json(headers: &HeaderMap) -> ApiResult<()> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the envelope with Content-Type: application/json",
+    ))
+}
+
+/// The event id an `Idempotency-Key` stands for: the same key in the same
+/// scope always gives the same id, so a retried POST is never a second event.
+fn idempotent_id(headers: &HeaderMap, caller: &Caller) -> ApiResult<Option<String>> {
+    let idem = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => return Ok(None),
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => k,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "must be 1-255 visible ASCII characters",
+            ))
+        }
+    };
+    let d = Sha256::digest(format!("{}\n{idem}", caller.scope().unwrap_or("")).as_bytes());
+    let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    Ok(Some(format!("evt_idem_{hex}")))
+}
+
+/// Parses the envelope and puts it in the caller's scope: a tenant's events
+/// are its own (a `tenant_id` naming another tenant is refused).
+fn parse_envelope(
+    body: &[u8],
+    caller: &Caller,
+    derived_id: Option<&str>,
+    max: usize,
+) -> ApiResult<Envelope> {
+    let mut env = Envelope::parse(body, "", derived_id, max).map_err(envelope_error)?;
+    if let Caller::Tenant(t) = caller {
+        match &env.tenant_id {
+            Some(given) if given != t => {
+                return Err(ApiError::invalid(
+                    "tenant_id",
+                    "must be absent or your own tenant",
+                ))
+            }
+            _ => env.tenant_id = Some(t.clone()),
+        }
+    }
+    Ok(env)
+}
+
 /// Accepts one envelope (DESIGN.md §2.1) and answers 202 only once RabbitMQ has
 /// confirmed it. The publish runs in a task of its own, so a client that goes away
 /// mid-request cannot leave it half done. A retried POST with the same envelope
@@ -105,20 +143,7 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    // `application/json`, parameters (`; charset=utf-8`) allowed; checked
-    // before the body is read.
-    let json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the envelope with Content-Type: application/json",
-        ));
-    }
+    require_json(&headers)?;
     let max = st.settings.delivery.max_payload_bytes;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -131,38 +156,8 @@ pub async fn ingest(
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
         }
     })?;
-    let idem = match headers.get("idempotency-key").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_owned()),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "Idempotency-Key",
-                "must be 1-255 visible ASCII characters",
-            ))
-        }
-    };
-    let derived_id = idem.map(|k| {
-        let d = Sha256::digest(format!("{}\n{k}", caller.scope().unwrap_or("")).as_bytes());
-        format!(
-            "evt_idem_{}",
-            d.iter()
-                .take(16)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
-    });
-    let mut env = Envelope::parse(&body, "", derived_id.as_deref(), max).map_err(envelope_error)?;
-    if let Caller::Tenant(t) = &caller {
-        match &env.tenant_id {
-            Some(given) if given != t => {
-                return Err(ApiError::invalid(
-                    "tenant_id",
-                    "must be absent or your own tenant",
-                ))
-            }
-            _ => env.tenant_id = Some(t.clone()),
-        }
-    }
+    let derived_id = idempotent_id(&headers, &caller)?;
+    let env = parse_envelope(&body, &caller, derived_id.as_deref(), max)?;
     let env = st
         .types
         .get(&st.pool)
@@ -170,154 +165,21 @@ pub async fn ingest(
         .check(env)
         .map_err(envelope_error)?;
     let id = env.id.clone();
-    let st2 = st.clone();
-    crate::error::detached(async move {
+    detached(async move {
         let props = hookfleet_broker::headers::event_properties(&env.id);
-        st2.publisher
+        let published = st
+            .publisher
             .publish(
                 hookfleet_broker::names::EVENTS_EXCHANGE,
                 &env.event_type,
                 &env.to_body(),
                 props,
             )
-            .await
+            .await;
+        Ok(published?)
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { id })))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewEventType {
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    pub schema: Option<serde_json::Value>,
-    pub example: Option<serde_json::Value>,
-    pub retry_schedule: Option<Vec<String>>,
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct EventTypePatch {
-    pub description: Option<String>,
-    pub schema: Option<serde_json::Value>,
-    pub example: Option<serde_json::Value>,
-    pub deprecated: Option<bool>,
-    /// `null` clears it.
-    #[serde(default, deserialize_with = "crate::webhooks::present")]
-    pub retry_schedule: Option<Option<Vec<String>>>,
-}
-
-fn check_retry_schedule(delays: Option<&[String]>) -> ApiResult<Option<String>> {
-    delays
-        .map(|d| {
-            hookfleet_core::endpoint::validate_retry_schedule(d)
-                .map_err(|e| ApiError::invalid("retry_schedule", e))
-        })
-        .transpose()
-}
-
-/// Checks a schema compiles and the example (if any) matches it.
-fn check_schema(schema: &serde_json::Value, example: Option<&serde_json::Value>) -> ApiResult<()> {
-    if !schema.is_object() {
-        return Err(ApiError::invalid("schema", "must be a JSON Schema object"));
-    }
-    let v = hookfleet_store::catalog::compile(schema)
-        .map_err(|e| ApiError::invalid("schema", format!("does not compile: {e}")))?;
-    if let Some(ex) = example {
-        if !ex.is_object() {
-            return Err(ApiError::invalid("example", "must be a JSON object"));
-        }
-        if let Some(err) = hookfleet_store::catalog::first_error(&v, ex) {
-            return Err(ApiError::invalid(
-                "example",
-                format!("does not match the schema: {err}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn row_to_type(r: &tokio_postgres::Row) -> EventType {
-    EventType {
-        name: r.get(0),
-        description: r.get(1),
-        schema: r.get(2),
-        example: r.get(3),
-        deprecated: r.get(4),
-        retry_schedule: r
-            .get::<_, Option<String>>(5)
-            .map(|s| s.split(',').map(str::to_owned).collect()),
-    }
-}
-
-/// Adds an event type to the catalog; shared with `hookfleet event-type add`.
-/// A custom retry schedule's tiers are declared (through `publisher`, else on a
-/// connection of its own) before the type is stored.
-pub async fn add_event_type(
-    settings: &hookfleet_core::Settings,
-    pool: &hookfleet_store::Pool,
-    publisher: Option<&crate::publisher::Publisher>,
-    b: NewEventType,
-) -> ApiResult<EventType> {
-    hookfleet_core::envelope::validate_event_type(&b.name)
-        .map_err(|e| ApiError::invalid("name", e))?;
-    let schema = b
-        .schema
-        .unwrap_or_else(|| serde_json::json!({"type": "object"}));
-    let example = b.example.unwrap_or_else(|| serde_json::json!({}));
-    check_schema(&schema, Some(&example))?;
-    let retry = check_retry_schedule(b.retry_schedule.as_deref())?;
-    crate::admin::declare_schedule_tiers(settings, publisher, retry.as_deref()).await?;
-    let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            &format!(
-                "INSERT INTO event_types (name, description, schema, example, retry_schedule) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (name) DO NOTHING RETURNING {TYPE_COLUMNS}"
-            ),
-            &[&b.name, &b.description, &schema, &example, &retry],
-        )
-        .await?
-        .ok_or_else(|| ApiError::conflict(format!("event type `{}` already exists", b.name)))?;
-    Ok(row_to_type(&row))
-}
-
-/// Updates or deprecates an event type; shared with `hookfleet event-type`.
-pub async fn update_event_type(
-    settings: &hookfleet_core::Settings,
-    pool: &hookfleet_store::Pool,
-    publisher: Option<&crate::publisher::Publisher>,
-    name: &str,
-    p: EventTypePatch,
-) -> ApiResult<EventType> {
-    let client = pool.get().await?;
-    let current = client
-        .query_opt(
-            &format!("SELECT {TYPE_COLUMNS} FROM event_types WHERE name = $1"),
-            &[&name],
-        )
-        .await?
-        .map(|r| row_to_type(&r))
-        .ok_or_else(|| ApiError::not_found("event type"))?;
-    let schema = p.schema.unwrap_or(current.schema);
-    let example = p.example.unwrap_or(current.example);
-    check_schema(&schema, Some(&example))?;
-    let retry = check_retry_schedule(p.retry_schedule.as_ref().and_then(|r| r.as_deref()))?;
-    crate::admin::declare_schedule_tiers(settings, publisher, retry.as_deref()).await?;
-    let row = client
-        .query_one(
-            &format!(
-                "UPDATE event_types SET description = COALESCE($2, description), schema = $3, example = $4,
-                        deprecated = COALESCE($5, deprecated),
-                        retry_schedule = CASE WHEN $6 THEN $7 ELSE retry_schedule END, updated_at = now()
-                 WHERE name = $1 RETURNING {TYPE_COLUMNS}"
-            ),
-            &[&name, &p.description, &schema, &example, &p.deprecated, &p.retry_schedule.is_some(), &retry],
-        )
-        .await?;
-    Ok(row_to_type(&row))
 }
 
 pub async fn create_type(
@@ -325,10 +187,10 @@ pub async fn create_type(
     caller: Caller,
     crate::error::JsonBody(b): crate::error::JsonBody<NewEventType>,
 ) -> ApiResult<(StatusCode, Json<EventType>)> {
-    caller.require_admin()?;
+    caller.service().require_admin()?;
     Ok((
         StatusCode::CREATED,
-        Json(add_event_type(&st.settings, &st.pool, Some(&st.publisher), b).await?),
+        Json(add_event_type(st.ctx(), b).await?),
     ))
 }
 
@@ -338,8 +200,6 @@ pub async fn update_type(
     axum::extract::Path(name): axum::extract::Path<String>,
     crate::error::JsonBody(p): crate::error::JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventType>> {
-    caller.require_admin()?;
-    Ok(Json(
-        update_event_type(&st.settings, &st.pool, Some(&st.publisher), &name, p).await?,
-    ))
+    caller.service().require_admin()?;
+    Ok(Json(update_event_type(st.ctx(), &name, p).await?))
 }

@@ -1,39 +1,48 @@
 //! The management REST API (the SoundHash guide's `/api/v1/webhooks`) and HTTP
 //! event ingest, served by `hookfleet api` and inside `hookfleet all`.
 //!
+//! The handlers are thin adapters over the service layer (`hookfleet-service`):
+//! each extracts its input, calls one operation with the [`auth::Caller`], and
+//! answers its result; a `ServiceError` becomes an [`error::ApiError`] in one
+//! place (`From`). No SQL lives here: the service calls `hookfleet-store`.
+//!
 //! Layout:
-//! - [`error`]: the one error shape, and the JSON extractor that uses it.
+//! - [`error`]: the one error shape, the mapping of `ServiceError` to it, and
+//!   the JSON and query extractors that use it.
 //! - [`auth`]: admin key or tenant API key → [`auth::Caller`] and its scope.
-//! - [`admin`]: endpoint validation and lifecycle, shared with the CLI.
 //! - [`webhooks`]: webhook CRUD, secret rotation, test sends.
-//! - [`deliveries`]: delivery history, resend, stats.
-//! - [`dlq`]: browsing, replaying and purging `hookfleet.dead` (CLI and API).
+//! - [`deliveries`]: delivery history, resend, stats, activity.
 //! - [`dead_letters`]: `/api/v1/dead-letters…` and `/webhooks/{id}/recover`.
-//! - [`events`]: the event catalog and `POST /api/v1/events`.
-//! - [`tenants`]: tenants and their API keys (admin key only).
+//! - [`events`]: the event catalog and `POST /api/v1/events` (HTTP ingest).
+//! - [`tenants`]: tenants, their API keys and portal links.
+//! - [`admin`], [`dlq`], [`publisher`]: the service layer's endpoint
+//!   administration, replay and publisher under their former paths, for the CLI.
 //! - [`docs`]: the OpenAPI document and `/docs`.
 //! - [`conn`]: the listener: connection cap, header-read and idle timeouts.
 //! - [`guard`]: NUL and non-UTF-8 path parameters refused before any handler;
 //!   every `/api` error in the JSON shape.
-//! - [`publisher`]: the shared confirmed publisher handlers use.
 //! - [`portal`]: the tenant portal (`/portal`), server-rendered HTML on top of
 //!   the handlers above.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod auth;
 pub mod conn;
 pub mod dead_letters;
 pub mod deliveries;
-pub mod dlq;
 pub mod docs;
 pub mod error;
 pub mod events;
 pub mod guard;
 pub mod portal;
-pub mod publisher;
 pub mod tenants;
 pub mod webhooks;
+
+/// The service layer, for the CLI until it depends on it directly.
+pub use hookfleet_service as service;
+pub use hookfleet_service::endpoints as admin;
+pub use hookfleet_service::publisher;
+pub use hookfleet_service::replay as dlq;
+pub use hookfleet_service::{page_limit, DEFAULT_LIMIT, MAX_LIMIT};
 
 use axum::routing::{get, post};
 use hookfleet_core::Settings;
@@ -53,9 +62,16 @@ pub struct AppState {
     pub signer: portal::token::Signer,
 }
 
-/// Default and largest page sizes of every list.
-pub const DEFAULT_LIMIT: i64 = 50;
-pub const MAX_LIMIT: i64 = 250;
+impl AppState {
+    /// What the service layer's operations work with.
+    pub fn ctx(&self) -> hookfleet_service::Ctx<'_> {
+        hookfleet_service::Ctx {
+            settings: &self.settings,
+            pool: &self.pool,
+            publisher: Some(&self.publisher),
+        }
+    }
+}
 
 /// The API's routes (also walked by the OpenAPI sync test).
 pub fn router(state: Arc<AppState>) -> axum::Router {
@@ -168,9 +184,4 @@ pub async fn serve(
     // started runs detached and completes anyway), then the server stops.
     conn::serve(listener, router(state), limits, shutdown, grace).await;
     Ok(())
-}
-
-/// `limit` query parameter, clamped.
-pub fn page_limit(limit: Option<i64>) -> i64 {
-    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
 }

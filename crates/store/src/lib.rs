@@ -13,17 +13,26 @@
 //! - [`health`]: `endpoint_health`, the circuit breaker state workers share.
 //! - [`deliveries`]: the router's batch insert of events and deliveries, and the
 //!   workers' batch write of attempts.
+//! - [`history`]: reads of the delivery history (pages, one delivery with its
+//!   payload, statistics, activity) for the API and the portal.
+//! - [`event_types`]: the catalog's rows: list, add, change.
+//! - [`tenants`]: tenants and their API keys.
+//! - [`portal_sessions`]: portal sign-ins and used portal links.
 #![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod endpoints;
+pub mod event_types;
 pub mod health;
+pub mod history;
 pub mod migrate;
 pub mod pool;
+pub mod portal_sessions;
 pub mod registry;
 pub mod retention;
+pub mod tenants;
 
 pub use hookfleet_core::Circuit;
 pub use pool::Pool;

@@ -103,14 +103,8 @@ impl From<ApiError> for PortalError {
     }
 }
 
-impl From<tokio_postgres::Error> for PortalError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for PortalError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
+impl From<anyhow::Error> for PortalError {
+    fn from(e: anyhow::Error) -> Self {
         ApiError::from(e).into()
     }
 }

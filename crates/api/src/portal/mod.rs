@@ -387,23 +387,12 @@ impl FromRequestParts<Arc<AppState>> for Session {
         };
         // One lookup: the row is open and unexpired, and the key behind it
         // (if any) is not revoked.
-        let live = async {
-            let c = st.pool.get().await.ok()?;
-            c.query_opt(
-                "SELECT 1 FROM portal_sessions s \
-                 WHERE s.id = $1 AND s.tenant_id = $2 AND s.ended_at IS NULL AND s.expires_at > now() \
-                   AND (s.key_id IS NULL OR EXISTS (SELECT 1 FROM api_keys k \
-                        WHERE k.id = s.key_id AND k.revoked_at IS NULL))",
-                &[&claims.nonce, &claims.tenant],
-            )
+        match hookfleet_store::portal_sessions::is_live(&st.pool, &claims.nonce, &claims.tenant)
             .await
-            .ok()
-            .map(|r| r.is_some())
-        };
-        match live.await {
-            Some(true) => {}
-            Some(false) => return Err(to_login()),
-            None => {
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(to_login()),
+            Err(_) => {
                 let e = crate::error::ApiError::unavailable("the database");
                 return Err(PortalError::from(e).into_response());
             }
@@ -439,12 +428,6 @@ enum NotOpened {
     Failed(PortalError),
 }
 
-impl<E: Into<PortalError>> From<E> for NotOpened {
-    fn from(e: E) -> Self {
-        NotOpened::Failed(e.into())
-    }
-}
-
 /// A link being used: its id and expiry (Unix seconds).
 struct LinkUse<'a> {
     id: &'a str,
@@ -459,46 +442,21 @@ async fn open_session(
     key_id: Option<&str>,
     link: Option<LinkUse<'_>>,
 ) -> Result<(String, i64), NotOpened> {
+    use hookfleet_store::portal_sessions::{self as sessions, Opened};
     let ttl = st.settings.api.portal_session_ttl.as_secs() as i64;
     let now = time::OffsetDateTime::now_utc();
     let exp = now + time::Duration::seconds(ttl);
     let id = token::nonce();
-    let mut client = st.pool.get().await?;
-    let tx = client.transaction().await?;
-    tx.execute("DELETE FROM portal_sessions WHERE expires_at < now()", &[])
-        .await?;
-    tx.execute(
-        "DELETE FROM portal_links_used WHERE expires_at < now()",
-        &[],
-    )
-    .await?;
-    let n = tx
-        .execute(
-            "INSERT INTO portal_sessions (id, tenant_id, key_id, expires_at) \
-             SELECT $1, $2, $3, $4 \
-             WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM api_keys \
-                   WHERE id = $3 AND tenant_id = $2 AND revoked_at IS NULL)",
-            &[&id, &tenant, &key_id, &exp],
-        )
-        .await?;
-    if n == 0 {
-        return Err(NotOpened::KeyRevoked);
+    let link = link.map(|l| sessions::LinkUse {
+        id: l.id,
+        expires_at: time::OffsetDateTime::from_unix_timestamp(l.exp).unwrap_or(exp),
+    });
+    match sessions::open(&st.pool, &id, tenant, key_id, exp, link).await {
+        Ok(Opened::Opened) => Ok((id, exp.unix_timestamp())),
+        Ok(Opened::KeyRevoked) => Err(NotOpened::KeyRevoked),
+        Ok(Opened::LinkUsed) => Err(NotOpened::LinkUsed),
+        Err(e) => Err(NotOpened::Failed(e.into())),
     }
-    if let Some(l) = link {
-        let link_exp = time::OffsetDateTime::from_unix_timestamp(l.exp).unwrap_or(exp);
-        let n = tx
-            .execute(
-                "INSERT INTO portal_links_used (id, tenant_id, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO NOTHING",
-                &[&l.id, &tenant, &link_exp],
-            )
-            .await?;
-        if n == 0 {
-            return Err(NotOpened::LinkUsed);
-        }
-    }
-    tx.commit().await?;
-    Ok((id, exp.unix_timestamp()))
 }
 
 /// Signs `tenant` in: a session row, its cookie, and a redirect to the
@@ -555,12 +513,7 @@ async fn start_session(
 
 /// Ends the session's row, clears the cookie, and shows the sign-in page.
 async fn end_session(st: &AppState, headers: &HeaderMap, s: &Session) -> PortalResult<Response> {
-    let c = st.pool.get().await?;
-    c.execute(
-        "UPDATE portal_sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL",
-        &[&s.id],
-    )
-    .await?;
+    hookfleet_store::portal_sessions::end(&st.pool, &s.id).await?;
     let mut r = Redirect::to("/portal/login").into_response();
     let c = format!(
         "{COOKIE}=; Path=/portal; HttpOnly; SameSite=Lax; Max-Age=0{}",

@@ -176,18 +176,9 @@ pub async fn login(
     if key.is_empty() {
         return refuse("Enter an API key of your tenant (it starts with hfk_).");
     }
-    let c = st.pool.get().await?;
-    let row = c
-        .query_opt(
-            "SELECT id, tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-            &[&hash_key(&key)],
-        )
-        .await?;
-    match row {
-        Some(r) => match r.get::<_, Option<String>>(1) {
-            Some(tenant) => {
-                super::start_session(&st, &headers, &tenant, Some(r.get(0)), None).await
-            }
+    match hookfleet_store::tenants::live_api_key(&st.pool, &hash_key(&key)).await? {
+        Some(k) => match k.tenant_id {
+            Some(tenant) => super::start_session(&st, &headers, &tenant, Some(k.id), None).await,
             None => refuse("This key has no tenant."),
         },
         // The admin key is not a tenant: it has no portal of its own.

@@ -139,7 +139,7 @@ async fn replay(
     by: Option<String>,
 ) -> anyhow::Result<()> {
     let (filter, limit) = filter.split()?;
-    hookfleet_api::dlq::check_rate(rate).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    hookfleet_service::replay::check_rate(rate).map_err(|e| anyhow::anyhow!("--{e}"))?;
     if dry_run {
         let matched = matched(pool, &filter, limit).await?;
         out!(
@@ -148,13 +148,14 @@ async fn replay(
         );
         return Ok(());
     }
-    let req = hookfleet_api::dlq::ReplayRequest {
+    let req = hookfleet_service::replay::ReplayRequest {
         filter,
         rate,
         limit,
         actor: actor(by),
     };
-    let (replay, job) = hookfleet_api::dlq::prepare_replay(amqp_url, pool, Scope::All, req).await?;
+    let (replay, job) =
+        hookfleet_service::replay::prepare_replay(amqp_url, pool, Scope::All, req).await?;
     eprintln!("replay {} started", replay.id);
     job.await;
     let done = store::get_replay(pool, Scope::All, &replay.id)

@@ -2,8 +2,9 @@
 //! rotate their signing secrets.
 use super::{pool, print_json, SecretArg};
 use anyhow::Context as _;
-use hookfleet::admin::{self, EndpointInput};
 use hookfleet_core::Settings;
+use hookfleet_service::endpoints::{self as admin, EndpointInput};
+use hookfleet_service::Caller;
 use hookfleet_store::{endpoints, Pool};
 
 #[derive(clap::Subcommand)]
@@ -61,8 +62,8 @@ pub struct Add {
     retry_schedule: Option<Vec<String>>,
     /// `fifo`: delivered one at a time in publish order (fixed for the
     /// endpoint's life); `parallel` (default).
-    #[arg(long, value_parser = ["parallel", "fifo"], default_value = "parallel")]
-    ordering: String,
+    #[arg(long, default_value = "parallel")]
+    ordering: hookfleet_core::Ordering,
 }
 
 pub async fn run(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
@@ -110,7 +111,7 @@ async fn create(settings: &Settings, pool: &Pool, add: Add) -> anyhow::Result<()
         rate_limit: add.rate_limit,
         max_in_flight: add.max_in_flight,
         retry_schedule: add.retry_schedule,
-        ordered: add.ordering == "fifo",
+        ordering: add.ordering,
         ..Default::default()
     };
     let (ep, secret) = admin::create_endpoint(settings, pool, input).await?;
@@ -132,23 +133,24 @@ async fn rotate_secret(
     let ep = endpoints::get(pool, id)
         .await?
         .with_context(|| format!("no endpoint with id {id}"))?;
-    let new = hookfleet_core::Secret::generate();
+    // The operation behind POST /api/v1/webhooks/{id}/secret/rotate, as the
+    // endpoint's own tenant: the CLI may rotate any tenant's endpoint.
+    let caller = ep.tenant_id.map_or(Caller::Admin, Caller::Tenant);
     let expires = time::OffsetDateTime::now_utc() + grace;
-    // The same store call as POST /api/v1/webhooks/{id}/secret/rotate.
-    endpoints::rotate_secret(
+    let out = admin::rotate_secret(
         pool,
         settings.encryption_keys.as_ref(),
+        &caller,
         id,
-        ep.tenant_id.as_deref(),
-        new.expose(),
-        expires,
+        Some(grace.as_secs() as i64),
     )
     .await?;
+    let new = out.key;
     out!(
         "{}",
         serde_json::json!({
             "id": id,
-            "secret": new.expose(),
+            "secret": new,
             "previous_expire_at": expires.format(&time::format_description::well_known::Rfc3339)?,
         })
     );

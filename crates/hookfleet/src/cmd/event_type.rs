@@ -1,6 +1,7 @@
 //! `hookfleet event-type`: the event type catalog.
-use super::{api_error, json_arg, pool, print_json};
+use super::{json_arg, pool, print_json};
 use hookfleet_core::Settings;
+use hookfleet_service::{catalog, Ctx};
 
 #[derive(clap::Subcommand)]
 pub enum EventTypeCmd {
@@ -46,28 +47,34 @@ pub async fn run(cmd: EventTypeCmd, settings: &Settings) -> anyhow::Result<()> {
             example,
             retry_schedule,
         } => {
-            let b = hookfleet_api::events::NewEventType {
+            let b = catalog::NewEventType {
                 name,
                 description,
                 schema: json_arg("--schema", schema)?,
                 example: json_arg("--example", example)?,
                 retry_schedule,
             };
-            let t = hookfleet_api::events::add_event_type(settings, &pool, None, b)
-                .await
-                .map_err(api_error)?;
+            let t = catalog::add_event_type(ctx(settings, &pool), b).await?;
             print_json(&t)
         }
         EventTypeCmd::Deprecate { name } => {
-            let p = hookfleet_api::events::EventTypePatch {
+            let p = catalog::EventTypePatch {
                 deprecated: Some(true),
                 ..Default::default()
             };
-            hookfleet_api::events::update_event_type(settings, &pool, None, &name, p)
-                .await
-                .map_err(api_error)?;
+            catalog::update_event_type(ctx(settings, &pool), &name, p).await?;
             out!("{name} deprecated");
             Ok(())
         }
+    }
+}
+
+/// The service's context for a command: no publisher (the CLI declares what it
+/// needs itself).
+fn ctx<'a>(settings: &'a Settings, pool: &'a hookfleet_store::Pool) -> Ctx<'a> {
+    Ctx {
+        settings,
+        pool,
+        publisher: None,
     }
 }

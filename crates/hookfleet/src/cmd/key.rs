@@ -1,6 +1,7 @@
 //! `hookfleet key`: a tenant's API keys.
-use super::{api_error, pool, print_json};
+use super::{pool, print_json};
 use hookfleet_core::Settings;
+use hookfleet_service::tenants;
 
 #[derive(clap::Subcommand)]
 pub enum KeyCmd {
@@ -14,15 +15,11 @@ pub async fn run(cmd: KeyCmd, settings: &Settings) -> anyhow::Result<()> {
     let pool = pool(settings)?;
     match cmd {
         KeyCmd::Create { tenant } => {
-            let k = hookfleet_api::tenants::create_api_key(&pool, &tenant)
-                .await
-                .map_err(api_error)?;
+            let k = tenants::create_api_key(&pool, &tenant).await?;
             print_json(&k)
         }
         KeyCmd::Revoke { key_id } => {
-            hookfleet_api::tenants::revoke_api_key(&pool, &key_id)
-                .await
-                .map_err(api_error)?;
+            tenants::revoke_api_key(&pool, &key_id).await?;
             out!("{key_id} revoked");
             Ok(())
         }

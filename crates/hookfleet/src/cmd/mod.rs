@@ -132,16 +132,6 @@ fn pool(settings: &Settings) -> anyhow::Result<hookfleet_store::Pool> {
     hookfleet_store::pool::connect(&settings.database.url, 2)
 }
 
-/// The service layer's error for the terminal: its message, after the field it
-/// names. (The one place that flattens it; `hookfleet_api`'s operations return
-/// `ApiError` until they move to the service layer.)
-fn api_error(e: hookfleet_api::error::ApiError) -> anyhow::Error {
-    match e.field {
-        Some(f) => anyhow::anyhow!("{f}: {}", e.message),
-        None => anyhow::anyhow!("{}", e.message),
-    }
-}
-
 /// Prints `v` as pretty JSON.
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     out!("{}", serde_json::to_string_pretty(v)?);

@@ -1,7 +1,8 @@
 //! `hookfleet tenant`: create a tenant, print a portal link.
-use super::{api_error, pool, print_json};
+use super::{pool, print_json};
 use hookfleet_core::config::ConfigError;
 use hookfleet_core::Settings;
+use hookfleet_service::tenants;
 
 #[derive(clap::Subcommand)]
 pub enum TenantCmd {
@@ -21,9 +22,7 @@ pub enum TenantCmd {
 pub async fn run(cmd: TenantCmd, settings: &Settings) -> anyhow::Result<()> {
     match cmd {
         TenantCmd::Create { id } => {
-            let t = hookfleet_api::tenants::create_tenant(&pool(settings)?, &id)
-                .await
-                .map_err(api_error)?;
+            let t = tenants::create_tenant(&pool(settings)?, &id).await?;
             print_json(&t)
         }
         TenantCmd::PortalLink { id, ttl } => portal_link(settings, &id, ttl.map(Into::into)).await,
@@ -52,7 +51,7 @@ async fn portal_link(
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.api.listen));
     let signer = hookfleet_api::portal::token::Signer::new(admin_key.expose());
-    let link = hookfleet_api::tenants::issue_portal_link(
+    let link = tenants::issue_portal_link(
         &pool(settings)?,
         &signer,
         id,
@@ -60,7 +59,6 @@ async fn portal_link(
         ttl.as_secs() as i64,
         &base,
     )
-    .await
-    .map_err(api_error)?;
+    .await?;
     print_json(&link)
 }

@@ -1,9 +1,9 @@
-//! Dead letters: listing, replaying and purging the dead letters that the
-//! workers' keepers moved from `hookfleet.dead` into PostgreSQL
-//! (`hookfleet_store::dead_letters`), shared by `hookfleet dlq …`,
-//! `/api/v1/dead-letters…` and the portal.
+//! Replaying dead letters (the rows the workers' keepers moved from
+//! `hookfleet.dead` into PostgreSQL, `hookfleet_store::dead_letters`), shared
+//! by `hookfleet dlq replay`, `/api/v1/dead-letters/replay`, `/recover` and the
+//! portal.
 //!
-//! Every action is an indexed query over the caller's own rows, so one caller
+//! Every batch is an indexed query over the caller's own rows, so one caller
 //! never holds, hides or delays another's dead letters, and the cost follows
 //! the dead letters that match, not the whole queue.
 //!
@@ -13,7 +13,7 @@
 //! those rows, marks the deliveries pending and records the actions in one
 //! transaction. A replay that dies half way leaves the rest kept, and at worst
 //! a duplicate (same `webhook-id`) of the batch it was sending.
-use crate::error::BrokerUnavailable;
+use crate::error::{BrokerUnavailable, ServiceResult};
 use anyhow::Context as _;
 use hookfleet_broker::{headers as h, names};
 use hookfleet_core::metrics;
@@ -62,7 +62,7 @@ pub async fn start_replay(
     pool: &Pool,
     scope: Scope<'_>,
     req: ReplayRequest,
-) -> anyhow::Result<Replay> {
+) -> ServiceResult<Replay> {
     let (replay, job) = prepare_replay(amqp_url, pool, scope, req).await?;
     tokio::spawn(job);
     Ok(replay)
@@ -76,7 +76,7 @@ pub async fn prepare_replay(
     pool: &Pool,
     scope: Scope<'_>,
     req: ReplayRequest,
-) -> anyhow::Result<(
+) -> ServiceResult<(
     Replay,
     impl std::future::Future<Output = ()> + Send + 'static,
 )> {
@@ -291,7 +291,7 @@ pub async fn replay_endpoint_since(
     endpoint_id: &str,
     since_ms: i64,
     actor: String,
-) -> anyhow::Result<i64> {
+) -> ServiceResult<i64> {
     let req = ReplayRequest {
         filter: Filter {
             endpoint_id: Some(endpoint_id.to_owned()),
@@ -308,7 +308,9 @@ pub async fn replay_endpoint_since(
         .await?
         .context("the recover replay's record is gone")?;
     if done.status == "failed" {
-        anyhow::bail!(done.error.unwrap_or_else(|| "the replay failed".into()));
+        return Err(
+            anyhow::anyhow!(done.error.unwrap_or_else(|| "the replay failed".into())).into(),
+        );
     }
     Ok(done.replayed)
 }

@@ -57,7 +57,7 @@ impl Publisher {
     }
 
     /// Publishes and waits for the broker's confirm (bounded to 10 s); every
-    /// failure is a [`BrokerUnavailable`](crate::error::BrokerUnavailable).
+    /// failure is a [`BrokerUnavailable`](crate::BrokerUnavailable).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -87,7 +87,7 @@ impl Publisher {
             *self.live.write().unwrap_or_else(|p| p.into_inner()) = None;
             *self.state.lock().await = None;
         }
-        res.map_err(|e| crate::error::BrokerUnavailable(e).into())
+        res.map_err(|e| crate::BrokerUnavailable(e).into())
     }
 
     /// Syncs the ordered router's bindings (see `hookfleet_router::sync_bindings`)
@@ -119,7 +119,7 @@ impl Publisher {
         };
         declared
             .await
-            .map_err(|e| crate::error::BrokerUnavailable(e).into())
+            .map_err(|e| crate::BrokerUnavailable(e).into())
     }
 
     /// Declares an endpoint's queue (after creating the endpoint).
@@ -135,6 +135,6 @@ impl Publisher {
         };
         declared
             .await
-            .map_err(|e| crate::error::BrokerUnavailable(e).into())
+            .map_err(|e| crate::BrokerUnavailable(e).into())
     }
 }

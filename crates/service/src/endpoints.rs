@@ -1,0 +1,457 @@
+//! Webhook (endpoint) administration, shared by the API, the portal and the
+//! CLI: validation whose errors name the field, create, list, read, update,
+//! delete, and the signing secrets. `Endpoint` is the stored row
+//! (`hookfleet_store`); [`Webhook`] is how callers are shown one.
+use crate::error::{ServiceError, ServiceResult};
+use crate::{queues, Caller, Ctx, Page, SEVEN_DAYS};
+use hookfleet_core::sealing::Keyring;
+use hookfleet_core::{envelope, Circuit, Ordering, Secret, Settings};
+use hookfleet_store::endpoints::{self, Endpoint, EndpointPatch, NewEndpoint};
+use hookfleet_store::Pool;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+pub use crate::endpoint_rules::{
+    is_hop_by_hop, parse_ordering, validate_control, validate_parts, MAX_DESCRIPTION,
+    MAX_METADATA_BYTES,
+};
+
+/// Input for a new endpoint, before validation.
+#[derive(Debug, Default, Clone)]
+pub struct EndpointInput {
+    pub url: String,
+    pub events: Vec<String>,
+    pub tenant_id: Option<String>,
+    pub description: String,
+    pub secret: Option<String>,
+    pub is_active: bool,
+    pub headers: BTreeMap<String, String>,
+    pub metadata: Option<serde_json::Value>,
+    pub rate_limit: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    /// Delays between attempts, e.g. `["5s", "1m", "1h"]`.
+    pub retry_schedule: Option<Vec<String>>,
+    /// `Fifo`: delivered one at a time in publish order.
+    pub ordering: Ordering,
+}
+
+/// A webhook as callers see it.
+#[derive(Debug, Serialize)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub events: Vec<String>,
+    pub is_active: bool,
+    pub headers: BTreeMap<String, String>,
+    pub metadata: serde_json::Value,
+    pub tenant_id: Option<String>,
+    pub disabled_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// The circuit breaker: closed (delivering), open (deliveries wait until
+    /// `next_probe_at`), half_open (one probe delivery is deciding).
+    pub circuit: Circuit,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_probe_at: Option<OffsetDateTime>,
+    /// Deliveries per second, all workers together; null: no limit.
+    pub rate_limit: Option<i32>,
+    /// Concurrent deliveries, all workers together; null: the workers' default.
+    pub max_in_flight: Option<i32>,
+    /// The delays between attempts; null: the default schedule.
+    pub retry_schedule: Option<Vec<String>>,
+    /// `parallel` (default) or `fifo`: one at a time, in publish order.
+    pub ordering: Ordering,
+    /// Only when created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl From<Endpoint> for Webhook {
+    fn from(e: Endpoint) -> Self {
+        Webhook {
+            id: e.id,
+            url: e.url,
+            description: e.description,
+            events: e.event_types,
+            is_active: e.is_active,
+            headers: e.headers,
+            metadata: e.metadata,
+            tenant_id: e.tenant_id,
+            disabled_reason: e.disabled_reason,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            circuit: e.circuit,
+            next_probe_at: e.next_probe_at,
+            rate_limit: e.rate_limit,
+            max_in_flight: e.max_in_flight,
+            retry_schedule: e
+                .retry_schedule
+                .map(|s| s.split(',').map(str::to_owned).collect()),
+            ordering: e.ordering,
+            secret: None,
+        }
+    }
+}
+
+/// A new webhook of the caller's scope.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    pub is_active: Option<bool>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub metadata: Option<serde_json::Value>,
+    /// Bring your own `whsec_` secret; generated when absent.
+    pub secret: Option<String>,
+    pub rate_limit: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    pub retry_schedule: Option<Vec<String>>,
+    /// `parallel` (default) or `fifo`; fixed for the webhook's life.
+    pub ordering: Option<String>,
+}
+
+/// For a change: absent → `None` (unchanged), `null` → `Some(None)` (cleared).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A change to a webhook; absent fields stay as they are.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub is_active: Option<bool>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub metadata: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub rate_limit: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub max_in_flight: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
+    pub retry_schedule: Option<Option<Vec<String>>>,
+    /// Accepted only when it is the webhook's own: ordering is fixed at creation.
+    pub ordering: Option<String>,
+}
+
+/// The filters and page of a webhook list.
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    pub is_active: Option<bool>,
+    pub event_type: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Refuses event types missing from the catalog (`*` is always fine).
+pub async fn check_known_types(pool: &Pool, events: &[String]) -> ServiceResult<()> {
+    let named: Vec<&str> = events
+        .iter()
+        .map(String::as_str)
+        .filter(|e| *e != "*")
+        .collect();
+    match hookfleet_store::event_types::first_unknown(pool, &named).await? {
+        None => Ok(()),
+        Some(unknown) => Err(ServiceError::invalid(
+            "events",
+            format!("unknown event type `{unknown}` (see GET /api/v1/webhooks/events)"),
+        )),
+    }
+}
+
+/// Validates, stores, and declares the queue of a new endpoint. Returns the
+/// endpoint and its secret (shown once). The CLI's entry; the API's is [`create`].
+pub async fn create_endpoint(
+    settings: &Settings,
+    pool: &Pool,
+    input: EndpointInput,
+) -> ServiceResult<(Endpoint, String)> {
+    let ctx = Ctx {
+        settings,
+        pool,
+        publisher: None,
+    };
+    create_with(ctx, input).await
+}
+
+/// [`create_endpoint`] with the broker work through `ctx`.
+pub async fn create_with(ctx: Ctx<'_>, input: EndpointInput) -> ServiceResult<(Endpoint, String)> {
+    let settings = ctx.settings;
+    validate_parts(
+        &settings.api,
+        Some(&input.url),
+        Some(&input.events),
+        Some(&input.description),
+        Some(&input.headers),
+        input.metadata.as_ref(),
+    )?;
+    if let Some(t) = &input.tenant_id {
+        ServiceError::check("tenant_id", envelope::validate_tenant_id(t))?;
+    }
+    let retry_schedule = validate_control(
+        input.rate_limit,
+        input.max_in_flight,
+        input.retry_schedule.as_deref(),
+    )?;
+    let secret = match &input.secret {
+        Some(s) => Secret::parse(s).map_err(|e| ServiceError::invalid("secret", e.to_string()))?,
+        None => Secret::generate(),
+    };
+    check_known_types(ctx.pool, &input.events).await?;
+    queues::declare_schedule_tiers(ctx, retry_schedule.as_deref()).await?;
+    let new = NewEndpoint {
+        id: hookfleet_core::ids::endpoint_id(),
+        tenant_id: input.tenant_id,
+        url: input.url,
+        description: input.description,
+        event_types: input.events,
+        is_active: input.is_active,
+        secret: secret.expose().to_owned(),
+        headers: input.headers,
+        metadata: input.metadata.unwrap_or_else(|| serde_json::json!({})),
+        control: endpoints::Control {
+            rate_limit: input.rate_limit,
+            max_in_flight: input.max_in_flight,
+            retry_schedule,
+        },
+        ordering: input.ordering,
+    };
+    let max = settings.api.max_endpoints_per_tenant;
+    let ep = endpoints::create(ctx.pool, settings.encryption_keys.as_ref(), &new, max)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::LimitReached(format!(
+                "{} already has {max} webhooks, the most api.max_endpoints_per_tenant allows; delete one first",
+                new.tenant_id
+                    .as_deref()
+                    .map_or("the tenant-less scope".to_owned(), |t| format!("tenant `{t}`")),
+            ))
+        })?;
+    // Routers and workers do this too when they see the endpoint; doing it
+    // here means no delivery can be routed before its queue exists, and for a
+    // FIFO endpoint that no event published after the answer misses the
+    // ordered router.
+    if let Err(e) = queues::declare_endpoint(ctx, &ep).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "Could not declare the endpoint queue or bind the ordered router now; routers and workers will."
+        );
+    }
+    Ok((ep, secret.expose().to_owned()))
+}
+
+/// Creates a webhook in the caller's scope; the answer carries its secret.
+pub async fn create(ctx: Ctx<'_>, caller: &Caller, b: CreateWebhook) -> ServiceResult<Webhook> {
+    let input = EndpointInput {
+        url: b.url,
+        events: b.events,
+        tenant_id: caller.scope().map(str::to_owned),
+        description: b.description,
+        secret: b.secret,
+        is_active: b.is_active.unwrap_or(true),
+        headers: b.headers,
+        metadata: b.metadata,
+        rate_limit: b.rate_limit,
+        max_in_flight: b.max_in_flight,
+        retry_schedule: b.retry_schedule,
+        ordering: parse_ordering(b.ordering.as_deref())?,
+    };
+    let (ep, secret) = create_with(ctx, input).await?;
+    let mut w = Webhook::from(ep);
+    w.secret = Some(secret);
+    Ok(w)
+}
+
+/// A page of the caller's webhooks, by id.
+pub async fn list(pool: &Pool, caller: &Caller, q: ListQuery) -> ServiceResult<Page<Webhook>> {
+    let limit = crate::page_limit(q.limit);
+    let mut rows = endpoints::list_page(
+        pool,
+        caller.scope(),
+        q.is_active,
+        q.event_type.as_deref(),
+        q.cursor.as_deref(),
+        limit + 1,
+    )
+    .await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(Page {
+        data: rows.into_iter().map(Webhook::from).collect(),
+        next_cursor,
+    })
+}
+
+/// One endpoint of the caller's scope; another scope's is not found.
+pub async fn load(pool: &Pool, caller: &Caller, id: &str) -> ServiceResult<Endpoint> {
+    endpoints::get_scoped(pool, id, caller.scope())
+        .await?
+        .ok_or(ServiceError::NotFound("webhook"))
+}
+
+/// Changes a webhook of the caller's scope.
+pub async fn update(
+    ctx: Ctx<'_>,
+    caller: &Caller,
+    id: &str,
+    b: UpdateWebhook,
+) -> ServiceResult<Webhook> {
+    validate_parts(
+        &ctx.settings.api,
+        b.url.as_deref(),
+        b.events.as_deref(),
+        b.description.as_deref(),
+        b.headers.as_ref(),
+        b.metadata.as_ref(),
+    )?;
+    let retry_schedule = validate_control(
+        b.rate_limit.flatten(),
+        b.max_in_flight.flatten(),
+        b.retry_schedule.as_ref().and_then(|s| s.as_deref()),
+    )?;
+    if let Some(ev) = &b.events {
+        check_known_types(ctx.pool, ev).await?;
+    }
+    if let Some(o) = b.ordering.as_deref() {
+        let wanted = parse_ordering(Some(o))?;
+        if wanted != load(ctx.pool, caller, id).await?.ordering {
+            return Err(ServiceError::invalid(
+                "ordering",
+                "is fixed when a webhook is created (its queue is declared for it); create a new webhook with the ordering you want",
+            ));
+        }
+    }
+    if b.retry_schedule.as_ref().is_some_and(Option::is_some) {
+        load(ctx.pool, caller, id).await?;
+        queues::declare_schedule_tiers(ctx, retry_schedule.as_deref()).await?;
+    }
+    let events_changed = b.events.is_some();
+    let patch = EndpointPatch {
+        url: b.url,
+        description: b.description,
+        event_types: b.events,
+        is_active: b.is_active,
+        headers: b.headers,
+        metadata: b.metadata,
+        rate_limit: b.rate_limit,
+        max_in_flight: b.max_in_flight,
+        retry_schedule: b.retry_schedule.map(|s| s.and(retry_schedule)),
+    };
+    let ep = endpoints::update(ctx.pool, id, caller.scope(), &patch)
+        .await?
+        .ok_or(ServiceError::NotFound("webhook"))?;
+    if let (true, true, Some(p)) = (ep.ordered(), events_changed, ctx.publisher) {
+        // Before answering: events of a newly subscribed type published after
+        // this answer must reach the ordered router.
+        queues::sync_ordered(ctx.pool, p).await;
+    }
+    Ok(ep.into())
+}
+
+/// Deletes an endpoint: the row goes (workers stop consuming on the NOTIFY),
+/// what is left in its queue moves to `hookfleet.dead`, and the queue is
+/// removed. Returns how many messages were dead-lettered. The CLI's entry;
+/// the API's is [`delete`].
+pub async fn delete_endpoint(settings: &Settings, pool: &Pool, id: &str) -> ServiceResult<u64> {
+    if !endpoints::delete(pool, id).await? {
+        return Err(ServiceError::NotFound("endpoint"));
+    }
+    Ok(queues::drain_deleted(settings, id).await?)
+}
+
+/// Deletes a webhook of the caller's scope ([`delete_endpoint`]).
+pub async fn delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> ServiceResult<u64> {
+    load(ctx.pool, caller, id).await?;
+    delete_endpoint(ctx.settings, ctx.pool, id).await
+}
+
+/// A webhook's signing secrets.
+#[derive(Debug, Serialize)]
+pub struct SecretOut {
+    /// The newest secret: the one to verify with.
+    pub key: String,
+    /// Older secrets that still sign during a rotation, with their expiry.
+    pub previous: Vec<PreviousSecret>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviousSecret {
+    pub key: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl SecretOut {
+    /// The endpoint's live secrets, opened with `keys`.
+    pub fn of(ep: &Endpoint, keys: Option<&Keyring>) -> Self {
+        let now = OffsetDateTime::now_utc();
+        let secrets = ep.secrets(keys);
+        let mut live = secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|e| e > now));
+        let key = live.next().map(|s| s.secret.clone()).unwrap_or_default();
+        SecretOut {
+            key,
+            previous: live
+                .map(|s| PreviousSecret {
+                    key: s.secret.clone(),
+                    expires_at: s.expires_at,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The secrets of a webhook of the caller's scope.
+pub async fn secret(
+    pool: &Pool,
+    keys: Option<&Keyring>,
+    caller: &Caller,
+    id: &str,
+) -> ServiceResult<SecretOut> {
+    Ok(SecretOut::of(&load(pool, caller, id).await?, keys))
+}
+
+/// The default grace period of a rotation: 24 hours.
+pub const DEFAULT_GRACE_SECS: i64 = hookfleet_core::bounds::ROTATION_GRACE_DEFAULT.as_secs() as i64;
+
+/// Rotates a webhook's secret: a new one signs from now on, and the current
+/// ones keep signing for `grace_seconds` (default 24 h; 0 ends them now).
+pub async fn rotate_secret(
+    pool: &Pool,
+    keys: Option<&Keyring>,
+    caller: &Caller,
+    id: &str,
+    grace_seconds: Option<i64>,
+) -> ServiceResult<SecretOut> {
+    let grace = grace_seconds.unwrap_or(DEFAULT_GRACE_SECS);
+    if !(0..=SEVEN_DAYS).contains(&grace) {
+        return Err(ServiceError::invalid(
+            "grace_period_seconds",
+            format!("must be between 0 and {SEVEN_DAYS} (7 days)"),
+        ));
+    }
+    let new = Secret::generate();
+    let expires = OffsetDateTime::now_utc() + time::Duration::seconds(grace);
+    if !endpoints::rotate_secret(pool, keys, id, caller.scope(), new.expose(), expires).await? {
+        return Err(ServiceError::NotFound("webhook"));
+    }
+    secret(pool, keys, caller, id).await
+}

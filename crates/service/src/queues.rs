@@ -1,0 +1,167 @@
+//! The broker side of endpoint administration: an endpoint's queue and the
+//! ordered router's bindings, the retry tiers a custom schedule waits in, and
+//! moving what is left in a deleted endpoint's queue to `hookfleet.dead`.
+//! Through the API's shared publisher when there is one, else on a connection
+//! of its own (the CLI).
+use crate::error::{BrokerUnavailable, ServiceResult};
+use crate::{Ctx, Publisher};
+use anyhow::{bail, Context as _};
+use hookfleet_broker::{headers as h, names, topology};
+use hookfleet_core::{envelope, Settings};
+use hookfleet_store::endpoints::Endpoint;
+use hookfleet_store::Pool;
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use std::time::Duration;
+
+/// Declares the retry tiers a custom schedule (`5s,1m`) waits in, before the
+/// schedule is stored. A failure is an outage: a schedule is never stored
+/// while a tier it needs may be missing.
+pub async fn declare_schedule_tiers(ctx: Ctx<'_>, schedule: Option<&str>) -> ServiceResult<()> {
+    let Some(schedule) = schedule else {
+        return Ok(());
+    };
+    if let Some(p) = ctx.publisher {
+        return Ok(p.declare_schedule_tiers(schedule).await?);
+    }
+    let settings = ctx.settings;
+    let declared = async {
+        let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+        let r = async {
+            let ch = conn.create_channel().await?;
+            for t in topology::schedule_tiers(schedule, &settings.retry.tiers()) {
+                topology::declare_tier(&ch, settings.amqp.queue_type, t).await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = conn.close(200, "done".into()).await;
+        r
+    };
+    declared
+        .await
+        .context("declaring the retry tiers of the schedule")
+        .map_err(|e| BrokerUnavailable(e).into())
+}
+
+/// The broker side of a new endpoint: its queue, and for a FIFO endpoint the
+/// ordered router's bindings.
+pub async fn declare_endpoint(ctx: Ctx<'_>, ep: &Endpoint) -> anyhow::Result<()> {
+    if let Some(p) = ctx.publisher {
+        p.declare_endpoint(ep).await?;
+        if ep.ordered() {
+            p.sync_ordered(ctx.pool).await?;
+        }
+        return Ok(());
+    }
+    let settings = ctx.settings;
+    let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+    let ch = conn.create_channel().await?;
+    topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
+    topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await?;
+    let synced = if ep.ordered() {
+        hookfleet_router::sync_bindings(ctx.pool, &ch).await
+    } else {
+        Ok(())
+    };
+    let _ = conn.close(200, "done".into()).await;
+    synced
+}
+
+/// Binds the ordered router's queue to the event types FIFO endpoints
+/// subscribe to, now (after a FIFO webhook's types changed; the routers follow
+/// a moment later). A failure is logged: the routers' sync follows.
+pub async fn sync_ordered(pool: &Pool, publisher: &Publisher) {
+    if let Err(e) = publisher.sync_ordered(pool).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "Could not bind the ordered router's queue now; the routers will."
+        );
+    }
+}
+
+/// Moves what is left in a deleted endpoint's queue to `hookfleet.dead` and
+/// removes the queue; returns how many messages moved.
+pub async fn drain_deleted(settings: &Settings, id: &str) -> anyhow::Result<u64> {
+    let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let queue = names::endpoint_queue(id);
+    if !wait_unconsumed(&ch, &queue).await {
+        return Ok(0); // no queue: nothing to move
+    }
+    let mut moved = 0;
+    while let Some(msg) = ch
+        .basic_get(queue.as_str().into(), BasicGetOptions::default())
+        .await?
+    {
+        let mut headers = msg
+            .delivery
+            .properties
+            .headers()
+            .clone()
+            .unwrap_or_default();
+        h::set_str(&mut headers, h::LAST_ERROR, "endpoint deleted");
+        h::set_str(&mut headers, "x-dead-at", &envelope::now_rfc3339());
+        let props = msg
+            .delivery
+            .properties
+            .clone()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        let conf = ch
+            .basic_publish(
+                "".into(),
+                names::DEAD_QUEUE.into(),
+                BasicPublishOptions::default(),
+                &msg.delivery.data,
+                props,
+            )
+            .await?
+            .await?;
+        if conf.is_nack() {
+            bail!("the broker refused a dead-letter publish; the queue {queue} is kept");
+        }
+        hookfleet_broker::ack(&msg.delivery.acker).await?;
+        moved += 1;
+    }
+    ch.queue_delete(
+        queue.as_str().into(),
+        QueueDeleteOptions {
+            if_unused: false,
+            if_empty: true,
+            nowait: false,
+        },
+    )
+    .await
+    .with_context(|| format!("deleting queue {queue}"))?;
+    let _ = conn.close(200, "done".into()).await;
+    Ok(moved)
+}
+
+/// Waits (bounded) for workers to cancel their consumers of `queue`, so no
+/// message is in a worker's hands when the queue goes; `false` when there is
+/// no such queue.
+async fn wait_unconsumed(ch: &lapin::Channel, queue: &str) -> bool {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        durable: true,
+        ..Default::default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let Ok(q) = ch
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        else {
+            return false;
+        };
+        if q.consumer_count() == 0 || tokio::time::Instant::now() > deadline {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
