@@ -2,7 +2,7 @@
 //! `/api/v1/api-keys…` and `hookfleet tenant|key`). A key is shown once, when
 //! created; only its SHA-256 hash is stored.
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Caller, SEVEN_DAYS};
+use crate::Caller;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hookfleet_store::tenants as store;
