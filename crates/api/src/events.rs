@@ -132,7 +132,7 @@ fn parse_envelope(
     Ok(env)
 }
 
-/// Accepts one envelope (DESIGN.md §2.1) and answers 202 only once RabbitMQ has
+/// Accepts one envelope (docs/ARCHITECTURE.md §20.1) and answers 202 only once RabbitMQ has
 /// confirmed it. The publish runs in a task of its own, so a client that goes away
 /// mid-request cannot leave it half done. A retried POST with the same envelope
 /// `id` or `Idempotency-Key` carries the same event id, and the router never

@@ -1,7 +1,7 @@
 //! RabbitMQ for hookfleet.
 //!
 //! Layout:
-//! - [`names`]: the exchange and queue names of the wire contract (DESIGN.md §2).
+//! - [`names`]: the exchange and queue names of the wire contract (docs/ARCHITECTURE.md §20).
 //! - [`topology`]: idempotent declaration of every exchange and queue.
 //! - [`connection`]: connecting with backoff, and noticing a lost connection.
 //! - [`headers`]: reading and writing message headers.

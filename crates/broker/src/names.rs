@@ -1,4 +1,4 @@
-//! Names fixed by the wire contract (DESIGN.md §2).
+//! Names fixed by the wire contract (docs/ARCHITECTURE.md §20).
 use std::time::Duration;
 
 /// Topic exchange producers publish to; routing key = event type.

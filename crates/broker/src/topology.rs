@@ -1,4 +1,4 @@
-//! Idempotent declaration of every exchange and queue (DESIGN.md §2). Every
+//! Idempotent declaration of every exchange and queue (docs/ARCHITECTURE.md §20). Every
 //! process declares what it uses at each (re)connection; declaring an existing
 //! entity with the same arguments is a no-op.
 use crate::names::*;

@@ -1,4 +1,4 @@
-//! The event envelope of the wire contract (DESIGN.md §2.1).
+//! The event envelope of the wire contract (docs/ARCHITECTURE.md §20.1).
 //!
 //! Producers send `{"id"?, "type", "tenant_id"?, "timestamp"?, "data"}`; the router
 //! turns it into an [`Envelope`] with every field filled in, and the body an

@@ -4,7 +4,7 @@
 //! - [`bounds`]: limits that the configuration, the API and the CLI share, defined once.
 //! - [`config`]: the one `Settings` struct, layered defaults < file < environment, validated.
 //! - [`endpoint`]: validation of endpoint URLs and subscriptions.
-//! - [`envelope`]: the event envelope of the wire contract (DESIGN.md §2.1) and its validation.
+//! - [`envelope`]: the event envelope of the wire contract (docs/ARCHITECTURE.md §20.1) and its validation.
 //! - [`signing`]: Standard Webhooks secrets and signatures (§2.2).
 //! - [`sealing`]: signing secrets encrypted at rest (AES-256-GCM), with key rotation.
 //! - [`retry`]: the retry schedule and its tiers (§2.3).

@@ -1,4 +1,4 @@
-//! The retry schedule (DESIGN.md §2.3).
+//! The retry schedule (docs/ARCHITECTURE.md §20.3).
 //!
 //! `5s,5m,30m,2h,5h,10h,10h` means: after attempt 1 fails wait 5 s, after attempt 2
 //! wait 5 min, …; one more attempt than delays (8 in all). Each distinct delay is a

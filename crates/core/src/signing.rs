@@ -1,4 +1,4 @@
-//! Standard Webhooks signing (DESIGN.md §2.2).
+//! Standard Webhooks signing (docs/ARCHITECTURE.md §20.2).
 //!
 //! The signed content is `"<webhook-id>.<webhook-timestamp>.<body>"`, the MAC is
 //! HMAC-SHA256 keyed with the base64-decoded part of a `whsec_` secret, and the

@@ -90,7 +90,7 @@ impl From<String> for Id {
     }
 }
 
-/// One event, as the wire contract's envelope (DESIGN.md §2.1).
+/// One event, as the wire contract's envelope (docs/ARCHITECTURE.md §20.1).
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Event {
     pub id: String,
@@ -241,7 +241,7 @@ impl Deferred for Event {
     }
 }
 
-/// The envelope of DESIGN.md §2.1, written in one pass without building a
+/// The envelope of docs/ARCHITECTURE.md §20.1, written in one pass without building a
 /// `serde_json::Value`.
 fn envelope_body<T: Serialize + ?Sized>(
     id: &str,

@@ -145,7 +145,7 @@ impl Snapshot {
         }
     }
 
-    /// Active endpoints of `tenant` subscribed to `event_type` (DESIGN.md §2.1
+    /// Active endpoints of `tenant` subscribed to `event_type` (docs/ARCHITECTURE.md §20.1
     /// tenancy rule: a tenant's events go only to its endpoints, tenant-less events
     /// only to tenant-less endpoints).
     pub fn matching<'a>(
