@@ -8,6 +8,7 @@ use super::message;
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use hookfleet_service::ServiceError;
 use std::collections::BTreeMap;
 
 /// Why a portal page or action could not be done.
@@ -103,6 +104,14 @@ impl From<ApiError> for PortalError {
     }
 }
 
+impl From<ServiceError> for PortalError {
+    /// Through the API's mapping ([`ApiError`]'s `From`), so a page fails with
+    /// the status and message the REST API answers with.
+    fn from(e: ServiceError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl From<anyhow::Error> for PortalError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::from(e).into()
@@ -159,5 +168,45 @@ mod tests {
             Some(BTreeMap::from([("events".into(), "unknown type".into())]))
         );
         assert_eq!(PortalError::NotFound.field_errors(), None);
+    }
+
+    #[test]
+    fn service_errors_keep_the_status_and_message_of_the_rest_api() {
+        let cases = [
+            (ServiceError::NotFound("webhook"), StatusCode::NOT_FOUND),
+            (
+                ServiceError::invalid("url", "must be https"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                ServiceError::LimitReached("too many".into()),
+                StatusCode::CONFLICT,
+            ),
+            (ServiceError::Conflict("taken".into()), StatusCode::CONFLICT),
+            (
+                ServiceError::Unavailable("the database"),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (ServiceError::Forbidden("no".into()), StatusCode::FORBIDDEN),
+            (
+                ServiceError::Internal(anyhow::anyhow!("boom")),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (e, status) in cases {
+            assert_eq!(PortalError::from(e).status(), status);
+        }
+        let p = PortalError::from(ServiceError::invalid("events[2]", "unknown type"));
+        assert_eq!(
+            p.field_errors(),
+            Some(BTreeMap::from([("events".into(), "unknown type".into())]))
+        );
+        let PortalError::Unavailable(m) =
+            PortalError::from(ServiceError::Unavailable("the database"))
+        else {
+            panic!("not unavailable");
+        };
+        let ApiError { message, .. } = ApiError::unavailable("the database");
+        assert_eq!(m, message);
     }
 }

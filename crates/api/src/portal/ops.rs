@@ -1,24 +1,24 @@
 //! The one door from the portal to the operations: plain functions that take
 //! the tenant (its [`Caller`]), ids and filters, and return typed results or a
-//! [`PortalError`].
+//! [`PortalError`](super::error::PortalError).
 //!
-//! Today each one calls the REST handler that does the same thing, with the
-//! extractors built here, so the portal can do nothing the API forbids and
-//! another tenant's webhook is a 404 here as there. Nothing else in the portal
-//! knows about handlers or extractors: pointing the portal at a service layer
-//! changes this file only.
+//! Each one calls the service layer (`hookfleet_service`) with the tenant's
+//! scope, as the REST handlers do, so the portal can do nothing the API forbids
+//! and another tenant's webhook is a 404 here as there. The work a REST handler
+//! runs detached (a delete, a test send, a resend, a recovery, a replay) runs
+//! detached here too: a browser that goes away never leaves it half done.
+//! Nothing else in the portal knows about the service layer.
 use super::error::PortalResult;
 use crate::auth::Caller;
-use crate::error::{JsonBody, QueryParams};
-use crate::{dead_letters as dl, deliveries as dv, events as ev, webhooks as wh, AppState};
-use axum::extract::{Path, State};
-use axum::Json;
+use crate::AppState;
+use hookfleet_service::error::detached;
+use hookfleet_service::{catalog, dead_letters as dl, deliveries as dv, endpoints};
 use std::sync::Arc;
 
-pub use crate::deliveries::{Activity, Bucket, Delivery, ScopedDelivery, Stats};
-pub use crate::dlq::DeadLetter;
-pub use crate::events::EventType;
-pub use crate::webhooks::{SecretOut, Webhook};
+pub use hookfleet_service::catalog::EventType;
+pub use hookfleet_service::deliveries::{Activity, Bucket, Delivery, ScopedDelivery, Stats};
+pub use hookfleet_service::endpoints::{SecretOut, Webhook};
+pub use hookfleet_service::replay::DeadLetter;
 
 type St<'a> = &'a Arc<AppState>;
 
@@ -74,23 +74,23 @@ pub struct Recovered {
 
 /// Every webhook of the tenant (up to the largest page).
 pub async fn webhooks(st: St<'_>, caller: &Caller) -> PortalResult<Vec<Webhook>> {
-    let q = wh::ListQuery {
+    let q = endpoints::ListQuery {
         is_active: None,
         event_type: None,
         cursor: None,
         limit: Some(crate::MAX_LIMIT),
     };
-    let Json(page) = wh::list(State(st.clone()), caller.clone(), QueryParams(q)).await?;
-    Ok(page.data)
+    Ok(endpoints::list(&st.pool, &caller.service(), q).await?.data)
 }
 
 pub async fn webhook(st: St<'_>, caller: &Caller, id: &str) -> PortalResult<Webhook> {
-    let Json(w) = wh::get(State(st.clone()), caller.clone(), Path(id.to_owned())).await?;
-    Ok(w)
+    Ok(endpoints::load(&st.pool, &caller.service(), id)
+        .await?
+        .into())
 }
 
 pub async fn create_webhook(st: St<'_>, caller: &Caller, new: NewWebhook) -> PortalResult<Webhook> {
-    let body = wh::CreateWebhook {
+    let body = endpoints::CreateWebhook {
         url: new.url,
         events: new.events,
         description: new.description,
@@ -103,8 +103,7 @@ pub async fn create_webhook(st: St<'_>, caller: &Caller, new: NewWebhook) -> Por
         retry_schedule: None,
         ordering: new.ordering,
     };
-    let (_, Json(w)) = wh::create(State(st.clone()), caller.clone(), JsonBody(body)).await?;
-    Ok(w)
+    Ok(endpoints::create(st.ctx(), &caller.service(), body).await?)
 }
 
 pub async fn edit_webhook(
@@ -113,7 +112,7 @@ pub async fn edit_webhook(
     id: &str,
     edit: WebhookEdit,
 ) -> PortalResult<()> {
-    let patch = wh::UpdateWebhook {
+    let patch = endpoints::UpdateWebhook {
         url: Some(edit.url),
         events: Some(edit.events),
         description: Some(edit.description),
@@ -126,7 +125,7 @@ pub async fn edit_webhook(
 
 /// Pauses (`false`) or resumes (`true`) a webhook.
 pub async fn set_active(st: St<'_>, caller: &Caller, id: &str, active: bool) -> PortalResult<()> {
-    let patch = wh::UpdateWebhook {
+    let patch = endpoints::UpdateWebhook {
         is_active: Some(active),
         ..Default::default()
     };
@@ -137,22 +136,22 @@ async fn update(
     st: St<'_>,
     caller: &Caller,
     id: &str,
-    patch: wh::UpdateWebhook,
+    patch: endpoints::UpdateWebhook,
 ) -> PortalResult<()> {
-    let path = Path(id.to_owned());
-    let Json(_) = wh::update(State(st.clone()), caller.clone(), path, JsonBody(patch)).await?;
+    endpoints::update(st.ctx(), &caller.service(), id, patch).await?;
     Ok(())
 }
 
 pub async fn delete_webhook(st: St<'_>, caller: &Caller, id: &str) -> PortalResult<()> {
-    wh::delete(State(st.clone()), caller.clone(), Path(id.to_owned())).await?;
+    let (st, caller, id) = (st.clone(), caller.service(), id.to_owned());
+    detached(async move { endpoints::delete(st.ctx(), &caller, &id).await }).await?;
     Ok(())
 }
 
 /// The webhook's signing secrets.
 pub async fn secret(st: St<'_>, caller: &Caller, id: &str) -> PortalResult<SecretOut> {
-    let Json(s) = wh::secret(State(st.clone()), caller.clone(), Path(id.to_owned())).await?;
-    Ok(s)
+    let keys = st.settings.encryption_keys.as_ref();
+    Ok(endpoints::secret(&st.pool, keys, &caller.service(), id).await?)
 }
 
 /// A new signing secret; the old one keeps signing for `grace_seconds`.
@@ -162,9 +161,10 @@ pub async fn rotate_secret(
     id: &str,
     grace_seconds: u64,
 ) -> PortalResult<()> {
-    let body = serde_json::json!({ "grace_period_seconds": grace_seconds }).to_string();
-    let path = Path(id.to_owned());
-    let Json(_) = wh::rotate(State(st.clone()), caller.clone(), path, body.into()).await?;
+    // Beyond i64 is beyond the service's range too: it refuses it as such.
+    let grace = i64::try_from(grace_seconds).unwrap_or(i64::MAX);
+    let keys = st.settings.encryption_keys.as_ref();
+    endpoints::rotate_secret(&st.pool, keys, &caller.service(), id, Some(grace)).await?;
     Ok(())
 }
 
@@ -175,9 +175,9 @@ pub async fn send_test(
     id: &str,
     event_type: String,
 ) -> PortalResult<String> {
-    let body = JsonBody(wh::TestSend { event_type });
-    let path = Path(id.to_owned());
-    let (_, Json(sent)) = wh::test(State(st.clone()), caller.clone(), path, body).await?;
+    let (st, caller, id) = (st.clone(), caller.service(), id.to_owned());
+    let body = dv::TestSend { event_type };
+    let sent = detached(async move { dv::send_test(st.ctx(), &caller, &id, body).await }).await?;
     Ok(sent.delivery_id)
 }
 
@@ -189,9 +189,9 @@ pub async fn recover(
     id: &str,
     since: String,
 ) -> PortalResult<Recovered> {
-    let body = JsonBody(dl::RecoverBody { since });
-    let path = Path(id.to_owned());
-    let (_, Json(r)) = dl::recover(State(st.clone()), caller.clone(), path, body).await?;
+    let (st, caller, id) = (st.clone(), caller.service(), id.to_owned());
+    let body = dl::RecoverBody { since };
+    let r = detached(async move { dl::recover(st.ctx(), &caller, &id, body).await }).await?;
     Ok(Recovered {
         replayed_from_dead_letters: r.replayed_from_dead_letters,
         resent: r.resent,
@@ -202,22 +202,20 @@ pub async fn recover(
 
 /// The webhook's delivery counts and latencies over the last 24 hours.
 pub async fn stats_24h(st: St<'_>, caller: &Caller, id: &str) -> PortalResult<Stats> {
-    let q = QueryParams(dv::StatsQuery {
+    let q = dv::StatsQuery {
         window: Some("24h".into()),
-    });
-    let Json(s) = dv::stats(State(st.clone()), caller.clone(), Path(id.to_owned()), q).await?;
-    Ok(s)
+    };
+    Ok(dv::stats(&st.pool, &caller.service(), id, q).await?)
 }
 
 /// Delivery attempts of all the tenant's webhooks over `range` (`hour`, `day`,
 /// `week`), in buckets.
 pub async fn activity(st: St<'_>, caller: &Caller, range: String) -> PortalResult<Activity> {
-    let q = QueryParams(dv::ActivityQuery {
+    let q = dv::ActivityQuery {
         range: Some(range),
         webhook_id: None,
-    });
-    let Json(a) = dv::activity(State(st.clone()), caller.clone(), q).await?;
-    Ok(a)
+    };
+    Ok(dv::activity(&st.pool, &caller.service(), q).await?)
 }
 
 /// The webhook's newest `limit` deliveries.
@@ -227,16 +225,15 @@ pub async fn recent_deliveries(
     id: &str,
     limit: i64,
 ) -> PortalResult<Vec<Delivery>> {
-    let q = QueryParams(dv::ListQuery {
+    let q = dv::ListQuery {
         status: None,
         event_type: None,
         since: None,
         until: None,
         cursor: None,
         limit: Some(limit),
-    });
-    let Json(p) = dv::list(State(st.clone()), caller.clone(), Path(id.to_owned()), q).await?;
-    Ok(p.data)
+    };
+    Ok(dv::list(&st.pool, &caller.service(), id, q).await?.data)
 }
 
 /// A page of the tenant's deliveries, and the cursor of the next one.
@@ -245,18 +242,16 @@ pub async fn deliveries(
     caller: &Caller,
     f: DeliveryFilter,
 ) -> PortalResult<(Vec<ScopedDelivery>, Option<String>)> {
-    let only = QueryParams(dv::WebhookFilter {
-        webhook_id: f.webhook,
-    });
-    let q = QueryParams(dv::ListQuery {
+    let q = dv::ListQuery {
         status: f.status,
         event_type: f.event_type,
         since: f.since,
         until: f.until,
         cursor: f.cursor,
         limit: Some(f.limit),
-    });
-    let Json(p) = dv::list_all(State(st.clone()), caller.clone(), only, q).await?;
+    };
+    let only = f.webhook.as_deref();
+    let p = dv::list_all(&st.pool, &caller.service(), only, q).await?;
     Ok((p.data, p.next_cursor))
 }
 
@@ -266,24 +261,22 @@ pub async fn delivery(
     webhook: &str,
     id: &str,
 ) -> PortalResult<Delivery> {
-    let path = Path((webhook.to_owned(), id.to_owned()));
-    let Json(d) = dv::get(State(st.clone()), caller.clone(), path).await?;
-    Ok(d)
+    Ok(dv::get(&st.pool, &caller.service(), webhook, id).await?)
 }
 
 /// Sends a delivery again (a new attempt of the same event).
 pub async fn resend(st: St<'_>, caller: &Caller, webhook: &str, id: &str) -> PortalResult<()> {
-    let path = Path((webhook.to_owned(), id.to_owned()));
-    let (_, Json(_)) = dv::resend(State(st.clone()), caller.clone(), path).await?;
+    let (st, caller) = (st.clone(), caller.service());
+    let (webhook, id) = (webhook.to_owned(), id.to_owned());
+    detached(async move { dv::resend(st.ctx(), &caller, &webhook, &id).await }).await?;
     Ok(())
 }
 
 // ---------------------------------------------------- catalog, dead letters
 
 /// The event catalog.
-pub async fn catalog(st: St<'_>, caller: &Caller) -> PortalResult<Vec<EventType>> {
-    let Json(page) = ev::catalog(State(st.clone()), caller.clone()).await?;
-    Ok(page.data)
+pub async fn catalog(st: St<'_>, _caller: &Caller) -> PortalResult<Vec<EventType>> {
+    Ok(catalog::list(&st.pool).await?.data)
 }
 
 /// The tenant's dead letters that match, oldest first, up to `limit`.
@@ -293,15 +286,14 @@ pub async fn dead_letters(
     f: DeadLetterFilter,
     limit: i64,
 ) -> PortalResult<Vec<DeadLetter>> {
-    let q = QueryParams(dl::ListQuery {
+    let q = dl::ListQuery {
         endpoint_id: f.webhook,
         event_type: f.event_type,
         delivery_id: f.delivery_id,
         limit: Some(limit),
         ..Default::default()
-    });
-    let Json(page) = dl::list(State(st.clone()), caller.clone(), q).await?;
-    Ok(page.data)
+    };
+    Ok(dl::list(st.ctx(), &caller.service(), q).await?.data)
 }
 
 /// Starts replaying the dead letters that match (in the background).
@@ -312,6 +304,7 @@ pub async fn replay(st: St<'_>, caller: &Caller, f: DeadLetterFilter) -> PortalR
         event_type: f.event_type,
         ..Default::default()
     };
-    dl::replay(State(st.clone()), caller.clone(), JsonBody(body)).await?;
+    let (st, caller) = (st.clone(), caller.service());
+    detached(async move { dl::replay(st.ctx(), &caller, body).await }).await?;
     Ok(())
 }
