@@ -37,11 +37,7 @@ pub mod portal;
 pub mod tenants;
 pub mod webhooks;
 
-/// The service layer, for the CLI until it depends on it directly.
-pub use hookfleet_service as service;
-pub use hookfleet_service::endpoints as admin;
-pub use hookfleet_service::publisher;
-pub use hookfleet_service::replay as dlq;
+use hookfleet_service::publisher;
 pub use hookfleet_service::{page_limit, DEFAULT_LIMIT, MAX_LIMIT};
 
 use axum::routing::{get, post};

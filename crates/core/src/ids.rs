@@ -32,3 +32,94 @@ pub fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// Declares an id type: a `String` that says which kind of id it holds, so
+/// that an endpoint id cannot be passed where a delivery id is expected. It
+/// reads as a `&str` (`Deref`, `AsRef`, `Display`) and is the plain string in
+/// JSON; making one from a string is explicit (`From`).
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_owned())
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An endpoint's id, `ep_<ulid>` (a webhook's id in the API).
+    EndpointId
+);
+id_type!(
+    /// A delivery's id, `dlv_<ulid>`: one event to one endpoint.
+    DeliveryId
+);
+id_type!(
+    /// An event's id: producer-chosen, or `evt_<ulid>`. Unique per tenant.
+    EventId
+);
+
+#[cfg(test)]
+mod id_type_tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_as_strings_and_serialize_as_them() {
+        let e = EndpointId::from("ep_1");
+        assert_eq!(e.as_str(), "ep_1");
+        assert_eq!(&*e, "ep_1");
+        assert_eq!(e.to_string(), "ep_1");
+        assert_eq!(serde_json::to_string(&e).unwrap(), "\"ep_1\"");
+        let d: DeliveryId = serde_json::from_str("\"dlv_1\"").unwrap();
+        assert_eq!(d.into_string(), "dlv_1");
+        let mut m = std::collections::HashMap::new();
+        m.insert(EventId::from("evt_1"), 1);
+        assert_eq!(m.get("evt_1"), Some(&1));
+    }
+}

@@ -32,6 +32,7 @@ pub mod text;
 
 pub use config::Settings;
 pub use envelope::{Envelope, InvalidEnvelope};
+pub use ids::{DeliveryId, EndpointId, EventId};
 pub use retry::RetrySchedule;
 pub use signing::Secret;
 pub use status::{Circuit, DeliveryStatus, Ordering};

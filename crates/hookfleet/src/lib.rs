@@ -11,7 +11,7 @@
 //! - [`verify`]: checking a captured delivery's signature, saying why it fails.
 #![forbid(unsafe_code)]
 
-pub use hookfleet_api::admin;
+pub use hookfleet_service::endpoints as admin;
 pub mod app;
 pub mod emit;
 pub mod listen;

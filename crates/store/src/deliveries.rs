@@ -174,7 +174,7 @@ impl DeliveryState {
 /// One attempt to record.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub delivery_id: String,
+    pub delivery_id: hookfleet_core::DeliveryId,
     pub attempt: i32,
     pub state: DeliveryState,
     pub status_code: Option<i32>,

@@ -8,7 +8,7 @@ use crate::{events, gate, http, requeue, Ctx};
 use bytes::Bytes;
 use hookfleet_broker::{headers as h, names};
 use hookfleet_core::retry::RetrySchedule;
-use hookfleet_core::{metrics, operational, text};
+use hookfleet_core::{metrics, operational, text, DeliveryId, EndpointId, EventId};
 use hookfleet_store::deliveries::{AttemptRecord, DeliveryState};
 use hookfleet_store::registry::{RegEndpoint, Snapshot};
 use lapin::message::Delivery;
@@ -22,11 +22,11 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone)]
 pub struct Meta {
     /// `None`: not a message the router or the API made.
-    pub delivery_id: Option<String>,
+    pub delivery_id: Option<DeliveryId>,
     /// `x-event-id`, else the `message_id`.
-    pub event_id: String,
+    pub event_id: EventId,
     /// `x-endpoint-id`, else the routing key.
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     pub event_type: String,
     /// `x-attempt`, at least 1.
     pub attempt: u32,
@@ -43,14 +43,14 @@ impl Meta {
             u32::try_from(h::get_i64(hdrs, key).unwrap_or(default).max(min)).unwrap_or(u32::MAX)
         };
         Meta {
-            delivery_id: h::get_str(hdrs, h::DELIVERY_ID).map(str::to_owned),
+            delivery_id: h::get_str(hdrs, h::DELIVERY_ID).map(DeliveryId::from),
             event_id: h::get_str(hdrs, h::EVENT_ID)
                 .or(d.properties.message_id().as_ref().map(|m| m.as_str()))
                 .unwrap_or_default()
-                .to_owned(),
+                .into(),
             endpoint_id: h::get_str(hdrs, h::ENDPOINT_ID)
                 .unwrap_or(d.routing_key.as_str())
-                .to_owned(),
+                .into(),
             event_type: h::get_str(hdrs, h::EVENT_TYPE)
                 .unwrap_or_default()
                 .to_owned(),
@@ -81,7 +81,7 @@ pub(crate) async fn run(
     mode: Mode,
     gate: &gate::Gate,
 ) -> Option<RetryInPlace> {
-    let Some(delivery_id) = meta.delivery_id.as_deref() else {
+    let Some(delivery_id) = meta.delivery_id.as_ref() else {
         dead_letter_foreign(publish, &d, meta).await;
         return None;
     };
@@ -131,7 +131,7 @@ pub(crate) async fn run(
         "Delivery attempt."
     );
     let record = AttemptRecord {
-        delivery_id: delivery_id.to_owned(),
+        delivery_id: delivery_id.clone(),
         attempt: at.attempt as i32,
         state,
         status_code: resp.status.map(i32::from),
@@ -146,7 +146,8 @@ pub(crate) async fn run(
 
 /// The endpoint, while it may be delivered to: active for a probe, else
 /// consumable (active, and its circuit closed unless it is ordered).
-fn deliverable(snap: &Snapshot, id: &str, mode: Mode) -> Option<Arc<RegEndpoint>> {
+fn deliverable(snap: &Snapshot, id: &EndpointId, mode: Mode) -> Option<Arc<RegEndpoint>> {
+    let id = id.as_str();
     let ep = snap.endpoints.get(id)?;
     let ok = match mode {
         Mode::Probe => ep.is_active,
@@ -188,7 +189,7 @@ fn header_value(s: &str) -> Option<HeaderValue> {
 async fn post(
     ctx: &Ctx,
     ep: &RegEndpoint,
-    event_id: &str,
+    event_id: &EventId,
     body: &[u8],
     now: OffsetDateTime,
 ) -> http::Response {
@@ -244,7 +245,7 @@ fn schedule_of<'a>(
 }
 
 /// What the endpoint's gate in this worker learns from the answer.
-fn pace(gate: &gate::Gate, pace: Pace, endpoint_id: &str) {
+fn pace(gate: &gate::Gate, pace: Pace, endpoint_id: &EndpointId) {
     match pace {
         Pace::Untouched => {}
         Pace::Answered => gate.answered(),
