@@ -91,3 +91,8 @@ def test_a_confident_match_is_announced(hookfleet_recorder: Emitter) -> None:
     event = hookfleet_recorder.assert_emitted("match.found", match_id=42)
     assert event.tenant_id == "acme"
 # --- end of the block
+
+
+def test_a_weak_match_is_not_announced(hookfleet_recorder: Emitter) -> None:
+    save_match(43, 0.5)
+    hookfleet_recorder.assert_not_emitted("match.found")

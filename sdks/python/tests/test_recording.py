@@ -65,25 +65,3 @@ def test_the_schemas_are_the_catalog_migrations() -> None:
     sql = open(os.path.join(REPO, "migrations", "V2__soundhash_catalog.sql")).read()
     rows = re.findall(r"\('([a-z_.]+)', '[^']*',\s*'(\{.*?\})',\s*'\{", sql, re.S)
     assert {name: json.loads(schema) for name, schema in rows} == SCHEMAS
-
-
-# docs/PRODUCERS.md §5, "Testing your producer", as printed there.
-from src.webhooks import emit_match_found  # noqa: E402
-
-
-def save_match(match_id: int, confidence: float) -> None:
-    # ... the producer's own database commit goes here ...
-    if confidence >= 0.9:
-        emit_match_found(match_id=match_id, query_video_id="q", matched_video_id="m",
-                         confidence=confidence, tenant_id="acme")
-
-
-def test_a_confident_match_is_announced(hookfleet_recorder: Emitter) -> None:
-    save_match(42, 0.95)
-    event = hookfleet_recorder.assert_emitted("match.found", match_id=42)
-    assert event.tenant_id == "acme"
-
-
-def test_a_weak_match_is_not_announced(hookfleet_recorder: Emitter) -> None:
-    save_match(43, 0.5)
-    hookfleet_recorder.assert_not_emitted("match.found")
