@@ -108,7 +108,10 @@ async fn duplicate_event_id_creates_one_delivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_endpoint_does_not_hold_up_others() {
-    let env = TestEnv::new(&[("delivery.timeout", "30s"), ("amqp.worker_prefetch", "4")]).await;
+    // The stuck endpoint's requests must outlast the test's waits (2 × LONG):
+    // a timeout inside them fails the four held requests and lets four more in.
+    // (A CI run on a loaded machine took 45 s with a 30 s timeout, and saw 8.)
+    let env = TestEnv::new(&[("delivery.timeout", "300s"), ("amqp.worker_prefetch", "4")]).await;
     let stuck = Receiver::start(Behaviour::Hang).await;
     let healthy = Receiver::start(Behaviour::Ok).await;
     env.add_endpoint(&stuck.url, &["*"], Some("slow")).await;
