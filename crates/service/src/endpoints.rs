@@ -179,12 +179,7 @@ pub async fn create_endpoint(
     pool: &Pool,
     input: EndpointInput,
 ) -> ServiceResult<(Endpoint, String)> {
-    let ctx = Ctx {
-        settings,
-        pool,
-        publisher: None,
-    };
-    create_with(ctx, input).await
+    create_with(Ctx::standalone(settings, pool), input).await
 }
 
 /// [`create_endpoint`] with the broker work through `ctx`.

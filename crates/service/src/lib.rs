@@ -49,6 +49,17 @@ pub struct Ctx<'a> {
     pub publisher: Option<&'a Publisher>,
 }
 
+impl<'a> Ctx<'a> {
+    /// The context of a one-shot command (the CLI): no shared publisher.
+    pub fn standalone(settings: &'a Settings, pool: &'a Pool) -> Self {
+        Ctx {
+            settings,
+            pool,
+            publisher: None,
+        }
+    }
+}
+
 /// Default and largest page sizes of every list.
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 250;

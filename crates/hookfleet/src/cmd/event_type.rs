@@ -54,7 +54,7 @@ pub async fn run(cmd: EventTypeCmd, settings: &Settings) -> anyhow::Result<()> {
                 example: json_arg("--example", example)?,
                 retry_schedule,
             };
-            let t = catalog::add_event_type(ctx(settings, &pool), b).await?;
+            let t = catalog::add_event_type(Ctx::standalone(settings, &pool), b).await?;
             print_json(&t)
         }
         EventTypeCmd::Deprecate { name } => {
@@ -62,19 +62,9 @@ pub async fn run(cmd: EventTypeCmd, settings: &Settings) -> anyhow::Result<()> {
                 deprecated: Some(true),
                 ..Default::default()
             };
-            catalog::update_event_type(ctx(settings, &pool), &name, p).await?;
+            catalog::update_event_type(Ctx::standalone(settings, &pool), &name, p).await?;
             out!("{name} deprecated");
             Ok(())
         }
-    }
-}
-
-/// The service's context for a command: no publisher (the CLI declares what it
-/// needs itself).
-fn ctx<'a>(settings: &'a Settings, pool: &'a hookfleet_store::Pool) -> Ctx<'a> {
-    Ctx {
-        settings,
-        pool,
-        publisher: None,
     }
 }
