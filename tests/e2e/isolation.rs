@@ -32,6 +32,20 @@ async fn tenant(env: &TestEnv, admin: &Api, tenant: &str, body: Value) -> (Api, 
     (api, id)
 }
 
+/// Tenants `acme` and `bad`, each with a key and a webhook for `user.created`
+/// (to `url_a` and `url_b`).
+async fn acme_and_bad(
+    env: &TestEnv,
+    admin: &Api,
+    url_a: &str,
+    url_b: &str,
+) -> ((Api, String), (Api, String)) {
+    let hook = |url: &str| json!({"url": url, "events": ["user.created"]});
+    let a = tenant(env, admin, "acme", hook(url_a)).await;
+    let b = tenant(env, admin, "bad", hook(url_b)).await;
+    (a, b)
+}
+
 async fn ingest(api: &Api, body: Value, idem: Option<&str>) -> String {
     let mut req = api
         .http
@@ -77,20 +91,7 @@ async fn two_tenants_with_the_same_event_id_never_see_each_others_events() {
         Receiver::start(Behaviour::Ok).await,
         Receiver::start(Behaviour::Ok).await,
     );
-    let (a, wa) = tenant(
-        &env,
-        &admin,
-        "acme",
-        json!({"url": rx_a.url, "events": ["user.created"]}),
-    )
-    .await;
-    let (b, wb) = tenant(
-        &env,
-        &admin,
-        "bad",
-        json!({"url": rx_b.url, "events": ["user.created"]}),
-    )
-    .await;
+    let ((a, wa), (b, wb)) = acme_and_bad(&env, &admin, &rx_a.url, &rx_b.url).await;
 
     // B publishes first, then A with the same id: the classic takeover.
     let ev = |user: &str| json!({"id": "order-1001", "type": "user.created", "data": {"user_id": 1, "username": user}});
@@ -333,20 +334,7 @@ async fn one_tenants_dead_letters_never_hide_or_hold_anothers() {
         Receiver::start(Behaviour::Always(500)).await,
         Receiver::start(Behaviour::Always(500)).await,
     );
-    let (a, _) = tenant(
-        &env,
-        &admin,
-        "acme",
-        json!({"url": rx_a.url, "events": ["user.created"]}),
-    )
-    .await;
-    let (b, _) = tenant(
-        &env,
-        &admin,
-        "bad",
-        json!({"url": rx_b.url, "events": ["user.created"]}),
-    )
-    .await;
+    let ((a, _), (b, _)) = acme_and_bad(&env, &admin, &rx_a.url, &rx_b.url).await;
     for (api, n) in [(&a, 30), (&b, 5)] {
         for i in 0..n {
             let body = json!({"type": "user.created", "data": {"user_id": i, "username": "x"}});
