@@ -151,6 +151,7 @@ pub struct Settings {
     pub retry: RetrySchedule,
     pub delivery: DeliverySettings,
     pub router: RouterSettings,
+    pub worker: WorkerSettings,
     /// Full reload period of the endpoint registry.
     pub resync_interval: Duration,
     pub log_format: LogFormat,
@@ -297,6 +298,22 @@ pub struct RouterSettings {
     pub batch_wait: Duration,
 }
 
+/// How workers share the endpoint queues (docs/ARCHITECTURE.md §21).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Workers that consume each endpoint's queue, however many run.
+    #[serde(deserialize_with = "de::at_least_one")]
+    pub consumers_per_endpoint: usize,
+    /// How often a worker renews its membership in `worker_members`.
+    #[serde(deserialize_with = "de::nonzero_duration")]
+    pub heartbeat: Duration,
+    /// A worker not heard from for this long is gone: the others take its
+    /// endpoints. More than twice `heartbeat`.
+    #[serde(deserialize_with = "de::nonzero_duration")]
+    pub member_timeout: Duration,
+}
+
 /// The configuration as laid out in the file. The one-key sections are
 /// flattened into [`Settings`] (`metrics.listen` is `Settings::metrics_listen`).
 #[derive(Deserialize)]
@@ -309,6 +326,7 @@ struct Layout {
     retry: Retry,
     delivery: DeliverySettings,
     router: RouterSettings,
+    worker: WorkerSettings,
     registry: Registry,
     log: Log,
     shutdown: Shutdown,
@@ -399,6 +417,12 @@ impl Settings {
             .build()?
             .try_deserialize()
             .map_err(ConfigError::from_loader)?;
+        if f.worker.member_timeout < f.worker.heartbeat * 2 {
+            return Err(ConfigError::invalid(
+                "worker.member_timeout",
+                "must be at least twice worker.heartbeat (a worker would be counted gone between two of its heartbeats)",
+            ));
+        }
         Ok(Self {
             database: f.database,
             amqp: f.amqp,
@@ -407,6 +431,7 @@ impl Settings {
             retry: f.retry.schedule,
             delivery: f.delivery,
             router: f.router,
+            worker: f.worker,
             resync_interval: f.registry.resync_interval,
             log_format: f.log.format,
             log_level: f.log.level,

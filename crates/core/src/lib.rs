@@ -13,6 +13,7 @@
 //! - [`net`]: which target addresses deliveries may reach (SSRF policy).
 //! - [`metrics`]: every Prometheus metric, named once.
 //! - [`text`]: small text helpers (bounded strings for headers and records).
+//! - [`shard`]: which workers consume which endpoint queues (rendezvous hashing over slots).
 //! - [`status`]: the states stored as text: `Ordering`, `Circuit`, `DeliveryStatus`.
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod net;
 pub mod operational;
 pub mod retry;
 pub mod sealing;
+pub mod shard;
 pub mod signing;
 pub mod status;
 pub mod text;

@@ -134,7 +134,29 @@ pub static QUEUE_MESSAGES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 pub static ENDPOINT_QUEUE_MAX: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "hookfleet_endpoint_queue_messages_max",
-        "Messages ready in the busiest endpoint queue, polled by the router."
+        "Messages ready in the busiest endpoint queue this worker is primary for (polled only for queues with deliveries in the last period); take the max over workers."
+    )
+    .expect("metric")
+});
+pub static DELIVERABLE_BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "hookfleet_deliverable_backlog",
+        "Deliveries waiting for this worker's endpoints: messages ready in the queues it is primary for, plus the messages it holds unacknowledged. Paused and open-circuit endpoints are not consumed and not counted. Sum over workers: KEDA scales on it."
+    )
+    .expect("metric")
+});
+pub static WORKER_MEMBERS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "hookfleet_worker_members",
+        "Live workers this worker sees in worker_members (they share the endpoint queues)."
+    )
+    .expect("metric")
+});
+pub static REGISTRY_UPDATES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "hookfleet_registry_updates_total",
+        "Registry updates: endpoint (one endpoint read again after a notification naming it), full (the whole table read: at start, on the resync timer, after LISTEN reconnects).",
+        &["kind"]
     )
     .expect("metric")
 });
@@ -207,7 +229,6 @@ pub fn init(roles: &[&str]) {
                 LazyLock::force(&EVENTS_RECEIVED);
                 LazyLock::force(&EVENTS_ROUTED);
                 LazyLock::force(&DELIVERIES_PUBLISHED);
-                LazyLock::force(&ENDPOINT_QUEUE_MAX);
                 for r in crate::envelope::InvalidEnvelope::METRIC_LABELS {
                     EVENTS_INVALID.with_label_values(&[r]);
                 }
@@ -220,6 +241,9 @@ pub fn init(roles: &[&str]) {
                 LazyLock::force(&END_TO_END);
                 LazyLock::force(&IN_FLIGHT);
                 LazyLock::force(&CONSUMED_QUEUES);
+                LazyLock::force(&DELIVERABLE_BACKLOG);
+                LazyLock::force(&ENDPOINT_QUEUE_MAX);
+                LazyLock::force(&WORKER_MEMBERS);
                 LazyLock::force(&CIRCUIT_OPENED);
                 LazyLock::force(&DEAD_LETTERS_KEPT);
                 BATCH_WRITE.with_label_values(&["attempts"]);
@@ -236,6 +260,9 @@ pub fn init(roles: &[&str]) {
         if *role == "router" || *role == "worker" {
             for st in ["active", "paused", "circuit_open"] {
                 ENDPOINTS.with_label_values(&[st]);
+            }
+            for k in ["endpoint", "full"] {
+                REGISTRY_UPDATES.with_label_values(&[k]);
             }
         }
     }

@@ -1,9 +1,11 @@
-//! Queue depths for `hookfleet_queue_messages` and
-//! `hookfleet_endpoint_queue_messages_max`: a passive declare of each queue every
-//! [`INTERVAL`] (no management plugin needed). Every router replica polls; the
-//! gauges are the same on each, so dashboards take the max. The retry tiers are
-//! the default schedule's and the ladder steps the custom schedules in use map
-//! to (a step not declared yet is skipped).
+//! Depths of the shared queues for `hookfleet_queue_messages`: a passive
+//! declare of each every [`INTERVAL`] (no management plugin needed). Every
+//! router replica polls; the gauges are the same on each, so dashboards take
+//! the max. The retry tiers are the default schedule's and the ladder steps the
+//! custom schedules in use map to (a step not declared yet is skipped). The
+//! endpoint queues are not polled here: each worker reports the busy queues it
+//! is primary for (docs/ARCHITECTURE.md §21), so the cost follows the traffic,
+//! not the number of endpoints.
 use hookfleet_broker::{names, topology};
 use hookfleet_core::{metrics, Settings};
 use hookfleet_store::Registry;
@@ -38,8 +40,7 @@ pub async fn poll(conn: &Connection, settings: &Settings, registry: &Registry) {
         // The ladder tiers that custom schedules in use may have declared.
         let snap = registry.snapshot();
         let mut ladder: Vec<String> = snap
-            .endpoints
-            .values()
+            .custom_retry()
             .filter_map(|e| e.retry.as_ref())
             .chain(snap.catalog.retry_schedules())
             .flat_map(|s| s.tiers())
@@ -62,18 +63,6 @@ pub async fn poll(conn: &Connection, settings: &Settings, registry: &Registry) {
                     },
                 }
             }
-            let mut busiest = 0u32;
-            let ids: Vec<String> = registry.snapshot().endpoints.keys().cloned().collect();
-            for id in ids {
-                match depth(&ch, &names::endpoint_queue(&id)).await {
-                    Some(n) => busiest = busiest.max(n),
-                    None => match conn.create_channel().await {
-                        Ok(c) => ch = c,
-                        Err(_) => break,
-                    },
-                }
-            }
-            metrics::ENDPOINT_QUEUE_MAX.set(i64::from(busiest));
             let _ = ch.close(200, "".into()).await;
         }
         tokio::time::sleep(INTERVAL).await;

@@ -16,6 +16,7 @@ use hookfleet_broker::{confirmed, headers as h, names, topology};
 use hookfleet_core::envelope::InvalidEnvelope;
 use hookfleet_core::{metrics, Envelope, Ordering, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
+use hookfleet_store::registry::Change;
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
@@ -133,9 +134,7 @@ async fn sync_ordered_bindings(conn: &Connection, pool: &Pool, registry: &Regist
     loop {
         let wanted: BTreeSet<String> = registry
             .snapshot()
-            .endpoints
-            .values()
-            .filter(|e| e.ordered())
+            .ordered()
             .flat_map(|e| e.event_types.iter().cloned())
             .collect();
         if synced.as_ref() != Some(&wanted) {
@@ -177,36 +176,35 @@ pub async fn sync_bindings(pool: &Pool, ch: &Channel) -> anyhow::Result<()> {
     .await
 }
 
-/// Declares the queue of every endpoint the registry knows, so deliveries routed
-/// to a brand-new endpoint find their queue (the API and CLI also declare it).
+/// Declares the queues of endpoints as they are created or changed, so
+/// deliveries routed to a brand-new endpoint find their queue even when the
+/// API's own declare failed (the API and CLI declare it first). Never all of
+/// them: a queue missing anyway comes back as a `mandatory` return.
 async fn declare_endpoint_queues(
     settings: Arc<Settings>,
     registry: Arc<Registry>,
     ch: Channel,
     stop: CancellationToken,
 ) {
-    let mut declared: HashSet<String> = HashSet::new();
-    let mut changes = registry.subscribe();
+    let mut changes = registry.changes();
     loop {
-        let snap = registry.snapshot();
-        for id in snap.endpoints.keys() {
-            if !declared.contains(id) {
-                let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered());
-                match topology::declare_endpoint(&ch, settings.amqp.queue_type, id, ordered).await {
-                    Ok(()) => {
-                        declared.insert(id.clone());
-                    }
-                    Err(e) => {
-                        tracing::warn!(endpoint_id = %id, error = %e, "Could not declare an endpoint queue.");
-                        return;
-                    }
-                }
-            }
-        }
-        declared.retain(|id| snap.endpoints.contains_key(id));
-        tokio::select! {
+        let change = tokio::select! {
             _ = stop.cancelled() => return,
-            r = changes.changed() => if r.is_err() { return },
+            c = changes.next() => c,
+        };
+        let ids = match change {
+            None => return,
+            Some(Change::Everything) => continue,
+            Some(Change::Endpoints(ids)) => ids,
+        };
+        let snap = registry.snapshot();
+        for ep in ids.iter().filter_map(|id| snap.endpoints.get(id)) {
+            if let Err(e) =
+                topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await
+            {
+                tracing::warn!(endpoint_id = %ep.id, error = %e, "Could not declare an endpoint queue.");
+                return;
+            }
         }
     }
 }

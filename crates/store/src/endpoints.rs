@@ -214,6 +214,15 @@ pub async fn list(pool: &Pool, tenant: Option<Option<&str>>) -> anyhow::Result<V
     rows.iter().map(from_row).collect()
 }
 
+/// The endpoints of `ids` that exist (the registry's incremental update).
+pub async fn get_many(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<Endpoint>> {
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let rows = client
+        .query(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = ANY($1)"), &[&ids])
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// One endpoint by id.
 pub async fn get(pool: &Pool, id: &str) -> anyhow::Result<Option<Endpoint>> {
     let client = pool.get().await.context("connecting to Postgres")?;

@@ -27,6 +27,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod health;
 pub mod history;
+pub mod members;
 pub mod migrate;
 pub mod pool;
 pub mod portal_sessions;

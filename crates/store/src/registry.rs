@@ -1,8 +1,13 @@
 //! The in-memory registry router and workers route from: every endpoint and the
-//! event type catalog, swapped as a whole [`Snapshot`] on each reload. Reloads
-//! happen on `NOTIFY hookfleet_config` (sent by triggers on `endpoints` and
-//! `event_types`) and every `registry.resync_interval`, and after the LISTEN
-//! connection is re-established (notifications may have been missed meanwhile).
+//! event type catalog, as an immutable [`Snapshot`] that is replaced on each
+//! change (persistent maps: a new snapshot shares all but what changed).
+//!
+//! Changes arrive as `NOTIFY hookfleet_config` payloads that name what changed
+//! (docs/ARCHITECTURE.md §21): `endpoint:<id>` reads that one row, `event_types`
+//! reloads the catalog. Everything is read again every
+//! `registry.resync_interval` and after the LISTEN connection is re-established
+//! (notifications may have been missed meanwhile). Subscribers learn what
+//! changed from [`Registry::changes`].
 use crate::endpoints::{self, Endpoint};
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
@@ -10,11 +15,11 @@ use futures::StreamExt as _;
 use hookfleet_core::sealing::Keyring;
 use hookfleet_core::signing::Secret;
 use hookfleet_core::{Circuit, Ordering};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// An endpoint as routing and delivery need it.
@@ -109,12 +114,30 @@ impl RegEndpoint {
     }
 }
 
-/// One consistent view of the configuration.
-#[derive(Debug, Default)]
+/// Counts by state, kept as endpoints come and go (for `hookfleet_endpoints`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    active: i64,
+    paused: i64,
+    circuit_open: i64,
+}
+
+/// One consistent view of the configuration. Cloning is cheap (persistent
+/// maps share their structure).
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    pub endpoints: HashMap<String, Arc<RegEndpoint>>,
+    pub endpoints: imbl::HashMap<String, Arc<RegEndpoint>>,
     /// Active endpoints by tenant (`None` = tenant-less scope), for routing.
-    by_tenant: HashMap<Option<String>, Vec<Arc<RegEndpoint>>>,
+    by_tenant: imbl::HashMap<Option<String>, imbl::OrdMap<String, Arc<RegEndpoint>>>,
+    /// Every endpoint by its [`hookfleet_core::shard::slot`], for workers.
+    by_slot: imbl::HashMap<u16, imbl::OrdSet<String>>,
+    /// Active parallel endpoints whose circuit is not closed: the prober's list.
+    unhealthy: imbl::OrdSet<String>,
+    /// FIFO endpoints (active or not): the ordered router's bindings.
+    ordered: imbl::OrdSet<String>,
+    /// Endpoints with a retry schedule of their own (their tiers' depths).
+    custom_retry: imbl::OrdSet<String>,
+    counts: Counts,
     /// The event type catalog with compiled schemas.
     pub catalog: Arc<crate::catalog::Catalog>,
 }
@@ -126,23 +149,71 @@ impl Snapshot {
         catalog: Arc<crate::catalog::Catalog>,
         keys: Option<&Keyring>,
     ) -> Self {
-        let mut endpoints = HashMap::new();
-        let mut by_tenant: HashMap<Option<String>, Vec<Arc<RegEndpoint>>> = HashMap::new();
-        for e in all {
-            let e = Arc::new(RegEndpoint::from_endpoint(e, keys));
-            if e.is_active {
-                by_tenant
-                    .entry(e.tenant_id.clone())
-                    .or_default()
-                    .push(e.clone());
-            }
-            endpoints.insert(e.id.clone(), e);
-        }
-        Self {
-            endpoints,
-            by_tenant,
+        let mut snap = Self {
             catalog,
+            ..Self::default()
+        };
+        for e in all {
+            snap.insert(Arc::new(RegEndpoint::from_endpoint(e, keys)));
         }
+        snap
+    }
+
+    fn count(&mut self, e: &RegEndpoint, sign: i64) {
+        if e.is_active {
+            self.counts.active += sign;
+            if e.circuit != Circuit::Closed {
+                self.counts.circuit_open += sign;
+            }
+        } else {
+            self.counts.paused += sign;
+        }
+    }
+
+    /// Adds or replaces one endpoint, in every index.
+    fn insert(&mut self, e: Arc<RegEndpoint>) {
+        self.remove(&e.id);
+        self.count(&e, 1);
+        if e.is_active {
+            self.by_tenant
+                .entry(e.tenant_id.clone())
+                .or_default()
+                .insert(e.id.clone(), e.clone());
+            if !e.ordered() && e.circuit != Circuit::Closed {
+                self.unhealthy.insert(e.id.clone());
+            }
+        }
+        if e.ordered() {
+            self.ordered.insert(e.id.clone());
+        }
+        if e.retry.is_some() {
+            self.custom_retry.insert(e.id.clone());
+        }
+        self.by_slot
+            .entry(hookfleet_core::shard::slot(&e.id))
+            .or_default()
+            .insert(e.id.clone());
+        self.endpoints.insert(e.id.clone(), e);
+    }
+
+    /// Removes one endpoint from every index.
+    fn remove(&mut self, id: &str) -> Option<Arc<RegEndpoint>> {
+        let old = self.endpoints.remove(id)?;
+        self.count(&old, -1);
+        if let Some(m) = self.by_tenant.get_mut(&old.tenant_id) {
+            m.remove(id);
+            if m.is_empty() {
+                self.by_tenant.remove(&old.tenant_id);
+            }
+        }
+        let slot = hookfleet_core::shard::slot(id);
+        if let Some(s) = self.by_slot.get_mut(&slot) {
+            s.remove(id);
+        }
+        self.unhealthy.remove(id);
+        self.ordered.remove(id);
+        self.custom_retry.remove(id);
+        Some(old)
     }
 
     /// Active endpoints of `tenant` subscribed to `event_type` (docs/ARCHITECTURE.md §20.1
@@ -156,16 +227,54 @@ impl Snapshot {
         self.by_tenant
             .get(&tenant.map(str::to_owned))
             .into_iter()
-            .flatten()
+            .flat_map(|m| m.values())
             .filter(move |e| e.subscribes(event_type))
     }
+
+    /// The ids of the endpoints in `slot` (any state).
+    pub fn in_slot(&self, slot: u16) -> impl Iterator<Item = &String> + '_ {
+        self.by_slot.get(&slot).into_iter().flat_map(|s| s.iter())
+    }
+
+    /// Active parallel endpoints whose circuit is open or half-open.
+    pub fn unhealthy(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
+        self.unhealthy.iter().filter_map(|id| self.endpoints.get(id))
+    }
+
+    /// Endpoints with a retry schedule of their own.
+    pub fn custom_retry(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
+        self.custom_retry.iter().filter_map(|id| self.endpoints.get(id))
+    }
+
+    /// FIFO endpoints, active or not.
+    pub fn ordered(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
+        self.ordered.iter().filter_map(|id| self.endpoints.get(id))
+    }
 }
+
+/// What changed in one update of the registry.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// These endpoints were created, changed or deleted (look each up in the
+    /// new snapshot: absent means deleted).
+    Endpoints(Arc<[String]>),
+    /// Anything may have changed: the whole table was read again, or this
+    /// subscriber fell behind. Reconcile with the snapshot.
+    Everything,
+}
+
+/// Updates a subscriber may fall behind by before it gets [`Change::Everything`].
+const CHANGE_BACKLOG: usize = 4096;
+
+/// Endpoint ids read in one query when many changed at once.
+const APPLY_BATCH: usize = 1000;
 
 /// The shared, swappable registry.
 #[derive(Debug)]
 pub struct Registry {
     current: RwLock<Arc<Snapshot>>,
     version: watch::Sender<u64>,
+    changes: broadcast::Sender<Change>,
     /// Opens the endpoints' signing secrets (`secrets.encryption_keys`).
     keys: Option<Keyring>,
 }
@@ -176,12 +285,28 @@ impl Default for Registry {
     }
 }
 
+/// A subscription to the registry's changes; see [`Registry::changes`].
+pub struct Changes(broadcast::Receiver<Change>);
+
+impl Changes {
+    /// The next change; [`Change::Everything`] when this subscriber fell
+    /// behind; `None` when the registry is gone.
+    pub async fn next(&mut self) -> Option<Change> {
+        match self.0.recv().await {
+            Ok(c) => Some(c),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Change::Everything),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
 impl Registry {
     /// An empty registry that opens signing secrets with `keys`.
     pub fn new(keys: Option<Keyring>) -> Self {
         Self {
             current: RwLock::new(Arc::new(Snapshot::default())),
             version: watch::channel(0).0,
+            changes: broadcast::channel(CHANGE_BACKLOG).0,
             keys,
         }
     }
@@ -194,9 +319,15 @@ impl Registry {
             .clone()
     }
 
-    /// A receiver that changes on every reload; version 0 means never loaded.
+    /// A receiver that changes on every update; version 0 means never loaded.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
+    }
+
+    /// What changes from now on. Take it before reading the snapshot, so no
+    /// change falls between the two.
+    pub fn changes(&self) -> Changes {
+        Changes(self.changes.subscribe())
     }
 
     /// Waits for the first load (routing from an empty registry would refuse
@@ -209,36 +340,63 @@ impl Registry {
         }
     }
 
-    fn install(&self, snap: Snapshot) {
-        let active = snap.endpoints.values().filter(|e| e.is_active).count() as i64;
-        hookfleet_core::metrics::ENDPOINTS
-            .with_label_values(&["active"])
-            .set(active);
-        hookfleet_core::metrics::ENDPOINTS
-            .with_label_values(&["paused"])
-            .set(snap.endpoints.len() as i64 - active);
-        hookfleet_core::metrics::ENDPOINTS
-            .with_label_values(&["circuit_open"])
-            .set(
-                snap.endpoints
-                    .values()
-                    .filter(|e| e.is_active && e.circuit != Circuit::Closed)
-                    .count() as i64,
-            );
+    fn install(&self, snap: Snapshot, change: Option<Change>) {
+        let c = snap.counts;
+        let g = &hookfleet_core::metrics::ENDPOINTS;
+        g.with_label_values(&["active"]).set(c.active);
+        g.with_label_values(&["paused"]).set(c.paused);
+        g.with_label_values(&["circuit_open"]).set(c.circuit_open);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         self.version.send_modify(|v| *v += 1);
+        if let Some(change) = change {
+            let _ = self.changes.send(change);
+        }
     }
 
     /// Loads everything from Postgres and installs it.
     pub async fn reload(&self, pool: &Pool) -> anyhow::Result<()> {
         let all = endpoints::list(pool, None).await?;
         let catalog = Arc::new(crate::catalog::Catalog::load(pool).await?);
-        self.install(Snapshot::new(all, catalog, self.keys.as_ref()));
+        self.install(
+            Snapshot::new(all, catalog, self.keys.as_ref()),
+            Some(Change::Everything),
+        );
         Ok(())
     }
 
-    /// Keeps the registry fresh until `shutdown`: reloads on notification, on the
-    /// resync timer, and after LISTEN reconnects. Errors are logged and retried.
+    /// Reloads the event type catalog only.
+    pub async fn reload_catalog(&self, pool: &Pool) -> anyhow::Result<()> {
+        let catalog = Arc::new(crate::catalog::Catalog::load(pool).await?);
+        let mut snap = Snapshot::clone(&self.snapshot());
+        snap.catalog = catalog;
+        self.install(snap, None);
+        Ok(())
+    }
+
+    /// Reads the endpoints of `ids` again and installs them: what exists is
+    /// added or replaced, what does not is removed. Costs what changed, not
+    /// the size of the table.
+    pub async fn apply(&self, pool: &Pool, ids: Vec<String>) -> anyhow::Result<()> {
+        let mut snap = Snapshot::clone(&self.snapshot());
+        for chunk in ids.chunks(APPLY_BATCH) {
+            let rows = endpoints::get_many(pool, chunk).await?;
+            for id in chunk {
+                snap.remove(id);
+            }
+            for e in rows {
+                snap.insert(Arc::new(RegEndpoint::from_endpoint(e, self.keys.as_ref())));
+            }
+        }
+        hookfleet_core::metrics::REGISTRY_UPDATES
+            .with_label_values(&["endpoint"])
+            .inc_by(ids.len() as u64);
+        self.install(snap, Some(Change::Endpoints(ids.into())));
+        Ok(())
+    }
+
+    /// Keeps the registry fresh until `shutdown`: applies what notifications
+    /// name, reloads everything on the resync timer and after LISTEN
+    /// reconnects. Errors are logged and retried with a full reload.
     pub async fn run(
         self: Arc<Self>,
         pool: Pool,
@@ -246,31 +404,93 @@ impl Registry {
         resync: Duration,
         shutdown: CancellationToken,
     ) {
-        let (tx, mut rx) = mpsc::channel::<()>(16);
+        let (tx, mut rx) = mpsc::channel::<Note>(CHANGE_BACKLOG);
         tokio::spawn(listen(db_url, tx, shutdown.clone()));
         let mut tick = tokio::time::interval(resync);
+        let mut full = true;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-                Some(()) = rx.recv() => { while rx.try_recv().is_ok() {} }
+            let mut work = Work::default();
+            if full {
+                work.full = true;
+                full = false;
+            } else {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => work.full = true,
+                    Some(n) = rx.recv() => work.add(n),
+                }
             }
-            if let Err(e) = self.reload(&pool).await {
+            // Everything that arrived meanwhile goes into the same update.
+            while let Ok(n) = rx.try_recv() {
+                work.add(n);
+            }
+            if let Err(e) = self.update(&pool, work).await {
                 tracing::warn!(
                     error = format!("{e:#}"),
-                    "Could not reload the endpoint registry; retrying."
+                    "Could not update the endpoint registry; reloading it."
                 );
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let _ = rx.try_recv();
-                tick.reset_immediately();
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                full = true;
             }
+        }
+    }
+
+    async fn update(&self, pool: &Pool, work: Work) -> anyhow::Result<()> {
+        if work.full {
+            hookfleet_core::metrics::REGISTRY_UPDATES
+                .with_label_values(&["full"])
+                .inc();
+            return self.reload(pool).await;
+        }
+        if work.catalog {
+            self.reload_catalog(pool).await?;
+        }
+        if !work.endpoints.is_empty() {
+            self.apply(pool, work.endpoints.into_iter().collect()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the notifications received so far ask for.
+#[derive(Default)]
+struct Work {
+    full: bool,
+    catalog: bool,
+    endpoints: HashSet<String>,
+}
+
+impl Work {
+    fn add(&mut self, note: Note) {
+        match note {
+            Note::Connected => self.full = true,
+            Note::Payload(p) => match p.strip_prefix("endpoint:") {
+                Some(id) => {
+                    self.endpoints.insert(id.to_owned());
+                }
+                None if p == "event_types" => self.catalog = true,
+                // Older triggers' payloads (`endpoints`, `endpoint_health`)
+                // name no row: read everything.
+                None => self.full = true,
+            },
         }
     }
 }
 
+/// What the LISTEN connection hands the registry.
+#[derive(Debug)]
+enum Note {
+    /// (Re)connected: notifications may have been missed.
+    Connected,
+    Payload(String),
+}
+
 /// LISTENs on `hookfleet_config`, sending a wake-up per notification and one after
 /// every (re)connection.
-async fn listen(db_url: String, tx: mpsc::Sender<()>, shutdown: CancellationToken) {
+async fn listen(db_url: String, tx: mpsc::Sender<Note>, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
         match listen_once(&db_url, &tx, &shutdown).await {
@@ -289,7 +509,7 @@ async fn listen(db_url: String, tx: mpsc::Sender<()>, shutdown: CancellationToke
 
 async fn listen_once(
     db_url: &str,
-    tx: &mpsc::Sender<()>,
+    tx: &mpsc::Sender<Note>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let (client, mut conn) = tokio::time::timeout(
@@ -303,8 +523,8 @@ async fn listen_once(
         let mut stream = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
         while let Some(msg) = stream.next().await {
             match msg {
-                Ok(tokio_postgres::AsyncMessage::Notification(_)) => {
-                    if ntx.send(()).is_err() {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if ntx.send(n.payload().to_owned()).is_err() {
                         break;
                     }
                 }
@@ -318,12 +538,16 @@ async fn listen_once(
         .batch_execute("LISTEN hookfleet_config")
         .await
         .context("LISTEN hookfleet_config")?;
-    let _ = tx.try_send(());
+    if tx.send(Note::Connected).await.is_err() {
+        return Ok(());
+    }
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => { driver.abort(); return Ok(()) }
             n = nrx.recv() => match n {
-                Some(()) => { let _ = tx.try_send(()); }
+                // Waits when the registry is behind: the LISTEN connection's
+                // buffer holds the rest meanwhile.
+                Some(p) => if tx.send(Note::Payload(p)).await.is_err() { return Ok(()) },
                 None => {
                     let r = driver.await;
                     return match r {

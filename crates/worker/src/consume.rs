@@ -24,6 +24,8 @@ pub(crate) struct Consuming {
     pub(crate) gate: Arc<gate::Gate>,
     pub(crate) stop: CancellationToken,
     pub(crate) failed: CancellationToken,
+    /// Endpoints with messages lately, for the depth poll (see `crate::depth`).
+    pub(crate) busy: crate::depth::Busy,
 }
 
 /// The permits a delivery holds while it is attempted: its endpoint's
@@ -59,6 +61,16 @@ impl Consuming {
     /// them; an ordered endpoint is one at a time already) and a slot of the
     /// worker's `delivery.max_in_flight`. `None` when stopped meanwhile: `d`
     /// and what else was buffered go back to the queue.
+    /// Counts `d` as held by this worker until the guard drops, and marks
+    /// the endpoint busy for the depth poll.
+    pub(crate) fn hold(&self) -> gate::Held {
+        let (held, woke) = self.gate.hold();
+        if woke {
+            self.busy.mark(&self.endpoint_id);
+        }
+        held
+    }
+
     pub(crate) async fn admit(&mut self, d: &Delivery, ordered: bool) -> Option<Permits> {
         let (rate, max) = self
             .ctx
@@ -85,6 +97,7 @@ impl Consuming {
 /// deliveries at once, each in a task of its own.
 pub(crate) async fn consume(mut c: Consuming) {
     while let Some(d) = c.next_delivery().await {
+        let held = c.hold();
         let Some(permits) = c.admit(&d, false).await else {
             return;
         };
@@ -95,7 +108,7 @@ pub(crate) async fn consume(mut c: Consuming) {
             let at = Position::new(meta.attempt, meta.base);
             attempt::run(&ctx, &publish, d, &meta, at, Mode::Normal, &gate).await;
             metrics::IN_FLIGHT.dec();
-            drop(permits);
+            drop((permits, held));
         });
     }
 }

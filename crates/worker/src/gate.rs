@@ -2,11 +2,16 @@
 //! concurrency limit, and the pause after a "slow down" answer.
 //!
 //! `rate_limit` and `max_in_flight` hold for all workers together: each worker
-//! takes its share, the endpoint's figure divided by the number of consumers on
-//! the endpoint's queue (one per worker), which RabbitMQ reports on a passive
-//! declare, refreshed every few seconds. A delivery over the limit waits in the
+//! takes its share, the endpoint's figure divided by the number of workers
+//! that consume the endpoint's queue, which every worker knows from the
+//! membership (`worker.consumers_per_endpoint` capped by the live workers,
+//! docs/ARCHITECTURE.md §21). A delivery over the limit waits in the
 //! consumer's prefetch window, unacknowledged, and nothing fails for it.
-use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! The gate also counts the messages this worker holds for the endpoint
+//! (received, not yet finished) and whether any arrived lately, for the
+//! deliverable-backlog gauge.
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -31,6 +36,21 @@ pub struct Gate {
     paused_until: Mutex<Option<Instant>>,
     /// Slow-down answers in a row; the pause without `Retry-After` doubles with it.
     slow_streak: AtomicU32,
+    /// Messages received and not yet finished (see [`Gate::hold`]).
+    held: Arc<AtomicU32>,
+    /// Set by a message's arrival, cleared by the depth poll that finds the
+    /// endpoint idle: only busy endpoints' queues are polled.
+    busy: AtomicBool,
+}
+
+/// One message this worker holds for an endpoint; dropped when it is finished
+/// (settled, or given back).
+pub struct Held(Arc<AtomicU32>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A share of `total` for one of `consumers`, never below 1.
@@ -53,7 +73,28 @@ impl Gate {
             in_flight_size: Mutex::new(0),
             paused_until: Mutex::new(None),
             slow_streak: AtomicU32::new(0),
+            held: Arc::new(AtomicU32::new(0)),
+            busy: AtomicBool::new(false),
         }
+    }
+
+    /// Counts one message held until the returned guard drops. `true` in the
+    /// second place when the endpoint just became busy (the caller registers
+    /// it with the depth poll).
+    pub fn hold(&self) -> (Held, bool) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        let woke = !self.busy.swap(true, Ordering::Relaxed);
+        (Held(self.held.clone()), woke)
+    }
+
+    /// Messages held now.
+    pub fn held(&self) -> u32 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The depth poll found the endpoint idle: the next message wakes it.
+    pub fn idle(&self) {
+        self.busy.store(false, Ordering::Relaxed);
     }
 
     pub fn set_consumers(&self, n: u32) {

@@ -1,4 +1,7 @@
-//! The worker: consumes the queue of every active endpoint, POSTs each delivery
+//! The worker: consumes the queues of its share of the active endpoints
+//! (each endpoint is consumed by `worker.consumers_per_endpoint` workers,
+//! chosen by rendezvous hashing over the live workers, docs/ARCHITECTURE.md
+//! §21), POSTs each delivery
 //! signed (Standard Webhooks), records the attempt, and acks only after the record
 //! is committed (and, on failure, after the retry or dead-letter publish is
 //! confirmed).
@@ -6,12 +9,16 @@
 //! Isolation: each endpoint has its own queue and its own consumer with its own
 //! prefetch window (`amqp.worker_prefetch`), so a slow endpoint holds at most that
 //! many of this worker's delivery slots; `delivery.max_in_flight` caps the total.
-//! The set of consumers follows the endpoint registry: a new endpoint is consumed
-//! as soon as its NOTIFY arrives, a paused or deleted one is cancelled.
+//! The set of consumers follows the endpoint registry and the membership: a new
+//! endpoint is consumed as soon as its NOTIFY arrives, a paused or deleted one
+//! is cancelled, and when a worker joins or leaves only the slots that move
+//! change hands.
 //!
 //! Layout, in the order one delivery passes through it:
 //! - [`session`]: one broker session: its channels, and the set of endpoint
-//!   consumers kept in step with the registry.
+//!   consumers kept in step with the registry and this worker's share.
+//! - `members`: this worker's heartbeat in `worker_members` and its share.
+//! - `depth`: the deliverable backlog, polled for busy queues only.
 //! - [`consume`]: an endpoint's consumer: next message, admission, one task
 //!   per delivery.
 //! - [`gate`]: admission to one endpoint (rate limit, concurrency share,
@@ -32,11 +39,13 @@
 pub mod attempt;
 pub mod consume;
 pub mod decide;
+mod depth;
 pub mod events;
 pub mod gate;
 pub mod health;
 pub mod http;
 pub mod keeper;
+mod members;
 pub mod ordered;
 pub mod probe;
 pub mod session;
@@ -77,6 +86,7 @@ pub async fn run(
         health: health::Health::new(pool.clone(), settings.circuit.clone()),
         pool: pool.clone(),
         tiers: Default::default(),
+        member: members::member_id(),
     });
     hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
@@ -106,6 +116,8 @@ pub(crate) struct Ctx {
     /// Retry tiers declared in this session (the default schedule's, and the
     /// ladder steps custom schedules used so far).
     tiers: std::sync::Mutex<std::collections::HashSet<Duration>>,
+    /// This worker's id in `worker_members`.
+    member: String,
 }
 
 impl Ctx {

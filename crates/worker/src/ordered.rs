@@ -32,6 +32,7 @@ enum Start {
 
 pub(crate) async fn consume(mut c: Consuming) {
     while let Some(d) = c.next_delivery().await {
+        let _held = c.hold();
         let meta = Meta::of(&d);
         match start(&mut c, &d, &meta).await {
             Start::Skip => continue,

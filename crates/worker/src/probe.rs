@@ -1,7 +1,9 @@
 //! The prober of open circuits (docs/ARCHITECTURE.md §10): every second, for
-//! each endpoint whose circuit is open and whose cool-down is over, it tries to
-//! claim the probe (one replica wins) and delivers one message of its queue;
-//! its outcome closes or reopens the circuit. An empty queue closes it.
+//! each endpoint of this worker's share whose circuit is open and whose
+//! cool-down is over, it tries to claim the probe (one replica wins) and
+//! delivers one message of its queue; its outcome closes or reopens the
+//! circuit. An empty queue closes it. The registry keeps the unhealthy
+//! endpoints apart, so a tick looks at those only, not at every endpoint.
 use crate::attempt::{self, Meta};
 use crate::decide::{Mode, Position};
 use crate::{gate, Ctx};
@@ -9,12 +11,20 @@ use hookfleet_broker::names;
 use hookfleet_core::metrics;
 use hookfleet_store::Circuit;
 use lapin::Channel;
+use hookfleet_core::shard::Assignment;
 use std::sync::Arc;
+use tokio::sync::watch;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn run(ctx: Arc<Ctx>, ch: Channel, publish: Channel, stop: CancellationToken) {
+pub(crate) async fn run(
+    ctx: Arc<Ctx>,
+    ch: Channel,
+    publish: Channel,
+    share: watch::Receiver<Option<Arc<Assignment>>>,
+    stop: CancellationToken,
+) {
     // The probe holds the circuit half-open at most this long (then another
     // replica may probe: this one may have died).
     let hold = ctx.settings.delivery.timeout + Duration::from_secs(30);
@@ -23,7 +33,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ch: Channel, publish: Channel, stop: Canc
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        for id in due(&ctx) {
+        let Some(share) = share.borrow().clone() else {
+            continue;
+        };
+        for id in due(&ctx, &share) {
             match ctx.health.claim_probe(&id, hold).await {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -39,18 +52,19 @@ pub(crate) async fn run(ctx: Arc<Ctx>, ch: Channel, publish: Channel, stop: Canc
     }
 }
 
-/// Active unordered endpoints whose circuit is open and whose probe is due.
-fn due(ctx: &Ctx) -> Vec<String> {
+/// Active unordered endpoints of this worker's share whose circuit is open
+/// and whose probe is due.
+fn due(ctx: &Ctx, share: &Assignment) -> Vec<String> {
     let now = OffsetDateTime::now_utc();
     ctx.registry
         .snapshot()
-        .endpoints
-        .values()
+        .unhealthy()
         .filter(|e| {
             e.is_active
                 && !e.ordered()
                 && e.circuit != Circuit::Closed
                 && e.next_probe_at.is_some_and(|t| t <= now)
+                && share.owns(hookfleet_core::shard::slot(&e.id))
         })
         .map(|e| e.id.clone())
         .collect()

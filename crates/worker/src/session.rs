@@ -1,13 +1,19 @@
-//! One broker session of the worker: its channels, the set of endpoint
-//! consumers kept in step with the registry, the prober and the dead-letter
-//! keeper; on its end, in-flight deliveries finish and their records are
-//! flushed while the channels can still ack them.
+//! One broker session of the worker: its channels, its membership, the set of
+//! endpoint consumers kept in step with the registry and with this worker's
+//! share of the endpoints (docs/ARCHITECTURE.md §21), the prober and the
+//! dead-letter keeper; on its end, in-flight deliveries finish and their
+//! records are flushed while the channels can still ack them.
+//!
+//! Every step costs what changed: a registry change names its endpoints, a
+//! membership change names the slots that moved, and only those endpoints are
+//! looked at.
 use crate::consume::Consuming;
-use crate::{consume, gate, keeper, ordered, probe, writer, Ctx};
+use crate::{consume, depth, gate, keeper, members, ordered, probe, writer, Ctx};
 use anyhow::Context as _;
 use hookfleet_broker::{names, topology};
 use hookfleet_core::metrics;
-use hookfleet_store::registry::{RegEndpoint, Snapshot};
+use hookfleet_core::shard::{self, Assignment};
+use hookfleet_store::registry::{Change, RegEndpoint, Snapshot};
 use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
 };
@@ -22,15 +28,15 @@ use tokio_util::sync::CancellationToken;
 /// Consumer channels per connection; consumers are spread over them.
 const CONSUME_CHANNELS: usize = 4;
 
-/// How often the workers on rate- or concurrency-limited endpoints are counted.
-const CONSUMER_COUNT_INTERVAL: Duration = Duration::from_secs(5);
+/// Consumers started at once (their declares and `basic.consume` pipelined).
+const START_BATCH: usize = 128;
 
 /// The channels of one session.
 struct Channels {
     admin: Channel,
-    /// Passive declares that count the workers on limited endpoints' queues; its
-    /// own channel, since a failed passive declare closes the channel.
-    stats: Channel,
+    /// Passive declares of busy queues (`crate::depth`); its own channel,
+    /// since a failed passive declare closes the channel.
+    stats: Option<Channel>,
     /// Confirm mode: retries, dead letters, operational events.
     publish: Channel,
     /// Per-consumer prefetch (global=false): each endpoint gets its own window.
@@ -50,7 +56,7 @@ impl Channels {
         .await
         .context("declaring topology")?;
         *crate::lock(&ctx.tiers) = ctx.settings.retry.tiers().into_iter().collect();
-        let stats = conn.create_channel().await?;
+        let stats = Some(conn.create_channel().await?);
         let publish = conn.create_channel().await?;
         publish
             .confirm_select(ConfirmSelectOptions::default())
@@ -106,58 +112,149 @@ struct Consumers {
     slots: Arc<Semaphore>,
     session_end: CancellationToken,
     failed: CancellationToken,
+    /// This worker's share of the slots.
+    share: Arc<Assignment>,
+    busy: depth::Busy,
 }
 
 impl Consumers {
-    /// Stops consuming endpoints that are gone or paused (or whose circuit opened).
-    async fn stop_stale(&mut self, snap: &Snapshot) {
-        let stale: Vec<String> = self
+    /// Whether this worker should consume `ep` now.
+    fn wants(&self, ep: &RegEndpoint) -> bool {
+        ep.consumable() && self.share.owns(shard::slot(&ep.id))
+    }
+
+    /// Brings the consumers of `ids` in line with the snapshot and the share.
+    async fn reconcile<'a>(
+        &mut self,
+        ch: &Channels,
+        snap: &Snapshot,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> anyhow::Result<()> {
+        let mut start = Vec::new();
+        for id in ids {
+            match snap.endpoints.get(id) {
+                Some(ep) if self.wants(ep) => {
+                    if !self.by_endpoint.contains_key(id) {
+                        start.push(ep.clone());
+                    }
+                }
+                _ => self.stop(id).await,
+            }
+        }
+        self.start_all(ch, start).await
+    }
+
+    /// Everything may have changed: stops what is not wanted any more, starts
+    /// what is wanted in this worker's slots.
+    async fn reconcile_all(&mut self, ch: &Channels, snap: &Snapshot) -> anyhow::Result<()> {
+        let held: Vec<String> = self.by_endpoint.keys().cloned().collect();
+        self.reconcile(ch, snap, held.iter()).await?;
+        let share = self.share.clone();
+        for slot in share.owned.keys() {
+            self.reconcile(ch, snap, snap.in_slot(*slot)).await?;
+        }
+        Ok(())
+    }
+
+    /// The membership changed: only the slots that moved are looked at.
+    async fn reassign(
+        &mut self,
+        ch: &Channels,
+        snap: &Snapshot,
+        share: Arc<Assignment>,
+    ) -> anyhow::Result<()> {
+        let old = std::mem::replace(&mut self.share, share.clone());
+        let moved: Vec<u16> = old
+            .owned
+            .keys()
+            .filter(|s| !share.owns(**s))
+            .chain(share.owned.keys().filter(|s| !old.owns(**s)))
+            .copied()
+            .collect();
+        let lost: Vec<String> = self
             .by_endpoint
             .keys()
-            .filter(|id| !snap.endpoints.get(*id).is_some_and(|e| e.consumable()))
+            .filter(|id| !share.owns(shard::slot(id)))
             .cloned()
             .collect();
-        for id in stale {
-            if let Some(c) = self.by_endpoint.remove(&id) {
-                c.cancel().await;
-                tracing::info!(endpoint_id = %id, "Stopped consuming an endpoint queue (deleted, paused or circuit open).");
+        for id in &lost {
+            self.stop(id).await;
+        }
+        for slot in moved {
+            self.reconcile(ch, snap, snap.in_slot(slot)).await?;
+        }
+        if old.consumers != share.consumers {
+            for (id, c) in &self.by_endpoint {
+                let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered());
+                c.gate.set_consumers(self.consumers_of(ordered));
             }
+        }
+        tracing::info!(
+            stopped = lost.len(),
+            consuming = self.by_endpoint.len(),
+            "Took this worker's new share of the endpoint queues."
+        );
+        Ok(())
+    }
+
+    /// Workers that share an endpoint's limits: a FIFO queue has a single
+    /// active consumer, which takes them all.
+    fn consumers_of(&self, ordered: bool) -> u32 {
+        if ordered {
+            1
+        } else {
+            u32::try_from(self.share.consumers).unwrap_or(u32::MAX)
         }
     }
 
-    /// Starts consuming every consumable endpoint not consumed yet.
-    async fn start_new(&mut self, ch: &Channels, snap: &Snapshot) -> anyhow::Result<()> {
-        for ep in snap.endpoints.values().filter(|e| e.consumable()) {
-            if !self.by_endpoint.contains_key(&ep.id) {
-                self.start(ch, ep).await?;
+    async fn stop(&mut self, id: &str) {
+        if let Some(c) = self.by_endpoint.remove(id) {
+            c.cancel().await;
+            tracing::debug!(endpoint_id = %id, "Stopped consuming an endpoint queue (deleted, paused, circuit open, or moved to another worker).");
+        }
+    }
+
+    /// Starts consumers for `eps`, [`START_BATCH`] at a time.
+    async fn start_all(&mut self, ch: &Channels, eps: Vec<Arc<RegEndpoint>>) -> anyhow::Result<()> {
+        for batch in eps.chunks(START_BATCH) {
+            let channels: Vec<Channel> = batch
+                .iter()
+                .map(|ep| {
+                    if ep.ordered() {
+                        ch.ordered.clone()
+                    } else {
+                        self.next_channel += 1;
+                        ch.consume[(self.next_channel - 1) % ch.consume.len()].clone()
+                    }
+                })
+                .collect();
+            let ctx = &self.ctx;
+            let opened = futures::future::join_all(
+                batch
+                    .iter()
+                    .zip(channels)
+                    .map(|(ep, channel)| open(ctx, &ch.admin, channel, ep)),
+            )
+            .await;
+            for (ep, r) in batch.iter().zip(opened) {
+                let (consumer, channel, tag) = r?;
+                self.spawn(ep, consumer, channel, tag, ch);
             }
         }
         Ok(())
     }
 
-    async fn start(&mut self, ch: &Channels, ep: &RegEndpoint) -> anyhow::Result<()> {
-        let qt = self.ctx.settings.amqp.queue_type;
-        topology::declare_endpoint(&ch.admin, qt, &ep.id, ep.ordered())
-            .await
-            .context("declaring an endpoint queue")?;
-        let channel = if ep.ordered() {
-            ch.ordered.clone()
-        } else {
-            self.next_channel += 1;
-            ch.consume[(self.next_channel - 1) % ch.consume.len()].clone()
-        };
-        let tag = format!("worker-{}-{}", std::process::id(), ep.id);
-        let consumer = channel
-            .basic_consume(
-                names::endpoint_queue(&ep.id).into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .context("consuming an endpoint queue")?;
+    fn spawn(
+        &mut self,
+        ep: &RegEndpoint,
+        consumer: lapin::Consumer,
+        channel: Channel,
+        tag: String,
+        ch: &Channels,
+    ) {
         let stop = self.session_end.child_token();
         let gate = Arc::new(gate::Gate::new());
+        gate.set_consumers(self.consumers_of(ep.ordered()));
         let c = Consuming {
             ctx: self.ctx.clone(),
             endpoint_id: ep.id.clone(),
@@ -167,6 +264,7 @@ impl Consumers {
             gate: gate.clone(),
             stop: stop.clone(),
             failed: self.failed.clone(),
+            busy: self.busy.clone(),
         };
         if ep.ordered() {
             tokio::spawn(ordered::consume(c));
@@ -180,8 +278,31 @@ impl Consumers {
             gate,
         };
         self.by_endpoint.insert(ep.id.clone(), handle);
-        Ok(())
     }
+}
+
+/// Declares an endpoint's queue (it may be brand new, or its declare at
+/// creation failed) and consumes it on `channel`.
+async fn open(
+    ctx: &Ctx,
+    admin: &Channel,
+    channel: Channel,
+    ep: &RegEndpoint,
+) -> anyhow::Result<(lapin::Consumer, Channel, String)> {
+    topology::declare_endpoint(admin, ctx.settings.amqp.queue_type, &ep.id, ep.ordered())
+        .await
+        .context("declaring an endpoint queue")?;
+    let tag = format!("worker-{}-{}", std::process::id(), ep.id);
+    let consumer = channel
+        .basic_consume(
+            names::endpoint_queue(&ep.id).into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .context("consuming an endpoint queue")?;
+    Ok((consumer, channel, tag))
 }
 
 /// Runs one session until shutdown, a failed consumer or a lost connection.
@@ -193,10 +314,22 @@ pub(crate) async fn run(
     let mut ch = Channels::open(ctx, conn).await?;
     let max = ctx.settings.delivery.max_in_flight;
     let session_end = shutdown.child_token();
+    // This worker's share: nothing is consumed before the first heartbeat.
+    let (mut shares, membership) = members::spawn(ctx.clone(), session_end.clone());
+    let share = tokio::select! {
+        _ = session_end.cancelled() => None,
+        r = shares.wait_for(Option::is_some) => r.ok().and_then(|s| s.clone()),
+    };
+    let Some(share) = share else {
+        session_end.cancel();
+        let _ = membership.await;
+        return Ok(());
+    };
     let probes = tokio::spawn(probe::run(
         ctx.clone(),
         conn.create_channel().await?,
         ch.publish.clone(),
+        shares.clone(),
         session_end.clone(),
     ));
     let failed = CancellationToken::new();
@@ -213,26 +346,53 @@ pub(crate) async fn run(
         slots: Arc::new(Semaphore::new(max)),
         session_end: session_end.clone(),
         failed: failed.clone(),
+        share,
+        busy: depth::Busy::default(),
     };
-    let mut changes = ctx.registry.subscribe();
-    let mut count_tick = tokio::time::interval(CONSUMER_COUNT_INTERVAL);
+    // Subscribe before reading the snapshot: no change falls in between.
+    let mut changes = ctx.registry.changes();
+    let started = std::time::Instant::now();
+    let mut step = consumers.reconcile_all(&ch, &ctx.registry.snapshot()).await;
+    tracing::info!(
+        consuming = consumers.by_endpoint.len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "Worker consuming its share of the endpoint queues."
+    );
+    let mut depth_tick = tokio::time::interval(depth::INTERVAL);
     let result = loop {
-        let snap = ctx.registry.snapshot();
-        consumers.stop_stale(&snap).await;
-        let started = consumers.start_new(&ch, &snap).await;
         metrics::CONSUMED_QUEUES.set(consumers.by_endpoint.len() as i64);
-        if let Err(e) = started {
+        if let Err(e) = step {
             break Err(e);
         }
-        tokio::select! {
+        step = tokio::select! {
             _ = session_end.cancelled() => break Ok(()),
             _ = failed.cancelled() => break Err(anyhow::anyhow!("a consumer failed")),
             _ = hookfleet_broker::wait_closed(conn) => break Err(anyhow::anyhow!("connection closed")),
-            r = changes.changed() => if r.is_err() { break Ok(()) },
-            _ = count_tick.tick() => {
-                count_consumers(conn, &mut ch.stats, &snap, &consumers.by_endpoint).await;
+            c = changes.next() => {
+                let snap = ctx.registry.snapshot();
+                match c {
+                    None => break Ok(()),
+                    Some(Change::Endpoints(ids)) => consumers.reconcile(&ch, &snap, ids.iter()).await,
+                    Some(Change::Everything) => consumers.reconcile_all(&ch, &snap).await,
+                }
             }
-        }
+            r = shares.changed() => {
+                let share = shares.borrow_and_update().clone();
+                match (r, share) {
+                    (Ok(()), Some(share)) => consumers.reassign(&ch, &ctx.registry.snapshot(), share).await,
+                    _ => Ok(()),
+                }
+            }
+            _ = depth_tick.tick() => {
+                let by = &consumers.by_endpoint;
+                let share = &consumers.share;
+                depth::poll(conn, &mut ch.stats, &consumers.busy, |id| {
+                    by.get(id).map(|c| (c.gate.clone(), share.primary(shard::slot(id))))
+                })
+                .await;
+                Ok(())
+            }
+        };
     };
     // Stop consuming, let in-flight deliveries finish, then flush their records
     // while the channels are still open to ack them.
@@ -242,6 +402,7 @@ pub(crate) async fn run(
     session_end.cancel();
     let _ = probes.await;
     let _ = keeper.await;
+    let _ = membership.await;
     drain(ctx, &consumers.slots, max).await;
     metrics::CONSUMED_QUEUES.set(0);
     result
@@ -266,39 +427,4 @@ async fn drain(ctx: &Ctx, slots: &Semaphore, max: usize) {
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(30), flush).await;
-}
-
-/// For each consumed endpoint with a `rate_limit` or `max_in_flight`: how many
-/// workers consume its queue, so each takes its share.
-async fn count_consumers(
-    conn: &Connection,
-    stats: &mut Channel,
-    snap: &Snapshot,
-    consumers: &HashMap<String, ConsumerHandle>,
-) {
-    for (id, c) in consumers {
-        let Some(ep) = snap.endpoints.get(id) else {
-            continue;
-        };
-        if ep.rate_limit.is_none() && ep.max_in_flight.is_none() {
-            continue;
-        }
-        if ep.ordered() {
-            // A single active consumer: the one that delivers takes it all.
-            c.gate.set_consumers(1);
-            continue;
-        }
-        if !stats.status().connected() {
-            match conn.create_channel().await {
-                Ok(ch) => *stats = ch,
-                Err(_) => return,
-            }
-        }
-        match topology::inspect(stats, &names::endpoint_queue(id)).await {
-            Ok(q) => c.gate.set_consumers(q.consumer_count()),
-            Err(e) => {
-                tracing::debug!(endpoint_id = %id, error = %e, "Could not count an endpoint's consumers.")
-            }
-        }
-    }
 }

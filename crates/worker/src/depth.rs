@@ -1,0 +1,83 @@
+//! The deliverable backlog (`hookfleet_deliverable_backlog`, which KEDA scales
+//! on) and the busiest endpoint queue, measured at a cost that follows the
+//! traffic (docs/ARCHITECTURE.md §21): an endpoint is polled only while it is
+//! busy (a message arrived since the last poll, or some are still held), and
+//! only by its slot's primary worker. An idle endpoint's consumer has free
+//! prefetch, so its queue is empty; paused and open-circuit endpoints are not
+//! consumed, so their backlog is not counted.
+use crate::gate::Gate;
+use hookfleet_broker::{names, topology};
+use hookfleet_core::metrics;
+use lapin::{Channel, Connection};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
+
+/// The endpoints that had messages since the last poll.
+#[derive(Clone, Default)]
+pub(crate) struct Busy(Arc<Mutex<HashSet<String>>>);
+
+impl Busy {
+    pub(crate) fn mark(&self, id: &str) {
+        crate::lock(&self.0).insert(id.to_owned());
+    }
+
+    fn take(&self) -> HashSet<String> {
+        std::mem::take(&mut *crate::lock(&self.0))
+    }
+
+    fn extend(&self, ids: Vec<String>) {
+        crate::lock(&self.0).extend(ids);
+    }
+}
+
+/// One poll. `lookup` gives a consumed endpoint's gate and whether this
+/// worker is its primary; `stats` is a channel of its own (a failed passive
+/// declare closes it, and it is opened again).
+pub(crate) async fn poll(
+    conn: &Connection,
+    stats: &mut Option<Channel>,
+    busy: &Busy,
+    lookup: impl Fn(&str) -> Option<(Arc<Gate>, bool)>,
+) {
+    let mut backlog: i64 = 0;
+    let mut busiest: u32 = 0;
+    let mut still = Vec::new();
+    for id in busy.take() {
+        let Some((gate, primary)) = lookup(&id) else {
+            continue; // no longer consumed here
+        };
+        let ready = if primary {
+            ready(conn, stats, &id).await
+        } else {
+            0
+        };
+        gate.idle();
+        let held = gate.held();
+        backlog += i64::from(held) + i64::from(ready);
+        busiest = busiest.max(ready);
+        if held > 0 || ready > 0 {
+            still.push(id);
+        }
+    }
+    busy.extend(still);
+    metrics::DELIVERABLE_BACKLOG.set(backlog);
+    metrics::ENDPOINT_QUEUE_MAX.set(i64::from(busiest));
+}
+
+/// Messages ready in an endpoint's queue; 0 when it cannot be read now.
+async fn ready(conn: &Connection, stats: &mut Option<Channel>, id: &str) -> u32 {
+    if !stats.as_ref().is_some_and(|c| c.status().connected()) {
+        *stats = conn.create_channel().await.ok();
+    }
+    let Some(ch) = stats.as_ref() else { return 0 };
+    match topology::inspect(ch, &names::endpoint_queue(id)).await {
+        Ok(q) => q.message_count(),
+        Err(e) => {
+            tracing::debug!(endpoint_id = %id, error = %e, "Could not read an endpoint queue's depth.");
+            0
+        }
+    }
+}
