@@ -19,8 +19,8 @@ from ._spill import Pending
 
 # What emit() hands to the publisher: one str, not a tuple, so that the events
 # waiting in the buffer and in flight are no work for the garbage collector (a
-# tuple per event set off a collection about every 800 calls, a pause of about
-# 100 us in whichever call it fell on: docs/BENCHMARKS.md). Its fields, split by NUL: the emit time in
+# tuple per event set off a collection every 500 to 800 calls, a pause of 100 to
+# 180 us in whichever call it fell on: docs/BENCHMARKS.md, session 7). Its fields, split by NUL: the emit time in
 # ns, then event_type, id and tenant_id as JSON strings (tenant_id may be
 # `null`), then data as JSON. JSON here is ASCII with control characters
 # escaped, so no field holds a NUL.
