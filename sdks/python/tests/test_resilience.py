@@ -171,3 +171,52 @@ def test_close_spills_what_is_left_and_later_emits_go_to_disk(tmp_path: Any) -> 
         for line in open(tmp_path / "s" / f, "rb").read().splitlines()
     ]
     assert lines == list(range(21)), "everything on disk, in emit order"
+
+
+def emitter_connections(vhost: str) -> List[str]:
+    """The pids of the emitter connections on `vhost` (hookfleet's own are not
+    named hookfleet-emit)."""
+    out = subprocess.run(
+        ["rabbitmqctl", "list_connections", "-q", "--no-table-headers", "pid", "vhost", "client_properties"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return [
+        line.split("\t")[0]
+        for line in out.splitlines()
+        if line.split("\t")[1:2] == [vhost] and "hookfleet-emit" in line
+    ]
+
+
+@needs_stack
+def test_a_connection_closed_under_load_loses_nothing(
+    tenant: Tuple[str, Receiver], emitter: Emitter
+) -> None:
+    """The broker closes the emitter's connection while events are in flight:
+    those are spilled, the thread reconnects and publishes them again (once
+    more at worst: the router dedupes on the id), and none is lost. Only this
+    test's connection is closed; the broker keeps running."""
+    name, rx = tenant
+    vhost = (AMQP_URL or "").rsplit("/", 1)[1]
+    ids = [emitter.emit_user_created(i, "closed", tenant_id=name) for i in range(200)]
+    wait_for("the emitter's connection", lambda: emitter_connections(vhost) != [])
+    first = emitter_connections(vhost)
+    closer = threading.Thread(
+        target=lambda: [
+            subprocess.run(["rabbitmqctl", "close_connection", pid, "test"], check=True, capture_output=True)
+            for pid in first
+        ]
+    )
+    closer.start()
+    i = 200
+    while closer.is_alive() or i < 2000:  # before, during and after the close
+        ids.append(emitter.emit_user_created(i, "closed", tenant_id=name))
+        i += 1
+        if i % 10 == 0:
+            time.sleep(0.01)  # ~1,000 a second, which hookfleet delivers as they come
+    closer.join()
+    wait_for("a new connection", lambda: emitter_connections(vhost) not in ([], first))
+    assert emitter.flush(LONG), f"all confirmed after the reconnect: {emitter.metrics()}"
+    wait_for(f"{len(ids)} delivered", lambda: rx.count() == len(ids), 2 * LONG)
+    assert set(rx.got) == set(ids) and rx.bad == []
+    m = emitter.metrics()
+    assert (m.emitted, m.dropped, m.outstanding) == (len(ids), 0, 0)

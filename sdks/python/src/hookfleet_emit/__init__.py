@@ -22,7 +22,8 @@ from typing import Any, Dict, Iterator, Optional
 
 from . import _metrics, events
 from ._catalog import InvalidEvent
-from ._emitter import Emitter, Metrics, RecordedEvent, _flush_at_exit, new_event_id
+from ._emitter import Emitter, Metrics, RecordedEvent, _flush_at_exit
+from ._envelope import new_event_id
 from ._helpers import Helpers, Id
 from .events import emit_event, emit_event_sync, get_default, set_default
 

@@ -1,24 +1,35 @@
 """`Emitter`: the caller's side. `emit` does no I/O: it serializes `data`, makes
-an id, and appends to a bounded in-memory buffer that the background publisher
-(`_publisher.py`) drains. Past the buffer the event goes to the spill directory;
-past the spill's bound it is dropped, counted and logged. Nothing raises.
+an id, and appends one string to a bounded in-memory buffer (a deque: appending
+is atomic, so no lock) that the background publisher (`_publisher.py`) drains;
+the envelope and the frames are built there. Past the buffer the event goes to
+the spill directory; past the spill's bound it is dropped, counted and logged.
+Nothing raises.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
+import itertools
 import json
 import logging
 import os
-import random
 import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from json.encoder import encode_basestring_ascii as json_str
+from typing import Any, Deque, Dict, List, Optional
 
 from . import _catalog
+from ._envelope import (
+    Item,
+    encode_data,
+    envelope,
+    make_item,
+    new_event_id,
+    pending,
+    timestamp,
+)
 from ._helpers import Helpers
 from ._spill import Pending, Spill
 
@@ -26,38 +37,7 @@ log = logging.getLogger("hookfleet_emit")
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2f"
 
-# (event_type, id, tenant_id, data JSON, emit time in ns)
-_Item = Tuple[str, str, Optional[str], str, int]
-
-_TO_CROCKFORD = str.maketrans(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-)
-_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def new_event_id() -> str:
-    """`evt_<ulid>`: 48 bits of milliseconds, 80 random bits (the random module is
-    reseeded in a forked child, so workers do not repeat each other)."""
-    n = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
-    # 160 bits encode to 32 base32 digits; the first 6 are the padding zeros.
-    return "evt_" + base64.b32encode(n.to_bytes(20, "big"))[6:].decode().translate(_TO_CROCKFORD)
-
-
-def _timestamp(t_ns: int) -> str:
-    secs, ns = divmod(t_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".%06dZ" % (ns // 1000)
-
-
-def _body(item: _Item) -> Pending:
-    event_type, event_id, tenant_id, data_json, t_ns = item
-    body = '{"id":%s,"type":%s,"tenant_id":%s,"timestamp":"%s","data":%s}' % (
-        json.dumps(event_id),
-        json.dumps(event_type),
-        json.dumps(tenant_id),
-        _timestamp(t_ns),
-        data_json,
-    )
-    return Pending(event_type, event_id, body.encode(), t_ns)
+_time_ns = time.time_ns
 
 
 @dataclass(frozen=True)
@@ -134,8 +114,13 @@ class Emitter(Helpers):
         return em
 
     def _reset_state(self) -> None:
-        self._queue: Deque[_Item] = collections.deque()
+        self._queue: Deque[Item] = collections.deque()
+        # Items taken out of `_queue` (by the publisher, or to the spill), changed
+        # under the spill's lock: `emitted` counts the queue's events as this
+        # plus its length, so that emit() itself counts nothing.
+        self._taken = 0
         self._mlock = threading.Lock()
+        # `emitted` here: the events that never entered the queue.
         self._c: Dict[str, int] = dict.fromkeys(
             ("emitted", "confirmed", "spilled", "replayed", "dropped", "own_done"), 0
         )
@@ -183,13 +168,15 @@ class Emitter(Helpers):
         try:
             if not (
                 isinstance(event_type, str)
-                and isinstance(tenant_id, (str, type(None)))
-                and isinstance(id, (str, type(None)))
+                and (tenant_id is None or isinstance(tenant_id, str))
+                and (id is None or isinstance(id, str))
             ):
                 raise TypeError("event_type, tenant_id and id must be strings")
-            data_json = _encode(data)
-            event_id = id if id is not None else new_event_id()
-            item: _Item = (event_type, event_id, tenant_id, data_json, time.time_ns())
+            event_id = new_event_id() if id is None else id
+            # `data` is serialized here, not in the publisher: the caller may
+            # change its dict once emit() has returned.
+            data_json = encode_data(data)
+            t_ns = _time_ns()
         except Exception as e:  # e.g. data that is not JSON: dropped, never raised
             if self._mode == "recording":
                 raise _catalog.InvalidEvent(f"the event is invalid: {e}") from e
@@ -197,11 +184,23 @@ class Emitter(Helpers):
             self._dropped(1, f"{event_type!r} cannot be serialized: {e}")
             return None
         if self._mode != "broker":
-            self._record(item, data)
+            self._record(event_type, event_id, tenant_id, data_json, t_ns, data)
+            return event_id
+        # make_item(), inline: this is the one hot path.
+        tenant = "null" if tenant_id is None else json_str(tenant_id)
+        item = f"{t_ns}\x00{json_str(event_type)}\x00{json_str(event_id)}\x00{tenant}\x00{data_json}"
+        q = self._queue
+        # The usual case: running, and room in the buffer. The rest is in _hand_over.
+        if len(q) < self.buffer and self._thread is not None and not self._closed:
+            q.append(item)
+            if self._parked:
+                self._wake()
             return event_id
         try:
             self._hand_over(item)
         except Exception as e:  # the caller's operation never fails because of us
+            # e.g. no thread could be started: nothing was counted yet.
+            self._count(emitted=1)
             self._dropped(1, f"{type(e).__name__}: {e}")
         return event_id
 
@@ -210,35 +209,45 @@ class Emitter(Helpers):
     ) -> Optional[str]:
         return self.emit(event_type, data, tenant_id)
 
-    def _hand_over(self, item: _Item) -> None:
-        with self._mlock:
-            self._c["emitted"] += 1
+    def _wake(self) -> None:
+        self._parked = False
+        self._publisher.wake()
+
+    def _hand_over(self, item: Item) -> None:
         if self._thread is None:
             self._start()
         q = self._queue
         if self._closed:  # after close(): straight to disk, for the next start
-            self._spill_events([_body(item)])
+            self._count(emitted=1)
+            self._spill_events([pending(item)])
         elif len(q) < self.buffer:
             q.append(item)
             if self._parked:
-                self._parked = False
-                self._publisher.wake()
+                self._wake()
         else:
             # The buffer is full: move it to disk, then this event, keeping the order.
             with self._spill.lock:
                 items = self._drain()
                 items.append(item)
-                self._spill_locked([_body(i) for i in items])
+                self._count(emitted=1)
+                self._spill_locked([pending(i) for i in items])
 
-    def _record(self, item: _Item, data: Dict[str, Any]) -> None:
-        event_type, event_id, tenant_id, data_json, t_ns = item
+    def _record(
+        self,
+        event_type: str,
+        event_id: str,
+        tenant_id: Optional[str],
+        data_json: str,
+        t_ns: int,
+        data: Dict[str, Any],
+    ) -> None:
         if self._mode == "disabled":
             self._count(emitted=1, dropped=1, own_done=1)
             log.warning("%s: %s %s not published", self.amqp_url, event_type, event_id)
             return
-        body_len = len(_body(item).body)
-        _catalog.check(event_type, tenant_id, event_id, data, body_len)
-        ev = RecordedEvent(event_id, event_type, tenant_id, _timestamp(t_ns), json.loads(data_json))
+        body = envelope(make_item(event_type, event_id, tenant_id, data_json, t_ns))
+        _catalog.check(event_type, tenant_id, event_id, data, len(body))
+        ev = RecordedEvent(event_id, event_type, tenant_id, timestamp(t_ns), json.loads(data_json))
         with self._mlock:
             self._recorded.append(ev)
             self._c["emitted"] += 1
@@ -258,27 +267,27 @@ class Emitter(Helpers):
         self._thread.start()
 
     # Used by the publisher thread.
-    def _drain(self) -> List[_Item]:
-        out = []
-        q = self._queue
-        while True:
-            try:
-                out.append(q.popleft())
-            except IndexError:
-                return out
+    def _pop(self, n: int) -> List[Item]:
+        """The oldest `n` buffered items (the caller holds the spill lock and has
+        checked that there are `n`). One C loop: the thread that pops holds the
+        GIL the callers need."""
+        self._taken += n
+        return list(itertools.islice(iter(self._queue.popleft, None), n))
 
-    def _take(self, n: int) -> List[Pending]:
+    def _drain(self) -> List[Item]:
+        """Everything buffered (the caller holds the spill lock); callers only
+        append, so the length read here is there to pop."""
+        return self._pop(len(self._queue))
+
+    def _take(self, n: int) -> List[Item]:
         """Up to `n` buffered events, none while something was spilled since the
         publisher last looked at the spill: those are older and go first. Taken
         under the spill lock, so a caller that moves the buffer to disk and the
         publisher never interleave."""
-        items: List[_Item] = []
         with self._spill.lock:
-            if not self._spill_pending:
-                q = self._queue
-                while q and len(items) < n:
-                    items.append(q.popleft())
-        return [_body(i) for i in items]
+            if self._spill_pending:
+                return []
+            return self._pop(min(n, len(self._queue)))
 
     def _spill_locked(self, events: List[Pending]) -> None:
         self._spill_pending = True
@@ -300,18 +309,24 @@ class Emitter(Helpers):
     def _spill_buffer(self) -> None:
         if self._queue:
             with self._spill.lock:
-                self._spill_locked([_body(i) for i in self._drain()])
+                self._spill_locked([pending(i) for i in self._drain()])
 
     def metrics(self) -> Metrics:
+        if self._spill is not None:
+            with self._spill.lock:  # `_taken` and the queue, consistently
+                queued = self._taken + len(self._queue)
+        else:
+            queued = 0
         with self._mlock:
             c = dict(self._c)
+        emitted = c["emitted"] + queued
         return Metrics(
-            emitted=c["emitted"],
+            emitted=emitted,
             confirmed=c["confirmed"],
             spilled=c["spilled"],
             replayed=c["replayed"],
             dropped=c["dropped"],
-            outstanding=max(0, c["emitted"] - c["own_done"]),
+            outstanding=max(0, emitted - c["own_done"]),
         )
 
     def flush(self, timeout: float = 10.0) -> bool:

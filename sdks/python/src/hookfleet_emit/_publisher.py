@@ -9,21 +9,27 @@ A nack, a returned (unroutable) event or a confirm that takes over 30 s fails th
 connection: what is unconfirmed is spilled, and the thread reconnects with a
 backoff from 100 ms to 5 s. While the broker is away, the buffer is moved to disk
 every 50 ms.
+
+The thread shares the GIL with the callers of emit(), so its work per event is
+kept to a few Python operations: a batch is taken from the buffer in one C call,
+framed in one pass (`_frames.batch_frames`) and written at once; the events in
+flight are a list in delivery-tag order, so a confirm of many settles them with
+one slice and one count.
 """
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
-import threading
+import os
 import time
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, Union
 
 import pika
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic, BasicProperties
 
-from ._frames import EXCHANGE, publish_frames
+from ._envelope import SEP, Item, pending, unjson
+from ._frames import EXCHANGE, batch_frames, publish_frames
 from ._spill import Claim, Pending
 
 if TYPE_CHECKING:
@@ -34,6 +40,12 @@ log = logging.getLogger("hookfleet_emit")
 CONFIRM_TIMEOUT = 30.0
 REPLAY_EVERY = 1.0
 OFFLINE_SPILL_EVERY = 0.05
+# While busy, the thread publishes what was buffered every PUMP_EVERY seconds.
+PUMP_EVERY = 0.001
+
+# An event in flight: emitted by this process (an Item, a str, framed from the
+# buffer) or read from a spill file (a Pending, with its file and line).
+Event = Union[Item, Pending]
 
 
 class Publisher:
@@ -42,14 +54,28 @@ class Publisher:
         self.params = pika.URLParameters(emitter.amqp_url)
         self.params.connection_attempts = 1
         self.params.socket_timeout = 5
+        # Names the connection in the broker's management UI and rabbitmqctl.
+        self.params.client_properties = {"connection_name": f"hookfleet-emit pid {os.getpid()}"}
         self.stopping = False
         self.conn: Optional[SelectConnection] = None
         self.channel: Any = None
         self.tag = 0
-        # delivery tag -> (event, publish time); insertion order is tag order.
-        self.inflight: Dict[int, Tuple[Pending, float]] = {}
+        # Published and unconfirmed, in delivery-tag order, from index `head`
+        # (whose tag is `head_tag`); None where a confirm came out of order.
+        self.inflight: List[Optional[Event]] = []
+        self.head = 0
+        self.head_tag = 1
+        # Replayed events (Pending) in `inflight`: confirms of own events alone
+        # are only counted.
+        self.replaying = 0
+        # Nacked or returned: spilled when the session ends.
+        self.failed: List[Event] = []
+        # (first delivery tag, time) of each write, for the confirm timeout.
+        self.writes: Deque[Tuple[int, float]] = collections.deque()
+        # Method frames by routing key, for this channel.
+        self.methods: Dict[str, bytes] = {}
         self.returned: set[str] = set()
-        # Next to publish: events of claimed spill files, or taken from the buffer.
+        # Next to publish: events of claimed spill files.
         self.replay: Deque[Pending] = collections.deque()
         self.claims: Dict[str, Claim] = {}
         self.replay_due = 0.0
@@ -115,6 +141,8 @@ class Publisher:
     def _on_channel(self, ch: Any) -> None:
         self.channel = ch
         self.tag = 0
+        self.head_tag = 1
+        self.methods = {}
         ch.add_on_close_callback(lambda _ch, _r: self._close())
         # A mandatory publish that no queue takes comes back here, before its ack.
         ch.add_on_return_callback(self._on_return)
@@ -158,22 +186,55 @@ class Publisher:
         method = frame.method
         ok = isinstance(method, Basic.Ack)
         tag = method.delivery_tag
-        if method.multiple:
-            # The dict is in tag order: stop at the first tag past this one.
-            tags = list(itertools.takewhile(lambda t: t <= tag, self.inflight))
-        else:
-            tags = [tag] if tag in self.inflight else []
+        inflight = self.inflight
+        head = self.head
+        i = head + tag - self.head_tag
+        if i < head or i >= len(inflight):
+            return  # settled already
+        if method.multiple or i == head:
+            done = inflight[head : i + 1]
+            head = i + 1
+            while head < len(inflight) and inflight[head] is None:
+                head += 1  # confirmed out of order, before
+            self.head_tag += head - self.head
+            if head == len(inflight):
+                inflight.clear()
+                head = 0
+            elif head > 4096 and 2 * head > len(inflight):
+                del inflight[:head]
+                head = 0
+            self.head = head
+        else:  # a single confirm ahead of the oldest
+            done = [inflight[i]]
+            inflight[i] = None
+        self._settle(done, ok)
+
+    def _settle(self, done: List[Optional[Event]], ok: bool) -> None:
+        if ok and not self.replaying and not self.returned:
+            # The usual case: own events, all taken; None was settled before.
+            n = len(done) - done.count(None)
+            if n:
+                self.progress = True
+                self.em._count(confirmed=n, own_done=n)
+            return
         failed = False
-        done: List[Pending] = []
-        for t in tags:
-            p = self.inflight[t][0]
-            if not ok or p.id in self.returned:
-                # Left in flight: spilled, in order, when the session ends.
-                failed = True
+        confirmed: List[Pending] = []
+        direct = 0
+        for ev in done:
+            if ev is None:
                 continue
-            del self.inflight[t]
-            done.append(p)
-        self._confirmed(done)
+            if isinstance(ev, Pending):
+                self.replaying -= 1
+                if ok and ev.id not in self.returned:
+                    confirmed.append(ev)
+                else:
+                    failed = True  # it stays in its file, which is replayed again
+            elif ok and unjson(ev.split(SEP, 3)[2]) not in self.returned:
+                direct += 1
+            else:
+                failed = True
+                self.failed.append(ev)  # spilled, in order, when the session ends
+        self._confirmed(direct, confirmed)
         if failed:
             log.error(
                 "hookfleet-emit: the broker %s an event; reconnecting",
@@ -181,28 +242,20 @@ class Publisher:
             )
             self._close()
 
-    def _confirmed(self, done: List[Pending]) -> None:
-        self.progress = self.progress or bool(done)
-        direct = replayed = own_replayed = 0
+    def _confirmed(self, direct: int, done: List[Pending]) -> None:
+        self.progress = self.progress or direct > 0 or bool(done)
+        replayed = own_replayed = 0
         for p in done:
-            if p.source is None:
-                direct += 1
-                continue
-            claim = self.claims.get(p.source)
+            claim = self.claims.get(p.source or "")
             if claim is None:
                 continue
             replayed += 1
             own_replayed += 1 if claim.own else 0
             if self.em._spill.confirmed(claim, p.line):
-                del self.claims[p.source]
+                del self.claims[claim.path]
         self.em._count(
             confirmed=direct + replayed, replayed=replayed, own_done=direct + own_replayed
         )
-
-    def _next(self) -> Optional[Pending]:
-        if not self.replay:
-            self.replay.extend(self.em._take(self.em.batch))
-        return self.replay.popleft() if self.replay else None
 
     def _pump(self) -> None:
         if self.timer is not None and self.conn is not None:
@@ -214,7 +267,11 @@ class Publisher:
         if self.stopping:  # close() flushed first: what is left is spilled
             self._close()
             return
-        if self.inflight and now - next(iter(self.inflight.values()))[1] > CONFIRM_TIMEOUT:
+        unconfirmed = self.head < len(self.inflight)
+        writes = self.writes
+        while len(writes) > 1 and writes[1][0] <= self.head_tag:
+            writes.popleft()  # all its events are confirmed
+        if unconfirmed and writes and now - writes[0][1] > CONFIRM_TIMEOUT:
             log.error("hookfleet-emit: no confirm within %ss; reconnecting", CONFIRM_TIMEOUT)
             self._close()
             return
@@ -222,40 +279,59 @@ class Publisher:
             self._claim_files()
             self.replay_due = now + REPLAY_EVERY
         sent = self._publish_some(now)
-        busy = sent > 0 or bool(self.inflight)
+        busy = sent > 0 or self.head < len(self.inflight)
         if not busy:
             self.em._parked = True
             if self.em._queue:  # pushed before `parked` was set
                 self.em._parked = False
                 busy = True
-        self.timer = self.conn.ioloop.call_later(0.001 if busy else REPLAY_EVERY, self._pump)
+        self.timer = self.conn.ioloop.call_later(PUMP_EVERY if busy else REPLAY_EVERY, self._pump)
 
     def _publish_some(self, now: float) -> int:
-        """Publishes up to `batch` events, in one write to the socket."""
-        window = 4 * self.em.batch
+        """Publishes up to `batch` events, in one write to the socket: events of
+        claimed spill files, else the buffer's."""
+        room = min(self.em.batch, 4 * self.em.batch - (len(self.inflight) - self.head))
+        if room <= 0:
+            return 0
         conn = self.conn
         channel = self.channel.channel_number
         body_max = getattr(conn, "_body_max_length", 131_064)
-        frames: List[bytes] = []
-        while len(frames) < self.em.batch and len(self.inflight) < window:
-            p = self._next()
-            if p is None:
-                break
-            try:
-                frames.append(publish_frames(channel, p, body_max))
-            except Exception as e:
-                self._unpublishable(p, e)
-                continue
-            self.tag += 1
-            self.inflight[self.tag] = (p, now)
-        if frames:
-            conn._output_marshaled_frames([b"".join(frames)])  # type: ignore[union-attr]
-        return len(frames)
+        sent: List[Event]
+        if self.replay:
+            frames: List[bytes] = []
+            sent = []
+            while self.replay and len(sent) < room:
+                p = self.replay.popleft()
+                try:
+                    frames.append(publish_frames(channel, p, body_max))
+                except Exception as e:
+                    self._unpublishable(p, e)
+                    continue
+                sent.append(p)
+            self.replaying += len(sent)
+            data = b"".join(frames)
+        else:
+            items = self.em._take(room)
+            if not items:
+                return 0
+            data, sent_items, bad = batch_frames(channel, items, body_max, self.methods)
+            for item, why in bad:
+                _, event_type, event_id = item.split(SEP, 3)[:3]
+                self.em._dropped(1, f"{event_type[:64]} {event_id[:64]}: {why}")
+            sent = sent_items  # type: ignore[assignment]
+        if not sent:
+            return 0
+        self.writes.append((self.tag + 1, now))
+        self.tag += len(sent)
+        self.inflight += sent
+        conn._output_marshaled_frames([data])  # type: ignore[union-attr]
+        return len(sent)
 
     def _unpublishable(self, p: Pending, e: Exception) -> None:
-        """An event the broker cannot take is dropped (and its spill line done)."""
+        """A replayed event the broker cannot take is dropped (and its spill line
+        done)."""
         claim = self.claims.get(p.source or "")
-        own = p.source is None or (claim is not None and claim.own)
+        own = claim is not None and claim.own
         self.em._dropped(1, f"{p.event_type[:64]} {p.id[:64]}: {e}", own=own)
         if claim is not None and self.em._spill.confirmed(claim, p.line):
             del self.claims[claim.path]
@@ -280,14 +356,19 @@ class Publisher:
     def _after_session(self) -> None:
         """The connection is gone: spill what was in flight (file events stay in
         their files) and release the claimed files."""
-        own: List[Pending] = [p for p, _ in self.inflight.values() if p.source is None]
-        own.extend(p for p in self.replay if p.source is None)
+        unconfirmed = self.failed + [ev for ev in self.inflight[self.head :] if ev is not None]
+        own = [pending(ev) for ev in unconfirmed if not isinstance(ev, Pending)]
         if self.conn is not None:
             try:
                 self.conn.ioloop.close()  # its wake-up pipe, or each reconnect leaks two fds
             except Exception:
                 pass
-        self.inflight.clear()
+        self.inflight = []
+        self.head = 0
+        self.head_tag = 1
+        self.replaying = 0
+        self.failed = []
+        self.writes.clear()
         self.returned.clear()
         self.replay.clear()
         for claim in self.claims.values():
