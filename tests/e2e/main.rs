@@ -24,4 +24,5 @@ mod retention;
 mod retry;
 mod routing;
 mod security;
+mod sharing;
 mod slow_clients;

@@ -562,7 +562,14 @@ async fn every_process_serves_metrics_promtool_accepts_and_they_move() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_processes_share_the_load_and_a_kill_loses_nothing() {
-    let env = TestEnv::new(&[("amqp.worker_prefetch", "4")]).await;
+    // Every worker consumes the one endpoint here (4 consumers per endpoint
+    // for up to 4 workers): this is about sharing one queue's load. How the
+    // endpoints are spread over workers is tests/e2e/sharing.rs.
+    let env = TestEnv::new(&[
+        ("amqp.worker_prefetch", "4"),
+        ("worker.consumers_per_endpoint", "4"),
+    ])
+    .await;
     let rx = Receiver::start(Behaviour::Delay(100)).await;
     env.add_endpoint(&rx.url, &["*"], None).await;
     let router = env.start(Roles::ROUTER).await;

@@ -121,7 +121,11 @@ mod tests {
     #[test]
     fn a_member_leaving_moves_only_its_own_slots() {
         let before = members(5);
-        let after: Vec<String> = before.iter().filter(|m| *m != "worker-3").cloned().collect();
+        let after: Vec<String> = before
+            .iter()
+            .filter(|m| *m != "worker-3")
+            .cloned()
+            .collect();
         let mut moved = 0;
         for slot in 0..SLOTS {
             let a: Vec<&str> = owners(slot, &before, 2);

@@ -200,7 +200,8 @@ async fn declare_endpoint_queues(
         let snap = registry.snapshot();
         for ep in ids.iter().filter_map(|id| snap.endpoints.get(id)) {
             if let Err(e) =
-                topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await
+                topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered())
+                    .await
             {
                 tracing::warn!(endpoint_id = %ep.id, error = %e, "Could not declare an endpoint queue.");
                 return;

@@ -218,7 +218,10 @@ pub async fn list(pool: &Pool, tenant: Option<Option<&str>>) -> anyhow::Result<V
 pub async fn get_many(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<Endpoint>> {
     let client = pool.get().await.context("connecting to Postgres")?;
     let rows = client
-        .query(&format!("SELECT {COLUMNS} FROM endpoints WHERE id = ANY($1)"), &[&ids])
+        .query(
+            &format!("SELECT {COLUMNS} FROM endpoints WHERE id = ANY($1)"),
+            &[&ids],
+        )
         .await?;
     rows.iter().map(from_row).collect()
 }

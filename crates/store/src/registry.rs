@@ -238,12 +238,16 @@ impl Snapshot {
 
     /// Active parallel endpoints whose circuit is open or half-open.
     pub fn unhealthy(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
-        self.unhealthy.iter().filter_map(|id| self.endpoints.get(id))
+        self.unhealthy
+            .iter()
+            .filter_map(|id| self.endpoints.get(id))
     }
 
     /// Endpoints with a retry schedule of their own.
     pub fn custom_retry(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
-        self.custom_retry.iter().filter_map(|id| self.endpoints.get(id))
+        self.custom_retry
+            .iter()
+            .filter_map(|id| self.endpoints.get(id))
     }
 
     /// FIFO endpoints, active or not.
@@ -449,7 +453,8 @@ impl Registry {
             self.reload_catalog(pool).await?;
         }
         if !work.endpoints.is_empty() {
-            self.apply(pool, work.endpoints.into_iter().collect()).await?;
+            self.apply(pool, work.endpoints.into_iter().collect())
+                .await?;
         }
         Ok(())
     }

@@ -21,7 +21,10 @@ pub(crate) fn member_id() -> String {
 pub(crate) fn spawn(
     ctx: Arc<Ctx>,
     stop: CancellationToken,
-) -> (watch::Receiver<Option<Arc<Assignment>>>, tokio::task::JoinHandle<()>) {
+) -> (
+    watch::Receiver<Option<Arc<Assignment>>>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = watch::channel(None);
     let task = tokio::spawn(run(ctx, tx, stop));
     (rx, task)
@@ -30,7 +33,10 @@ pub(crate) fn spawn(
 async fn run(ctx: Arc<Ctx>, tx: watch::Sender<Option<Arc<Assignment>>>, stop: CancellationToken) {
     let w = &ctx.settings.worker;
     if let Err(e) = members::forget_stale(&ctx.pool).await {
-        tracing::debug!(error = format!("{e:#}"), "Could not delete stale worker rows.");
+        tracing::debug!(
+            error = format!("{e:#}"),
+            "Could not delete stale worker rows."
+        );
     }
     let mut tick = tokio::time::interval(w.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -56,10 +62,16 @@ async fn run(ctx: Arc<Ctx>, tx: watch::Sender<Option<Arc<Assignment>>>, stop: Ca
             Ok(_) => {}
             // Keep consuming what we have: the others cannot read the table
             // either, or they will take over after `member_timeout`.
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "Could not renew this worker's membership; retrying."),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "Could not renew this worker's membership; retrying."
+            ),
         }
     }
     if let Err(e) = members::leave(&ctx.pool, &ctx.member).await {
-        tracing::debug!(error = format!("{e:#}"), "Could not remove this worker's membership row; it expires.");
+        tracing::debug!(
+            error = format!("{e:#}"),
+            "Could not remove this worker's membership row; it expires."
+        );
     }
 }

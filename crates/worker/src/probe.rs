@@ -9,13 +9,13 @@ use crate::decide::{Mode, Position};
 use crate::{gate, Ctx};
 use hookfleet_broker::names;
 use hookfleet_core::metrics;
+use hookfleet_core::shard::Assignment;
 use hookfleet_store::Circuit;
 use lapin::Channel;
-use hookfleet_core::shard::Assignment;
 use std::sync::Arc;
-use tokio::sync::watch;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn run(
