@@ -1179,3 +1179,58 @@ fn dashboard_selectors_are_parsed() {
         ]
     );
 }
+
+/// Every alert has a runbook section in docs/OPERATIONS.md (its `runbook`
+/// annotation's anchor), a row in its alert table, and unit tests in
+/// alerts.test.yml that see it fire and stay quiet.
+#[test]
+fn every_alert_has_a_runbook_and_tests_firing_and_quiet() {
+    let ops = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/OPERATIONS.md"
+    ))
+    .expect("docs/OPERATIONS.md");
+    let headings: Vec<String> = ops
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let tests = document("prometheus/alerts.test.yml");
+    let cases: Vec<(&str, bool)> = items(&tests["tests"])
+        .flat_map(|t| items(&t["alert_rule_test"]))
+        .map(|c| {
+            let fires = items(&c["exp_alerts"]).next().is_some();
+            (text(&c["alertname"]), fires)
+        })
+        .collect();
+    let rules = document("prometheus/alerts.yml");
+    let mut alerts = 0;
+    for rule in items(&rules["groups"]).flat_map(|g| items(&g["rules"])) {
+        let alert = text(&rule["alert"]);
+        if alert.is_empty() {
+            continue;
+        }
+        alerts += 1;
+        let runbook = text(&rule["annotations"]["runbook"]);
+        let anchor = runbook
+            .strip_prefix("docs/OPERATIONS.md#")
+            .unwrap_or_else(|| panic!("{alert}: runbook {runbook:?} is not in docs/OPERATIONS.md"));
+        assert_eq!(anchor, alert.to_lowercase(), "{alert}: its runbook anchor");
+        assert!(
+            headings.contains(&anchor.to_owned()),
+            "{alert}: no section `## {alert}` in docs/OPERATIONS.md"
+        );
+        assert!(
+            ops.contains(&format!("| [{alert}](#{anchor}) |")),
+            "{alert}: no row in the alert table of docs/OPERATIONS.md"
+        );
+        for fires in [true, false] {
+            assert!(
+                cases.contains(&(alert, fires)),
+                "{alert}: alerts.test.yml has no case where it {}",
+                if fires { "fires" } else { "stays quiet" }
+            );
+        }
+    }
+    assert!(alerts >= 14, "{alerts} alerts");
+}
