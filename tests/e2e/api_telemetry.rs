@@ -69,7 +69,7 @@ async fn api_requests_are_counted_by_route_logged_and_carry_a_request_id() {
     );
     // Without one, or with one that is too long, has a space or is not ASCII,
     // a new one is made.
-    let long = vec![b'x'; 129];
+    let long = [b'x'; 129];
     for id in [
         None,
         Some(&b"two words"[..]),

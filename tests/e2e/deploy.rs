@@ -932,9 +932,12 @@ fn selectors(expr: &str) -> Vec<Selector> {
     out
 }
 
-/// Every query of the dashboard: its variables' (`name`, `query`) and its
-/// panels' (`title`, `expr`), rows' panels included.
-fn dashboard_queries() -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// (`name`, `query`) of each variable, or (`title`, `expr`) of each panel query.
+type Queries = Vec<(String, String)>;
+
+/// Every query of the dashboard: its variables' and its panels', rows' panels
+/// included.
+fn dashboard_queries() -> (Queries, Queries) {
     let d: serde_json::Value = serde_json::from_str(&read("grafana/hookfleet.json"))
         .expect("grafana/hookfleet.json is JSON");
     let vars = d["templating"]["list"]
