@@ -844,3 +844,396 @@ fn alert_rules_are_valid_and_their_unit_tests_pass() {
 fn prometheus_config_is_valid() {
     promtool(&["check", "config", "--syntax-only", "prometheus.yml"]);
 }
+
+// ---- the Grafana dashboard under each set-up's labels -----------------------
+
+/// One selector of a panel's query: a metric and the labels its matchers pin
+/// (`outcome="dead"`, `status=~"5.."` as `503`); `$job`/`$instance` matchers
+/// are left to the set-up's labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Selector {
+    metric: String,
+    labels: Vec<(String, String)>,
+}
+
+/// The selectors of hookfleet's and the process collector's metrics (and `up`)
+/// in a PromQL expression. Quoted strings are skipped, so a queue name is not
+/// taken for a metric.
+fn selectors(expr: &str) -> Vec<Selector> {
+    let b = expr.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' {
+            i += 1 + expr[i + 1..].find('"').expect("a closed string") + 1;
+            continue;
+        }
+        if !(c.is_ascii_alphabetic() || c == b'_') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+            i += 1;
+        }
+        let ident = &expr[start..i];
+        if !(ident.starts_with("hookfleet_") || ident.starts_with("process_") || ident == "up") {
+            continue;
+        }
+        let mut labels = Vec::new();
+        if expr[i..].trim_start().starts_with('{') {
+            let open = i + expr[i..].find('{').unwrap_or(0);
+            // The matchers: split at commas, up to the brace, outside strings.
+            let mut matchers = vec![String::new()];
+            let mut quoted = false;
+            let mut close = open + 1;
+            for (j, ch) in expr[open + 1..].char_indices() {
+                match ch {
+                    '"' => quoted = !quoted,
+                    '}' if !quoted => {
+                        close = open + 1 + j;
+                        break;
+                    }
+                    ',' if !quoted => {
+                        matchers.push(String::new());
+                        continue;
+                    }
+                    _ => {}
+                }
+                if let Some(m) = matchers.last_mut() {
+                    m.push(ch);
+                }
+            }
+            for m in matchers.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
+                let op = ["=~", "!~", "!=", "="]
+                    .into_iter()
+                    .find(|op| m.contains(op))
+                    .unwrap_or_else(|| panic!("a matcher without an operator: {m} in {expr}"));
+                let (name, value) = m.split_once(op).unwrap_or_default();
+                let value = value.trim().trim_matches('"');
+                let sample = match (op, value) {
+                    ("=", v) => v.to_owned(),
+                    ("=~", v) if v.starts_with('$') => continue,
+                    ("=~", "5..") => "503".to_owned(),
+                    ("=~", "4..") => "404".to_owned(),
+                    ("=~", v) => panic!("no sample value for {name}=~\"{v}\" in {expr}: add one"),
+                    _ => continue,
+                };
+                labels.push((name.trim().to_owned(), sample));
+            }
+            i = close + 1;
+        }
+        out.push(Selector {
+            metric: ident.to_owned(),
+            labels,
+        });
+    }
+    out
+}
+
+/// (`name`, `query`) of each variable, or (`title`, `expr`) of each panel query.
+type Queries = Vec<(String, String)>;
+
+/// Every query of the dashboard: its variables' and its panels', rows' panels
+/// included.
+fn dashboard_queries() -> (Queries, Queries) {
+    let d: serde_json::Value = serde_json::from_str(&read("grafana/hookfleet.json"))
+        .expect("grafana/hookfleet.json is JSON");
+    let vars = d["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["type"] == "query")
+        .map(|v| {
+            let q = v["query"].as_str().or(v["query"]["query"].as_str());
+            (
+                v["name"].as_str().unwrap_or("").to_owned(),
+                q.unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let mut exprs = Vec::new();
+    let top = d["panels"].as_array().into_iter().flatten();
+    let nested = top
+        .clone()
+        .flat_map(|p| p["panels"].as_array().into_iter().flatten());
+    for p in top.chain(nested) {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(e) = t["expr"].as_str() {
+                exprs.push((p["title"].as_str().unwrap_or("").to_owned(), e.to_owned()));
+            }
+        }
+    }
+    (vars, exprs)
+}
+
+/// `label_values(<selector>, <label>)`, as Grafana's Prometheus source runs it.
+fn label_values_as_promql(query: &str) -> (String, String) {
+    let inner = query
+        .trim()
+        .strip_prefix("label_values(")
+        .and_then(|q| q.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("a variable query that is not label_values(…, label): {query}"));
+    let (sel, label) = inner
+        .rsplit_once(',')
+        .expect("label_values(selector, label)");
+    let label = label.trim().to_owned();
+    (format!("group by ({label}) ({})", sel.trim()), label)
+}
+
+fn prom_labels(labels: &[(String, String)]) -> String {
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// Under docker-compose (deploy/prometheus/prometheus.yml: one DNS-discovered
+/// job per role) and under Kubernetes (the pods' `prometheus.io/*`
+/// annotations, scraped by the usual `kubernetes-pods` job, which maps the pod
+/// labels and scrapes every annotated pod of the cluster), the dashboard's
+/// variables list exactly hookfleet's jobs and processes, and every panel's
+/// query finds series: none is blank for want of the job names it expects.
+/// promtool evaluates the dashboard's own queries over series with each
+/// set-up's labels.
+#[test]
+fn grafana_dashboard_finds_its_series_under_compose_and_kubernetes_labels() {
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let prom = document("prometheus/prometheus.yml");
+    let compose_jobs: Vec<String> = items(&prom["scrape_configs"])
+        .map(|j| text(&j["job_name"]).to_owned())
+        .filter(|j| j.starts_with("hookfleet"))
+        .collect();
+    let compose: Vec<Vec<(String, String)>> = compose_jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let instance = format!("172.18.0.{}:{METRICS_PORT}", i + 10);
+            owned(&[("job", job), ("instance", &instance)])
+        })
+        .collect();
+    let k8s: Vec<Vec<(String, String)>> = ["api", "router", "worker"]
+        .iter()
+        .enumerate()
+        .map(|(i, role)| {
+            let instance = format!("10.42.0.{}:{METRICS_PORT}", i + 10);
+            let pod = format!("hookfleet-{role}-6d5f7c9b8-x{i}");
+            owned(&[
+                ("job", "kubernetes-pods"),
+                ("instance", &instance),
+                ("namespace", "hookfleet"),
+                ("pod", &pod),
+                ("app_kubernetes_io_name", "hookfleet"),
+                ("app_kubernetes_io_component", role),
+            ])
+        })
+        .collect();
+    // Another annotated pod in the same job: not a hookfleet process.
+    let stranger = owned(&[
+        ("job", "kubernetes-pods"),
+        ("instance", "10.42.1.7:9153"),
+        ("namespace", "kube-system"),
+        ("pod", "coredns-5d78c9869d-abcde"),
+    ]);
+
+    let (vars, exprs) = dashboard_queries();
+    assert!(exprs.len() > 30, "the dashboard's panels: {}", exprs.len());
+    let mut wanted: Vec<Selector> = exprs.iter().flat_map(|(_, e)| selectors(e)).collect();
+    wanted.push(Selector {
+        metric: "up".into(),
+        labels: vec![],
+    });
+    wanted.sort();
+    wanted.dedup();
+
+    let dir = std::env::temp_dir().join(format!("hf-dashboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tests = Vec::new();
+    for (setup, procs, others) in [
+        ("compose", &compose, vec![]),
+        ("kubernetes", &k8s, vec![stranger.clone()]),
+    ] {
+        let mut series = std::collections::BTreeSet::new();
+        for p in procs.iter() {
+            for s in &wanted {
+                let mut labels = p.clone();
+                labels.extend(s.labels.iter().cloned());
+                if s.metric.ends_with("_bucket") {
+                    for le in ["0.1", "+Inf"] {
+                        let mut l = labels.clone();
+                        l.push(("le".into(), le.into()));
+                        series.insert(format!("{}{}", s.metric, prom_labels(&l)));
+                    }
+                } else {
+                    series.insert(format!("{}{}", s.metric, prom_labels(&labels)));
+                }
+            }
+        }
+        for o in &others {
+            for m in [
+                "up",
+                "process_resident_memory_bytes",
+                "process_cpu_seconds_total",
+            ] {
+                series.insert(format!("{m}{}", prom_labels(o)));
+            }
+        }
+        let input: Vec<serde_json::Value> = series
+            .iter()
+            .map(|s| serde_json::json!({"series": s, "values": "0+1x100"}))
+            .collect();
+
+        // The variables, in order, each with the values of the ones before: what
+        // Grafana's "All" sends is the regex of every value.
+        let value_of = |label: &str| -> Vec<String> {
+            let mut v: Vec<String> = procs
+                .iter()
+                .flat_map(|p| p.iter().filter(|(k, _)| k == label).map(|(_, v)| v.clone()))
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let substitute = |q: &str| {
+            let mut q = q
+                .replace("$__rate_interval", "1m")
+                .replace("$__interval", "1m");
+            for (name, _) in &vars {
+                q = q.replace(
+                    &format!("${name}"),
+                    &format!("({})", value_of(name).join("|")),
+                );
+            }
+            q
+        };
+        let mut checks = Vec::new();
+        for (name, query) in &vars {
+            let (promql, label) = label_values_as_promql(query);
+            let samples: Vec<serde_json::Value> = value_of(name)
+                .iter()
+                .map(|v| serde_json::json!({"labels": format!("{{{label}=\"{v}\"}}"), "value": 1}))
+                .collect();
+            checks.push(serde_json::json!({
+                "expr": substitute(&promql),
+                "eval_time": "20m",
+                "exp_samples": samples,
+            }));
+        }
+        // Each panel query finds something: 1 when it returns any series.
+        for (_, e) in &exprs {
+            checks.push(serde_json::json!({
+                "expr": format!("count(({})) > bool 0 or vector(0)", substitute(e)),
+                "eval_time": "20m",
+                "exp_samples": [{"labels": "{}", "value": 1}],
+            }));
+        }
+        tests.push(serde_json::json!({
+            "name": setup,
+            "interval": "15s",
+            "input_series": input,
+            "promql_expr_test": checks,
+        }));
+    }
+    // JSON is YAML, which is what promtool reads.
+    let file = dir.join("dashboard.test.yml");
+    std::fs::write(
+        &file,
+        serde_json::json!({"rule_files": [], "evaluation_interval": "1m", "tests": tests})
+            .to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["test", "rules", "dashboard.test.yml"])
+        .current_dir(&dir)
+        .output()
+        .expect("promtool is missing: install Prometheus's promtool (Debian: apt-get install prometheus)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "the dashboard's queries under compose and Kubernetes labels: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dashboard_selectors_are_parsed() {
+    let s = selectors(
+        r#"sum(rate(hookfleet_http_requests_total{job=~"$job", status=~"5..", route="/a/{b},c"}[5m])) / max(hookfleet_queue_messages{queue="hookfleet.router"}) + up"#,
+    );
+    let names: Vec<&str> = s.iter().map(|s| s.metric.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "hookfleet_http_requests_total",
+            "hookfleet_queue_messages",
+            "up"
+        ]
+    );
+    assert_eq!(
+        s[0].labels,
+        [
+            ("status".to_owned(), "503".to_owned()),
+            ("route".to_owned(), "/a/{b},c".to_owned())
+        ]
+    );
+}
+
+/// Every alert has a runbook section in docs/OPERATIONS.md (its `runbook`
+/// annotation's anchor), a row in its alert table, and unit tests in
+/// alerts.test.yml that see it fire and stay quiet.
+#[test]
+fn every_alert_has_a_runbook_and_tests_firing_and_quiet() {
+    let ops = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/OPERATIONS.md"
+    ))
+    .expect("docs/OPERATIONS.md");
+    let headings: Vec<String> = ops
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let tests = document("prometheus/alerts.test.yml");
+    let cases: Vec<(&str, bool)> = items(&tests["tests"])
+        .flat_map(|t| items(&t["alert_rule_test"]))
+        .map(|c| {
+            let fires = items(&c["exp_alerts"]).next().is_some();
+            (text(&c["alertname"]), fires)
+        })
+        .collect();
+    let rules = document("prometheus/alerts.yml");
+    let mut alerts = 0;
+    for rule in items(&rules["groups"]).flat_map(|g| items(&g["rules"])) {
+        let alert = text(&rule["alert"]);
+        if alert.is_empty() {
+            continue;
+        }
+        alerts += 1;
+        let runbook = text(&rule["annotations"]["runbook"]);
+        let anchor = runbook
+            .strip_prefix("docs/OPERATIONS.md#")
+            .unwrap_or_else(|| panic!("{alert}: runbook {runbook:?} is not in docs/OPERATIONS.md"));
+        assert_eq!(anchor, alert.to_lowercase(), "{alert}: its runbook anchor");
+        assert!(
+            headings.contains(&anchor.to_owned()),
+            "{alert}: no section `## {alert}` in docs/OPERATIONS.md"
+        );
+        assert!(
+            ops.contains(&format!("| [{alert}](#{anchor}) |")),
+            "{alert}: no row in the alert table of docs/OPERATIONS.md"
+        );
+        for fires in [true, false] {
+            assert!(
+                cases.contains(&(alert, fires)),
+                "{alert}: alerts.test.yml has no case where it {}",
+                if fires { "fires" } else { "stays quiet" }
+            );
+        }
+    }
+    assert!(alerts >= 14, "{alerts} alerts");
+}

@@ -34,6 +34,8 @@ async fn producers_md_sdk_setup() -> anyhow::Result<()> {
         spill_dir: spill_dir.clone(),
         // Events per burst of confirms.
         batch: 2000,
+        // The spill directory's bound (default 1 GiB): past it, events are dropped.
+        max_spill_bytes: 1 << 30,
     })?;
     // Your service's prometheus::Registry.
     emitter.metrics().register(&registry)?;

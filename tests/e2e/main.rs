@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod api_telemetry;
 mod control;
 mod delivery;
 mod deploy;

@@ -239,6 +239,11 @@ async fn spilled_events_survive_a_killed_producer() {
         })
         .count();
     assert_eq!(spill_files, 0, "replayed spill files are removed");
+    assert_eq!(
+        second.metrics().spill_bytes.get(),
+        0,
+        "the spill gauge is back to 0"
+    );
     app.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

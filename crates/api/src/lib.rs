@@ -19,6 +19,8 @@
 //!   administration, replay and publisher under their former paths, for the CLI.
 //! - [`docs`]: the OpenAPI document and `/docs`.
 //! - [`conn`]: the listener: connection cap, header-read and idle timeouts.
+//! - [`telemetry`]: request ids, access logs and the request metrics, around
+//!   every route.
 //! - [`guard`]: NUL and non-UTF-8 path parameters refused before any handler;
 //!   every `/api` error in the JSON shape.
 //! - [`portal`]: the tenant portal (`/portal`), server-rendered HTML on top of
@@ -34,6 +36,7 @@ pub mod error;
 pub mod events;
 pub mod guard;
 pub mod portal;
+pub mod telemetry;
 pub mod tenants;
 pub mod webhooks;
 
@@ -143,6 +146,10 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .fallback(|| async { error::ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(guard::guard))
+        // Outermost, so it times and counts what the guard and the body limit
+        // answer too. `Router::layer` wraps each route (and the fallback), so
+        // the matched route template is known by then.
+        .layer(axum::middleware::from_fn(telemetry::telemetry))
         .with_state(state)
 }
 

@@ -27,6 +27,12 @@ pub fn delivery_id() -> String {
     format!("dlv_{}", next())
 }
 
+/// A new request id, `req_<ulid>`, for an API request that brought no usable
+/// `x-request-id` of its own.
+pub fn request_id() -> String {
+    format!("req_{}", next())
+}
+
 /// Milliseconds since the Unix epoch, for latency headers carried across processes.
 pub fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();

@@ -195,6 +195,42 @@ pub static CIRCUIT_OPENED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric")
 });
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "hookfleet_http_requests_total",
+        "API requests answered, by route template, method and status code.",
+        &["route", "method", "status"]
+    )
+    .expect("metric")
+});
+pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "hookfleet_http_request_duration_seconds",
+        "API request latency, from the request head to the response head, by route template and method.",
+        &["route", "method"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("metric")
+});
+/// The `route` label of a request that matched no route: raw paths would make
+/// the label set as large as what clients care to send.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// The `method` label of a method outside [`http_method`]'s list.
+pub const OTHER_METHOD: &str = "other";
+
+/// The `method` label: the standard methods as they are, anything else
+/// `other` (a client can send any token as a method).
+pub fn http_method(method: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or(OTHER_METHOD)
+}
+
 pub static BUILD_INFO: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register_int_gauge_vec!(
         "hookfleet_build_info",
@@ -251,6 +287,10 @@ pub fn init(roles: &[&str]) {
             "api" => {
                 LazyLock::force(&DEAD_LETTERS_REPLAYED);
                 LazyLock::force(&DEAD_LETTERS_PURGED);
+                // Registered now; a series appears with the first request of
+                // its route, method and status (too many to list at zero).
+                LazyLock::force(&HTTP_REQUESTS);
+                LazyLock::force(&HTTP_DURATION);
             }
             "outbox-relay" => {
                 LazyLock::force(&OUTBOX_RELAYED);

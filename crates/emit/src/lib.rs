@@ -11,8 +11,9 @@
 //! into a bounded buffer drained by a background thread that publishes with
 //! publisher confirms. When the buffer is full, or the broker is unreachable, events
 //! go to an append-only spill file that is replayed once the broker is back, also
-//! after a restart of the producer. `flush` and `shutdown` wait (bounded) until
-//! everything emitted is confirmed.
+//! after a restart of the producer. The spill is bounded (`max_spill_bytes`):
+//! past it events are dropped, counted and logged, never by filling the disk.
+//! `flush` and `shutdown` wait (bounded) until everything emitted is confirmed.
 //!
 //! Layout: [`Event`] and the typed helpers here; [`spill`] the disk spill;
 //! [`outbox`] the transactional outbox and its relay.
@@ -25,7 +26,7 @@ use crossbeam_queue::ArrayQueue;
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::ExchangeKind;
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,11 @@ pub struct EmitterConfig {
     pub spill_dir: PathBuf,
     /// Events published per burst of confirms.
     pub batch: usize,
+    /// The most the spill directory's files may hold, in bytes (the files of
+    /// an earlier run count too): an event that would go past it is dropped,
+    /// counted in `dropped` and logged, so a long outage does not fill the
+    /// disk. The Python SDK's `max_spill_bytes`, with the same default (1 GiB).
+    pub max_spill_bytes: u64,
 }
 
 impl Default for EmitterConfig {
@@ -53,6 +59,7 @@ impl Default for EmitterConfig {
             buffer: 32_768,
             spill_dir: PathBuf::from("hookfleet-spill"),
             batch: 2000,
+            max_spill_bytes: 1 << 30,
         }
     }
 }
@@ -134,8 +141,12 @@ pub struct EmitMetrics {
     pub confirmed: IntCounter,
     pub spilled: IntCounter,
     pub replayed: IntCounter,
-    /// Events that could neither be buffered nor written to disk (disk full).
+    /// Events that could neither be buffered nor written to disk (the spill
+    /// over `max_spill_bytes`, or the disk refusing).
     pub dropped: IntCounter,
+    /// Bytes in the spill directory's files, replayed ones gone: grows while
+    /// the broker is away, back to 0 once it has all been published.
+    pub spill_bytes: IntGauge,
 }
 
 #[allow(clippy::expect_used)] // constant, valid metric names
@@ -163,10 +174,15 @@ impl EmitMetrics {
                 "hookfleet_emit_dropped_total",
                 "Events lost: neither buffered nor spilled.",
             ),
+            spill_bytes: IntGauge::new(
+                "hookfleet_emit_spill_bytes",
+                "Bytes in the spill directory's files, waiting to be replayed.",
+            )
+            .expect("valid metric"),
         }
     }
 
-    /// Registers every counter with `registry`.
+    /// Registers every counter, and the spill gauge, with `registry`.
     pub fn register(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
         for c in [
             &self.emitted,
@@ -177,7 +193,7 @@ impl EmitMetrics {
         ] {
             registry.register(Box::new(c.clone()))?;
         }
-        Ok(())
+        registry.register(Box::new(self.spill_bytes.clone()))
     }
 
     /// Emitted but not yet confirmed (nor dropped).
@@ -370,13 +386,17 @@ impl Emitter {
     /// Starts the background publisher thread. Fails only when the spill
     /// directory cannot be created.
     pub fn connect(config: EmitterConfig) -> std::io::Result<Emitter> {
-        let spill = Arc::new(spill::Spill::open(&config.spill_dir)?);
+        let metrics = EmitMetrics::new();
+        let spill = Arc::new(spill::Spill::open(
+            &config.spill_dir,
+            config.max_spill_bytes,
+            metrics.spill_bytes.clone(),
+        )?);
         let handoff = Arc::new(Handoff {
             queue: ArrayQueue::new(config.buffer.max(1)),
             parked: AtomicBool::new(false),
             wake: Notify::new(),
         });
-        let metrics = EmitMetrics::new();
         let stop = tokio_util::sync::CancellationToken::new();
         let bg = Background {
             config,
@@ -484,9 +504,10 @@ impl Emitter {
         let Err(event) = handoff.push(event) else {
             return;
         };
-        // The buffer is full: the caller serializes and spills this one itself.
+        // The buffer is full: the caller serializes and spills this one itself
+        // (a spill that is full or refused logs why).
         let spilled = match event.into_pending() {
-            Ok(p) => spill.append(std::slice::from_ref(&p)).is_ok(),
+            Ok(p) => spill.append(std::slice::from_ref(&p)) == 1,
             Err(e) => {
                 tracing::error!(error = %e, "Event could not be serialized; dropped.");
                 false
@@ -841,13 +862,11 @@ impl Background {
         if batch.is_empty() {
             return;
         }
-        match self.spill.append(batch) {
-            Ok(()) => self.metrics.spilled.inc_by(batch.len() as u64),
-            Err(e) => {
-                tracing::error!(error = %e, n = batch.len(), "hookfleet-emit: cannot write the spill file; events dropped.");
-                self.metrics.dropped.inc_by(batch.len() as u64);
-            }
-        }
+        // What does not fit under max_spill_bytes, or what the disk refuses,
+        // is dropped; the spill logs why.
+        let written = self.spill.append(batch);
+        self.metrics.spilled.inc_by(written as u64);
+        self.metrics.dropped.inc_by((batch.len() - written) as u64);
     }
 
     async fn session(&mut self) -> anyhow::Result<()> {
@@ -957,7 +976,7 @@ impl Background {
             for chunk in events.chunks(self.config.batch.max(1)) {
                 publish(ch, chunk).await?;
             }
-            std::fs::remove_file(&file)?;
+            self.spill.remove(&file)?;
             self.metrics.replayed.inc_by(events.len() as u64);
             self.metrics.confirmed.inc_by(events.len() as u64);
             tracing::info!(

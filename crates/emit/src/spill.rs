@@ -2,24 +2,45 @@
 //! published. One line per event, `<type>\t<id>\t<body>` (the JSON body never
 //! holds a raw tab or newline). Each append is written through to the OS, so a
 //! killed producer loses nothing it spilled; a torn last line is skipped on replay.
+//! The files' total size is bounded (`max_spill_bytes`): past it, events are
+//! dropped, counted and logged, and the disk does not fill up.
 use crate::Pending;
+use prometheus::IntGauge;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub struct Spill {
     dir: PathBuf,
-    active: Mutex<Option<BufWriter<File>>>,
+    /// `max_spill_bytes`: the most the directory's spill files may hold.
+    max_bytes: u64,
+    state: Mutex<State>,
+    /// `hookfleet_emit_spill_bytes`: [`State::bytes`], for the host's registry.
+    size: IntGauge,
     seq: AtomicU64,
     /// Held for the life of the emitter: one producer process per spill directory
     /// (another one replaying our active file would lose what we append after).
     _lock: File,
 }
 
+struct State {
+    active: Option<BufWriter<File>>,
+    /// Bytes in the directory's spill files: scanned at open (files of an
+    /// earlier run count), then kept up to date by appends and removals.
+    bytes: u64,
+    /// Drops not logged yet, and when the last drop line was written: at most
+    /// one line a second, so a full spill under load does not flood the log.
+    unlogged: u64,
+    last_log: Option<Instant>,
+}
+
 impl Spill {
-    pub fn open(dir: &Path) -> std::io::Result<Spill> {
+    /// Opens (creates) `dir` and locks it for this emitter. `max_bytes` bounds
+    /// the spill files' total size; `size` is set to it as it changes.
+    pub fn open(dir: &Path, max_bytes: u64, size: IntGauge) -> std::io::Result<Spill> {
         std::fs::create_dir_all(dir)?;
         let lock = OpenOptions::new()
             .create(true)
@@ -32,38 +53,100 @@ impl Spill {
                 format!("spill directory {} is in use by another emitter; give each producer process its own", dir.display()),
             )
         })?;
+        let bytes = scan_bytes(dir)?;
+        size.set(gauge(bytes));
         Ok(Spill {
             dir: dir.to_owned(),
-            active: Mutex::new(None),
+            max_bytes,
+            state: Mutex::new(State {
+                active: None,
+                bytes,
+                unlogged: 0,
+                last_log: None,
+            }),
+            size,
             seq: AtomicU64::new(0),
             _lock: lock,
         })
     }
 
-    /// Appends events to the active spill file (creating one when needed).
-    pub fn append(&self, events: &[Pending]) -> std::io::Result<()> {
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        if active.is_none() {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let name = format!(
-                "spill-{nanos:020}-{}-{}.jsonl",
-                std::process::id(),
-                self.seq.fetch_add(1, Ordering::Relaxed)
-            );
-            *active = Some(BufWriter::new(
-                OpenOptions::new()
+    /// Appends events, in order, to the active spill file (creating one when
+    /// needed); returns how many were written. It stops at the first event
+    /// that would take the directory past `max_bytes`, or at a write error:
+    /// the rest are the caller's to count as dropped, and are logged here.
+    pub fn append(&self, events: &[Pending]) -> usize {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (written, failure) = match self.write(&mut st, events) {
+            Ok(n) if n == events.len() => (n, None),
+            Ok(n) => (
+                n,
+                Some(format!(
+                    "the spill directory is full (max_spill_bytes = {})",
+                    self.max_bytes
+                )),
+            ),
+            Err(e) => {
+                // Part of the batch may be on disk: count what is there.
+                st.active = None;
+                if let Ok(b) = scan_bytes(&self.dir) {
+                    st.bytes = b;
+                }
+                (0, Some(format!("cannot write the spill file: {e}")))
+            }
+        };
+        self.size.set(gauge(st.bytes));
+        if let Some(why) = failure {
+            st.unlogged += (events.len() - written) as u64;
+            let due = st
+                .last_log
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due {
+                tracing::error!(
+                    dropped = st.unlogged,
+                    spill_bytes = st.bytes,
+                    dir = %self.dir.display(),
+                    "hookfleet-emit: events dropped: {why}."
+                );
+                st.unlogged = 0;
+                st.last_log = Some(Instant::now());
+            }
+        }
+        written
+    }
+
+    /// Writes the events that fit under `max_bytes`; how many.
+    fn write(&self, st: &mut State, events: &[Pending]) -> std::io::Result<usize> {
+        let fit = events
+            .iter()
+            .scan(st.bytes, |total, e| {
+                *total = total.saturating_add(line_len(e));
+                Some(*total)
+            })
+            .take_while(|total| *total <= self.max_bytes)
+            .count();
+        if fit == 0 {
+            return Ok(0);
+        }
+        let w = match &mut st.active {
+            Some(w) => w,
+            empty => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let name = format!(
+                    "spill-{nanos:020}-{}-{}.jsonl",
+                    std::process::id(),
+                    self.seq.fetch_add(1, Ordering::Relaxed)
+                );
+                let file = OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(self.dir.join(name))?,
-            ));
-        }
-        let Some(w) = active.as_mut() else {
-            return Ok(());
+                    .open(self.dir.join(name))?;
+                empty.insert(BufWriter::new(file))
+            }
         };
-        for e in events {
+        for e in &events[..fit] {
             w.write_all(e.event_type.as_bytes())?;
             w.write_all(b"\t")?;
             w.write_all(e.id.as_bytes())?;
@@ -71,27 +154,66 @@ impl Spill {
             w.write_all(&e.body)?;
             w.write_all(b"\n")?;
         }
-        w.flush()
+        w.flush()?;
+        st.bytes += events[..fit].iter().map(line_len).sum::<u64>();
+        Ok(fit)
     }
 
     /// Closes the active file and returns every spill file, oldest first (also
     /// those left by an earlier run of the producer).
     pub fn take_files(&self) -> std::io::Result<Vec<PathBuf>> {
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(mut w) = active.take() {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut w) = st.active.take() {
             w.flush()?;
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("spill-") && n.ends_with(".jsonl"))
-            })
-            .collect();
-        files.sort();
-        Ok(files)
+        spill_files(&self.dir)
     }
+
+    /// Deletes a spill file whose events are all confirmed.
+    pub fn remove(&self, file: &Path) -> std::io::Result<()> {
+        let len = std::fs::metadata(file)?.len();
+        std::fs::remove_file(file)?;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.bytes = st.bytes.saturating_sub(len);
+        self.size.set(gauge(st.bytes));
+        Ok(())
+    }
+
+    /// Bytes in the directory's spill files.
+    pub fn bytes(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+}
+
+/// The bytes of an event's spill line, `<type>\t<id>\t<body>\n`.
+fn line_len(e: &Pending) -> u64 {
+    (e.event_type.len() + e.id.len() + e.body.len() + 3) as u64
+}
+
+fn gauge(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// The spill files of `dir`, oldest first.
+fn spill_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("spill-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn scan_bytes(dir: &Path) -> std::io::Result<u64> {
+    Ok(spill_files(dir)?
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum())
 }
 
 /// Reads a spill file back.
@@ -120,20 +242,40 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Pending>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn append_take_read_round_trip() {
-        let dir = std::env::temp_dir().join(format!("hf-spill-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let s = Spill::open(&dir).unwrap();
-        let ev = |i: u32| Pending {
+    fn ev(i: u32) -> Pending {
+        Pending {
             event_type: "user.created".into(),
-            id: format!("evt_{i}"),
-            body: format!(r#"{{"id":"evt_{i}","note":"a\tb"}}"#)
+            id: format!("evt_{i:04}"),
+            body: format!(r#"{{"id":"evt_{i:04}","note":"a\tb"}}"#)
                 .replace('\t', "\\t")
                 .into_bytes(),
-        };
-        s.append(&[ev(1), ev(2)]).unwrap();
-        s.append(&[ev(3)]).unwrap();
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hf-spill-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn gauge() -> IntGauge {
+        IntGauge::new("spill_bytes", "test").unwrap()
+    }
+
+    fn on_disk(dir: &Path) -> u64 {
+        spill_files(dir)
+            .unwrap()
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum()
+    }
+
+    #[test]
+    fn append_take_read_round_trip() {
+        let dir = temp_dir("round-trip");
+        let s = Spill::open(&dir, u64::MAX, gauge()).unwrap();
+        assert_eq!(s.append(&[ev(1), ev(2)]), 2);
+        assert_eq!(s.append(&[ev(3)]), 1);
         let files = s.take_files().unwrap();
         assert_eq!(files.len(), 1);
         std::fs::OpenOptions::new()
@@ -145,18 +287,67 @@ mod tests {
         let back = read(&files[0]).unwrap();
         assert_eq!(
             back.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
-            ["evt_1", "evt_2", "evt_3"]
+            ["evt_0001", "evt_0002", "evt_0003"]
         );
-        s.append(&[ev(5)]).unwrap();
+        s.append(&[ev(5)]);
         assert_eq!(s.take_files().unwrap().len(), 2, "a new file after take");
         assert!(
-            Spill::open(&dir).is_err(),
+            Spill::open(&dir, u64::MAX, gauge()).is_err(),
             "one emitter per spill directory"
         );
         drop(s);
         assert!(
-            Spill::open(&dir).is_ok(),
+            Spill::open(&dir, u64::MAX, gauge()).is_ok(),
             "free again once the first is gone"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_spill_stops_at_max_bytes_and_counts_what_it_holds() {
+        let dir = temp_dir("cap");
+        let line = line_len(&ev(0));
+        // Room for 5 lines and a half.
+        let cap = line * 5 + line / 2;
+        let size = gauge();
+        let s = Spill::open(&dir, cap, size.clone()).unwrap();
+        assert_eq!(s.append(&[ev(1), ev(2), ev(3)]), 3);
+        assert_eq!(
+            s.append(&[ev(4), ev(5), ev(6), ev(7)]),
+            2,
+            "the rest is over the cap"
+        );
+        assert_eq!(s.append(&[ev(8)]), 0, "full");
+        assert_eq!(s.bytes(), line * 5);
+        assert_eq!(on_disk(&dir), line * 5, "what it counts is what is on disk");
+        assert_eq!(size.get() as u64, line * 5);
+        assert!(on_disk(&dir) <= cap);
+
+        // Replayed files free their room.
+        for f in s.take_files().unwrap() {
+            s.remove(&f).unwrap();
+        }
+        assert_eq!((s.bytes(), size.get()), (0, 0));
+        assert_eq!(s.append(&[ev(9), ev(10)]), 2);
+        drop(s);
+
+        // The files of an earlier run count against the cap.
+        let s = Spill::open(&dir, cap, size.clone()).unwrap();
+        assert_eq!(s.bytes(), line * 2);
+        assert_eq!(size.get() as u64, line * 2);
+        assert_eq!(s.append(&[ev(11), ev(12), ev(13), ev(14)]), 3);
+        assert_eq!(on_disk(&dir), line * 5);
+        let ids: Vec<String> = s
+            .take_files()
+            .unwrap()
+            .iter()
+            .flat_map(|f| read(f).unwrap())
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["evt_0009", "evt_0010", "evt_0011", "evt_0012", "evt_0013"],
+            "kept in order, none torn"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -91,13 +91,15 @@ impl From<hookfleet_store::dead_letters::BadFilter> for ServiceError {
 
 /// Runs `work` in a task of its own and waits for it: a caller that goes away
 /// (an HTTP client disconnecting cancels its handler) never leaves the work
-/// half done.
+/// half done. The task stays in the caller's span, so what it logs carries
+/// the API request's id.
 pub async fn detached<T, F>(work: F) -> ServiceResult<T>
 where
     F: std::future::Future<Output = ServiceResult<T>> + Send + 'static,
     T: Send + 'static,
 {
-    match tokio::spawn(work).await {
+    use tracing::Instrument as _;
+    match tokio::spawn(work.in_current_span()).await {
         Ok(r) => r,
         Err(join) => Err(ServiceError::Internal(anyhow::anyhow!(
             "background task failed: {join}"

@@ -92,6 +92,7 @@ def test_nothing_raises_and_every_bound_counts(tmp_path: Any, caplog: Any) -> No
     assert 0 < m.spilled < 50 and m.dropped == 54 - m.spilled and m.confirmed == 0
     total = sum(os.path.getsize(os.path.join(tmp_path / "s", f)) for f in spill_files(str(tmp_path / "s")))
     assert total <= 4000
+    assert m.spill_bytes == total, "the spill gauge is what is on disk"
     assert "dropped" in caplog.text
     assert not em.flush(0.2), "spilled events are outstanding"
     assert not em.close(0.2)
@@ -120,6 +121,7 @@ def test_prometheus_counters_have_the_rust_names(tmp_path: Any) -> None:
     text = prometheus_client.generate_latest().decode()
     for name in ("confirmed", "spilled", "dropped", "emitted", "replayed"):
         assert f"hookfleet_emit_{name}_total " in text, name
+    assert "hookfleet_emit_spill_bytes " in text
 
 
 @pytest.mark.skipif(

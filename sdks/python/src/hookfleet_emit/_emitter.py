@@ -51,6 +51,8 @@ class Metrics:
     replayed: int
     dropped: int
     outstanding: int
+    # Bytes in the spill directory's files (0 for a recording emitter).
+    spill_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,7 @@ class Emitter(Helpers):
             replayed=c["replayed"],
             dropped=c["dropped"],
             outstanding=max(0, emitted - c["own_done"]),
+            spill_bytes=self._spill.bytes if self._spill is not None else 0,
         )
 
     def flush(self, timeout: float = 10.0) -> bool:

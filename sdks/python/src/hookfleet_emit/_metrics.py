@@ -1,5 +1,5 @@
 """Prometheus export, when `prometheus_client` is installed: the Rust SDK's
-counter names, summed over every live emitter of the process."""
+counter and gauge names, summed over every live emitter of the process."""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -17,13 +17,18 @@ _HELP = {
 
 class Collector:
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         snaps = [em.metrics() for em in list(_live)]
         for name, text in _HELP.items():
             yield CounterMetricFamily(
                 f"hookfleet_emit_{name}", text, value=sum(getattr(s, name) for s in snaps)
             )
+        yield GaugeMetricFamily(
+            "hookfleet_emit_spill_bytes",
+            "Bytes in the spill directory's files, waiting to be replayed.",
+            value=sum(s.spill_bytes for s in snaps),
+        )
 
 
 def register() -> bool:
