@@ -166,14 +166,46 @@ mq_start() {
   fi
   say "RabbitMQ is installed but not running on 127.0.0.1:$MQ_PORT; starting it (takes a while)"
   if systemd_running && systemd_has_unit rabbitmq-server; then
+    mq_systemd_nofile
     logged as_root systemctl start rabbitmq-server
   elif have brew && brew list --formula 2>/dev/null | grep '^rabbitmq$' >/dev/null; then
     logged brew services start rabbitmq
   else
     # Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user itself.
-    logged as_root rabbitmq-server -detached
+    # The node keeps the file limit it starts with: raise it first (see
+    # MQ_NOFILE), or to the hard limit where that is all we may do.
+    logged as_root bash -c "ulimit -n $MQ_NOFILE 2>/dev/null || ulimit -n \$(ulimit -Hn) 2>/dev/null; exec rabbitmq-server -detached"
   fi
   wait_for "$MQ_WAIT" mq_up
+}
+
+# One classic queue per endpoint (docs/SCALING.md §3): an idle classic v1
+# queue holds no file, but connections and busy queues' index journals do, and
+# RabbitMQ sizes its file handle cache from the limit it boots with. Debian
+# ships 1,024; a node for tens of thousands of endpoints wants 65,536.
+MQ_NOFILE=65536
+
+# systemd starts the unit with LimitNOFILE, not our ulimit: a drop-in sets it.
+mq_systemd_nofile() {
+  [ "$CAN_ROOT" = 1 ] || return 0
+  local d=/etc/systemd/system/rabbitmq-server.service.d
+  [ -f "$d/hookfleet-nofile.conf" ] && return 0
+  as_root mkdir -p "$d" \
+    && printf '[Service]\nLimitNOFILE=%s\n' "$MQ_NOFILE" | as_root tee "$d/hookfleet-nofile.conf" >/dev/null \
+    && logged as_root systemctl daemon-reload
+}
+
+# A running node is never restarted; say when its limit is below what many
+# endpoints need.
+mq_check_nofile() {
+  have rabbitmq-diagnostics || return 0
+  local limit
+  limit=$(with_timeout 20 rabbitmq-diagnostics -q status 2>/dev/null \
+    | awk '/File Descriptors/ {f=1} f && /^Total: / {print $NF; exit}')
+  case "$limit" in ''|*[!0-9]*) return 0 ;; esac
+  if [ "$limit" -lt 10000 ]; then
+    say "note: RabbitMQ runs with a limit of $limit file descriptors; fine for tests and a few thousand endpoints. For tens of thousands of endpoints restart it with 'ulimit -n $MQ_NOFILE' (this script does so when it starts the node; see docs/SCALING.md §3)."
+  fi
 }
 
 # ------------------------------------------------------------ installing
@@ -262,7 +294,7 @@ ensure_postgres() {
 }
 
 ensure_rabbitmq() {
-  mq_up && return 0
+  mq_up && { mq_check_nofile; return 0; }
   lock
   mq_up && return 0
   if mq_installed; then

@@ -176,24 +176,6 @@ fn pre_stop_sleep(container: &Value) -> u64 {
     }
 }
 
-/// The literal text a regex starts with (`hookfleet\.endpoint\..*` gives
-/// `hookfleet.endpoint.`): up to its first unescaped metacharacter.
-fn literal_prefix(pattern: &str) -> String {
-    let mut out = String::new();
-    let mut chars = pattern.strip_prefix('^').unwrap_or(pattern).chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(escaped) => out.push(escaped),
-                None => break,
-            },
-            '.' | '*' | '+' | '?' | '[' | '(' | '|' | '{' | '$' => break,
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 fn compose() -> Value {
     document("docker-compose.yml")
 }
@@ -595,73 +577,77 @@ fn k8s_scaled_objects_target_deployments_and_their_queues() {
             name(so)
         );
         for t in triggers {
-            assert_eq!(
-                text(&t["type"]),
-                "rabbitmq",
-                "ScaledObject {}: trigger type",
-                name(so)
-            );
             let meta = &t["metadata"];
-            let queue = text(&meta["queueName"]);
-            let regex = text(&meta["useRegex"]) == "true";
             match r.as_str() {
+                // The deliverable backlog the workers report (issue #16):
+                // paused and open-circuit endpoints excluded, every endpoint
+                // covered whatever their number.
                 "worker" => {
+                    assert_eq!(
+                        text(&t["type"]),
+                        "prometheus",
+                        "ScaledObject {}: trigger type",
+                        name(so)
+                    );
+                    let query = text(&meta["query"]);
                     assert!(
-                        regex,
-                        "ScaledObject {}: endpoint queues need useRegex",
+                        query.starts_with("sum(hookfleet_deliverable_backlog"),
+                        "ScaledObject {}: query `{query}`",
                         name(so)
                     );
-                    assert_eq!(
-                        text(&meta["protocol"]),
-                        "http",
-                        "{}: useRegex needs protocol http",
+                    let metrics = std::fs::read_to_string(
+                        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                            .join("../crates/core/src/metrics.rs"),
+                    )
+                    .unwrap();
+                    assert!(metrics.contains("\"hookfleet_deliverable_backlog\""));
+                    assert!(
+                        text(&meta["serverAddress"]).starts_with("http"),
+                        "ScaledObject {}: serverAddress",
                         name(so)
                     );
-                    assert_eq!(
-                        text(&meta["operation"]),
-                        "sum",
-                        "{}: sum over endpoint queues",
-                        name(so)
-                    );
-                    assert_eq!(
-                        literal_prefix(queue),
-                        "hookfleet.endpoint.",
-                        "ScaledObject {}: `{queue}` should match hookfleet.endpoint.<id>",
-                        name(so)
-                    );
+                    assert!(text(&meta["threshold"]).parse::<u32>().is_ok_and(|n| n > 0));
                 }
                 "router" => {
-                    assert!(
-                        !regex,
+                    assert_eq!(
+                        text(&t["type"]),
+                        "rabbitmq",
+                        "ScaledObject {}: trigger type",
+                        name(so)
+                    );
+                    assert_ne!(
+                        text(&meta["useRegex"]),
+                        "true",
                         "ScaledObject {}: the router has one queue, no regex",
                         name(so)
                     );
                     assert_eq!(
-                        queue,
+                        text(&meta["queueName"]),
                         "hookfleet.router",
                         "ScaledObject {}: queue",
                         name(so)
                     );
+                    let auth = named(
+                        &objs,
+                        "TriggerAuthentication",
+                        text(&t["authenticationRef"]["name"]),
+                    );
+                    for secret_ref in items(&auth["spec"]["secretTargetRef"]) {
+                        let secret = named(&objs, "Secret", text(&secret_ref["name"]));
+                        let key = text(&secret_ref["key"]);
+                        assert!(
+                            secret["stringData"][key].is_string()
+                                || secret["data"][key].is_string(),
+                            "TriggerAuthentication {}: Secret {} has no key {key}",
+                            name(auth),
+                            name(secret)
+                        );
+                    }
                 }
                 other => panic!(
-                    "ScaledObject {} scales `{other}`, which has no queue",
+                    "ScaledObject {} scales `{other}`, which has no trigger",
                     name(so)
                 ),
-            }
-            let auth = named(
-                &objs,
-                "TriggerAuthentication",
-                text(&t["authenticationRef"]["name"]),
-            );
-            for secret_ref in items(&auth["spec"]["secretTargetRef"]) {
-                let secret = named(&objs, "Secret", text(&secret_ref["name"]));
-                let key = text(&secret_ref["key"]);
-                assert!(
-                    secret["stringData"][key].is_string() || secret["data"][key].is_string(),
-                    "TriggerAuthentication {}: Secret {} has no key {key}",
-                    name(auth),
-                    name(secret)
-                );
             }
         }
     }

@@ -40,7 +40,7 @@ pub fn slot(endpoint_id: &str) -> u16 {
 
 /// The `k` members that consume `slot`, best first (the first is its
 /// primary: the one that reports its queue's depth). Fewer when fewer live.
-pub fn owners<'a>(slot: u16, members: &'a [String], k: usize) -> Vec<&'a str> {
+pub fn owners(slot: u16, members: &[String], k: usize) -> Vec<&str> {
     let s = slot.to_be_bytes();
     let mut scored: Vec<(u64, &str)> = members
         .iter()
