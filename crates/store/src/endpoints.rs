@@ -160,13 +160,27 @@ pub async fn create(
             &[&new.tenant_id],
         )
         .await?;
-        let n: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM endpoints WHERE tenant_id IS NOT DISTINCT FROM $1",
-                &[&new.tenant_id],
-            )
-            .await?
-            .get(0);
+        // At most `max_per_tenant` rows are counted, through the tenant index
+        // (`IS NOT DISTINCT FROM` cannot use it: the tenant-less scope would
+        // be a scan of every endpoint per create).
+        let limit = max_per_tenant as i64;
+        let row = match &new.tenant_id {
+            Some(t) => {
+                tx.query_one(
+                    "SELECT count(*) FROM (SELECT 1 FROM endpoints WHERE tenant_id = $1 LIMIT $2) s",
+                    &[t, &limit],
+                )
+                .await?
+            }
+            None => {
+                tx.query_one(
+                    "SELECT count(*) FROM (SELECT 1 FROM endpoints WHERE tenant_id IS NULL LIMIT $1) s",
+                    &[&limit],
+                )
+                .await?
+            }
+        };
+        let n: i64 = row.get(0);
         if n >= max_per_tenant as i64 {
             return Ok(None);
         }
