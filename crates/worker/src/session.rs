@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 const CONSUME_CHANNELS: usize = 4;
 
 /// Consumers started at once (their declares and `basic.consume` pipelined).
-const START_BATCH: usize = 128;
+const START_BATCH: usize = 256;
 
 /// The channels of one session.
 struct Channels {
@@ -149,11 +149,10 @@ impl Consumers {
     async fn reconcile_all(&mut self, ch: &Channels, snap: &Snapshot) -> anyhow::Result<()> {
         let held: Vec<String> = self.by_endpoint.keys().cloned().collect();
         self.reconcile(ch, snap, held.iter()).await?;
+        // One pass over the slots, so the starts are pipelined across them.
         let share = self.share.clone();
-        for slot in share.owned.keys() {
-            self.reconcile(ch, snap, snap.in_slot(*slot)).await?;
-        }
-        Ok(())
+        let ids = share.owned.keys().flat_map(|slot| snap.in_slot(*slot));
+        self.reconcile(ch, snap, ids).await
     }
 
     /// The membership changed: only the slots that moved are looked at.
@@ -180,9 +179,8 @@ impl Consumers {
         for id in &lost {
             self.stop(id).await;
         }
-        for slot in moved {
-            self.reconcile(ch, snap, snap.in_slot(slot)).await?;
-        }
+        let ids = moved.iter().flat_map(|slot| snap.in_slot(*slot));
+        self.reconcile(ch, snap, ids).await?;
         if old.consumers != share.consumers {
             for (id, c) in &self.by_endpoint {
                 let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered());
