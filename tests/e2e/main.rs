@@ -14,6 +14,7 @@ mod fuzz;
 mod health;
 mod invalid;
 mod isolation;
+mod keys;
 mod operations;
 mod portal;
 mod producers;
