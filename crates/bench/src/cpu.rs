@@ -1,8 +1,8 @@
 //! Where the CPU of a scenario goes: utime + stime from `/proc/<pid>/stat` of
 //! every process of each hop, sampled before, during (every 200 ms) and after.
 //!
-//! - **hookfleet**: the processes the scenario started (or this process, for
-//!   the SDK).
+//! - **hookfleet**: the processes the scenario started, and their children
+//!   (the role a profiling wrapper runs), or this process for the SDK.
 //! - **RabbitMQ**: every `beam.smp` on the machine (there is one node).
 //! - **PostgreSQL**: the backends of the scenario's own database (hookfleet's
 //!   pool and LISTEN connections, autovacuum workers; not the bench's own
@@ -62,6 +62,17 @@ fn pids_named(name: &str) -> Vec<u32> {
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&p| comm(p) == name)
         .collect()
+}
+
+/// The children of `pid`'s main thread.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Busy and total ticks of the whole machine (`/proc/stat`, first line).
@@ -294,6 +305,12 @@ async fn sample(state: &Mutex<State>, db: &tokio_postgres::Client) {
     let mut st = state.lock().unwrap();
     for pid in st.hookfleet.clone() {
         st.note(pid, Hop::Hookfleet);
+        // A wrapper's role (scripts/profile.sh), not the profiler itself.
+        for child in children(pid) {
+            if comm(child) != "perf" {
+                st.note(child, Hop::Hookfleet);
+            }
+        }
     }
     for pid in beam {
         st.note(pid, Hop::Rabbitmq);
