@@ -262,7 +262,12 @@ impl Tracker {
             .map(|(p, t)| t.saturating_sub(st.server_base.get(p).copied().unwrap_or(0)))
             .sum::<u64>()
             + st.reaped_last.saturating_sub(st.reaped_base);
-        let bench = stat(std::process::id()).map_or(0, |s| s.0) - st.self_base;
+        // When the hookfleet hop is this process (the SDK), it is not counted twice.
+        let bench = if st.hookfleet.contains(&std::process::id()) {
+            0
+        } else {
+            stat(std::process::id()).map_or(0, |s| s.0) - st.self_base
+        };
         let (busy, total) = machine();
         let (busy, total) = (busy - st.machine_base.0, total - st.machine_base.1);
         let measured = hop.get(&Hop::Hookfleet).copied().unwrap_or(0)
