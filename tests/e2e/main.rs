@@ -15,6 +15,7 @@ mod fuzz;
 mod health;
 mod invalid;
 mod isolation;
+mod keys;
 mod operations;
 mod portal;
 mod producers;

@@ -1,7 +1,9 @@
 //! Who is calling. `Authorization: Bearer <key>` is either the admin key from
 //! configuration (`api.admin_key`) or a tenant's API key (`hfk_…`), of which only a
 //! SHA-256 hash is stored. The admin key acting on webhooks works on the
-//! tenant-less scope; a tenant key sees only its tenant.
+//! tenant-less scope; a tenant key sees only its tenant. Tenant keys are
+//! looked up in the process's copy of the live keys
+//! ([`hookfleet_store::key_cache`]), not in PostgreSQL at each request.
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
@@ -76,7 +78,12 @@ impl FromRequestParts<Arc<AppState>> for KeyedCaller {
         if !key.starts_with("hfk_") {
             return Err(ApiError::unauthorized());
         }
-        match hookfleet_service::tenants::find_key(&state.pool, key).await? {
+        let found = state
+            .keys
+            .lookup(&state.pool, key)
+            .await
+            .map_err(hookfleet_service::ServiceError::from)?;
+        match found {
             Some(hookfleet_store::tenants::ApiKey {
                 id,
                 tenant_id: Some(t),

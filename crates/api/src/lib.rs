@@ -59,6 +59,8 @@ pub struct AppState {
     pub types: events::TypeCache,
     /// Signs portal links and sessions (key derived from the admin key).
     pub signer: portal::token::Signer,
+    /// The live tenant API keys, kept by `serve` (`auth`).
+    pub keys: Arc<hookfleet_store::key_cache::KeyCache>,
 }
 
 impl AppState {
@@ -170,6 +172,7 @@ pub fn state(settings: Arc<Settings>, pool: Pool) -> anyhow::Result<Arc<AppState
         admin_key,
         publisher,
         types: Default::default(),
+        keys: Default::default(),
     }))
 }
 
@@ -182,6 +185,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "API listening.");
     let grace = state.settings.shutdown_grace;
+    tokio::spawn(
+        state
+            .keys
+            .clone()
+            .run(state.settings.database.url.clone(), shutdown.clone()),
+    );
     let limits = conn::Limits::of(&state.settings.api);
     // On shutdown, requests in progress get `shutdown.grace` to finish (work they
     // started runs detached and completes anyway), then the server stops.

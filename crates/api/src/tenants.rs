@@ -50,7 +50,7 @@ pub async fn revoke_key(
     Path(key_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.service().require_admin()?;
-    revoke_api_key(&st.pool, &key_id).await?;
+    revoke_api_key(&st.ctx(), &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,6 +7,8 @@
 //! Every scenario also checks that every delivery has its attempt recorded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cpu;
+
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Parser;
@@ -129,7 +131,9 @@ struct Env {
 }
 
 impl Env {
-    async fn new() -> anyhow::Result<Env> {
+    /// A fresh vhost and database, migrated by `bin` itself (`hookfleet
+    /// migrate`), so a binary of another version gets the schema it knows.
+    async fn new(bin: &str) -> anyhow::Result<Env> {
         let name = format!("hfbench_{}", ulid::Ulid::new().to_string().to_lowercase());
         for args in [
             vec!["add_vhost", &name],
@@ -142,7 +146,18 @@ impl Env {
             anyhow::ensure!(st.success(), "rabbitmqctl {args:?} failed");
         }
         let db_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        hookfleet_store::migrate::run(&db_url).await?;
+        let out = Command::new(bin)
+            .arg("migrate")
+            .env("HOOKFLEET__DATABASE__URL", &db_url)
+            .env("HOOKFLEET__AMQP__URL", "amqp://127.0.0.1:5672/%2f")
+            .env("HOOKFLEET__LOG__LEVEL", "warn")
+            .output()
+            .with_context(|| format!("running {bin} migrate"))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{bin} migrate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(Env {
             amqp_url: format!("amqp://guest:guest@127.0.0.1:5672/{name}"),
             db_url,
@@ -326,6 +341,8 @@ struct Row {
     p99_ms: f64,
     rss_mb: f64,
     attempts_recorded: i64,
+    /// CPU-ms per delivery (per accepted event for ingest) by hop.
+    cpu: Option<cpu::Split>,
     note: String,
 }
 
@@ -372,7 +389,7 @@ struct Scenario {
 }
 
 async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
-    let env = Env::new().await?;
+    let env = Env::new(&args.bin).await?;
     let recv = Arc::new(Recv::default());
     let addr = start_receiver(recv.clone()).await;
     let mut urls: Vec<(String, Option<String>)> = (0..s.endpoints)
@@ -412,7 +429,7 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         expected
     };
 
-    let (mut procs, start, start_us, publish_time) = if s.backlog {
+    let (mut procs, start, start_us, publish_time, tracker, pg_before) = if s.backlog {
         // Route everything first with only a router running, then time a worker.
         let mut router = env.spawn(&args.bin, "router", &[])?;
         publish(&env.amqp_url, n_events, &tenants, None).await?;
@@ -430,19 +447,31 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let _ = router.kill();
+        let _ = router.wait();
+        let tracker = cpu::Tracker::start(&[], &env.db_url).await?;
+        let pg_before = pg_counters(&env).await.ok();
         let start = Instant::now();
         let start_us = now_us();
         let worker = env.spawn(&args.bin, "worker", &[])?;
-        (vec![worker], start, start_us, Duration::ZERO)
+        tracker.add_hookfleet(worker.id());
+        (
+            vec![worker],
+            start,
+            start_us,
+            Duration::ZERO,
+            tracker,
+            pg_before,
+        )
     } else {
         let all = env.spawn(&args.bin, "all", &[])?;
         tokio::time::sleep(Duration::from_secs(2)).await; // let it connect and load the registry
+        let tracker = cpu::Tracker::start(&[all.id()], &env.db_url).await?;
+        let pg_before = pg_counters(&env).await.ok();
         let start = Instant::now();
         let start_us = now_us();
         let p = publish(&env.amqp_url, n_events, &tenants, s.rate).await?;
-        (vec![all], start, start_us, p)
+        (vec![all], start, start_us, p, tracker, pg_before)
     };
-    let pg_before = pg_counters(&env).await.ok();
     let pid = procs[0].id();
     let mut peak_rss: f64 = 0.0;
     let limit = Duration::from_secs(if events >= 100_000 { 1800 } else { 600 });
@@ -461,6 +490,8 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
     let ok = wait_total(&recv, expected_healthy, Duration::from_secs(1)).await;
     let elapsed = start.elapsed();
     let attempts = wait_attempts(&env, expected_healthy as i64).await;
+    // After the attempts are recorded: their batched writes are part of the cost.
+    let cpu = tracker.finish(recv.total.load(Ordering::Relaxed)).await;
     peak_rss = peak_rss.max(rss_mb(pid));
     for p in &mut procs {
         let _ = p.kill();
@@ -516,6 +547,7 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
         },
         rss_mb: peak_rss,
         attempts_recorded: attempts,
+        cpu: Some(cpu),
         note,
     })
 }
@@ -594,6 +626,8 @@ async fn main() -> anyhow::Result<()> {
         },
     ];
     let mut rows = Vec::new();
+    // Tenant-key ingest / admin-key ingest, per role.
+    let mut ratios: Vec<(&str, f64)> = Vec::new();
     for s in &scenarios {
         if args.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
             continue;
@@ -610,8 +644,12 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("running: {} ({n} events)", s.name);
         let row = run(&args, s, n).await?;
         eprintln!(
-            "  {:.0} deliveries/s, p50 {:.1} ms, p99 {:.1} ms, {}",
-            row.deliveries_per_s, row.p50_ms, row.p99_ms, row.note
+            "  {:.0} deliveries/s, p50 {:.1} ms, p99 {:.1} ms, CPU-ms {}, {}",
+            row.deliveries_per_s,
+            row.p50_ms,
+            row.p99_ms,
+            row.cpu.as_ref().map(cpu::Split::cell).unwrap_or_default(),
+            row.note
         );
         rows.push(row);
     }
@@ -622,12 +660,21 @@ async fn main() -> anyhow::Result<()> {
     {
         eprintln!("running: HTTP ingest, 32 clients");
         for role in ["api", "all"] {
-            let row = bench_ingest(&args, args.events, role).await?;
-            eprintln!(
-                "  {:.0} events/s accepted, p50 {:.1} ms, p99 {:.1} ms, {}",
-                row.deliveries_per_s, row.p50_ms, row.p99_ms, row.note
-            );
-            rows.push(row);
+            let mut rate = [0.0; 2];
+            for (i, key) in [Key::Admin, Key::Tenant].into_iter().enumerate() {
+                let row = bench_ingest(&args, args.events, role, key).await?;
+                eprintln!(
+                    "  {:.0} events/s accepted, p50 {:.1} ms, p99 {:.1} ms, CPU-ms {}, {}",
+                    row.deliveries_per_s,
+                    row.p50_ms,
+                    row.p99_ms,
+                    row.cpu.as_ref().map(cpu::Split::cell).unwrap_or_default(),
+                    row.note
+                );
+                rate[i] = row.deliveries_per_s;
+                rows.push(row);
+            }
+            ratios.push((role, rate[1] / rate[0]));
         }
     }
     if args
@@ -658,7 +705,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.only.as_deref().is_none_or(|o| "emit SDK".contains(o)) {
         eprintln!("running: emit SDK, one producer");
-        let row = bench_emit(200_000).await?;
+        let row = bench_emit(&args, 200_000).await?;
         eprintln!(
             "  {:.0} events/s confirmed, {}",
             row.deliveries_per_s, row.note
@@ -687,21 +734,36 @@ async fn main() -> anyhow::Result<()> {
         .find(|r| r.scenario.starts_with("100 healthy"))
         .map(|r| r.deliveries_per_s);
 
-    println!("\n| scenario | deliveries | seconds | deliveries/s | p50 ms | p99 ms | peak RSS MB | attempts recorded | note |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("\n| scenario | deliveries | seconds | deliveries/s | p50 ms | p99 ms | CPU-ms per delivery: hookfleet / RabbitMQ / PostgreSQL = total | peak RSS MB | attempts recorded | note |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.0} | {} | {} |",
+            "| {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {} | {:.0} | {} | {} |",
             r.scenario,
             r.deliveries,
             r.seconds,
             r.deliveries_per_s,
             r.p50_ms,
             r.p99_ms,
+            r.cpu.as_ref().map(cpu::Split::cell).unwrap_or_default(),
             r.rss_mb,
             r.attempts_recorded,
             r.note
         );
+    }
+    // What the split leaves out, to judge how far to trust it on a shared machine.
+    println!("\n| scenario | PostgreSQL, every database (CPU-ms per delivery) | the bench itself | machine busy outside these, % |");
+    println!("|---|---:|---:|---:|");
+    for r in &rows {
+        if let Some(c) = &r.cpu {
+            println!(
+                "| {} | {:.3} | {:.3} | {:.1} |",
+                r.scenario, c.postgres_server_ms, c.bench_ms, c.other_pct
+            );
+        }
+    }
+    for (role, ratio) in &ratios {
+        println!("\ntenant-key / admin-key ingest, `hookfleet {role}`: {ratio:.2}");
     }
     if let (Some(a), Some(b)) = (healthy_alone, with_hung) {
         println!(
@@ -714,6 +776,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut json: HashMap<&str, serde_json::Value> = HashMap::new();
     json.insert("rows", serde_json::to_value(&rows)?);
+    json.insert(
+        "tenant_over_admin_ingest",
+        ratios
+            .iter()
+            .map(|(r, x)| ((*r).to_owned(), serde_json::Value::from(*x)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    );
     json.insert(
         "machine_cores",
         std::thread::available_parallelism()
@@ -751,25 +821,55 @@ async fn wait_api(base: &str) -> anyhow::Result<()> {
     anyhow::bail!("the API did not come up at {base}")
 }
 
+/// Which key HTTP ingest is called with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// `api.admin_key`: compared in memory, tenant-less events.
+    Admin,
+    /// A tenant's `hfk_…` key, issued through the API: its hash is looked up.
+    Tenant,
+}
+
 /// 32 clients POST /api/v1/events as fast as 202s come back; each 202 means the
 /// publish was confirmed. Deliveries are then awaited and counted.
-async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
-    let env = Env::new().await?;
+async fn bench_ingest(args: &Args, n: u64, role: &str, key: Key) -> anyhow::Result<Row> {
+    let env = Env::new(&args.bin).await?;
     let recv = Arc::new(Recv::default());
     let addr = start_receiver(recv.clone()).await;
-    env.endpoints(&[(format!("http://{addr}/ep/0"), None)], false)
+    let tenant = (key == Key::Tenant).then(|| "t0".to_owned());
+    env.endpoints(&[(format!("http://{addr}/ep/0"), tenant.clone())], false)
         .await?;
     let (mut proc, base) = env.spawn_api(&args.bin, role).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
+    let bearer = match &tenant {
+        None => ADMIN_KEY.to_owned(),
+        Some(t) => {
+            let k: serde_json::Value = http
+                .post(format!("{base}/api/v1/tenants/{t}/api-keys"))
+                .bearer_auth(ADMIN_KEY)
+                .send()
+                .await?
+                .json()
+                .await?;
+            k["key"].as_str().context("an API key")?.to_owned()
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let tracker = cpu::Tracker::start(&[proc.id()], &env.db_url).await?;
     let next = Arc::new(AtomicU64::new(0));
     let pad = "x".repeat(800);
     let start = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..32 {
-        let (http, next, base, pad) = (http.clone(), next.clone(), base.clone(), pad.clone());
+        let (http, next, base, pad, bearer) = (
+            http.clone(),
+            next.clone(),
+            base.clone(),
+            pad.clone(),
+            bearer.clone(),
+        );
         clients.spawn(async move {
             let mut lat = Vec::new();
             let mut ok = 0u64;
@@ -780,7 +880,7 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
                 }
                 let body = serde_json::json!({"type": "match.found", "data": {"match_id": i, "query_video_id": "q", "matched_video_id": "m", "confidence": 0.9, "sent_us": now_us(), "pad": pad}});
                 let t = Instant::now();
-                let r = http.post(format!("{base}/api/v1/events")).bearer_auth(ADMIN_KEY).json(&body).send().await;
+                let r = http.post(format!("{base}/api/v1/events")).bearer_auth(&bearer).json(&body).send().await;
                 if matches!(&r, Ok(r) if r.status().as_u16() == 202) {
                     ok += 1;
                     lat.push(t.elapsed().as_micros() as u32);
@@ -798,8 +898,14 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
     let secs = start.elapsed().as_secs_f64();
     let rss = rss_mb(proc.id());
     let mut delivery_proc = None;
+    let mut tracker = Some(tracker);
+    let mut cpu = None;
     if role == "api" {
-        // Delivered afterwards by a router + worker, to show nothing accepted is lost.
+        // The API alone: its cost per accepted event. Delivered afterwards by a
+        // router + worker, to show nothing accepted is lost.
+        if let Some(t) = tracker.take() {
+            cpu = Some(t.finish(accepted).await);
+        }
         delivery_proc = Some(env.spawn(
             &args.bin,
             "all",
@@ -807,6 +913,11 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
         )?);
     }
     let delivered = wait_total(&recv, accepted, Duration::from_secs(300)).await;
+    if let Some(t) = tracker.take() {
+        // `all`: ingest and delivery, until every attempt is recorded.
+        wait_attempts(&env, accepted as i64).await;
+        cpu = Some(t.finish(accepted).await);
+    }
     if let Some(mut p) = delivery_proc {
         let _ = p.kill();
         let _ = p.wait();
@@ -814,7 +925,10 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
     let _ = proc.kill();
     let _ = proc.wait();
     Ok(Row {
-        scenario: format!("HTTP ingest, 32 clients (202 after confirm), `hookfleet {role}`"),
+        scenario: format!(
+            "HTTP ingest, 32 clients (202 after confirm), {} key, `hookfleet {role}`",
+            if key == Key::Admin { "admin" } else { "tenant" }
+        ),
         deliveries: accepted,
         seconds: secs,
         deliveries_per_s: accepted as f64 / secs,
@@ -822,8 +936,14 @@ async fn bench_ingest(args: &Args, n: u64, role: &str) -> anyhow::Result<Row> {
         p99_ms: percentile(&mut lat, 0.99),
         rss_mb: rss,
         attempts_recorded: env.attempts().await,
+        cpu,
         note: format!(
-            "{accepted}/{n} accepted; all delivered: {delivered}; latency is per request"
+            "{accepted}/{n} accepted; all delivered: {delivered}; latency is per request; CPU {}",
+            if role == "api" {
+                "of ingest alone, per accepted event"
+            } else {
+                "until every delivery is recorded, per delivery"
+            }
         ),
     })
 }
@@ -862,7 +982,7 @@ async fn pg_written_since(
 /// attempts each, over the last 14 days), then 200 timed page reads of one
 /// endpoint through the API.
 async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
-    let env = Env::new().await?;
+    let env = Env::new(&args.bin).await?;
     let urls: Vec<(String, Option<String>)> = (0..10)
         .map(|i| (format!("http://127.0.0.1:9/{i}"), None))
         .collect();
@@ -933,6 +1053,7 @@ async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
         p99_ms: percentile(&mut lat, 0.99),
         rss_mb: 0.0,
         attempts_recorded: seeded,
+        cpu: None,
         note: format!("200 pages; max {max:.1} ms; seeded in {seed_secs:.0}s"),
     })
 }
@@ -942,7 +1063,7 @@ async fn bench_listing(args: &Args) -> anyhow::Result<Row> {
 /// to the replay's record saying `done`, every copy confirmed by RabbitMQ.
 async fn bench_replay(args: &Args) -> anyhow::Result<Row> {
     const N: i64 = 10_000;
-    let env = Env::new().await?;
+    let env = Env::new(&args.bin).await?;
     let ids = env
         .endpoints(&[("http://127.0.0.1:9/replay".to_owned(), None)], false)
         .await?;
@@ -972,6 +1093,7 @@ async fn bench_replay(args: &Args) -> anyhow::Result<Row> {
     .await?;
     let (mut proc, base) = env.spawn_api(&args.bin, "api").await?;
     let http = reqwest::Client::new();
+    let tracker = cpu::Tracker::start(&[proc.id()], &env.db_url).await?;
     let t = Instant::now();
     let started: serde_json::Value = http
         .post(format!("{base}/api/v1/dead-letters/replay"))
@@ -1000,6 +1122,7 @@ async fn bench_replay(args: &Args) -> anyhow::Result<Row> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let secs = t.elapsed().as_secs_f64();
+    let cpu = tracker.finish(N as u64).await;
     let _ = proc.kill();
     let _ = proc.wait();
     anyhow::ensure!(
@@ -1029,15 +1152,18 @@ async fn bench_replay(args: &Args) -> anyhow::Result<Row> {
         p99_ms: 0.0,
         rss_mb: 0.0,
         attempts_recorded: 0,
-        note: format!("{queued} copies confirmed in the endpoint queue"),
+        cpu: Some(cpu),
+        note: format!(
+            "{queued} copies confirmed in the endpoint queue; CPU per dead letter replayed"
+        ),
     })
 }
 
 /// One producer emits `n` SoundHash-sized events in a tight loop through the SDK;
 /// measures what each emit() call costs the caller and the rate at which RabbitMQ
 /// confirms them (persistent messages into the router queue).
-async fn bench_emit(n: u64) -> anyhow::Result<Row> {
-    let env = Env::new().await?;
+async fn bench_emit(args: &Args, n: u64) -> anyhow::Result<Row> {
+    let env = Env::new(&args.bin).await?;
     {
         let conn = hookfleet_broker::connect(&env.amqp_url, "bench").await?;
         let ch = conn.create_channel().await?;
@@ -1051,6 +1177,8 @@ async fn bench_emit(n: u64) -> anyhow::Result<Row> {
         ..Default::default()
     })?;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // The SDK runs in this process: it is the "hookfleet" hop here.
+    let tracker = cpu::Tracker::start(&[std::process::id()], &env.db_url).await?;
     let e = emitter.clone();
     let (lat, emit_secs, confirm_secs, flushed) = tokio::task::spawn_blocking(move || {
         // Written through up front, so no page fault lands inside a timed call.
@@ -1082,6 +1210,7 @@ async fn bench_emit(n: u64) -> anyhow::Result<Row> {
     })
     .await?;
     let m = emitter.metrics();
+    let cpu = tracker.finish(m.confirmed.get()).await;
     let note = format!(
         "emit loop {:.2}s; confirmed {} spilled {} replayed {} dropped {}; flushed: {}",
         emit_secs,
@@ -1117,6 +1246,7 @@ async fn bench_emit(n: u64) -> anyhow::Result<Row> {
         p99_ms: p99_us / 1000.0,
         rss_mb: 0.0,
         attempts_recorded: 0,
+        cpu: Some(cpu),
         note,
     };
     emitter.shutdown(Duration::from_secs(5));

@@ -2,7 +2,7 @@
 //! `/api/v1/api-keys…` and `hookfleet tenant|key`). A key is shown once, when
 //! created; only its SHA-256 hash is stored.
 use crate::error::{ServiceError, ServiceResult};
-use crate::Caller;
+use crate::{Caller, Ctx};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hookfleet_store::tenants as store;
@@ -25,11 +25,6 @@ pub fn generate_key() -> String {
 pub fn hash_key(key: &str) -> String {
     let d = Sha256::digest(key.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The live key `key` (a tenant's `hfk_…`), if there is one.
-pub async fn find_key(pool: &Pool, key: &str) -> ServiceResult<Option<store::ApiKey>> {
-    Ok(store::live_api_key(pool, &hash_key(key)).await?)
 }
 
 /// Creates a tenant.
@@ -72,8 +67,10 @@ pub async fn create_api_key(pool: &Pool, tenant: &str) -> ServiceResult<NewKey> 
 
 /// Revokes a key, and with it the portal sessions opened with it or from a
 /// link it issued (its unused links die with it too: opening one checks the key).
-pub async fn revoke_api_key(pool: &Pool, key_id: &str) -> ServiceResult<()> {
-    if store::revoke_api_key(pool, key_id).await? {
+/// Returns once every API process's key cache has dropped it
+/// ([`hookfleet_store::key_cache::revoke`]).
+pub async fn revoke_api_key(ctx: &Ctx<'_>, key_id: &str) -> ServiceResult<()> {
+    if hookfleet_store::key_cache::revoke(&ctx.settings.database.url, key_id).await? {
         Ok(())
     } else {
         Err(ServiceError::NotFound("api key"))

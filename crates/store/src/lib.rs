@@ -17,6 +17,8 @@
 //!   payload, statistics, activity) for the API and the portal.
 //! - [`event_types`]: the catalog's rows: list, add, change.
 //! - [`tenants`]: tenants and their API keys.
+//! - [`key_cache`]: the API's in-memory copy of the live API keys, kept by
+//!   `NOTIFY hookfleet_keys`, and revocation that waits for every copy.
 //! - [`portal_sessions`]: portal sign-ins and used portal links.
 #![forbid(unsafe_code)]
 
@@ -27,6 +29,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod health;
 pub mod history;
+pub mod key_cache;
 pub mod members;
 pub mod migrate;
 pub mod pool;

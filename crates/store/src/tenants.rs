@@ -78,19 +78,23 @@ pub async fn live_api_key(pool: &Pool, key_hash: &str) -> anyhow::Result<Option<
 }
 
 /// Revokes a key, and in the same statement ends the portal sessions opened
-/// with it; `false` when there was no live key with that id.
-pub async fn revoke_api_key(pool: &Pool, key_id: &str) -> anyhow::Result<bool> {
-    let client = pool.get().await.context("connecting to Postgres")?;
-    let n: i64 = client
-        .query_one(
+/// with it; the key's hash, or `None` when there was no live key with that id.
+/// [`crate::key_cache::revoke`] runs it and waits for the API processes' key
+/// caches.
+pub async fn revoke_api_key(
+    client: &tokio_postgres::Client,
+    key_id: &str,
+) -> anyhow::Result<Option<String>> {
+    let row = client
+        .query_opt(
             "WITH k AS (UPDATE api_keys SET revoked_at = now() \
-                        WHERE id = $1 AND revoked_at IS NULL RETURNING id), \
+                        WHERE id = $1 AND revoked_at IS NULL RETURNING id, key_hash), \
                   s AS (UPDATE portal_sessions SET ended_at = now() \
                         WHERE key_id IN (SELECT id FROM k) AND ended_at IS NULL) \
-             SELECT count(*) FROM k",
+             SELECT key_hash FROM k",
             &[&key_id],
         )
-        .await?
-        .get(0);
-    Ok(n > 0)
+        .await
+        .context("revoking the key")?;
+    Ok(row.map(|r| r.get(0)))
 }

@@ -19,7 +19,11 @@ pub async fn run(cmd: KeyCmd, settings: &Settings) -> anyhow::Result<()> {
             print_json(&k)
         }
         KeyCmd::Revoke { key_id } => {
-            tenants::revoke_api_key(&pool, &key_id).await?;
+            tenants::revoke_api_key(
+                &hookfleet_service::Ctx::standalone(settings, &pool),
+                &key_id,
+            )
+            .await?;
             out!("{key_id} revoked");
             Ok(())
         }
