@@ -195,6 +195,126 @@ fn broker_status() -> String {
     format!("RabbitMQ memory {mem}, file descriptors {fds}")
 }
 
+/// CPU time (user + system, seconds) of a process, from `/proc/<pid>/stat`.
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds so far of each kind of process on the machine that takes part:
+/// the fleet's, RabbitMQ, PostgreSQL (its processes alive now) and this bench.
+fn cpu_by_kind(fleet: &Fleet) -> Vec<(&'static str, f64)> {
+    let pids = |name: &str| -> Vec<String> {
+        Command::new("pgrep")
+            .args(["-x", name])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for kind in ["api", "router", "worker"] {
+        let s = fleet.of(kind).map(|p| cpu_secs(&p.pid().to_string())).sum();
+        out.push((kind, s));
+    }
+    out.push(("rabbitmq", pids("beam.smp").iter().map(|p| cpu_secs(p)).sum()));
+    out.push(("postgres", pids("postgres").iter().map(|p| cpu_secs(p)).sum()));
+    out.push(("bench", cpu_secs("self")));
+    out
+}
+
+/// "kind 1.2 s, …" between two [`cpu_by_kind`] snapshots, and ms per `per`.
+fn cpu_since(before: &[(&str, f64)], after: &[(&str, f64)], per: usize) -> String {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            let d = a.1 - b.1;
+            format!("{} {d:.1} s ({:.2} ms each)", b.0, d * 1e3 / per.max(1) as f64)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the broker alone takes for the declares a new endpoint makes: `k`
+/// endpoint queues declared and bound (as `topology::declare_endpoint` does)
+/// from 16 channels, then declared and bound again (what the router and each
+/// consuming worker repeat); each rate with RabbitMQ's CPU per declare. The
+/// queues are deleted after.
+async fn broker_declares(env: &Env, k: usize) -> anyhow::Result<String> {
+    let conn = hookfleet_broker::connect(&env.amqp_url, "bench-declares").await?;
+    let mut chans = Vec::new();
+    for _ in 0..16 {
+        chans.push(conn.create_channel().await?);
+    }
+    let qt = crate::hookfleet_core_queue_type();
+    hookfleet_broker::topology::declare(&chans[0], qt, &[]).await?;
+    let beam = || {
+        Command::new("pgrep")
+            .args(["-x", "beam.smp"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(cpu_secs)
+                    .sum::<f64>()
+            })
+            .unwrap_or(0.0)
+    };
+    let mut text = Vec::new();
+    for pass in ["new", "again"] {
+        let (t, cpu) = (Instant::now(), beam());
+        let next = Arc::new(AtomicU64::new(0));
+        let mut set = tokio::task::JoinSet::new();
+        for ch in &chans {
+            let (ch, next) = (ch.clone(), next.clone());
+            set.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= k {
+                        return anyhow::Ok(());
+                    }
+                    hookfleet_broker::topology::declare_endpoint(
+                        &ch,
+                        qt,
+                        &format!("ep_declarebench{i}"),
+                        false,
+                    )
+                    .await?;
+                }
+            });
+        }
+        for r in set.join_all().await {
+            r?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        text.push(format!(
+            "{pass}: {:.0} declares/s ({:.2} ms of RabbitMQ CPU each)",
+            k as f64 / secs,
+            (beam() - cpu) * 1e3 / k as f64
+        ));
+    }
+    for i in 0..k {
+        let q = hookfleet_broker::names::endpoint_queue(&format!("ep_declarebench{i}"));
+        chans[i % 16]
+            .queue_delete(q.as_str().into(), Default::default())
+            .await?;
+    }
+    let _ = conn.close(200, "".into()).await;
+    Ok(text.join("; "))
+}
+
 /// The `i`th endpoint's tenant.
 fn tenant(i: usize) -> String {
     format!("t{i}")
@@ -351,6 +471,14 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
     let rss0: Vec<(&str, f64)> = fleet.procs.iter().map(|p| (p.kind, p.rss())).collect();
     let broker0 = broker_status();
 
+    // 0. The broker alone: its rate of the declares a new endpoint brings.
+    let declares = broker_declares(&env, 2000).await?;
+    out.push(measure(
+        "broker alone: endpoint queue declare + bind, 16 channels",
+        declares,
+        "-",
+    ));
+
     // 1. Registration: tenants and their keys first, then the webhooks, timed.
     eprintln!("  registering {n} endpoints (16 clients)");
     let keys: Arc<Vec<Mutex<String>>> = Arc::new((0..n).map(|_| Mutex::default()).collect());
@@ -388,6 +516,7 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
     );
     let tenants_per_s = n as f64 / done.last().copied().unwrap_or(1.0);
     let ids: Arc<Vec<Mutex<String>>> = Arc::new((0..n).map(|_| Mutex::default()).collect());
+    let cpu0 = cpu_by_kind(&fleet);
     let (done, errors) = {
         let (http, base, keys, ids) = (http.clone(), base.clone(), keys.clone(), ids.clone());
         sixteen(n, move |i| {
@@ -411,6 +540,7 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
         .await
     };
     let registered = done.len();
+    let cpu = cpu_since(&cpu0, &cpu_by_kind(&fleet), n);
     let total_secs = done.last().copied().unwrap_or(0.0);
     let (first, last) = first_last(&done);
     let mut m = measure(
@@ -429,6 +559,11 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
     m.seconds = total_secs;
     m.per_s = last;
     out.push(m);
+    out.push(measure(
+        "register: CPU per process kind while the webhooks were created",
+        cpu,
+        "-",
+    ));
     anyhow::ensure!(registered == n, "only {registered}/{n} webhooks created");
 
     // 2. Consumers, RSS, bytes per endpoint.
@@ -610,8 +745,13 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
     let hundred: Vec<Option<String>> = (0..100.min(n)).map(|i| Some(tenant(i))).collect();
     let all: Vec<Option<String>> = (0..n).map(|i| Some(tenant(i))).collect();
     eprintln!("  delivering {events} events over 100 endpoints, then over {n}");
+    let c0 = cpu_by_kind(&fleet);
     let r100 = deliver(&env, &recv, events, &hundred).await?;
+    let c1 = cpu_by_kind(&fleet);
     let rn = deliver(&env, &recv, events, &all).await?;
+    let c2 = cpu_by_kind(&fleet);
+    let cpu_100 = cpu_since(&c0, &c1, events as usize);
+    let cpu_n = cpu_since(&c1, &c2, events as usize);
     let mut m = measure(
         "deliveries/s spread over every endpoint vs over 100 (same run)",
         match (r100, rn) {
@@ -625,6 +765,16 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
     );
     m.per_s = rn.unwrap_or(0.0);
     out.push(m);
+    out.push(measure(
+        "deliver: CPU per process kind, over 100 endpoints",
+        cpu_100,
+        "-",
+    ));
+    out.push(measure(
+        "deliver: CPU per process kind, over every endpoint",
+        cpu_n,
+        "-",
+    ));
 
     // 6. A worker SIGKILLed under load.
     let base_recv = recv.total.load(Ordering::Relaxed);
