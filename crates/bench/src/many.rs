@@ -228,8 +228,14 @@ fn cpu_by_kind(fleet: &Fleet) -> Vec<(&'static str, f64)> {
         let s = fleet.of(kind).map(|p| cpu_secs(&p.pid().to_string())).sum();
         out.push((kind, s));
     }
-    out.push(("rabbitmq", pids("beam.smp").iter().map(|p| cpu_secs(p)).sum()));
-    out.push(("postgres", pids("postgres").iter().map(|p| cpu_secs(p)).sum()));
+    out.push((
+        "rabbitmq",
+        pids("beam.smp").iter().map(|p| cpu_secs(p)).sum(),
+    ));
+    out.push((
+        "postgres",
+        pids("postgres").iter().map(|p| cpu_secs(p)).sum(),
+    ));
     out.push(("bench", cpu_secs("self")));
     out
 }
@@ -241,7 +247,11 @@ fn cpu_since(before: &[(&str, f64)], after: &[(&str, f64)], per: usize) -> Strin
         .zip(after)
         .map(|(b, a)| {
             let d = a.1 - b.1;
-            format!("{} {d:.1} s ({:.2} ms each)", b.0, d * 1e3 / per.max(1) as f64)
+            format!(
+                "{} {d:.1} s ({:.2} ms each)",
+                b.0,
+                d * 1e3 / per.max(1) as f64
+            )
         })
         .collect::<Vec<_>>()
         .join(", ")
