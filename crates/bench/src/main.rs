@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cpu;
+mod many;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -40,6 +41,9 @@ struct Args {
     /// The hookfleet binary.
     #[arg(long, default_value = "target/release/hookfleet")]
     bin: String,
+    /// Endpoints of the "many endpoints" scenario (default 10,000; 100,000 with --long).
+    #[arg(long)]
+    many_endpoints: Option<usize>,
 }
 
 fn now_us() -> u64 {
@@ -724,6 +728,17 @@ async fn main() -> anyhow::Result<()> {
         };
         eprintln!("running: {}", s.name);
         rows.push(run(&args, &s, 1_000_000).await?);
+    }
+    if args
+        .only
+        .as_deref()
+        .is_none_or(|o| "many endpoints".contains(o))
+    {
+        let n = args
+            .many_endpoints
+            .unwrap_or(if args.long { 100_000 } else { 10_000 });
+        eprintln!("running: many endpoints ({n})");
+        rows.extend(many::bench_many(&args, n).await?);
     }
     let healthy_alone = rows
         .iter()
