@@ -149,3 +149,41 @@ async fn a_killed_workers_endpoints_are_taken_over_and_nothing_is_lost() {
     assert!(wait_exit(&mut b.0, LONG).await.success());
     router.stop().await.unwrap();
 }
+
+/// A starting worker does not declare the queues of its share one by one
+/// (they exist: the API declared each when its webhook was created); one that
+/// is missing anyway makes the first session fail to consume it, and the next
+/// session declares every queue it consumes. Nothing routed after that is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_declares_again_an_endpoint_queue_deleted_while_it_was_stopped() {
+    let env = TestEnv::new(&[]).await;
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let (gone, _) = env.add_endpoint(&rx.url, &["user.created"], None).await;
+    let (kept, _) = env.add_endpoint(&rx.url, &["user.created"], None).await;
+    let q = names::endpoint_queue(&gone.id);
+    assert!(env.queue_exists(&q).await, "the create path declared it");
+    env.delete_queue(&q).await;
+    assert!(!env.queue_exists(&q).await);
+    let (worker, ops) = env.spawn_with_ops(&["worker"], &[]);
+    wait_for(
+        "the deleted queue declared and consumed again",
+        LONG,
+        || async { env.consumers(&q).await == 1 },
+    )
+    .await;
+    wait_for("both endpoint queues consumed", LONG, || async {
+        consumed(std::slice::from_ref(&ops)).await == 2.0
+    })
+    .await;
+    assert_eq!(env.consumers(&names::endpoint_queue(&kept.id)).await, 1);
+    let router = env.start(Roles::ROUTER).await;
+    env.publish("user.created", json!({"user_id": 1, "username": "u"}), None)
+        .await;
+    wait_for("a delivery to each endpoint", LONG, || async {
+        rx.count() >= 2
+    })
+    .await;
+    assert_eq!(env.queue_len("hookfleet.unroutable").await, 0);
+    router.stop().await.unwrap();
+    sigterm(&worker);
+}

@@ -292,6 +292,19 @@ impl TestEnv {
         self.passive_declare(queue).await.is_some()
     }
 
+    /// Deletes a queue (as an operator or a broker without its definitions
+    /// would lose it).
+    pub async fn delete_queue(&self, queue: &str) {
+        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_delete(queue.into(), Default::default())
+            .await
+            .unwrap();
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
     /// Takes (and acks) every message of a queue: `(headers, body)`.
     pub async fn drain(&self, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
         let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")

@@ -176,10 +176,13 @@ pub async fn sync_bindings(pool: &Pool, ch: &Channel) -> anyhow::Result<()> {
     .await
 }
 
-/// Declares the queues of endpoints as they are created or changed, so
-/// deliveries routed to a brand-new endpoint find their queue even when the
-/// API's own declare failed (the API and CLI declare it first). Never all of
-/// them: a queue missing anyway comes back as a `mandatory` return.
+/// Declares the queues of endpoints as they are created, so deliveries
+/// routed to a brand-new endpoint find their queue even when the API's own
+/// declare failed (the API and CLI declare it first). Never all of them, and
+/// not again on every health or settings change: only the endpoints a change
+/// names as new to this registry. A queue missing anyway sends its deliveries
+/// to `hookfleet.unroutable` (the deliveries exchange's alternate exchange),
+/// not nowhere.
 async fn declare_endpoint_queues(
     settings: Arc<Settings>,
     registry: Arc<Registry>,
@@ -192,13 +195,13 @@ async fn declare_endpoint_queues(
             _ = stop.cancelled() => return,
             c = changes.next() => c,
         };
-        let ids = match change {
+        let created = match change {
             None => return,
             Some(Change::Everything) => continue,
-            Some(Change::Endpoints(ids)) => ids,
+            Some(Change::Endpoints { created, .. }) => created,
         };
         let snap = registry.snapshot();
-        for ep in ids.iter().filter_map(|id| snap.endpoints.get(id)) {
+        for ep in created.iter().filter_map(|id| snap.endpoints.get(id)) {
             if let Err(e) =
                 topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered())
                     .await

@@ -87,6 +87,7 @@ pub async fn run(
         pool: pool.clone(),
         tiers: Default::default(),
         member: members::member_id(),
+        declare_queues: Default::default(),
     });
     hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
@@ -118,6 +119,10 @@ pub(crate) struct Ctx {
     tiers: std::sync::Mutex<std::collections::HashSet<Duration>>,
     /// This worker's id in `worker_members`.
     member: String,
+    /// Whether the next session declares every queue it starts consuming
+    /// (set when a session failed to start a consumer: a queue may be
+    /// missing); otherwise only those a registry change names.
+    declare_queues: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {

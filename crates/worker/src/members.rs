@@ -41,13 +41,28 @@ async fn run(ctx: Arc<Ctx>, tx: watch::Sender<Option<Arc<Assignment>>>, stop: Ca
     let mut tick = tokio::time::interval(w.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Vec<String> = Vec::new();
+    // The first share waits until two reads of the members agree (at most
+    // `member_timeout`): workers started together then see each other before
+    // any of them consumes, instead of each taking every endpoint first and
+    // dropping most of them a heartbeat later.
+    let joined = tokio::time::Instant::now();
+    let mut settling: Option<Vec<String>> = None;
+    let mut settled = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
         match members::heartbeat(&ctx.pool, &ctx.member, w.member_timeout).await {
-            Ok(live) if live != last => {
+            Ok(live)
+                if !settled
+                    && settling.as_ref() != Some(&live)
+                    && joined.elapsed() < w.member_timeout =>
+            {
+                settling = Some(live);
+            }
+            Ok(live) if !settled || live != last => {
+                settled = true;
                 let a = Assignment::compute(&ctx.member, &live, w.consumers_per_endpoint);
                 tracing::info!(
                     member = %ctx.member,

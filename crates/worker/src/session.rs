@@ -115,6 +115,9 @@ struct Consumers {
     /// This worker's share of the slots.
     share: Arc<Assignment>,
     busy: depth::Busy,
+    /// Declare the queue of every consumer started, not only of those a
+    /// registry change names (`Ctx::declare_queues`, read at session start).
+    declare_all: bool,
 }
 
 impl Consumers {
@@ -124,11 +127,15 @@ impl Consumers {
     }
 
     /// Brings the consumers of `ids` in line with the snapshot and the share.
+    /// `declare`: declare the queues of the consumers started (the queue of
+    /// an endpoint a change names may be brand new; the others exist, or the
+    /// start fails and the next session declares them all).
     async fn reconcile<'a>(
         &mut self,
         ch: &Channels,
         snap: &Snapshot,
         ids: impl Iterator<Item = &'a String>,
+        declare: bool,
     ) -> anyhow::Result<()> {
         let mut start = Vec::new();
         for id in ids {
@@ -141,18 +148,18 @@ impl Consumers {
                 _ => self.stop(id).await,
             }
         }
-        self.start_all(ch, start).await
+        self.start_all(ch, start, declare || self.declare_all).await
     }
 
     /// Everything may have changed: stops what is not wanted any more, starts
     /// what is wanted in this worker's slots.
     async fn reconcile_all(&mut self, ch: &Channels, snap: &Snapshot) -> anyhow::Result<()> {
         let held: Vec<String> = self.by_endpoint.keys().cloned().collect();
-        self.reconcile(ch, snap, held.iter()).await?;
+        self.reconcile(ch, snap, held.iter(), false).await?;
         // One pass over the slots, so the starts are pipelined across them.
         let share = self.share.clone();
         let ids = share.owned.keys().flat_map(|slot| snap.in_slot(*slot));
-        self.reconcile(ch, snap, ids).await
+        self.reconcile(ch, snap, ids, false).await
     }
 
     /// The membership changed: only the slots that moved are looked at.
@@ -180,7 +187,7 @@ impl Consumers {
             self.stop(id).await;
         }
         let ids = moved.iter().flat_map(|slot| snap.in_slot(*slot));
-        self.reconcile(ch, snap, ids).await?;
+        self.reconcile(ch, snap, ids, false).await?;
         if old.consumers != share.consumers {
             for (id, c) in &self.by_endpoint {
                 let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered());
@@ -212,8 +219,16 @@ impl Consumers {
         }
     }
 
-    /// Starts consumers for `eps`, [`START_BATCH`] at a time.
-    async fn start_all(&mut self, ch: &Channels, eps: Vec<Arc<RegEndpoint>>) -> anyhow::Result<()> {
+    /// Starts consumers for `eps`, [`START_BATCH`] at a time, declaring
+    /// their queues first if `declare`. A failed start (a missing queue's
+    /// `basic.consume` closes its channel) ends the session, and the next one
+    /// declares every queue it consumes.
+    async fn start_all(
+        &mut self,
+        ch: &Channels,
+        eps: Vec<Arc<RegEndpoint>>,
+        declare: bool,
+    ) -> anyhow::Result<()> {
         for batch in eps.chunks(START_BATCH) {
             let channels: Vec<Channel> = batch
                 .iter()
@@ -231,11 +246,15 @@ impl Consumers {
                 batch
                     .iter()
                     .zip(channels)
-                    .map(|(ep, channel)| open(ctx, &ch.admin, channel, ep)),
+                    .map(|(ep, channel)| open(ctx, &ch.admin, channel, ep, declare)),
             )
             .await;
             for (ep, r) in batch.iter().zip(opened) {
-                let (consumer, channel, tag) = r?;
+                let (consumer, channel, tag) = r.inspect_err(|_| {
+                    self.ctx
+                        .declare_queues
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                })?;
                 self.spawn(ep, consumer, channel, tag, ch);
             }
         }
@@ -279,17 +298,20 @@ impl Consumers {
     }
 }
 
-/// Declares an endpoint's queue (it may be brand new, or its declare at
-/// creation failed) and consumes it on `channel`.
+/// Declares an endpoint's queue if `declare` (it may be brand new, or its
+/// declare at creation failed) and consumes it on `channel`.
 async fn open(
     ctx: &Ctx,
     admin: &Channel,
     channel: Channel,
     ep: &RegEndpoint,
+    declare: bool,
 ) -> anyhow::Result<(lapin::Consumer, Channel, String)> {
-    topology::declare_endpoint(admin, ctx.settings.amqp.queue_type, &ep.id, ep.ordered())
-        .await
-        .context("declaring an endpoint queue")?;
+    if declare {
+        topology::declare_endpoint(admin, ctx.settings.amqp.queue_type, &ep.id, ep.ordered())
+            .await
+            .context("declaring an endpoint queue")?;
+    }
     let tag = format!("worker-{}-{}", std::process::id(), ep.id);
     let consumer = channel
         .basic_consume(
@@ -346,6 +368,9 @@ pub(crate) async fn run(
         failed: failed.clone(),
         share,
         busy: depth::Busy::default(),
+        declare_all: ctx
+            .declare_queues
+            .swap(false, std::sync::atomic::Ordering::Relaxed),
     };
     // Subscribe before reading the snapshot: no change falls in between.
     let mut changes = ctx.registry.changes();
@@ -370,7 +395,7 @@ pub(crate) async fn run(
                 let snap = ctx.registry.snapshot();
                 match c {
                     None => break Ok(()),
-                    Some(Change::Endpoints(ids)) => consumers.reconcile(&ch, &snap, ids.iter()).await,
+                    Some(Change::Endpoints { ids, .. }) => consumers.reconcile(&ch, &snap, ids.iter(), true).await,
                     Some(Change::Everything) => consumers.reconcile_all(&ch, &snap).await,
                 }
             }
