@@ -11,6 +11,7 @@ mod doc_examples;
 mod egress;
 mod endpoints;
 mod fifo;
+mod filters;
 mod fuzz;
 mod health;
 mod invalid;

@@ -390,6 +390,39 @@ struct Scenario {
     rate: Option<u64>,
     /// The endpoints are ordered (FIFO): one delivery at a time, in order.
     fifo: bool,
+    /// Content filters on the endpoints.
+    filters: Filters,
+}
+
+/// The endpoints' content filters in a scenario.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Filters {
+    None,
+    /// Every endpoint has a filter of two conditions that reads `data`; the
+    /// even ones pass the bench's events, the odd ones fail on the second
+    /// condition (so both are evaluated for every endpoint).
+    HalfMatching,
+}
+
+impl Filters {
+    /// The filter of endpoint `i`.
+    fn of(self, i: usize) -> Option<serde_json::Value> {
+        let videos = if i.is_multiple_of(2) { ["q", "r"] } else { ["x", "y"] };
+        (self == Filters::HalfMatching).then(|| {
+            serde_json::json!({"and": [
+                {"path": "data.confidence", "gte": 0.5},
+                {"path": "data.query_video_id", "in": videos},
+            ]})
+        })
+    }
+
+    /// How many of `n` endpoints an event reaches.
+    fn reached(self, n: usize) -> usize {
+        match self {
+            Filters::None => n,
+            Filters::HalfMatching => n.div_ceil(2),
+        }
+    }
 }
 
 async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
@@ -407,17 +440,27 @@ async fn run(args: &Args, s: &Scenario, events: u64) -> anyhow::Result<Row> {
     if s.hung {
         urls.push((format!("http://{addr}/hang"), Some("hung".into())));
     }
-    env.endpoints(&urls, s.fifo).await?;
+    let ids = env.endpoints(&urls, s.fifo).await?;
+    if s.filters != Filters::None {
+        let c = env.sql().await?;
+        for (i, id) in ids.iter().enumerate() {
+            c.execute(
+                "UPDATE endpoints SET filter = $2 WHERE id = $1",
+                &[id, &s.filters.of(i)],
+            )
+            .await?;
+        }
+    }
     let mut tenants: Vec<Option<String>> = if s.fanout {
         vec![None]
     } else {
         (0..s.endpoints).map(|i| Some(format!("t{i}"))).collect()
     };
     let (n_events, expected) = if s.fanout {
-        (
-            events / s.endpoints as u64,
-            (events / s.endpoints as u64) * s.endpoints as u64,
-        )
+        // As many deliveries whatever the filters: a filtered fan-out routes
+        // more events to make them.
+        let reached = s.filters.reached(s.endpoints) as u64;
+        (events / reached, (events / reached) * reached)
     } else {
         (events, events)
     };
@@ -573,6 +616,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: false,
             rate: None,
             fifo: false,
+            filters: Filters::None,
         },
         Scenario {
             name: "1 endpoint, paced 1000/s (latency)",
@@ -582,6 +626,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: false,
             rate: Some(1000),
             fifo: false,
+            filters: Filters::None,
         },
         Scenario {
             name: "100 endpoints",
@@ -591,6 +636,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: false,
             rate: None,
             fifo: false,
+            filters: Filters::None,
         },
         Scenario {
             name: "fan-out 1 event to 1000 endpoints",
@@ -600,6 +646,17 @@ async fn main() -> anyhow::Result<()> {
             backlog: false,
             rate: None,
             fifo: false,
+            filters: Filters::None,
+        },
+        Scenario {
+            name: "fan-out 1 event to 1000 filtered endpoints, half matching",
+            endpoints: 1000,
+            fanout: true,
+            hung: false,
+            backlog: false,
+            rate: None,
+            fifo: false,
+            filters: Filters::HalfMatching,
         },
         Scenario {
             name: "100 healthy + 1 never answers",
@@ -609,6 +666,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: false,
             rate: None,
             fifo: false,
+            filters: Filters::None,
         },
         Scenario {
             name: "1 FIFO endpoint (ordered, one at a time)",
@@ -618,6 +676,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: false,
             rate: None,
             fifo: true,
+            filters: Filters::None,
         },
         Scenario {
             name: "backlog drain, 1 endpoint",
@@ -627,6 +686,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: true,
             rate: None,
             fifo: false,
+            filters: Filters::None,
         },
     ];
     let mut rows = Vec::new();
@@ -725,6 +785,7 @@ async fn main() -> anyhow::Result<()> {
             backlog: false,
             rate: None,
             fifo: false,
+            filters: Filters::None,
         };
         eprintln!("running: {}", s.name);
         rows.push(run(&args, &s, 1_000_000).await?);

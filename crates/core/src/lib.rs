@@ -4,6 +4,7 @@
 //! - [`bounds`]: limits that the configuration, the API and the CLI share, defined once.
 //! - [`config`]: the one `Settings` struct, layered defaults < file < environment, validated.
 //! - [`endpoint`]: validation of endpoint URLs and subscriptions.
+//! - [`filter`]: content filters on endpoints: compiled once, evaluated per event without allocating.
 //! - [`envelope`]: the event envelope of the wire contract (docs/ARCHITECTURE.md §20.1) and its validation.
 //! - [`signing`]: Standard Webhooks secrets and signatures (§2.2).
 //! - [`sealing`]: signing secrets encrypted at rest (AES-256-GCM), with key rotation.
@@ -21,6 +22,7 @@ pub mod bounds;
 pub mod config;
 pub mod endpoint;
 pub mod envelope;
+pub mod filter;
 pub mod ids;
 pub mod metrics;
 pub mod net;

@@ -2,6 +2,10 @@
 //! event and one delivery per matching endpoint, publishes the deliveries with
 //! publisher confirms, and acks the event only once every publish is confirmed.
 //!
+//! Endpoint content filters are evaluated here, on the `data` the catalog
+//! check already parsed: an event a filter refuses creates no delivery for
+//! that endpoint.
+//!
 //! Work is done in batches (`router.batch_size`, `router.batch_wait`): one
 //! transaction and one burst of pipelined publishes per batch, which is what lets
 //! a 2-core machine route thousands of events per second with every one durable.
@@ -14,6 +18,7 @@ use anyhow::Context as _;
 use futures::StreamExt as _;
 use hookfleet_broker::{confirmed, headers as h, names, topology};
 use hookfleet_core::envelope::InvalidEnvelope;
+use hookfleet_core::filter::Event;
 use hookfleet_core::{metrics, Envelope, Ordering, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
 use hookfleet_store::registry::Change;
@@ -225,9 +230,10 @@ struct Router {
     ordering: Ordering,
 }
 
-/// A valid event of a batch: its message, its envelope and the body stored
-/// and delivered.
-type Valid = (Delivery, Envelope, String);
+/// A valid event of a batch: its message, its envelope, the body stored and
+/// delivered, and its `data` as parsed by the catalog check (what endpoint
+/// filters are evaluated on).
+type Valid = (Delivery, Envelope, String, serde_json::Value);
 
 /// What one batch stores: its events, their new deliveries, and the events
 /// that came back redelivered (whose unattempted deliveries are sent again).
@@ -333,7 +339,7 @@ impl Router {
             confirms_ok &= matches!(confirmed(c).await, Ok(()));
         }
         let invalid = invalid.iter().map(|(d, _)| d);
-        let valid = valid.iter().map(|(d, _, _)| d);
+        let valid = valid.iter().map(|(d, ..)| d);
         let (acks, nacks): (Vec<&Delivery>, Vec<&Delivery>) = match (confirms_ok, &result) {
             (true, Ok(())) => (invalid.chain(valid).collect(), vec![]),
             (true, Err(_)) => (invalid.collect(), valid.collect()),
@@ -359,11 +365,11 @@ impl Router {
         for d in batch {
             let msg_id = d.properties.message_id().as_ref().map(|s| s.as_str());
             match Envelope::parse(&d.data, d.routing_key.as_str(), msg_id, max)
-                .and_then(|env| snap.catalog.check(env))
+                .and_then(|env| snap.catalog.check_parsed(env))
             {
-                Ok(env) => {
+                Ok((env, data)) => {
                     let body = String::from_utf8(env.to_body()).unwrap_or_default();
-                    valid.push((d, env, body));
+                    valid.push((d, env, body, data));
                 }
                 Err(e) => invalid.push((d, e)),
             }
@@ -447,7 +453,7 @@ impl Router {
             deliveries: Vec::new(),
             redelivered: HashSet::new(),
         };
-        for (d, env, body) in valid {
+        for (d, env, body, data) in valid {
             if d.redelivered {
                 plan.redelivered
                     .insert((env.tenant_id.as_deref(), env.id.as_str()));
@@ -455,10 +461,13 @@ impl Router {
             // An operational event is never delivered to the endpoint it is about.
             let about = hookfleet_core::operational::about_endpoint(&env.event_type, &env.data);
             let before = plan.deliveries.len();
+            let event = Event::of(env, data);
             for ep in snap
                 .matching(env.tenant_id.as_deref(), &env.event_type)
                 .filter(|ep| ep.ordering == self.ordering)
                 .filter(|ep| about.as_deref() != Some(ep.id.as_str()))
+                // An event its filter refuses makes no delivery for the endpoint.
+                .filter(|ep| ep.accepts(&event))
             {
                 plan.deliveries.push(NewDelivery {
                     id: hookfleet_core::ids::delivery_id(),
@@ -492,7 +501,7 @@ fn outgoing<'a>(
     // batch, and each delivery must carry its own tenant's envelope.
     let by_event: HashMap<deliveries::EventKey<'_>, (&Envelope, &String)> = valid
         .iter()
-        .map(|(_, e, b)| ((e.tenant_id.as_deref(), e.id.as_str()), (e, b)))
+        .map(|(_, e, b, _)| ((e.tenant_id.as_deref(), e.id.as_str()), (e, b)))
         .collect();
     let mut outgoing = Vec::with_capacity(routed.len());
     for r in routed {

@@ -411,7 +411,17 @@ pub struct TestSend {
 pub struct TestSent {
     pub delivery_id: String,
     pub event_id: String,
+    /// Whether the example passes the webhook's filter (`true` without one).
+    /// A test is sent either way; an event like it published for real would
+    /// reach the webhook only when this is `true`.
+    pub filter_matched: bool,
+    /// Said when the example does not pass the filter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
+
+/// The note of a test send whose example the webhook's filter refuses.
+pub const FILTER_REFUSED_NOTE: &str = "The example does not pass this webhook's filter: it was sent because this is a test, but a published event like it would not be delivered to this webhook.";
 
 /// Sends the catalog example of a type to this webhook only, through the
 /// worker pipeline (signing, retries, attempt records), bypassing routing.
@@ -433,8 +443,19 @@ pub async fn send_test(
         })?;
     let event_id = hookfleet_core::ids::event_id();
     let delivery_id = hookfleet_core::ids::delivery_id();
+    let timestamp = hookfleet_core::envelope::now_rfc3339();
+    let filter_matched = passes_filter(
+        &ep,
+        &hookfleet_core::filter::Event {
+            id: &event_id,
+            event_type: &b.event_type,
+            tenant_id: ep.tenant_id.as_deref(),
+            timestamp: &timestamp,
+            data: &example,
+        },
+    );
     let body = serde_json::json!({
-        "id": event_id, "type": b.event_type, "timestamp": hookfleet_core::envelope::now_rfc3339(),
+        "id": event_id, "type": b.event_type, "timestamp": timestamp,
         "tenant_id": ep.tenant_id, "data": example,
     })
     .to_string();
@@ -475,5 +496,17 @@ pub async fn send_test(
     Ok(TestSent {
         delivery_id,
         event_id,
+        filter_matched,
+        note: (!filter_matched).then(|| FILTER_REFUSED_NOTE.to_owned()),
+    })
+}
+
+/// Whether `ev` passes the endpoint's filter, as the router decides it.
+fn passes_filter(ep: &Endpoint, ev: &hookfleet_core::filter::Event<'_>) -> bool {
+    use hookfleet_core::filter::Filter;
+    ep.filter.as_ref().is_none_or(|f| {
+        Filter::compile(f)
+            .unwrap_or_else(|_| Filter::nothing())
+            .matches(ev)
     })
 }

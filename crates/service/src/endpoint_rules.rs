@@ -44,6 +44,14 @@ pub fn validate_control(
         .transpose()
 }
 
+/// Checks a content filter (`hookfleet_core::filter`): the error's field is
+/// where in the filter the problem is (`filter.and[1].gte`).
+pub fn validate_filter(filter: &serde_json::Value) -> ServiceResult<()> {
+    hookfleet_core::filter::Filter::compile(filter)
+        .map(|_| ())
+        .map_err(|e| ServiceError::invalid(e.field, e.message))
+}
+
 /// Headers that describe one connection or its framing, or talk to a proxy
 /// (RFC 9110 §7.6.1, §7.8, §10.1.1, §11.7): never a webhook's custom header.
 pub fn is_hop_by_hop(lower: &str) -> bool {
@@ -167,6 +175,20 @@ mod tests {
             e.to_string(),
             "ordering: must be `parallel` or `fifo`, not `lifo`"
         );
+    }
+
+    #[test]
+    fn filter_errors_name_the_field_inside_the_filter() {
+        let f = serde_json::json!({"and": [{"path": "data.region", "eq": "eu"}, {"path": "data.score", "gte": true}]});
+        match validate_filter(&f).unwrap_err() {
+            ServiceError::Invalid { field, message } => {
+                assert_eq!(field, "filter.and[1].gte");
+                assert!(message.starts_with("expected a number"), "{message}");
+            }
+            e => panic!("{e:?}"),
+        }
+        let ok = serde_json::json!({"path": "data.region", "in": ["eu", "uk"]});
+        assert!(validate_filter(&ok).is_ok());
     }
 
     #[test]

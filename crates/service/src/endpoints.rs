@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 pub use crate::endpoint_rules::{
-    is_hop_by_hop, parse_ordering, validate_control, validate_parts, MAX_DESCRIPTION,
-    MAX_METADATA_BYTES,
+    is_hop_by_hop, parse_ordering, validate_control, validate_filter, validate_parts,
+    MAX_DESCRIPTION, MAX_METADATA_BYTES,
 };
 
 /// Input for a new endpoint, before validation.
@@ -34,6 +34,9 @@ pub struct EndpointInput {
     pub retry_schedule: Option<Vec<String>>,
     /// `Fifo`: delivered one at a time in publish order.
     pub ordering: Ordering,
+    /// A content filter (`hookfleet_core::filter`); `None`: every event of
+    /// the subscribed types.
+    pub filter: Option<serde_json::Value>,
 }
 
 /// A webhook as callers see it.
@@ -65,6 +68,8 @@ pub struct Webhook {
     pub retry_schedule: Option<Vec<String>>,
     /// `parallel` (default) or `fifo`: one at a time, in publish order.
     pub ordering: Ordering,
+    /// The content filter; null: every event of the subscribed types.
+    pub filter: Option<serde_json::Value>,
     /// Only when created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -92,6 +97,7 @@ impl From<Endpoint> for Webhook {
                 .retry_schedule
                 .map(|s| s.split(',').map(str::to_owned).collect()),
             ordering: e.ordering,
+            filter: e.filter,
             secret: None,
         }
     }
@@ -116,6 +122,8 @@ pub struct CreateWebhook {
     pub retry_schedule: Option<Vec<String>>,
     /// `parallel` (default) or `fifo`; fixed for the webhook's life.
     pub ordering: Option<String>,
+    /// A content filter (docs/ARCHITECTURE.md §22); absent or null: none.
+    pub filter: Option<serde_json::Value>,
 }
 
 /// For a change: absent → `None` (unchanged), `null` → `Some(None)` (cleared).
@@ -145,6 +153,9 @@ pub struct UpdateWebhook {
     pub retry_schedule: Option<Option<Vec<String>>>,
     /// Accepted only when it is the webhook's own: ordering is fixed at creation.
     pub ordering: Option<String>,
+    /// A new content filter; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub filter: Option<Option<serde_json::Value>>,
 }
 
 /// The filters and page of a webhook list.
@@ -196,6 +207,9 @@ pub async fn create_with(ctx: Ctx<'_>, input: EndpointInput) -> ServiceResult<(E
     if let Some(t) = &input.tenant_id {
         ServiceError::check("tenant_id", envelope::validate_tenant_id(t))?;
     }
+    if let Some(f) = &input.filter {
+        validate_filter(f)?;
+    }
     let retry_schedule = validate_control(
         input.rate_limit,
         input.max_in_flight,
@@ -223,6 +237,7 @@ pub async fn create_with(ctx: Ctx<'_>, input: EndpointInput) -> ServiceResult<(E
             retry_schedule,
         },
         ordering: input.ordering,
+        filter: input.filter,
     };
     let max = settings.api.max_endpoints_per_tenant;
     let ep = endpoints::create(ctx.pool, settings.encryption_keys.as_ref(), &new, max)
@@ -263,6 +278,7 @@ pub async fn create(ctx: Ctx<'_>, caller: &Caller, b: CreateWebhook) -> ServiceR
         max_in_flight: b.max_in_flight,
         retry_schedule: b.retry_schedule,
         ordering: parse_ordering(b.ordering.as_deref())?,
+        filter: b.filter,
     };
     let (ep, secret) = create_with(ctx, input).await?;
     let mut w = Webhook::from(ep);
@@ -321,6 +337,9 @@ pub async fn update(
         b.max_in_flight.flatten(),
         b.retry_schedule.as_ref().and_then(|s| s.as_deref()),
     )?;
+    if let Some(Some(f)) = &b.filter {
+        validate_filter(f)?;
+    }
     if let Some(ev) = &b.events {
         check_known_types(ctx.pool, ev).await?;
     }
@@ -348,6 +367,7 @@ pub async fn update(
         rate_limit: b.rate_limit,
         max_in_flight: b.max_in_flight,
         retry_schedule: b.retry_schedule.map(|s| s.and(retry_schedule)),
+        filter: b.filter,
     };
     let ep = endpoints::update(ctx.pool, id, caller.scope(), &patch)
         .await?

@@ -101,6 +101,15 @@ impl Catalog {
 
     /// Checks an envelope's type and `data` against the catalog.
     pub fn check(&self, env: Envelope) -> Result<Envelope, InvalidEnvelope> {
+        self.check_parsed(env).map(|(env, _)| env)
+    }
+
+    /// [`Catalog::check`], also returning `data` as parsed for the check: the
+    /// router evaluates endpoint filters on it instead of parsing it again.
+    pub fn check_parsed(
+        &self,
+        env: Envelope,
+    ) -> Result<(Envelope, serde_json::Value), InvalidEnvelope> {
         let Some(v) = self.types.get(&env.event_type) else {
             return Err(InvalidEnvelope::UnknownType(env.event_type));
         };
@@ -115,7 +124,7 @@ impl Catalog {
                 reason,
             });
         }
-        Ok(env)
+        Ok((env, data))
     }
 }
 

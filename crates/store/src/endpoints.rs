@@ -53,6 +53,9 @@ pub struct Endpoint {
     pub consecutive_failures: i32,
     /// `fifo`: delivered one at a time in publish order; else `parallel`.
     pub ordering: Ordering,
+    /// The content filter as its owner wrote it (`hookfleet_core::filter`);
+    /// `None`: every event of the subscribed types.
+    pub filter: Option<serde_json::Value>,
 }
 
 impl Endpoint {
@@ -93,6 +96,8 @@ pub struct NewEndpoint {
     pub control: Control,
     /// Fixed for the endpoint's life.
     pub ordering: Ordering,
+    /// A content filter, already validated (`hookfleet_core::filter`).
+    pub filter: Option<serde_json::Value>,
 }
 
 /// Delivery control of an endpoint, validated by the caller.
@@ -104,7 +109,7 @@ pub struct Control {
 }
 
 const COLUMNS: &str =
-    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, max_in_flight, retry_schedule, disabled_reason, created_at, updated_at, ordering,
+    "id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata, rate_limit, max_in_flight, retry_schedule, disabled_reason, created_at, updated_at, ordering, filter,
      COALESCE((SELECT h.circuit FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 'closed') AS circuit,
      (SELECT h.next_probe_at FROM endpoint_health h WHERE h.endpoint_id = endpoints.id) AS next_probe_at,
      COALESCE((SELECT h.consecutive_failures FROM endpoint_health h WHERE h.endpoint_id = endpoints.id), 0) AS consecutive_failures";
@@ -131,6 +136,7 @@ pub(crate) fn from_row(r: &Row) -> anyhow::Result<Endpoint> {
         next_probe_at: r.try_get("next_probe_at")?,
         consecutive_failures: r.try_get("consecutive_failures")?,
         ordering: text_column(r, "ordering")?,
+        filter: r.try_get("filter")?,
     })
 }
 
@@ -201,12 +207,12 @@ pub async fn create(
         .query_one(
             &format!(
                 "INSERT INTO endpoints (id, tenant_id, url, description, event_types, is_active, secrets, headers, metadata,
-                                        rate_limit, max_in_flight, retry_schedule, ordering)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
+                                        rate_limit, max_in_flight, retry_schedule, ordering, filter)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {COLUMNS}"
             ),
             &[&new.id, &new.tenant_id, &new.url, &new.description, &new.event_types, &new.is_active, &secrets, &headers, &new.metadata,
               &new.control.rate_limit, &new.control.max_in_flight, &new.control.retry_schedule,
-              &new.ordering.as_str()],
+              &new.ordering.as_str(), &new.filter],
         )
         .await
         .context("inserting the endpoint")?;
@@ -341,6 +347,8 @@ pub struct EndpointPatch {
     pub rate_limit: Option<Option<i32>>,
     pub max_in_flight: Option<Option<i32>>,
     pub retry_schedule: Option<Option<String>>,
+    /// A validated content filter; `Some(None)` removes it.
+    pub filter: Option<Option<serde_json::Value>>,
 }
 
 /// Applies a patch within a scope; `None` when there is no such endpoint there.
@@ -366,6 +374,7 @@ pub async fn update(
                     rate_limit = CASE WHEN $9 THEN $10 ELSE rate_limit END,
                     max_in_flight = CASE WHEN $11 THEN $12 ELSE max_in_flight END,
                     retry_schedule = CASE WHEN $13 THEN $14 ELSE retry_schedule END,
+                    filter = CASE WHEN $15 THEN $16 ELSE filter END,
                     updated_at = now()
                  WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $2
                  RETURNING {COLUMNS}"
@@ -373,7 +382,8 @@ pub async fn update(
             &[&id, &scope, &p.url, &p.description, &p.event_types, &p.is_active, &headers, &p.metadata,
               &p.rate_limit.is_some(), &p.rate_limit.flatten(),
               &p.max_in_flight.is_some(), &p.max_in_flight.flatten(),
-              &p.retry_schedule.is_some(), &p.retry_schedule.clone().flatten()],
+              &p.retry_schedule.is_some(), &p.retry_schedule.clone().flatten(),
+              &p.filter.is_some(), &p.filter.clone().flatten()],
         )
         .await?;
     row.as_ref().map(from_row).transpose()

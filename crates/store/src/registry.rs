@@ -12,6 +12,7 @@ use crate::endpoints::{self, Endpoint};
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use futures::StreamExt as _;
+use hookfleet_core::filter::Filter;
 use hookfleet_core::sealing::Keyring;
 use hookfleet_core::signing::Secret;
 use hookfleet_core::{Circuit, Ordering};
@@ -46,6 +47,9 @@ pub struct RegEndpoint {
     pub retry: Option<hookfleet_core::retry::RetrySchedule>,
     /// FIFO: routed by the ordered router, delivered one at a time in order.
     pub ordering: Ordering,
+    /// The content filter, compiled; `None`: every event of its types. See
+    /// [`RegEndpoint::accepts`].
+    pub filter: Option<Filter>,
 }
 
 impl RegEndpoint {
@@ -66,7 +70,16 @@ impl RegEndpoint {
                 .inspect_err(|err| tracing::error!(endpoint_id = %e.id, error = %err, "Ignoring an unusable retry schedule."))
                 .ok()
         });
+        // Validated when it was set; one that no longer compiles (a limit
+        // lowered since) lets nothing through rather than everything.
+        let filter = e.filter.as_ref().map(|f| {
+            Filter::compile(f).unwrap_or_else(|err| {
+                tracing::error!(endpoint_id = %e.id, error = %err, "The endpoint's filter does not compile; no event passes it until it is set again.");
+                Filter::nothing()
+            })
+        });
         Self {
+            filter,
             wildcard: e.event_types.iter().any(|t| t == "*"),
             event_types: e.event_types.into_iter().collect(),
             id: e.id,
@@ -103,6 +116,11 @@ impl RegEndpoint {
     pub fn subscribes(&self, event_type: &str) -> bool {
         (self.wildcard && !hookfleet_core::operational::is_operational(event_type))
             || self.event_types.contains(event_type)
+    }
+
+    /// True when `ev` passes this endpoint's filter (or it has none).
+    pub fn accepts(&self, ev: &hookfleet_core::filter::Event<'_>) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(ev))
     }
 
     /// The secrets that sign now: every one not yet expired.

@@ -77,12 +77,14 @@ impl PortalError {
     /// names one (every `events[…]` next to the events), else on top.
     pub fn field_errors(&self) -> Option<BTreeMap<String, String>> {
         let (field, message) = self.refusal()?;
-        let field = match field {
-            Some(f) if f.starts_with("events") => "events",
-            Some(f) => f,
-            None => "form",
+        let (field, message) = match field {
+            Some(f) if f.starts_with("events") => ("events", message.to_owned()),
+            // Where inside the filter goes into the message: `filter.and[1].gte: …`.
+            Some(f) if f.starts_with("filter.") => ("filter", format!("{f}: {message}")),
+            Some(f) => (f, message.to_owned()),
+            None => ("form", message.to_owned()),
         };
-        Some(BTreeMap::from([(field.to_owned(), message.to_owned())]))
+        Some(BTreeMap::from([(field.to_owned(), message)]))
     }
 }
 

@@ -31,6 +31,8 @@ pub struct NewWebhook {
     pub max_in_flight: Option<i32>,
     /// `parallel` or `fifo`; `None`: the default.
     pub ordering: Option<String>,
+    /// A content filter as JSON; `None`: none.
+    pub filter: Option<serde_json::Value>,
 }
 
 /// What the edit form changes (every field it shows; an empty number clears it).
@@ -40,6 +42,8 @@ pub struct WebhookEdit {
     pub description: String,
     pub rate_limit: Option<i32>,
     pub max_in_flight: Option<i32>,
+    /// The content filter; `None` (an empty field) removes it.
+    pub filter: Option<serde_json::Value>,
 }
 
 /// A page of deliveries across the tenant's webhooks, newest first.
@@ -102,6 +106,7 @@ pub async fn create_webhook(st: St<'_>, caller: &Caller, new: NewWebhook) -> Por
         max_in_flight: new.max_in_flight,
         retry_schedule: None,
         ordering: new.ordering,
+        filter: new.filter,
     };
     Ok(endpoints::create(st.ctx(), &caller.service(), body).await?)
 }
@@ -118,6 +123,7 @@ pub async fn edit_webhook(
         description: Some(edit.description),
         rate_limit: Some(edit.rate_limit),
         max_in_flight: Some(edit.max_in_flight),
+        filter: Some(edit.filter),
         ..Default::default()
     };
     update(st, caller, id, patch).await
@@ -168,17 +174,17 @@ pub async fn rotate_secret(
     Ok(())
 }
 
-/// Sends the catalog's example of `event_type`; the new delivery's id.
+/// Sends the catalog's example of `event_type`: the new delivery's id, and
+/// whether the example passes the webhook's filter.
 pub async fn send_test(
     st: St<'_>,
     caller: &Caller,
     id: &str,
     event_type: String,
-) -> PortalResult<String> {
+) -> PortalResult<dv::TestSent> {
     let (st, caller, id) = (st.clone(), caller.service(), id.to_owned());
     let body = dv::TestSend { event_type };
-    let sent = detached(async move { dv::send_test(st.ctx(), &caller, &id, body).await }).await?;
-    Ok(sent.delivery_id)
+    Ok(detached(async move { dv::send_test(st.ctx(), &caller, &id, body).await }).await?)
 }
 
 /// Replays the webhook's dead letters and re-sends its failed deliveries since

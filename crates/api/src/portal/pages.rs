@@ -76,6 +76,10 @@ fn flash(st: &AppState, s: &Session, p: &HashMap<String, String>) -> Option<Flas
             format!("Test event sent (delivery {n}); it appears below in a moment.")
         }
         ("test_sent", None) => "Test event sent; it appears below in a moment.".to_owned(),
+        ("test_filtered", Some(n)) => format!(
+            "Test event sent (delivery {n}), but the example does not pass this webhook's filter: a published event like it would not be delivered here."
+        ),
+        ("test_filtered", None) => "Test event sent, but the example does not pass this webhook's filter: a published event like it would not be delivered here.".to_owned(),
         ("resent", _) => {
             "Delivery sent again; its new attempt appears below in a moment.".to_owned()
         }
@@ -258,6 +262,24 @@ struct WebhookView {
     #[serde(flatten)]
     webhook: Webhook,
     health: Health,
+    /// The content filter, indented for reading.
+    filter_text: Option<String>,
+}
+
+impl WebhookView {
+    fn new(webhook: Webhook, health: Health) -> Self {
+        let filter_text = webhook.filter.as_ref().map(pretty);
+        WebhookView {
+            webhook,
+            health,
+            filter_text,
+        }
+    }
+}
+
+/// JSON indented for a page.
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -277,7 +299,7 @@ pub async fn home(
     let mut webhooks = vec![];
     for webhook in ops::webhooks(&st, &s.caller).await? {
         let health = Health::from(&ops::stats_24h(&st, &s.caller, &webhook.id).await?);
-        webhooks.push(WebhookView { webhook, health });
+        webhooks.push(WebhookView::new(webhook, health));
     }
     let (range, charts) = match ops::activity(&st, &s.caller, range.clone()).await {
         Ok(a) => (a.range.clone(), charts(&a)),
@@ -358,10 +380,7 @@ async fn webhook_page(
     );
     let title = webhook.url.clone();
     let ctx = WebhookPage {
-        webhook: WebhookView {
-            health: Health::from(&stats),
-            webhook,
-        },
+        webhook: WebhookView::new(webhook, Health::from(&stats)),
         stats,
         secret,
         deliveries,
@@ -441,12 +460,16 @@ pub async fn send_test(
 ) -> PortalResult<Response> {
     let event_type = form.get("event_type").unwrap_or_default();
     match ops::send_test(&st, &s.caller, &id, event_type).await {
-        Ok(delivery) => Ok(redirect_done(
+        Ok(sent) => Ok(redirect_done(
             &st,
             &s,
             &webhook_path(&id),
-            "test_sent",
-            &delivery,
+            if sent.filter_matched {
+                "test_sent"
+            } else {
+                "test_filtered"
+            },
+            &sent.delivery_id,
         )),
         Err(e) => refused_on_page(&st, &s, &id, "Test event not sent", e).await,
     }
@@ -555,6 +578,8 @@ struct FormValues {
     rate_limit: Option<String>,
     max_in_flight: Option<String>,
     ordering: String,
+    /// The content filter as JSON text; empty: none.
+    filter: Option<String>,
 }
 
 impl FormValues {
@@ -567,6 +592,7 @@ impl FormValues {
             rate_limit: None,
             max_in_flight: None,
             ordering: "parallel".into(),
+            filter: None,
         }
     }
 
@@ -579,6 +605,7 @@ impl FormValues {
             rate_limit: form.get("rate_limit"),
             max_in_flight: form.get("max_in_flight"),
             ordering: form.get("ordering").unwrap_or_else(|| "parallel".into()),
+            filter: form.get("filter"),
         }
     }
 
@@ -591,6 +618,7 @@ impl FormValues {
             rate_limit: w.rate_limit.map(|n| n.to_string()),
             max_in_flight: w.max_in_flight.map(|n| n.to_string()),
             ordering: w.ordering.to_string(),
+            filter: w.filter.as_ref().map(pretty),
         }
     }
 }
@@ -611,6 +639,27 @@ fn number(form: &Form, field: &str) -> Result<Option<i32>, FieldErrors> {
 fn limits(form: &Form) -> Result<(Option<i32>, Option<i32>), FieldErrors> {
     Ok((number(form, "rate_limit")?, number(form, "max_in_flight")?))
 }
+
+/// The form's content filter: JSON text, empty for none. Its rules are
+/// checked by the service, as for the API.
+fn filter_field(form: &Form) -> Result<Option<serde_json::Value>, FieldErrors> {
+    let Some(text) = form.get("filter").filter(|t| !t.trim().is_empty()) else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        let m = format!("is not valid JSON: {e}");
+        BTreeMap::from([("filter".to_owned(), m)])
+    })
+}
+
+/// The form's limits and filter, or the errors to show.
+fn form_parts(form: &Form) -> Result<FormParts, FieldErrors> {
+    let (rate_limit, max_in_flight) = limits(form)?;
+    let filter = filter_field(form)?;
+    Ok((rate_limit, max_in_flight, filter))
+}
+
+type FormParts = (Option<i32>, Option<i32>, Option<serde_json::Value>);
 
 #[derive(Serialize)]
 struct FormPage {
@@ -669,7 +718,7 @@ pub async fn create(
     CsrfForm(form): CsrfForm,
 ) -> PortalResult<Response> {
     let values = FormValues::typed(&form);
-    let (rate_limit, max_in_flight) = match limits(&form) {
+    let (rate_limit, max_in_flight, filter) = match form_parts(&form) {
         Ok(l) => l,
         Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -683,6 +732,7 @@ pub async fn create(
         rate_limit,
         max_in_flight,
         ordering: form.get("ordering"),
+        filter,
     };
     match ops::create_webhook(&st, &s.caller, new).await {
         Ok(w) => Ok(redirect_done(&st, &s, &webhook_path(&w.id), "created", "")),
@@ -710,7 +760,7 @@ pub async fn edit(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm,
 ) -> PortalResult<Response> {
-    let (rate_limit, max_in_flight) = match limits(&form) {
+    let (rate_limit, max_in_flight, filter) = match form_parts(&form) {
         Ok(l) => l,
         Err(errors) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -723,6 +773,7 @@ pub async fn edit(
         description: form.get("description").unwrap_or_default(),
         rate_limit,
         max_in_flight,
+        filter,
     };
     match ops::edit_webhook(&st, &s.caller, &id, edit).await {
         Ok(()) => Ok(redirect_done(&st, &s, &webhook_path(&id), "saved", "")),

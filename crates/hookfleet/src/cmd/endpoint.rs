@@ -1,5 +1,5 @@
-//! `hookfleet endpoint`: register, list, pause, resume, delete endpoints and
-//! rotate their signing secrets.
+//! `hookfleet endpoint` (alias `webhook`): register, change, list, pause,
+//! resume, delete endpoints and rotate their signing secrets.
 use super::{pool, print_json, SecretArg};
 use anyhow::Context as _;
 use hookfleet_core::Settings;
@@ -10,7 +10,10 @@ use hookfleet_store::{endpoints, Pool};
 #[derive(clap::Subcommand)]
 pub enum EndpointCmd {
     /// Register an endpoint; prints it with its signing secret (shown once).
+    #[command(visible_alias = "create")]
     Add(Add),
+    /// Change an endpoint: what is given is set, the rest stays.
+    Update(Update),
     /// List endpoints.
     List {
         #[arg(long)]
@@ -64,12 +67,41 @@ pub struct Add {
     /// endpoint's life); `parallel` (default).
     #[arg(long, default_value = "parallel")]
     ordering: hookfleet_core::Ordering,
+    /// Deliver only events that pass this filter (JSON, docs/ARCHITECTURE.md
+    /// §22), e.g. '{"path": "data.region", "eq": "eu"}'.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct Update {
+    id: String,
+    #[arg(long)]
+    url: Option<String>,
+    /// Event types, comma separated, or * for all.
+    #[arg(long, value_delimiter = ',')]
+    events: Option<Vec<String>>,
+    #[arg(long)]
+    description: Option<String>,
+    /// A new content filter (JSON, docs/ARCHITECTURE.md §22).
+    #[arg(long, conflicts_with = "clear_filter")]
+    filter: Option<String>,
+    /// Remove the content filter: every event of the subscribed types is delivered.
+    #[arg(long)]
+    clear_filter: bool,
+}
+
+/// `--filter`'s JSON, checked (syntax, size, rules) with errors naming where.
+fn filter_arg(text: &str) -> anyhow::Result<serde_json::Value> {
+    hookfleet_core::filter::Filter::parse(text).context("--filter")?;
+    serde_json::from_str(text).context("--filter")
 }
 
 pub async fn run(cmd: EndpointCmd, settings: &Settings) -> anyhow::Result<()> {
     let pool = pool(settings)?;
     match cmd {
         EndpointCmd::Add(add) => create(settings, &pool, add).await,
+        EndpointCmd::Update(u) => update(settings, &pool, u).await,
         EndpointCmd::List { tenant } => {
             print_json(&endpoints::list(&pool, tenant.as_deref().map(Some)).await?)
         }
@@ -112,12 +144,42 @@ async fn create(settings: &Settings, pool: &Pool, add: Add) -> anyhow::Result<()
         max_in_flight: add.max_in_flight,
         retry_schedule: add.retry_schedule,
         ordering: add.ordering,
+        filter: add.filter.as_deref().map(filter_arg).transpose()?,
         ..Default::default()
     };
     let (ep, secret) = admin::create_endpoint(settings, pool, input).await?;
     let mut v = serde_json::to_value(&ep)?;
     v["secret"] = serde_json::Value::String(secret);
     print_json(&v)
+}
+
+async fn update(settings: &Settings, pool: &Pool, u: Update) -> anyhow::Result<()> {
+    let filter = match (u.filter.as_deref(), u.clear_filter) {
+        (Some(f), _) => Some(Some(filter_arg(f)?)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
+    let ep = endpoints::get(pool, &u.id)
+        .await?
+        .with_context(|| format!("no endpoint with id {}", u.id))?;
+    // The operation behind PATCH /api/v1/webhooks/{id}, as the endpoint's own
+    // tenant: the CLI may change any tenant's endpoint.
+    let caller = ep.tenant_id.map_or(Caller::Admin, Caller::Tenant);
+    let change = admin::UpdateWebhook {
+        url: u.url,
+        events: u.events,
+        description: u.description,
+        filter,
+        ..Default::default()
+    };
+    let w = admin::update(
+        hookfleet_service::Ctx::standalone(settings, pool),
+        &caller,
+        &u.id,
+        change,
+    )
+    .await?;
+    print_json(&w)
 }
 
 async fn rotate_secret(

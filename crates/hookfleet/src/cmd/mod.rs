@@ -66,8 +66,8 @@ enum Command {
     /// Signing secrets at rest (secrets.encryption_keys).
     #[command(subcommand)]
     Secrets(secrets::SecretsCmd),
-    /// Manage endpoints.
-    #[command(subcommand)]
+    /// Manage endpoints (webhooks).
+    #[command(subcommand, visible_alias = "webhook")]
     Endpoint(endpoint::EndpointCmd),
     /// Dead letters (hookfleet.dead): list, show, replay, purge.
     #[command(subcommand)]
