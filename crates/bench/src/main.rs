@@ -407,7 +407,11 @@ enum Filters {
 impl Filters {
     /// The filter of endpoint `i`.
     fn of(self, i: usize) -> Option<serde_json::Value> {
-        let videos = if i.is_multiple_of(2) { ["q", "r"] } else { ["x", "y"] };
+        let videos = if i.is_multiple_of(2) {
+            ["q", "r"]
+        } else {
+            ["x", "y"]
+        };
         (self == Filters::HalfMatching).then(|| {
             serde_json::json!({"and": [
                 {"path": "data.confidence", "gte": 0.5},
