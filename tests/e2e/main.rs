@@ -28,3 +28,4 @@ mod routing;
 mod security;
 mod sharing;
 mod slow_clients;
+mod traces;
