@@ -362,3 +362,147 @@ async fn without_telemetry_a_traceparent_passes_through_unchanged() {
     assert!(rx.received()[0].headers.get("tracestate").is_none());
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_dead_letter_continues_its_trace() {
+    // No retries: the first failure is a dead letter.
+    let env = TestEnv::new(&[("retry.schedule", "")]).await;
+    let collector = Collector::start().await;
+    let rx = Receiver::start(Behaviour::Always(500)).await;
+    env.add_endpoint(&rx.url, &["user.created"], None).await;
+    let (_proc, api) = start(&env, &collector).await;
+    let mut headers = FieldTable::default();
+    let traceparent = format!("00-{TRACE}-{PRODUCER_SPAN}-01");
+    hookfleet_broker::headers::set_str(&mut headers, "traceparent", &traceparent);
+    env.publish_with_headers(
+        "user.created",
+        json!({"user_id": 4, "username": "replayed"}),
+        headers,
+    )
+    .await;
+    wait_for("the dead letter kept", LONG, || async {
+        env.dead_letters().await == 1
+    })
+    .await;
+    rx.set_behaviour(Behaviour::Ok);
+    let (s, job) = hookfleet_tests::Api::new(&api, ADMIN_KEY)
+        .call("POST", "/api/v1/dead-letters/replay", Some(json!({})))
+        .await;
+    assert_eq!(s, 202, "{job}");
+    wait_for("the replayed delivery", LONG, || async { rx.count() == 2 }).await;
+    wait_for("route, replay and two attempts", LONG, || async {
+        let spans = collector.trace(TRACE);
+        spans.iter().filter(|(_, s)| s.name == "attempt").count() == 2
+            && spans.iter().any(|(_, s)| s.name == "replay")
+    })
+    .await;
+    let spans: Vec<Span> = collector.trace(TRACE).into_iter().map(|(_, s)| s).collect();
+    let route = spans.iter().find(|s| s.name == "route").unwrap();
+    let replay = spans.iter().find(|s| s.name == "replay").unwrap();
+    // The dead letter kept the route's context: the replay is its child,
+    // and the new attempt the replay's.
+    assert_eq!(replay.parent_span_id, route.span_id);
+    assert_eq!(
+        attr(replay, "hookfleet.replay.id").as_deref(),
+        job["id"].as_str()
+    );
+    assert_eq!(attr(replay, "hookfleet.attempt").as_deref(), Some("2"));
+    let again = spans
+        .iter()
+        .find(|s| s.name == "attempt" && s.parent_span_id == replay.span_id)
+        .expect("an attempt under the replay");
+    assert_eq!(attr(again, "hookfleet.attempt").as_deref(), Some("2"));
+    assert_eq!(
+        attr(again, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    let (tid, parent) = parent_of(&rx.received()[1]);
+    assert_eq!(tid, TRACE);
+    assert_eq!(parent, hex(&again.span_id));
+}
+
+/// A producer with an OpenTelemetry layer of its own: the span it is in when
+/// it emits (through the SDK or the outbox) is the parent the event carries.
+/// The roles run in this process with telemetry off, so the receiver gets
+/// the producer's own `traceparent`, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emit_sdk_and_the_outbox_carry_the_producers_current_span() {
+    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use tracing::instrument::{Instrument as _, WithSubscriber as _};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let env = TestEnv::new(&[]).await;
+    let rx = Receiver::start(Behaviour::Ok).await;
+    env.add_endpoint(&rx.url, &["user.created"], None).await;
+    let app = env.start(hookfleet::Roles::ALL).await;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let producer = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("producer"))),
+    );
+    let traceparent = |span: &tracing::Span| {
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        format!("00-{}-{}-01", sc.trace_id(), sc.span_id())
+    };
+
+    // The SDK.
+    let dir = std::env::temp_dir().join(format!("{}-traced", env.name));
+    let e = hookfleet_emit::Emitter::connect(hookfleet_emit::EmitterConfig {
+        amqp_url: env.amqp_url.clone(),
+        spill_dir: dir,
+        ..Default::default()
+    })
+    .unwrap();
+    let from_sdk = tracing::dispatcher::with_default(&producer, || {
+        let span = tracing::info_span!("signup");
+        let _in = span.enter();
+        e.emit_data(
+            "user.created",
+            json!({"user_id": 5, "username": "sdk"}),
+            None,
+        );
+        traceparent(&span)
+    });
+    // The outbox, emitted inside the producer's span and relayed.
+    let (mut client, c) = tokio_postgres::connect(&env.db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(c);
+    hookfleet_emit::outbox::create_table(&client).await.unwrap();
+    let span = tracing::dispatcher::with_default(&producer, || tracing::info_span!("order"));
+    let from_outbox = tracing::dispatcher::with_default(&producer, || traceparent(&span));
+    let tx = client.transaction().await.unwrap();
+    let ev = hookfleet_emit::Event::new("user.created", json!({"user_id": 6, "username": "ob"}));
+    hookfleet_emit::outbox::emit_in_tx(&tx, &ev)
+        .instrument(span)
+        .with_subscriber(producer.clone())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn({
+        let (db, amqp, stop) = (env.db_url.clone(), env.amqp_url.clone(), stop.clone());
+        async move { hookfleet_emit::outbox::relay(&db, &amqp, 50, stop).await }
+    });
+
+    wait_for("both deliveries", LONG, || async { rx.count() == 2 }).await;
+    stop.cancel();
+    relay.await.unwrap().unwrap();
+    let mut got: Vec<(String, String)> = rx
+        .received()
+        .iter()
+        .map(|r| {
+            let user = r.json()["data"]["username"].as_str().unwrap().to_owned();
+            let tp = r.headers["traceparent"].to_str().unwrap().to_owned();
+            (user, tp)
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [("ob".to_owned(), from_outbox), ("sdk".to_owned(), from_sdk)]
+    );
+    app.stop().await.unwrap();
+}

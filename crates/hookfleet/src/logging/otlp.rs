@@ -11,9 +11,13 @@ use hookfleet_core::config::TelemetrySettings;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+/// Whether the last export failed: a failing collector is logged once when
+/// it starts failing and once when it answers again, not at every batch.
+static FAILING: AtomicBool = AtomicBool::new(false);
 
 /// Builds the exporter and its provider; `None` when `otlp_endpoint` is
 /// empty. Must run inside the Tokio runtime.
@@ -100,6 +104,27 @@ impl opentelemetry_http::HttpClient for Client {
             let body = resp.bytes().await?;
             Ok::<_, opentelemetry_http::HttpError>(out.body(body)?)
         });
-        sent.await?
+        let result = sent.await?;
+        report(&result);
+        result
+    }
+}
+
+/// Logs a collector that stops taking spans, and when it takes them again.
+fn report(result: &Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError>) {
+    let problem = match result {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("the collector answered {}", r.status())),
+        Err(e) => Some(e.to_string()),
+    };
+    match problem {
+        Some(error) if !FAILING.swap(true, Ordering::Relaxed) => tracing::warn!(
+            error,
+            "Cannot export spans to telemetry.otlp_endpoint; spans are dropped until it takes them."
+        ),
+        None if FAILING.swap(false, Ordering::Relaxed) => {
+            tracing::info!("Exporting spans to telemetry.otlp_endpoint again.")
+        }
+        _ => {}
     }
 }
