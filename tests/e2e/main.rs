@@ -29,3 +29,4 @@ mod routing;
 mod security;
 mod sharing;
 mod slow_clients;
+mod traces;

@@ -203,6 +203,38 @@ impl TestEnv {
         id
     }
 
+    /// Publishes a well-formed event with message `headers` (a producer's
+    /// `traceparent`, say), with a confirm; returns its id.
+    pub async fn publish_with_headers(
+        &self,
+        event_type: &str,
+        data: serde_json::Value,
+        headers: FieldTable,
+    ) -> String {
+        let id = format!("evt_{}", ulid::Ulid::new());
+        let body = serde_json::json!({"id": id, "type": event_type, "data": data});
+        let (conn, ch) = self.producer().await;
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_headers(headers);
+        let conf = ch
+            .basic_publish(
+                "hookfleet.events".into(),
+                event_type.into(),
+                BasicPublishOptions::default(),
+                &serde_json::to_vec(&body).unwrap(),
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(conf.is_ack());
+        let _ = conn.close(200, "bye".into()).await;
+        id
+    }
+
     /// Publishes many well-formed events of one type on one channel, pipelined,
     /// each confirmed; returns their ids in order.
     pub async fn publish_many(

@@ -8,13 +8,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use hookfleet_core::envelope::InvalidEnvelope;
-use hookfleet_core::Envelope;
+use hookfleet_core::{trace, Envelope};
 use hookfleet_service::Page;
 use hookfleet_store::catalog::Catalog;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 pub use hookfleet_service::catalog::{
     add_event_type, update_event_type, EventType, EventTypePatch, NewEventType,
@@ -137,13 +138,62 @@ fn parse_envelope(
 /// mid-request cannot leave it half done. A retried POST with the same envelope
 /// `id` or `Idempotency-Key` carries the same event id, and the router never
 /// creates a second delivery for it.
+///
+/// The request's `traceparent` and `tracestate` go on with the event: while
+/// tracing is on, as the parent of an `ingest` span whose context the event
+/// carries; while it is off, unchanged.
 pub async fn ingest(
     State(st): State<Arc<AppState>>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    require_json(&headers)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let incoming = trace::Headers::new(header(trace::TRACEPARENT), header(trace::TRACESTATE));
+    if !trace::enabled() {
+        return accept(st, caller, &headers, body, incoming).await;
+    }
+    let span = tracing::info_span!(
+        target: trace::TARGET,
+        "ingest",
+        trace_id = tracing::field::Empty,
+        otel.kind = "server"
+    );
+    trace::continue_from(
+        &span,
+        incoming.traceparent.as_deref(),
+        incoming.tracestate.as_deref(),
+    );
+    trace::attr(&span, "http.request.method", "POST");
+    trace::attr(&span, "http.route", "/api/v1/events");
+    let next = trace::headers_of(&span).unwrap_or(incoming);
+    let result = accept(st, caller, &headers, body, next)
+        .instrument(span.clone())
+        .await;
+    let status = match &result {
+        Ok((status, _)) => *status,
+        Err(e) => e.status,
+    };
+    trace::attr(
+        &span,
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    );
+    if status.is_server_error() {
+        trace::error(&span, status.to_string());
+    }
+    result
+}
+
+/// [`ingest`] itself: `trace` is what the published event carries.
+async fn accept(
+    st: Arc<AppState>,
+    caller: Caller,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    trace: trace::Headers,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    require_json(headers)?;
     let max = st.settings.delivery.max_payload_bytes;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -156,7 +206,7 @@ pub async fn ingest(
             ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
         }
     })?;
-    let derived_id = idempotent_id(&headers, &caller)?;
+    let derived_id = idempotent_id(headers, &caller)?;
     let env = parse_envelope(&body, &caller, derived_id.as_deref(), max)?;
     let env = st
         .types
@@ -165,8 +215,16 @@ pub async fn ingest(
         .check(env)
         .map_err(envelope_error)?;
     let id = env.id.clone();
+    if trace::enabled() {
+        let span = tracing::Span::current();
+        trace::attr(&span, "hookfleet.event.id", env.id.clone());
+        trace::attr(&span, "hookfleet.event.type", env.event_type.clone());
+        if let Some(t) = &env.tenant_id {
+            trace::attr(&span, "hookfleet.tenant.id", t.clone());
+        }
+    }
     detached(async move {
-        let props = hookfleet_broker::headers::event_properties(&env.id);
+        let props = hookfleet_broker::headers::traced_event_properties(&env.id, Some(&trace));
         let published = st
             .publisher
             .publish(

@@ -1,5 +1,10 @@
 //! Message headers hookfleet sets on deliveries and reads back.
+use hookfleet_core::trace;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
+
+/// W3C Trace Context, as an event's producer set it and as each hop passes
+/// it on (docs/ARCHITECTURE.md §23).
+pub use hookfleet_core::trace::{TRACEPARENT, TRACESTATE};
 
 pub const DELIVERY_ID: &str = "x-delivery-id";
 pub const EVENT_ID: &str = "x-event-id";
@@ -53,6 +58,21 @@ pub fn set_i64(t: &mut FieldTable, key: &str, value: i64) {
     t.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
 }
 
+/// The `traceparent` and `tracestate` a message carries.
+pub fn trace_of(t: Option<&FieldTable>) -> trace::Headers {
+    trace::Headers::new(get_str(t, TRACEPARENT), get_str(t, TRACESTATE))
+}
+
+/// Sets `traceparent` and `tracestate` (those present) on a message's headers.
+pub fn set_trace(t: &mut FieldTable, h: &trace::Headers) {
+    if let Some(tp) = &h.traceparent {
+        set_str(t, TRACEPARENT, tp);
+    }
+    if let Some(ts) = &h.tracestate {
+        set_str(t, TRACESTATE, ts);
+    }
+}
+
 /// What a delivery message carries besides its body (the envelope).
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryMeta<'a> {
@@ -65,6 +85,8 @@ pub struct DeliveryMeta<'a> {
     pub attempt: i64,
     /// Attempts before a resend's fresh budget (0 for a new delivery).
     pub attempt_base: i64,
+    /// The trace the delivery continues, if any.
+    pub trace: Option<&'a trace::Headers>,
 }
 
 /// The properties of an event published to `hookfleet.events` (by the API's
@@ -76,6 +98,23 @@ pub fn event_properties(event_id: &str) -> lapin::BasicProperties {
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
         .with_message_id(event_id.into())
+}
+
+/// [`event_properties`] with the producer's trace as `traceparent` and
+/// `tracestate` headers (none when `trace` is `None`).
+pub fn traced_event_properties(
+    event_id: &str,
+    trace: Option<&trace::Headers>,
+) -> lapin::BasicProperties {
+    let props = event_properties(event_id);
+    match trace {
+        Some(h) if h.traceparent.is_some() => {
+            let mut t = FieldTable::default();
+            set_trace(&mut t, h);
+            props.with_headers(t)
+        }
+        _ => props,
+    }
 }
 
 /// The properties of a delivery message, as the router, test sends and resends
@@ -95,5 +134,8 @@ pub fn delivery_properties(m: &DeliveryMeta<'_>) -> lapin::BasicProperties {
         set_i64(&mut t, ATTEMPT_BASE, m.attempt_base);
     }
     set_i64(&mut t, RECEIVED_AT, hookfleet_core::ids::now_millis());
+    if let Some(h) = m.trace {
+        set_trace(&mut t, h);
+    }
     event_properties(m.event_id).with_headers(t)
 }

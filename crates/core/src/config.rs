@@ -164,6 +164,29 @@ pub struct Settings {
     /// `secrets.encryption_keys`: seals signing secrets at rest when set; handed
     /// to what seals or opens them (see [`crate::sealing`]).
     pub encryption_keys: Option<crate::sealing::Keyring>,
+    /// `[telemetry]`: traces over OTLP (off unless `otlp_endpoint` is set).
+    pub telemetry: TelemetrySettings,
+}
+
+/// Traces of every hop, exported over OTLP/HTTP (docs/OPERATIONS.md, Tracing).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Where spans go: the OTLP/HTTP traces URL (`/v1/traces` is added to a
+    /// bare collector address such as `http://127.0.0.1:4318`). `None` (empty
+    /// in the file, the default): tracing is off and costs nothing.
+    #[serde(deserialize_with = "de::otlp_endpoint")]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute of every span.
+    #[serde(deserialize_with = "de::service_name")]
+    pub service_name: String,
+    /// The share of new traces kept, 0.0 to 1.0. A trace that arrives with a
+    /// `traceparent` follows its parent's sampling decision.
+    #[serde(deserialize_with = "de::ratio")]
+    pub sample_ratio: f64,
+    /// How long one export may take before it is abandoned.
+    #[serde(deserialize_with = "de::nonzero_duration")]
+    pub export_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,6 +356,7 @@ struct Layout {
     circuit: CircuitSettings,
     retention: RetentionSettings,
     secrets: Secrets,
+    telemetry: TelemetrySettings,
 }
 
 #[derive(Deserialize)]
@@ -439,6 +463,7 @@ impl Settings {
             circuit: f.circuit,
             retention: f.retention,
             encryption_keys: f.secrets.encryption_keys,
+            telemetry: f.telemetry,
         })
     }
 }
@@ -534,6 +559,45 @@ mod de {
             return Err(format!("scheme must be one of {schemes:?}"));
         }
         Ok(parsed)
+    }
+
+    /// `telemetry.otlp_endpoint`: empty is off; an http(s) URL, to which
+    /// `/v1/traces` is added unless its path already ends so.
+    pub fn otlp_endpoint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        parsed(d, |s| match s.trim() {
+            "" => Ok(None),
+            u => {
+                let url = url_with(u, &["http", "https"])?;
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err("must name a host, e.g. http://127.0.0.1:4318".to_owned());
+                }
+                let u = u.trim_end_matches('/');
+                Ok(Some(
+                    if url.path().trim_end_matches('/').ends_with("/v1/traces") {
+                        u.to_owned()
+                    } else {
+                        format!("{u}/v1/traces")
+                    },
+                ))
+            }
+        })
+    }
+
+    /// `telemetry.service_name`: not empty.
+    pub fn service_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        parsed(d, |s| match s.trim() {
+            "" => Err("must not be empty"),
+            n => Ok(n.to_owned()),
+        })
+    }
+
+    /// A ratio from 0.0 to 1.0 (`telemetry.sample_ratio`).
+    pub fn ratio<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let r = f64::deserialize(d)?;
+        if !(0.0..=1.0).contains(&r) {
+            return Err(D::Error::custom(format!("{r} is not from 0.0 to 1.0")));
+        }
+        Ok(r)
     }
 
     pub fn postgres_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -741,10 +805,45 @@ mod tests {
             ("api.header_read_timeout", "0s", "api.header_read_timeout"),
             ("api.idle_timeout", "never", "api.idle_timeout"),
             ("api.max_connections", "0", "api.max_connections"),
+            (
+                "telemetry.otlp_endpoint",
+                "grpc://c:4317",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "telemetry.otlp_endpoint",
+                "collector:4318",
+                "telemetry.otlp_endpoint",
+            ),
+            ("telemetry.sample_ratio", "1.5", "telemetry.sample_ratio"),
+            ("telemetry.sample_ratio", "all", "telemetry.sample_ratio"),
+            ("telemetry.service_name", " ", "telemetry.service_name"),
+            ("telemetry.export_timeout", "0s", "telemetry.export_timeout"),
         ];
         for (k, v, want) in cases {
             let err = Settings::with_overrides(&[(k, v)]).unwrap_err().to_string();
             assert!(err.contains(want), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_takes_a_collector_address() {
+        let t = Settings::with_overrides(&[]).unwrap().telemetry;
+        assert_eq!(t.otlp_endpoint, None);
+        assert_eq!(t.service_name, "hookfleet");
+        assert_eq!(t.sample_ratio, 1.0);
+        for (given, url) in [
+            ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"),
+            ("http://c:4318/", "http://c:4318/v1/traces"),
+            ("https://c/otlp/v1/traces", "https://c/otlp/v1/traces"),
+        ] {
+            let s = Settings::with_overrides(&[
+                ("telemetry.otlp_endpoint", given),
+                ("telemetry.sample_ratio", "0.25"),
+            ])
+            .unwrap();
+            assert_eq!(s.telemetry.otlp_endpoint.as_deref(), Some(url), "{given}");
+            assert_eq!(s.telemetry.sample_ratio, 0.25);
         }
     }
 

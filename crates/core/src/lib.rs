@@ -16,6 +16,7 @@
 //! - [`text`]: small text helpers (bounded strings for headers and records).
 //! - [`shard`]: which workers consume which endpoint queues (rendezvous hashing over slots).
 //! - [`status`]: the states stored as text: `Ordering`, `Circuit`, `DeliveryStatus`.
+//! - [`trace`]: W3C Trace Context across the hops, and the hop spans (off unless an exporter is installed).
 #![forbid(unsafe_code)]
 
 pub mod bounds;
@@ -33,6 +34,7 @@ pub mod shard;
 pub mod signing;
 pub mod status;
 pub mod text;
+pub mod trace;
 
 pub use config::Settings;
 pub use envelope::{Envelope, InvalidEnvelope};

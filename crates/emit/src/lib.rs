@@ -132,6 +132,10 @@ pub struct Pending {
     pub event_type: String,
     pub id: String,
     pub body: Vec<u8>,
+    /// The producer's span when it emitted the event (its W3C headers): the
+    /// event continues that trace. Not kept in the spill file: an event
+    /// replayed from disk starts a trace of its own.
+    pub trace: Option<hookfleet_core::trace::Headers>,
 }
 
 /// Counters of an emitter, for the host's Prometheus registry.
@@ -242,7 +246,21 @@ impl<T: Serialize + Send> Deferred for Typed<T> {
             event_type: self.event_type.to_owned(),
             id,
             body,
+            trace: None,
         })
+    }
+}
+
+/// An event emitted inside a span of the producer's: it carries the span's
+/// context (only then is there a second box).
+struct Traced(Box<dyn Deferred>, hookfleet_core::trace::Headers);
+
+impl Deferred for Traced {
+    fn into_pending(self: Box<Self>) -> serde_json::Result<Pending> {
+        let Traced(event, trace) = *self;
+        let mut p = event.into_pending()?;
+        p.trace = Some(trace);
+        Ok(p)
     }
 }
 
@@ -253,6 +271,7 @@ impl Deferred for Event {
             event_type: self.event_type,
             id: self.id,
             body,
+            trace: None,
         })
     }
 }
@@ -462,6 +481,7 @@ impl Emitter {
                 event_type: event_type.to_owned(),
                 id,
                 body,
+                trace: None,
             }))),
             Err(e) => {
                 tracing::error!(error = %e, "Event could not be serialized; dropped.");
@@ -487,6 +507,12 @@ impl Emitter {
     }
 
     fn hand_over(&self, event: Box<dyn Deferred>) {
+        // The producer's current OpenTelemetry span, if it has one: the
+        // event continues its trace (nothing to do without one).
+        let event = match hookfleet_core::trace::current_headers() {
+            Some(trace) => Box::new(Traced(event, trace)),
+            None => event,
+        };
         let m = &self.inner.metrics;
         let (handoff, spill) = match &self.inner.sink {
             Sink::Broker { handoff, spill, .. } => (handoff, spill),
@@ -1005,7 +1031,7 @@ async fn start_publish(
         // vhost) comes back and counts as a failure, so it is kept, not lost.
         mandatory: true,
         payload: &p.body,
-        properties: hookfleet_broker::headers::event_properties(&p.id),
+        properties: hookfleet_broker::headers::traced_event_properties(&p.id, p.trace.as_ref()),
     });
     hookfleet_broker::publish_all(ch, msgs)
         .await

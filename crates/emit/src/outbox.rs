@@ -22,24 +22,48 @@ CREATE TABLE IF NOT EXISTS hookfleet_outbox (
     created_at  timestamptz NOT NULL DEFAULT now(),
     sent_at     timestamptz
 );
-CREATE INDEX IF NOT EXISTS hookfleet_outbox_unsent ON hookfleet_outbox (id) WHERE sent_at IS NULL;";
+CREATE INDEX IF NOT EXISTS hookfleet_outbox_unsent ON hookfleet_outbox (id) WHERE sent_at IS NULL;
+ALTER TABLE hookfleet_outbox ADD COLUMN IF NOT EXISTS traceparent text,
+                             ADD COLUMN IF NOT EXISTS tracestate text;";
 
 pub async fn create_table(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
     client.batch_execute(CREATE_TABLE).await
 }
 
 /// Adds an event to the outbox inside the caller's transaction: it is published
-/// if and only if that transaction commits.
+/// if and only if that transaction commits. Emitted inside an OpenTelemetry
+/// span of the producer's, the row keeps the span's context and the relay
+/// publishes the event with it (the `traceparent` and `tracestate` columns,
+/// which [`create_table`], and so the relay at its start, adds to an older
+/// table).
 pub async fn emit_in_tx(
     tx: &tokio_postgres::Transaction<'_>,
     event: &Event,
 ) -> Result<(), tokio_postgres::Error> {
     let body = serde_json::to_string(event).unwrap_or_default();
-    tx.execute(
-        "INSERT INTO hookfleet_outbox (event_id, event_type, body) VALUES ($1, $2, $3)",
-        &[&event.id, &event.event_type, &body],
-    )
-    .await?;
+    match hookfleet_core::trace::current_headers() {
+        None => {
+            tx.execute(
+                "INSERT INTO hookfleet_outbox (event_id, event_type, body) VALUES ($1, $2, $3)",
+                &[&event.id, &event.event_type, &body],
+            )
+            .await?
+        }
+        Some(trace) => {
+            tx.execute(
+                "INSERT INTO hookfleet_outbox (event_id, event_type, body, traceparent, tracestate)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &event.id,
+                    &event.event_type,
+                    &body,
+                    &trace.traceparent,
+                    &trace.tracestate,
+                ],
+            )
+            .await?
+        }
+    };
     Ok(())
 }
 
@@ -52,7 +76,7 @@ pub async fn relay_once(
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "SELECT id, event_id, event_type, body FROM hookfleet_outbox
+            "SELECT id, event_id, event_type, body, traceparent, tracestate FROM hookfleet_outbox
              WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
             &[&batch],
         )
@@ -67,6 +91,12 @@ pub async fn relay_once(
             id: r.get(1),
             event_type: r.get(2),
             body: r.get::<_, String>(3).into_bytes(),
+            trace: r
+                .get::<_, Option<String>>(4)
+                .map(|tp| hookfleet_core::trace::Headers {
+                    traceparent: Some(tp),
+                    tracestate: r.get(5),
+                }),
         })
         .collect();
     crate::publish(ch, &pending).await?;

@@ -230,6 +230,7 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Pending>> {
                     event_type: t.to_owned(),
                     id: id.to_owned(),
                     body: body.as_bytes().to_vec(),
+                    trace: None,
                 })
             }
             _ => tracing::warn!(file = %path.display(), "Skipping a torn spill line."),
@@ -249,6 +250,7 @@ mod tests {
             body: format!(r#"{{"id":"evt_{i:04}","note":"a\tb"}}"#)
                 .replace('\t', "\\t")
                 .into_bytes(),
+            trace: None,
         }
     }
 

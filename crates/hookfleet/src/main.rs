@@ -30,7 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match rt.block_on(cmd::run(cli)) {
+    let result = rt.block_on(cmd::run(cli));
+    // The runtime still runs: the last spans go out through it.
+    logging::shutdown();
+    match result {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(e) => {
             eprintln!("hookfleet: {e:#}");

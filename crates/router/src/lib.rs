@@ -19,7 +19,7 @@ use futures::StreamExt as _;
 use hookfleet_broker::{confirmed, headers as h, names, topology};
 use hookfleet_core::envelope::InvalidEnvelope;
 use hookfleet_core::filter::Event;
-use hookfleet_core::{metrics, Envelope, Ordering, Settings};
+use hookfleet_core::{metrics, trace, Envelope, Ordering, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
 use hookfleet_store::registry::Change;
 use hookfleet_store::{Pool, Registry};
@@ -231,9 +231,49 @@ struct Router {
 }
 
 /// A valid event of a batch: its message, its envelope, the body stored and
-/// delivered, and its `data` as parsed by the catalog check (what endpoint
-/// filters are evaluated on).
-type Valid = (Delivery, Envelope, String, serde_json::Value);
+/// delivered, its `data` as parsed by the catalog check (what endpoint
+/// filters are evaluated on), and its hop.
+type Valid = (Delivery, Envelope, String, serde_json::Value, Hop);
+
+/// A valid event's `route` span (none while tracing is off: then nothing is
+/// parsed) and the trace headers its deliveries carry: the span's own, or,
+/// while tracing is off, the ones the event came with, unchanged.
+struct Hop {
+    span: tracing::Span,
+    next: trace::Headers,
+}
+
+impl Hop {
+    fn of(d: &Delivery, env: &Envelope, queue: &'static str) -> Hop {
+        let incoming = h::trace_of(d.properties.headers().as_ref());
+        if !trace::enabled() {
+            return Hop {
+                span: tracing::Span::none(),
+                next: incoming,
+            };
+        }
+        let span = tracing::info_span!(
+            target: trace::TARGET,
+            "route",
+            trace_id = tracing::field::Empty,
+            otel.kind = "consumer"
+        );
+        trace::continue_from(
+            &span,
+            incoming.traceparent.as_deref(),
+            incoming.tracestate.as_deref(),
+        );
+        trace::attr(&span, "messaging.system", "rabbitmq");
+        trace::attr(&span, "messaging.destination.name", queue);
+        trace::attr(&span, "hookfleet.event.id", env.id.clone());
+        trace::attr(&span, "hookfleet.event.type", env.event_type.clone());
+        if let Some(t) = &env.tenant_id {
+            trace::attr(&span, "hookfleet.tenant.id", t.clone());
+        }
+        let next = trace::headers_of(&span).unwrap_or(incoming);
+        Hop { span, next }
+    }
+}
 
 /// What one batch stores: its events, their new deliveries, and the events
 /// that came back redelivered (whose unattempted deliveries are sent again).
@@ -290,6 +330,14 @@ impl Router {
         self.ordering == Ordering::Fifo
     }
 
+    /// The queue this router consumes.
+    fn queue(&self) -> &'static str {
+        match self.ordering {
+            Ordering::Fifo => names::ORDERED_ROUTER_QUEUE,
+            Ordering::Parallel => names::ROUTER_QUEUE,
+        }
+    }
+
     async fn consume(self, mut consumer: lapin::Consumer, stop: CancellationToken) {
         let cfg = &self.settings.router;
         loop {
@@ -334,6 +382,11 @@ impl Router {
         let (valid, invalid) = self.validate(&snap, batch);
         let quarantine = self.quarantine(&invalid).await;
         let result = self.route(&snap, &valid).await;
+        if let Err(e) = &result {
+            for (.., hop) in &valid {
+                trace::error(&hop.span, format!("{e:#}"));
+            }
+        }
         let mut confirms_ok = true;
         for c in quarantine {
             confirms_ok &= matches!(confirmed(c).await, Ok(()));
@@ -369,7 +422,8 @@ impl Router {
             {
                 Ok((env, data)) => {
                     let body = String::from_utf8(env.to_body()).unwrap_or_default();
-                    valid.push((d, env, body, data));
+                    let hop = Hop::of(&d, &env, self.queue());
+                    valid.push((d, env, body, data, hop));
                 }
                 Err(e) => invalid.push((d, e)),
             }
@@ -424,6 +478,9 @@ impl Router {
             return Ok(());
         }
         let plan = self.plan(snap, valid);
+        if trace::enabled() {
+            fan_out(&plan, valid);
+        }
         if plan.events.is_empty() && plan.redelivered.is_empty() {
             return Ok(());
         }
@@ -453,7 +510,7 @@ impl Router {
             deliveries: Vec::new(),
             redelivered: HashSet::new(),
         };
-        for (d, env, body, data) in valid {
+        for (d, env, body, data, _) in valid {
             if d.redelivered {
                 plan.redelivered
                     .insert((env.tenant_id.as_deref(), env.id.as_str()));
@@ -492,6 +549,19 @@ impl Router {
     }
 }
 
+/// Sets each `route` span's fan-out: the deliveries this router makes of it.
+fn fan_out(plan: &Plan<'_>, valid: &[Valid]) {
+    let mut n: HashMap<deliveries::EventKey<'_>, i64> = HashMap::new();
+    for d in &plan.deliveries {
+        *n.entry((d.tenant_id, d.event_id)).or_default() += 1;
+    }
+    for (_, env, _, _, hop) in valid {
+        let key = (env.tenant_id.as_deref(), env.id.as_str());
+        let count = n.get(&key).copied().unwrap_or(0);
+        trace::attr(&hop.span, "hookfleet.fanout", count);
+    }
+}
+
 /// The delivery messages of what the transaction returned.
 fn outgoing<'a>(
     routed: &'a [deliveries::Routed],
@@ -499,13 +569,14 @@ fn outgoing<'a>(
 ) -> Vec<hookfleet_broker::Outgoing<'a>> {
     // Keyed by tenant and id: two tenants may use the same event id in one
     // batch, and each delivery must carry its own tenant's envelope.
-    let by_event: HashMap<deliveries::EventKey<'_>, (&Envelope, &String)> = valid
+    let by_event: HashMap<deliveries::EventKey<'_>, (&Envelope, &String, &Hop)> = valid
         .iter()
-        .map(|(_, e, b, _)| ((e.tenant_id.as_deref(), e.id.as_str()), (e, b)))
+        .map(|(_, e, b, _, hop)| ((e.tenant_id.as_deref(), e.id.as_str()), (e, b, hop)))
         .collect();
     let mut outgoing = Vec::with_capacity(routed.len());
     for r in routed {
-        let Some((env, body)) = by_event.get(&(r.tenant_id.as_deref(), r.event_id.as_str())) else {
+        let Some((env, body, hop)) = by_event.get(&(r.tenant_id.as_deref(), r.event_id.as_str()))
+        else {
             continue;
         };
         let props = h::delivery_properties(&h::DeliveryMeta {
@@ -516,6 +587,7 @@ fn outgoing<'a>(
             tenant_id: env.tenant_id.as_deref(),
             attempt: 1,
             attempt_base: 0,
+            trace: hop.next.traceparent.is_some().then_some(&hop.next),
         });
         outgoing.push(hookfleet_broker::Outgoing {
             exchange: names::DELIVERIES_EXCHANGE,

@@ -266,6 +266,7 @@ pub(crate) async fn publish_again(
         tenant_id: ep.tenant_id.as_deref(),
         attempt: i64::from(d.attempts) + 1,
         attempt_base: i64::from(d.attempts),
+        trace: None,
     });
     publisher
         .publish(
@@ -488,6 +489,7 @@ pub async fn send_test(
         tenant_id: ep.tenant_id.as_deref(),
         attempt: 1,
         attempt_base: 0,
+        trace: None,
     });
     publisher.declare_endpoint(&ep).await?;
     publisher

@@ -16,7 +16,7 @@
 use crate::error::{BrokerUnavailable, ServiceResult};
 use anyhow::Context as _;
 use hookfleet_broker::{headers as h, names};
-use hookfleet_core::metrics;
+use hookfleet_core::{metrics, trace};
 use hookfleet_store::dead_letters::{self as store, Candidate, Filter, Outcome, Replay, Scope};
 use hookfleet_store::Pool;
 use lapin::options::ConfirmSelectOptions;
@@ -150,11 +150,11 @@ async fn run_replay(
                     finish(pool, id, &sent, &stale, skipped, &req.actor).await?;
                     return Ok(true);
                 }
-                publish(ch, [c]).await?;
+                publish(ch, id, [c]).await?;
                 sent.push(c);
             }
         } else {
-            publish(ch, sendable.iter().copied()).await?;
+            publish(ch, id, sendable.iter().copied()).await?;
             sent = sendable;
         }
         if finish(pool, id, &sent, &stale, skipped, &req.actor).await? {
@@ -208,17 +208,56 @@ async fn finish(
     .await
 }
 
+/// A replayed dead letter's `replay` span, a child of the trace it carried
+/// into `hookfleet.dead` (none while tracing is off), and the trace headers
+/// its copy carries: the span's, or, while tracing is off, the stored ones.
+fn hop(c: &Candidate, job: &str) -> (tracing::Span, trace::Headers) {
+    let stored = trace::Headers {
+        traceparent: c.traceparent.clone(),
+        tracestate: c.tracestate.clone(),
+    };
+    if !trace::enabled() {
+        return (tracing::Span::none(), stored);
+    }
+    let span = tracing::info_span!(
+        target: trace::TARGET,
+        "replay",
+        trace_id = tracing::field::Empty,
+        otel.kind = "producer"
+    );
+    trace::continue_from(
+        &span,
+        stored.traceparent.as_deref(),
+        stored.tracestate.as_deref(),
+    );
+    let dl = &c.dead_letter;
+    trace::attr(&span, "hookfleet.replay.id", job.to_owned());
+    trace::attr(&span, "hookfleet.delivery.id", dl.delivery_id.clone());
+    trace::attr(&span, "hookfleet.endpoint.id", dl.endpoint_id.clone());
+    trace::attr(&span, "hookfleet.event.id", dl.event_id.clone());
+    trace::attr(&span, "hookfleet.event.type", dl.event_type.clone());
+    if let Some(t) = &dl.tenant_id {
+        trace::attr(&span, "hookfleet.tenant.id", t.clone());
+    }
+    trace::attr(&span, "hookfleet.attempt", dl.attempts + 1);
+    let next = trace::headers_of(&span).unwrap_or(stored);
+    (span, next)
+}
+
 /// Publishes copies to `hookfleet.deliveries` (pipelined) and waits for every
-/// confirm: a fresh attempt budget, the same `webhook-id`.
+/// confirm: a fresh attempt budget, the same `webhook-id`. `job` is the
+/// replay's id.
 async fn publish<'a>(
     ch: &lapin::Channel,
+    job: &str,
     batch: impl IntoIterator<Item = &'a Candidate>,
 ) -> anyhow::Result<()> {
     let batch: Vec<&Candidate> = batch.into_iter().collect();
     if batch.is_empty() {
         return Ok(());
     }
-    let out = batch.iter().map(|c| {
+    let hops: Vec<(tracing::Span, trace::Headers)> = batch.iter().map(|c| hop(c, job)).collect();
+    let out = batch.iter().zip(&hops).map(|(c, (_, next))| {
         let dl = &c.dead_letter;
         hookfleet_broker::Outgoing {
             exchange: names::DELIVERIES_EXCHANGE,
@@ -234,13 +273,19 @@ async fn publish<'a>(
                 // A fresh budget: the retry schedule starts over; numbering goes on.
                 attempt: dl.attempts + 1,
                 attempt_base: dl.attempts,
+                trace: next.traceparent.is_some().then_some(next),
             }),
         }
     });
-    hookfleet_broker::publish_confirmed(ch, out)
+    let published = hookfleet_broker::publish_confirmed(ch, out)
         .await
-        .context("publishing replayed dead letters")
-        .map_err(|e| BrokerUnavailable(e).into())
+        .context("publishing replayed dead letters");
+    if let Err(e) = &published {
+        for (span, _) in &hops {
+            trace::error(span, format!("{e:#}"));
+        }
+    }
+    published.map_err(|e| BrokerUnavailable(e).into())
 }
 
 /// Spaces sends `1/rate` seconds apart; the wait looks at the cancel switch

@@ -23,6 +23,9 @@ pub struct Kept {
     pub dead_at: Option<OffsetDateTime>,
     pub received_at_ms: Option<i64>,
     pub body: Vec<u8>,
+    /// The W3C trace context it carried: a replay continues that trace.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// Stores a batch of dead letters in one statement. The body is kept only
@@ -47,23 +50,28 @@ pub async fn keep(pool: &Pool, batch: &[Kept]) -> anyhow::Result<()> {
     let dead_at: Vec<OffsetDateTime> = batch.iter().map(|k| k.dead_at.unwrap_or(now)).collect();
     let received: Vec<Option<i64>> = batch.iter().map(|k| k.received_at_ms).collect();
     let bodies: Vec<&[u8]> = batch.iter().map(|k| k.body.as_slice()).collect();
+    let parents: Vec<Option<&str>> = batch.iter().map(|k| k.traceparent.as_deref()).collect();
+    let states: Vec<Option<&str>> = batch.iter().map(|k| k.tracestate.as_deref()).collect();
     pool.get()
         .await
         .context("connecting to Postgres")?
         .execute(
             "INSERT INTO dead_letters (delivery_id, event_id, endpoint_id, tenant_id, event_type,
-                                       attempts, last_error, dead_at, received_at_ms, body)
+                                       attempts, last_error, dead_at, received_at_ms, body,
+                                       traceparent, tracestate)
              SELECT u.d, u.e, u.ep, u.t, u.ty, u.a, u.err, u.at, u.r,
                     CASE WHEN EXISTS (SELECT 1 FROM events ev
                                        WHERE ev.scope = coalesce(u.t, '') AND ev.id = u.e)
-                         THEN NULL ELSE u.b END
+                         THEN NULL ELSE u.b END,
+                    u.tp, u.ts
                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                           $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::bytea[])
-                    AS u(d, e, ep, t, ty, a, err, at, r, b)
+                           $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::bytea[],
+                           $11::text[], $12::text[])
+                    AS u(d, e, ep, t, ty, a, err, at, r, b, tp, ts)
              ON CONFLICT (delivery_id, dead_at) WHERE delivery_id <> '' DO NOTHING",
             &[
                 &dids, &eids, &epids, &tenants, &types, &attempts, &errors, &dead_at, &received,
-                &bodies,
+                &bodies, &parents, &states,
             ],
         )
         .await
@@ -346,6 +354,9 @@ pub struct Candidate {
     /// `None` when the delivery is gone.
     pub delivery_status: Option<hookfleet_core::DeliveryStatus>,
     pub endpoint_exists: bool,
+    /// The trace context it carried into `hookfleet.dead`.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 /// The next `limit` matching dead letters after `after` (by id), for a replay.
@@ -364,7 +375,8 @@ pub async fn candidates(
         "SELECT {COLUMNS},
                 coalesce(convert_to(e.payload::text, 'UTF8'), d.body) AS payload,
                 (SELECT status FROM deliveries WHERE id = d.delivery_id) AS delivery_status,
-                EXISTS (SELECT 1 FROM endpoints WHERE id = d.endpoint_id) AS endpoint_exists
+                EXISTS (SELECT 1 FROM endpoints WHERE id = d.endpoint_id) AS endpoint_exists,
+                d.traceparent, d.tracestate
            FROM dead_letters d
            LEFT JOIN events e ON e.scope = coalesce(d.tenant_id, '') AND e.id = d.event_id
           WHERE {cond} AND d.id > ${} ORDER BY d.id LIMIT ${n}",
@@ -383,6 +395,8 @@ pub async fn candidates(
                 .get::<_, Option<&str>>("delivery_status")
                 .and_then(|s| s.parse().ok()),
             endpoint_exists: r.get("endpoint_exists"),
+            traceparent: r.get("traceparent"),
+            tracestate: r.get("tracestate"),
         })
         .collect())
 }

@@ -8,7 +8,7 @@ use crate::{events, gate, http, requeue, Ctx};
 use bytes::Bytes;
 use hookfleet_broker::{headers as h, names};
 use hookfleet_core::retry::RetrySchedule;
-use hookfleet_core::{metrics, operational, text, DeliveryId, EndpointId, EventId};
+use hookfleet_core::{metrics, operational, text, trace, DeliveryId, EndpointId, EventId};
 use hookfleet_store::deliveries::{AttemptRecord, DeliveryState};
 use hookfleet_store::registry::{RegEndpoint, Snapshot};
 use lapin::message::Delivery;
@@ -17,6 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 /// A delivery message's headers, read once.
 #[derive(Debug, Clone)]
@@ -72,7 +73,91 @@ pub(crate) struct RetryInPlace {
 /// Attempts `d` once, at position `at`. A probe's `gate` is its own (a probe
 /// sets no pause). Returns the in-place retry of an ordered endpoint's failure
 /// with attempts left; otherwise the message is settled (or given back).
+///
+/// While tracing is on, the attempt is an `attempt` span, a child of the
+/// trace the message carries; every log line of the attempt has its trace id.
 pub(crate) async fn run(
+    ctx: &Ctx,
+    publish: &Channel,
+    d: Delivery,
+    meta: &Meta,
+    at: Position,
+    mode: Mode,
+    gate: &gate::Gate,
+) -> Option<RetryInPlace> {
+    if !trace::enabled() || meta.delivery_id.is_none() {
+        return attempt(ctx, publish, d, meta, at, mode, gate).await;
+    }
+    let span = span_of(&d, meta, at);
+    attempt(ctx, publish, d, meta, at, mode, gate)
+        .instrument(span)
+        .await
+}
+
+/// The `attempt` span of `d`, continuing the trace its headers carry, with
+/// the attributes known before the POST (OpenTelemetry's HTTP client
+/// conventions, and hookfleet's own).
+fn span_of(d: &Delivery, meta: &Meta, at: Position) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: trace::TARGET,
+        "attempt",
+        trace_id = tracing::field::Empty,
+        otel.kind = "client"
+    );
+    let incoming = h::trace_of(d.properties.headers().as_ref());
+    trace::continue_from(
+        &span,
+        incoming.traceparent.as_deref(),
+        incoming.tracestate.as_deref(),
+    );
+    trace::attr(&span, "http.request.method", "POST");
+    trace::attr(&span, "hookfleet.endpoint.id", meta.endpoint_id.to_string());
+    if let Some(id) = &meta.delivery_id {
+        trace::attr(&span, "hookfleet.delivery.id", id.to_string());
+    }
+    trace::attr(&span, "hookfleet.event.id", meta.event_id.to_string());
+    trace::attr(&span, "hookfleet.event.type", meta.event_type.clone());
+    trace::attr(&span, "hookfleet.attempt", i64::from(at.attempt));
+    span
+}
+
+/// What the attempt's span learns from the endpoint and the answer.
+fn record_span(ep: &RegEndpoint, resp: &http::Response, state: DeliveryState) {
+    let span = tracing::Span::current();
+    if let Some(t) = &ep.tenant_id {
+        trace::attr(&span, "hookfleet.tenant.id", t.clone());
+    }
+    // The host and port, never the whole URL: its path and query may carry
+    // a tenant's token.
+    if let Ok(url) = reqwest::Url::parse(&ep.url) {
+        if let Some(host) = url.host_str() {
+            trace::attr(&span, "server.address", host.to_owned());
+        }
+        if let Some(port) = url.port_or_known_default() {
+            trace::attr(&span, "server.port", i64::from(port));
+        }
+    }
+    if let Some(status) = resp.status {
+        trace::attr(&span, "http.response.status_code", i64::from(status));
+    }
+    trace::attr(&span, "hookfleet.outcome", state.as_str());
+    if !resp.is_success() {
+        // `error.type`: the status code, else `_OTHER` (the conventions'
+        // value for an error without a well-known type); the status
+        // description says what it was (the error as the tenant sees it).
+        let kind = resp
+            .status
+            .map_or_else(|| "_OTHER".to_owned(), |s| s.to_string());
+        trace::attr(&span, "error.type", kind.clone());
+        let why = resp
+            .error
+            .as_deref()
+            .map_or(kind, |e| text::truncate(e, 200));
+        trace::error(&span, why);
+    }
+}
+
+async fn attempt(
     ctx: &Ctx,
     publish: &Channel,
     d: Delivery,
@@ -95,7 +180,7 @@ pub(crate) async fn run(
         return None;
     };
     let now = OffsetDateTime::now_utc();
-    let resp = post(ctx, &ep, &meta.event_id, &d.data, now).await;
+    let resp = post(ctx, &ep, &meta.event_id, &d, now).await;
     metrics::ATTEMPT_DURATION
         .with_label_values(&[metrics::status_class(resp.status)])
         .observe(resp.latency.as_secs_f64());
@@ -122,6 +207,9 @@ pub(crate) async fn run(
         now,
     };
     let (state, next_attempt_at) = step.carry_out(&d, decision.verdict, custom).await?;
+    if trace::enabled() {
+        record_span(&ep, &resp, state);
+    }
     // One line per attempt; never the payload, the URL's query or a secret.
     tracing::info!(
         delivery_id = %delivery_id, event_id = %meta.event_id, endpoint_id = %meta.endpoint_id,
@@ -183,16 +271,18 @@ fn header_value(s: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(s).ok()
 }
 
-/// Signs `body` with every unexpired secret of `ep` and POSTs it with the
-/// endpoint's headers and the `webhook-*` ones. Never unsigned: without a
-/// usable secret it is a failed attempt, retried like any other.
+/// Signs the message's body with every unexpired secret of `ep` and POSTs it
+/// with the endpoint's headers, the `webhook-*` ones and the trace's
+/// `traceparent` and `tracestate`. Never unsigned: without a usable secret it
+/// is a failed attempt, retried like any other.
 async fn post(
     ctx: &Ctx,
     ep: &RegEndpoint,
     event_id: &EventId,
-    body: &[u8],
+    d: &Delivery,
     now: OffsetDateTime,
 ) -> http::Response {
+    let body = d.data.as_slice();
     if ep.signing_secrets(now).next().is_none() {
         return http::Response::failed(
             "no usable signing secret (one could not be opened: check secrets.encryption_keys)",
@@ -217,6 +307,22 @@ async fn post(
     headers.insert("webhook-timestamp", HeaderValue::from(ts));
     if let Some(v) = header_value(&signature) {
         headers.insert("webhook-signature", v);
+    }
+    // The receiver continues the trace as a child of this attempt; while
+    // tracing is off, of whatever the message carries, passed on unchanged.
+    let trace = if trace::enabled() {
+        trace::headers_of(&tracing::Span::current())
+    } else {
+        None
+    }
+    .unwrap_or_else(|| h::trace_of(d.properties.headers().as_ref()));
+    for (name, value) in [
+        (trace::TRACEPARENT, &trace.traceparent),
+        (trace::TRACESTATE, &trace.tracestate),
+    ] {
+        if let Some(v) = value.as_deref().and_then(header_value) {
+            headers.insert(name, v);
+        }
     }
     let excerpt = ctx.settings.delivery.response_excerpt_bytes;
     let body = Bytes::copy_from_slice(body);
@@ -370,6 +476,10 @@ impl Step<'_> {
         h::set_i64(&mut headers, h::ATTEMPT, i64::from(next.attempt));
         if slow_down {
             h::set_i64(&mut headers, h::ATTEMPT_BASE, i64::from(next.base));
+        }
+        if trace::enabled() {
+            let tier = hookfleet_core::retry::tier_name(delay);
+            trace::attr(&tracing::Span::current(), "hookfleet.retry.tier", tier);
         }
         let exchange = names::retry_tier(delay);
         if !self

@@ -42,6 +42,8 @@ fn describe(d: &Delivery) -> Kept {
         dead_at: h::get_str(hdrs, h::DEAD_AT).and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()),
         received_at_ms: h::get_i64(hdrs, h::RECEIVED_AT),
         body: d.data.clone(),
+        traceparent: s(h::TRACEPARENT),
+        tracestate: s(h::TRACESTATE),
     }
 }
 

@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cmd = match cli.command {
         // No configuration: they touch neither the database nor the broker.
         Command::Listen(args) => {
-            crate::logging::init("info", hookfleet_core::config::LogFormat::Text);
+            crate::logging::init("info", hookfleet_core::config::LogFormat::Text, None);
             return listen::run(args).await;
         }
         Command::Verify(args) => return verify::run(args),
@@ -119,11 +119,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Loads the configuration and starts tracing as it says. Its error keeps its
+/// Loads the configuration and starts logging (and trace export, with
+/// `telemetry.otlp_endpoint`) as it says. Its error keeps its
 /// type ([`hookfleet_core::config::ConfigError`]): the process exits 78.
 fn load(file: Option<&Path>) -> anyhow::Result<Arc<Settings>> {
     let settings = Settings::load(file)?;
-    crate::logging::init(&settings.log_level, settings.log_format);
+    crate::logging::init(
+        &settings.log_level,
+        settings.log_format,
+        Some(&settings.telemetry),
+    );
     Ok(Arc::new(settings))
 }
 
