@@ -88,7 +88,7 @@ pub async fn run(
         tiers: Default::default(),
         member: members::member_id(),
     });
-    hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
+    hookfleet_broker::supervise(&settings.amqp.target, "worker", &shutdown, |conn| {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
         async move { session::run(&ctx, &conn, &shutdown).await }
     })
