@@ -288,6 +288,14 @@ mq_tls_persist() {
 
 ensure_rabbitmq_tls() {
   mq_tls_up && return 0
+  if ! have openssl && is_debian && [ "$CAN_ROOT" = 1 ]; then
+    lock
+    say "installing openssl for the RabbitMQ TLS listener's certificates (output in $LOG)"
+    logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl \
+      || { logged as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
+           && logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl; } \
+      || say "could not install openssl; see $LOG"
+  fi
   local why=""
   if ! have openssl; then why="openssl is not installed"
   elif ! have rabbitmqctl; then why="rabbitmqctl is not on the PATH"

@@ -36,7 +36,7 @@ async fn connect_from(
     name: &str,
 ) -> anyhow::Result<(Connection, usize)> {
     let n = target.addresses.len();
-    let mut failures = Vec::new();
+    let mut failures: Vec<anyhow::Error> = Vec::new();
     for k in 0..n {
         let i = (start + k) % n;
         let addr = &target.addresses[i];
@@ -50,21 +50,31 @@ async fn connect_from(
                 }
                 return Ok((conn, i));
             }
-            Err(e) if n == 1 => return Err(e),
             Err(e) => {
-                tracing::debug!(
-                    address = AmqpTarget::display_address(addr),
-                    error = format!("{e:#}"),
-                    "RabbitMQ address unreachable; trying the next one."
-                );
-                failures.push(format!("{e:#}"));
+                if n > 1 {
+                    tracing::debug!(
+                        address = AmqpTarget::display_address(addr),
+                        error = format!("{e:#}"),
+                        "RabbitMQ address unreachable; trying the next one."
+                    );
+                }
+                failures.push(e);
             }
         }
     }
-    anyhow::bail!(
-        "no address of amqp.url took the connection: {}",
-        failures.join("; ")
-    )
+    // The last failure is returned as it is (callers recognise a lapin::Error
+    // in its chain as a broker outage), with the others in its context.
+    let last = failures
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("amqp.url names no address"))?;
+    if failures.is_empty() {
+        return Err(last);
+    }
+    let others: Vec<String> = failures.iter().map(|e| format!("{e:#}")).collect();
+    Err(last.context(format!(
+        "no address of amqp.url took the connection (the others: {})",
+        others.join("; ")
+    )))
 }
 
 /// One connection attempt to one address, bounded by [`CONNECT_TIMEOUT`].
@@ -76,7 +86,7 @@ async fn connect_one(url: &str, tls: &AmqpTls, name: &str) -> anyhow::Result<Con
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let attempt = async {
         match uri.scheme {
-            AMQPScheme::AMQP => Connection::connect_uri(uri, props).await.map_err(once),
+            AMQPScheme::AMQP => Ok(Connection::connect_uri(uri, props).await?),
             AMQPScheme::AMQPS => connect_tls(uri, props, tls).await,
         }
     };
@@ -128,15 +138,10 @@ async fn connect_tls(
         },
         props,
     )
-    .await
-    .map_err(once)?;
+    // The lapin::Error stays in the chain: callers tell a broker outage from
+    // other failures by it (service::ServiceError, the CLI's exit code 69).
+    .await?;
     Ok(conn)
-}
-
-/// A lapin error as one message: its `Display` already includes the I/O error
-/// it wraps, which `{:#}` would print a second time as its source.
-fn once(e: lapin::Error) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
 }
 
 /// The rustls client for `amqp.tls`: its CA alone when set, else the system's
