@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL (127.0.0.1:5432) and RabbitMQ (127.0.0.1:5672) are reachable
-# and that the database `hookfleet` exists.
+# and that the database `hookfleet` exists. RabbitMQ also gets a TLS listener on
+# 127.0.0.1:5671 for the amqps tests (see ensure_rabbitmq_tls).
 #
 #   running            -> nothing is touched; prints one "ok" line
 #   installed, stopped -> started (systemd if it runs, else pg_ctlcluster /
@@ -165,6 +166,10 @@ mq_start() {
     return
   fi
   say "RabbitMQ is installed but not running on 127.0.0.1:$MQ_PORT; starting it (takes a while)"
+  # A node whose rabbitmq.conf has our TLS listener does not boot without its files.
+  if have openssl && as_root grep 'hookfleet scripts/services.sh: a TLS listener' "$MQ_CONF" >/dev/null 2>&1; then
+    mq_tls_files
+  fi
   if systemd_running && systemd_has_unit rabbitmq-server; then
     mq_systemd_nofile
     logged as_root systemctl start rabbitmq-server
@@ -205,6 +210,110 @@ mq_check_nofile() {
   case "$limit" in ''|*[!0-9]*) return 0 ;; esac
   if [ "$limit" -lt 10000 ]; then
     say "note: RabbitMQ runs with a limit of $limit file descriptors; fine for tests and a few thousand endpoints. For tens of thousands of endpoints restart it with 'ulimit -n $MQ_NOFILE' (this script does so when it starts the node; see docs/SCALING.md §3)."
+  fi
+}
+
+# ------------------------------------------------------------ RabbitMQ TLS
+
+# The amqps tests (tests/e2e/broker_tls.rs) need a TLS listener on the local
+# node. Once, this makes a development CA and a server certificate for
+# localhost and 127.0.0.1 in $MQ_TLS_DIR (openssl), then starts the listener in
+# the running node with `rabbitmqctl eval`: no restart, so the connections of
+# tests already running are untouched. It also adds the listener to
+# rabbitmq.conf (a marked block, only when that file names no TLS listener
+# yet), so a node started later has it from boot.
+#
+# The listener asks for a client certificate and checks it against the CA
+# (verify_peer) but lets clients without one in (fail_if_no_peer_cert=false).
+# The CA's key is left readable: the tests sign their client certificates
+# with it. It is a development CA that only this listener trusts; nothing else
+# on the machine does.
+MQ_TLS_PORT=5671
+MQ_TLS_DIR=/var/lib/rabbitmq/hookfleet-tls
+MQ_CONF=${RABBITMQ_CONFIG_FILE:-/etc/rabbitmq/rabbitmq.conf}
+case "$MQ_CONF" in *.conf) ;; *) MQ_CONF="$MQ_CONF.conf" ;; esac
+
+mq_tls_up() { tcp_open "$MQ_TLS_PORT"; }
+
+mq_tls_files() {
+  local d=$MQ_TLS_DIR f missing=0
+  for f in ca.pem ca.key server.pem server.key; do
+    as_root test -s "$d/$f" || missing=1
+  done
+  [ "$missing" = 0 ] && return 0
+  say "making a development CA and a server certificate for the RabbitMQ TLS listener in $d"
+  local tmp
+  tmp=$(mktemp -d) || return 1
+  (
+    set -e
+    cd "$tmp"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout ca.key -out ca.pem -days 3650 -subj "/CN=hookfleet development CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -out server.pem -days 3650 -extfile server.ext
+  ) >>"$LOG" 2>&1 || { rm -rf "$tmp"; say "openssl failed; see $LOG"; return 1; }
+  as_root mkdir -p "$d" \
+    && as_root cp "$tmp/ca.pem" "$tmp/ca.key" "$tmp/server.pem" "$tmp/server.key" "$d/" \
+    && as_root chmod 0755 "$d" \
+    && as_root chmod 0644 "$d/ca.pem" "$d/ca.key" "$d/server.pem" \
+    && as_root chmod 0640 "$d/server.key"
+  local rc=$?
+  rm -rf "$tmp"
+  [ "$rc" = 0 ] || return 1
+  # The node runs as the rabbitmq user: it must read the server's key.
+  id rabbitmq >/dev/null 2>&1 && as_root chown rabbitmq "$d/server.key"
+  return 0
+}
+
+# The node's start_ssl_listener: as rabbitmq.conf's listeners.ssl would.
+mq_tls_listen() {
+  local d=$MQ_TLS_DIR out
+  out=$(with_timeout 60 rabbitmqctl eval "rabbit_networking:start_ssl_listener({\"127.0.0.1\", $MQ_TLS_PORT}, [{cacertfile, \"$d/ca.pem\"}, {certfile, \"$d/server.pem\"}, {keyfile, \"$d/server.key\"}, {verify, verify_peer}, {fail_if_no_peer_cert, false}], 1)." 2>&1)
+  echo "--- $(date '+%F %T') start_ssl_listener: $out" >>"$LOG"
+  wait_for 10 mq_tls_up
+}
+
+mq_tls_persist() {
+  [ -e "$MQ_CONF" ] || [ -d "$(dirname "$MQ_CONF")" ] || return 0
+  as_root grep -E '^[[:space:]]*(listeners\.ssl|ssl_options)' "$MQ_CONF" >/dev/null 2>&1 && return 0
+  local d=$MQ_TLS_DIR
+  printf '\n# added by hookfleet scripts/services.sh: a TLS listener for the amqps tests\nlisteners.ssl.local = 127.0.0.1:%s\nssl_options.cacertfile = %s/ca.pem\nssl_options.certfile = %s/server.pem\nssl_options.keyfile = %s/server.key\nssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = false\n' \
+    "$MQ_TLS_PORT" "$d" "$d" "$d" | as_root tee -a "$MQ_CONF" >/dev/null \
+    && say "added the TLS listener (127.0.0.1:$MQ_TLS_PORT) to $MQ_CONF"
+}
+
+ensure_rabbitmq_tls() {
+  mq_tls_up && return 0
+  if ! have openssl && is_debian && [ "$CAN_ROOT" = 1 ]; then
+    lock
+    say "installing openssl for the RabbitMQ TLS listener's certificates (output in $LOG)"
+    logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl \
+      || { logged as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
+           && logged as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl; } \
+      || say "could not install openssl; see $LOG"
+  fi
+  local why=""
+  if ! have openssl; then why="openssl is not installed"
+  elif ! have rabbitmqctl; then why="rabbitmqctl is not on the PATH"
+  elif [ "$CAN_ROOT" != 1 ]; then why="it needs root or sudo"
+  elif [ ! -d /var/lib/rabbitmq ]; then why="/var/lib/rabbitmq does not exist (not a Debian-style install)"
+  fi
+  if [ -n "$why" ]; then
+    say "note: no RabbitMQ TLS listener on 127.0.0.1:$MQ_TLS_PORT ($why); the amqps tests will say they are skipped"
+    return 0
+  fi
+  lock
+  mq_tls_up && return 0
+  mq_tls_files || { say "could not make the TLS certificates; the amqps tests will say they are skipped"; return 0; }
+  mq_tls_persist
+  if mq_tls_listen; then
+    say "RabbitMQ TLS listener started on 127.0.0.1:$MQ_TLS_PORT (certificates in $MQ_TLS_DIR)"
+  else
+    say "could not start the RabbitMQ TLS listener on $MQ_TLS_PORT; see $LOG and /var/log/rabbitmq/"
   fi
 }
 
@@ -427,6 +536,7 @@ ensure_chromium() {
 ensure_postgres
 ensure_database
 ensure_rabbitmq
+ensure_rabbitmq_tls
 ensure_promtool
 ensure_chromium
-echo "services: postgres ok, rabbitmq ok"
+if mq_tls_up; then echo "services: postgres ok, rabbitmq ok (tls on $MQ_TLS_PORT)"; else echo "services: postgres ok, rabbitmq ok"; fi

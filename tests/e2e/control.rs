@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const LONG: Duration = Duration::from_secs(120);
 
 async fn consumers_on(env: &TestEnv, endpoint_id: &str) -> u32 {
-    let conn = hookfleet_broker::connect(&env.amqp_url, "test")
+    let conn = hookfleet_broker::connect_url(&env.amqp_url, "test")
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();

@@ -36,6 +36,9 @@ async fn producers_md_sdk_setup() -> anyhow::Result<()> {
         batch: 2000,
         // The spill directory's bound (default 1 GiB): past it, events are dropped.
         max_spill_bytes: 1 << 30,
+        // For amqps:// with a private CA or a client certificate, as amqp.tls.*:
+        // AmqpTls::from_files("ca.pem", "client.pem", "client.key", "")?
+        amqp_tls: hookfleet_emit::AmqpTls::default(),
     })?;
     // Your service's prometheus::Registry.
     emitter.metrics().register(&registry)?;
@@ -128,11 +131,9 @@ async fn producers_md_transactional_outbox() -> anyhow::Result<()> {
 
     // `hookfleet outbox-relay`, embedded.
     let relay_stop = tokio_util::sync::CancellationToken::new();
-    let (stop, amqp_url) = (relay_stop.clone(), env.amqp_url.clone());
+    let (stop, amqp) = (relay_stop.clone(), env.settings().amqp.target.clone());
     let relay =
-        tokio::spawn(
-            async move { hookfleet_emit::outbox::relay(&db_url, &amqp_url, 100, stop).await },
-        );
+        tokio::spawn(async move { hookfleet_emit::outbox::relay(&db_url, &amqp, 100, stop).await });
     wait_for("the outbox event delivered", LONG, || async {
         rx.count() == 1
     })

@@ -92,7 +92,7 @@ async fn paused_endpoint_keeps_its_queued_deliveries_until_resumed() {
 }
 
 async fn consumer_count(env: &TestEnv, queue: &str) -> u32 {
-    let conn = hookfleet_broker::connect(&env.amqp_url, "test")
+    let conn = hookfleet_broker::connect_url(&env.amqp_url, "test")
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();

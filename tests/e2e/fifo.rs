@@ -231,7 +231,7 @@ async fn ordering_is_validated_fixed_at_creation_and_binds_only_what_fifo_endpoi
 
     // The queue was declared with a single active consumer: declaring it
     // without the argument is refused as inequivalent.
-    let conn = hookfleet_broker::connect(&env.amqp_url, "test")
+    let conn = hookfleet_broker::connect_url(&env.amqp_url, "test")
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();

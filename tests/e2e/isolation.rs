@@ -196,7 +196,7 @@ async fn two_tenants_with_the_same_event_id_never_see_each_others_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_error_does_not_end_the_connection() {
     let env = TestEnv::new(&[]).await;
-    let conn = hookfleet_broker::connect(&env.amqp_url, "test-channel-error")
+    let conn = hookfleet_broker::connect_url(&env.amqp_url, "test-channel-error")
         .await
         .unwrap();
     // Listen first: lapin hands connection events only to listeners that

@@ -4,6 +4,7 @@
 
 mod api;
 mod api_telemetry;
+mod broker_tls;
 mod control;
 mod delivery;
 mod deploy;

@@ -292,7 +292,7 @@ async fn emit_broker_restart_loses_nothing() {
 async fn outbox_relay_replicas_publish_each_committed_row_once() {
     let env = TestEnv::new(&[]).await;
     // A probe queue sees everything that reaches the events exchange.
-    let conn = hookfleet_broker::connect(&env.amqp_url, "probe")
+    let conn = hookfleet_broker::connect_url(&env.amqp_url, "probe")
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
@@ -346,7 +346,11 @@ async fn outbox_relay_replicas_publish_each_committed_row_once() {
     let stop = tokio_util::sync::CancellationToken::new();
     let relays: Vec<_> = (0..3)
         .map(|_| {
-            let (db, amqp, stop) = (env.db_url.clone(), env.amqp_url.clone(), stop.clone());
+            let (db, amqp, stop) = (
+                env.db_url.clone(),
+                env.settings().amqp.target.clone(),
+                stop.clone(),
+            );
             tokio::spawn(async move { hookfleet_emit::outbox::relay(&db, &amqp, 50, stop).await })
         })
         .collect::<Vec<_>>();
@@ -444,7 +448,7 @@ fn emit_works_from_sync_code_outside_any_runtime() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = rt.block_on(TestEnv::new(&[]));
     rt.block_on(async {
-        let conn = hookfleet_broker::connect(&env.amqp_url, "probe")
+        let conn = hookfleet_broker::connect_url(&env.amqp_url, "probe")
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();

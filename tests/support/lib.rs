@@ -108,6 +108,13 @@ impl TestEnv {
         }
     }
 
+    /// The same environment with one more settings key (it wins over the
+    /// ones set before).
+    pub fn with_override(mut self, key: &str, value: &str) -> TestEnv {
+        self.overrides.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn settings(&self) -> Arc<Settings> {
         let o: Vec<(&str, &str)> = self
             .overrides
@@ -152,7 +159,7 @@ impl TestEnv {
 
     /// A producer's connection and confirming channel, the topology declared.
     async fn producer(&self) -> (lapin::Connection, lapin::Channel) {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-producer")
+        let conn = hookfleet_broker::connect_url(&self.amqp_url, "test-producer")
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
@@ -279,7 +286,7 @@ impl TestEnv {
     /// A passive declare of `queue`: its ready messages and its consumers,
     /// `None` when it does not exist.
     async fn passive_declare(&self, queue: &str) -> Option<(u32, u32)> {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
+        let conn = hookfleet_broker::connect_url(&self.amqp_url, "test-inspect")
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
@@ -327,7 +334,7 @@ impl TestEnv {
     /// Deletes a queue (as an operator or a broker without its definitions
     /// would lose it).
     pub async fn delete_queue(&self, queue: &str) {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
+        let conn = hookfleet_broker::connect_url(&self.amqp_url, "test-inspect")
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();
@@ -339,7 +346,7 @@ impl TestEnv {
 
     /// Takes (and acks) every message of a queue: `(headers, body)`.
     pub async fn drain(&self, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
-        let conn = hookfleet_broker::connect(&self.amqp_url, "test-inspect")
+        let conn = hookfleet_broker::connect_url(&self.amqp_url, "test-inspect")
             .await
             .unwrap();
         let ch = conn.create_channel().await.unwrap();

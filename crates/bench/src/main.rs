@@ -216,7 +216,7 @@ impl Env {
         ordered: bool,
     ) -> anyhow::Result<Vec<String>> {
         let c = self.sql().await?;
-        let conn = hookfleet_broker::connect(&self.amqp_url, "bench").await?;
+        let conn = hookfleet_broker::connect_url(&self.amqp_url, "bench").await?;
         let ch = conn.create_channel().await?;
         let qt = hookfleet_core_queue_type();
         hookfleet_broker::topology::declare(&ch, qt, &[]).await?;
@@ -283,7 +283,7 @@ async fn publish(
     tenants: &[Option<String>],
     rate: Option<u64>,
 ) -> anyhow::Result<Duration> {
-    let conn = hookfleet_broker::connect(amqp_url, "bench-producer").await?;
+    let conn = hookfleet_broker::connect_url(amqp_url, "bench-producer").await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let pad = "x".repeat(800);
@@ -1210,7 +1210,7 @@ async fn bench_replay(args: &Args) -> anyhow::Result<Row> {
         "replay: {done}"
     );
     let queued = {
-        let conn = hookfleet_broker::connect(&env.amqp_url, "bench").await?;
+        let conn = hookfleet_broker::connect_url(&env.amqp_url, "bench").await?;
         let ch = conn.create_channel().await?;
         let n =
             hookfleet_broker::topology::inspect(&ch, &hookfleet_broker::names::endpoint_queue(ep))
@@ -1245,7 +1245,7 @@ async fn bench_replay(args: &Args) -> anyhow::Result<Row> {
 async fn bench_emit(args: &Args, n: u64) -> anyhow::Result<Row> {
     let env = Env::new(&args.bin).await?;
     {
-        let conn = hookfleet_broker::connect(&env.amqp_url, "bench").await?;
+        let conn = hookfleet_broker::connect_url(&env.amqp_url, "bench").await?;
         let ch = conn.create_channel().await?;
         hookfleet_broker::topology::declare(&ch, hookfleet_core_queue_type(), &[]).await?;
         let _ = conn.close(200, "".into()).await;

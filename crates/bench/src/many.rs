@@ -263,7 +263,7 @@ fn cpu_since(before: &[(&str, f64)], after: &[(&str, f64)], per: usize) -> Strin
 /// consuming worker repeat); each rate with RabbitMQ's CPU per declare. The
 /// queues are deleted after.
 async fn broker_declares(env: &Env, k: usize) -> anyhow::Result<String> {
-    let conn = hookfleet_broker::connect(&env.amqp_url, "bench-declares").await?;
+    let conn = hookfleet_broker::connect_url(&env.amqp_url, "bench-declares").await?;
     let mut chans = Vec::new();
     for _ in 0..16 {
         chans.push(conn.create_channel().await?);

@@ -48,7 +48,8 @@ impl ConfigError {
         }
     }
 
-    fn invalid(key: &str, reason: impl fmt::Display) -> Self {
+    /// `key` has a value that is wrong for `reason`.
+    pub fn invalid(key: &str, reason: impl fmt::Display) -> Self {
         ConfigError::Invalid {
             key: key.to_owned(),
             env: env_var(key),
@@ -198,18 +199,254 @@ pub struct DatabaseSettings {
     pub pool_size: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct AmqpSettings {
-    #[serde(deserialize_with = "de::amqp_url")]
-    pub url: String,
+    /// `amqp.url` and `amqp.tls`: where the broker is and how to reach it.
+    pub target: AmqpTarget,
     pub queue_type: QueueType,
-    #[serde(deserialize_with = "de::at_least_one")]
     pub router_prefetch: u16,
-    #[serde(deserialize_with = "de::at_least_one")]
     pub router_consumers: usize,
-    #[serde(deserialize_with = "de::at_least_one")]
     pub worker_prefetch: u16,
+}
+
+/// Where RabbitMQ is and how to reach it: the addresses of `amqp.url`, tried in
+/// order (a cluster's nodes need no load balancer in front), and what the
+/// `amqps://` ones trust and present (`amqp.tls`).
+#[derive(Clone)]
+pub struct AmqpTarget {
+    /// At least one `amqp://` or `amqps://` URL.
+    pub addresses: Vec<String>,
+    pub tls: AmqpTls,
+}
+
+impl AmqpTarget {
+    /// Addresses as `amqp.url` takes them (one URL, or several separated by
+    /// commas), with no TLS settings of its own: an `amqps://` address is
+    /// checked against the system's root certificates.
+    pub fn parse(urls: &str) -> Result<Self, String> {
+        let addresses = de::amqp_addresses(
+            urls.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )?;
+        Ok(Self {
+            addresses,
+            tls: AmqpTls::default(),
+        })
+    }
+
+    /// The same addresses with these TLS settings.
+    pub fn with_tls(self, tls: AmqpTls) -> Self {
+        Self { tls, ..self }
+    }
+
+    /// An address as logs show it: scheme, host and port, without the
+    /// credentials or the vhost.
+    pub fn display_address(url: &str) -> String {
+        match url::Url::parse(url) {
+            Ok(u) => format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port()
+                    .unwrap_or(if u.scheme() == "amqps" { 5671 } else { 5672 })
+            ),
+            Err(_) => "(unparsable address)".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for AmqpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|a| Self::display_address(a))
+            .collect();
+        f.debug_struct("AmqpTarget")
+            .field("addresses", &shown)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// `amqp.tls`: what `amqps://` connections trust and present. The files are
+/// read and checked when the configuration loads (a restart picks up renewed
+/// certificates).
+#[derive(Clone, Debug, Default)]
+pub struct AmqpTls {
+    /// `amqp.tls.ca_file`: the certificates the broker's must chain to,
+    /// instead of the system's roots; `None`: the system's roots.
+    pub ca_certs: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    /// `amqp.tls.cert_file` and `amqp.tls.key_file`: the client certificate
+    /// presented to a broker that asks for one.
+    pub client_cert: Option<ClientCert>,
+    /// `amqp.tls.server_name`: the name the broker's certificate must carry,
+    /// instead of each address's host.
+    pub server_name: Option<String>,
+}
+
+/// A client certificate chain and its private key (never printed).
+#[derive(Clone)]
+pub struct ClientCert {
+    pub chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub key: std::sync::Arc<rustls_pki_types::PrivateKeyDer<'static>>,
+}
+
+impl fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientCert({} certificates, key ***)", self.chain.len())
+    }
+}
+
+impl AmqpTls {
+    /// Reads and checks the files of `amqp.tls.*` (an empty path is unset).
+    /// Errors name the key.
+    pub fn from_files(
+        ca_file: &str,
+        cert_file: &str,
+        key_file: &str,
+        server_name: &str,
+    ) -> Result<Self, ConfigError> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = |key: &str, path: &str| -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+            let pem = read_file(key, path)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ConfigError::invalid(key, format!("{path}: not PEM certificates ({e})"))
+                })?;
+            if certs.is_empty() {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{path}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+                ));
+            }
+            Ok(certs)
+        };
+        let ca_certs = match ca_file.trim() {
+            "" => None,
+            path => Some(certs("amqp.tls.ca_file", path)?),
+        };
+        let client_cert =
+            match (cert_file.trim(), key_file.trim()) {
+                ("", "") => None,
+                (_, "") => return Err(ConfigError::invalid(
+                    "amqp.tls.key_file",
+                    "must be set when amqp.tls.cert_file is (the client certificate's private key)",
+                )),
+                ("", _) => {
+                    return Err(ConfigError::invalid(
+                        "amqp.tls.cert_file",
+                        "must be set when amqp.tls.key_file is (the client certificate, PEM)",
+                    ))
+                }
+                (cert, key) => {
+                    let chain = certs("amqp.tls.cert_file", cert)?;
+                    let pem = read_file("amqp.tls.key_file", key)?;
+                    let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+                        ConfigError::invalid(
+                            "amqp.tls.key_file",
+                            format!("{key}: no PEM private key (PKCS#8, PKCS#1 or SEC1) ({e})"),
+                        )
+                    })?;
+                    Some(ClientCert {
+                        chain,
+                        key: std::sync::Arc::new(key_der),
+                    })
+                }
+            };
+        let server_name = match server_name.trim() {
+            "" => None,
+            name => {
+                rustls_pki_types::ServerName::try_from(name).map_err(|e| {
+                    ConfigError::invalid(
+                        "amqp.tls.server_name",
+                        format!("`{name}` is not a DNS name or an IP address ({e})"),
+                    )
+                })?;
+                Some(name.to_owned())
+            }
+        };
+        Ok(Self {
+            ca_certs,
+            client_cert,
+            server_name,
+        })
+    }
+
+    /// Whether any `amqp.tls.*` key is set.
+    pub fn is_set(&self) -> bool {
+        self.ca_certs.is_some() || self.client_cert.is_some() || self.server_name.is_some()
+    }
+}
+
+fn read_file(key: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| ConfigError::invalid(key, format!("cannot read {path}: {e}")))
+}
+
+/// `[amqp]` as laid out in the file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmqpFile {
+    #[serde(deserialize_with = "de::amqp_urls")]
+    url: Vec<String>,
+    queue_type: QueueType,
+    #[serde(deserialize_with = "de::at_least_one")]
+    router_prefetch: u16,
+    #[serde(deserialize_with = "de::at_least_one")]
+    router_consumers: usize,
+    #[serde(deserialize_with = "de::at_least_one")]
+    worker_prefetch: u16,
+    tls: TlsFile,
+}
+
+/// `[amqp.tls]` as laid out in the file: paths, empty when unset.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsFile {
+    ca_file: String,
+    cert_file: String,
+    key_file: String,
+    server_name: String,
+}
+
+impl AmqpFile {
+    fn into_settings(self) -> Result<AmqpSettings, ConfigError> {
+        let t = self.tls;
+        let tls = AmqpTls::from_files(&t.ca_file, &t.cert_file, &t.key_file, &t.server_name)?;
+        // A TLS setting that no address uses would be silently ignored.
+        let any_tls = self
+            .url
+            .iter()
+            .any(|u| url::Url::parse(u).is_ok_and(|u| u.scheme() == "amqps"));
+        if tls.is_set() && !any_tls {
+            let key = if tls.ca_certs.is_some() {
+                "amqp.tls.ca_file"
+            } else if tls.client_cert.is_some() {
+                "amqp.tls.cert_file"
+            } else {
+                "amqp.tls.server_name"
+            };
+            return Err(ConfigError::invalid(
+                key,
+                "is set, but no address of amqp.url is amqps:// (TLS)",
+            ));
+        }
+        Ok(AmqpSettings {
+            target: AmqpTarget {
+                addresses: self.url,
+                tls,
+            },
+            queue_type: self.queue_type,
+            router_prefetch: self.router_prefetch,
+            router_consumers: self.router_consumers,
+            worker_prefetch: self.worker_prefetch,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,7 +580,7 @@ pub struct WorkerSettings {
 #[serde(deny_unknown_fields)]
 struct Layout {
     database: DatabaseSettings,
-    amqp: AmqpSettings,
+    amqp: AmqpFile,
     api: ApiSettings,
     metrics: Metrics,
     retry: Retry,
@@ -449,7 +686,7 @@ impl Settings {
         }
         Ok(Self {
             database: f.database,
-            amqp: f.amqp,
+            amqp: f.amqp.into_settings()?,
             api: f.api,
             metrics_listen: f.metrics.listen,
             retry: f.retry.schedule,
@@ -606,8 +843,26 @@ mod de {
         })
     }
 
-    pub fn amqp_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-        parsed(d, |s| url_with(s, &["amqp", "amqps"]).map(|_| s.to_owned()))
+    /// `amqp.url`: one URL, or several (comma separated or a TOML list).
+    pub fn amqp_urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        amqp_addresses(list(d)?).map_err(D::Error::custom)
+    }
+
+    pub(super) fn amqp_addresses(urls: Vec<String>) -> Result<Vec<String>, String> {
+        if urls.is_empty() {
+            return Err("names no address; use e.g. amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        }
+        let many = urls.len() > 1;
+        for (i, u) in urls.iter().enumerate() {
+            url_with(u, &["amqp", "amqps"]).map_err(|e| {
+                if many {
+                    format!("address {} of {}: {e}", i + 1, urls.len())
+                } else {
+                    e
+                }
+            })?;
+        }
+        Ok(urls)
     }
 
     /// `api.public_url`: empty is none; the trailing slash is dropped.
@@ -729,7 +984,11 @@ mod tests {
             s.database.url,
             "postgres://postgres@127.0.0.1:5432/hookfleet"
         );
-        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(
+            s.amqp.target.addresses,
+            ["amqp://guest:guest@127.0.0.1:5672/%2f"]
+        );
+        assert!(!s.amqp.target.tls.is_set());
         assert_eq!(s.api.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.metrics_listen.to_string(), "127.0.0.1:9464");
         assert_eq!(s.retry.max_attempts(), 8);
@@ -890,6 +1149,139 @@ mod tests {
         let s =
             Settings::with_overrides(&[("api.public_url", " https://hooks.example/ ")]).unwrap();
         assert_eq!(s.api.public_url.as_deref(), Some("https://hooks.example"));
+    }
+
+    #[test]
+    fn amqp_url_takes_several_addresses() {
+        let a = "amqp://guest:guest@10.0.0.1:5672/%2f";
+        let b = "amqps://guest:guest@10.0.0.2/%2f";
+        let s = Settings::with_overrides(&[("amqp.url", &format!(" {a} ,{b}, "))]).unwrap();
+        assert_eq!(s.amqp.target.addresses, [a, b]);
+        // Logs and Debug show where, never the password.
+        let dbg = format!("{:?}", s.amqp);
+        assert!(dbg.contains("amqps://10.0.0.2:5671"), "{dbg}");
+        assert!(!dbg.contains("guest:guest"), "{dbg}");
+        let err = Settings::with_overrides(&[("amqp.url", &format!("{a}, http://x"))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("amqp.url") && err.contains("address 2 of 2"),
+            "{err}"
+        );
+        let err = Settings::with_overrides(&[("amqp.url", " , ")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("amqp.url") && err.contains("no address"),
+            "{err}"
+        );
+        assert_eq!(
+            AmqpTarget::parse(&format!("{a},{b}")).unwrap().addresses,
+            [a, b]
+        );
+    }
+
+    /// A file under the system's temp directory, removed when dropped.
+    struct TempFile(std::path::PathBuf);
+    impl TempFile {
+        fn new(name: &str, contents: &str) -> Self {
+            let p =
+                std::env::temp_dir().join(format!("hookfleet-config-{}-{name}", ulid::Ulid::new()));
+            std::fs::write(&p, contents).unwrap();
+            TempFile(p)
+        }
+        fn path(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn amqp_tls_files_are_read_and_errors_name_the_key() {
+        // PEM framing is what loading checks; the certificates themselves are
+        // checked by the TLS handshake (tests/e2e/broker_tls.rs).
+        let cert = TempFile::new(
+            "cert.pem",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        );
+        let key = TempFile::new(
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+        );
+        let junk = TempFile::new("junk.pem", "not a certificate");
+        let tls_url = ("amqp.url", "amqps://guest:guest@broker.internal/%2f");
+        let s = Settings::with_overrides(&[
+            tls_url,
+            ("amqp.tls.ca_file", cert.path()),
+            ("amqp.tls.cert_file", cert.path()),
+            ("amqp.tls.key_file", key.path()),
+            ("amqp.tls.server_name", "rabbitmq.internal"),
+        ])
+        .unwrap();
+        let tls = &s.amqp.target.tls;
+        assert_eq!(tls.ca_certs.as_ref().map(Vec::len), Some(1));
+        assert_eq!(tls.client_cert.as_ref().map(|c| c.chain.len()), Some(1));
+        assert_eq!(tls.server_name.as_deref(), Some("rabbitmq.internal"));
+        assert!(format!("{s:?}").contains("key ***"));
+
+        // (overrides, the key the error names, the reason)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: [Case; 7] = [
+            (
+                &[("amqp.tls.ca_file", "/nonexistent/ca.pem")],
+                "amqp.tls.ca_file",
+                "cannot read /nonexistent/ca.pem",
+            ),
+            (
+                &[("amqp.tls.ca_file", junk.path())],
+                "amqp.tls.ca_file",
+                "no PEM certificate",
+            ),
+            (
+                &[("amqp.tls.cert_file", cert.path())],
+                "amqp.tls.key_file",
+                "must be set",
+            ),
+            (
+                &[("amqp.tls.key_file", key.path())],
+                "amqp.tls.cert_file",
+                "must be set",
+            ),
+            (
+                &[
+                    ("amqp.tls.cert_file", cert.path()),
+                    ("amqp.tls.key_file", junk.path()),
+                ],
+                "amqp.tls.key_file",
+                "no PEM private key",
+            ),
+            (
+                &[("amqp.tls.server_name", "not a name!")],
+                "amqp.tls.server_name",
+                "not a DNS name",
+            ),
+            (
+                &[
+                    ("amqp.url", "amqp://guest:guest@x/%2f"),
+                    ("amqp.tls.ca_file", cert.path()),
+                ],
+                "amqp.tls.ca_file",
+                "no address of amqp.url is amqps://",
+            ),
+        ];
+        for (overrides, key, why) in cases {
+            let mut o = vec![tls_url];
+            o.extend_from_slice(overrides);
+            let err = Settings::with_overrides(&o).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(&env_var(key)) && err.contains(why),
+                "{overrides:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@
 pub mod outbox;
 pub mod spill;
 
+/// What `amqps://` addresses trust and present (`EmitterConfig::amqp_tls`).
+pub use hookfleet_core::config::AmqpTls;
+
 use crossbeam_queue::ArrayQueue;
 use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
@@ -37,7 +40,13 @@ use tokio::sync::Notify;
 /// How an [`Emitter`] connects and buffers.
 #[derive(Debug, Clone)]
 pub struct EmitterConfig {
+    /// The broker: one URL, or several nodes of a cluster separated by commas
+    /// (tried in order, as `amqp.url`).
     pub amqp_url: String,
+    /// What `amqps://` addresses trust and present, as `amqp.tls`
+    /// ([`AmqpTls::from_files`](hookfleet_core::config::AmqpTls::from_files));
+    /// the default trusts the system's roots and sends no client certificate.
+    pub amqp_tls: AmqpTls,
     /// Events held in memory before they spill to disk (a second and a half at
     /// 20,000 events/s; the queue's slots, 72 bytes each, are allocated up front).
     pub buffer: usize,
@@ -56,6 +65,7 @@ impl Default for EmitterConfig {
     fn default() -> Self {
         Self {
             amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            amqp_tls: Default::default(),
             buffer: 32_768,
             spill_dir: PathBuf::from("hookfleet-spill"),
             batch: 2000,
@@ -896,7 +906,10 @@ impl Background {
     }
 
     async fn session(&mut self) -> anyhow::Result<()> {
-        let conn = hookfleet_broker::connect(&self.config.amqp_url, "hookfleet-emit").await?;
+        let target = hookfleet_core::config::AmqpTarget::parse(&self.config.amqp_url)
+            .map_err(|e| anyhow::anyhow!("EmitterConfig::amqp_url: {e}"))?
+            .with_tls(self.config.amqp_tls.clone());
+        let conn = hookfleet_broker::connect(&target, "hookfleet-emit").await?;
         let ch = conn.create_channel().await?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         let durable = ExchangeDeclareOptions {

@@ -113,13 +113,13 @@ pub async fn relay_once(
 /// Runs the relay until `shutdown`, reconnecting to either side with backoff.
 pub async fn relay(
     db_url: &str,
-    amqp_url: &str,
+    amqp: &hookfleet_core::config::AmqpTarget,
     batch: i64,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        match relay_session(db_url, amqp_url, batch, &shutdown).await {
+        match relay_session(db_url, amqp, batch, &shutdown).await {
             Ok(()) => break,
             Err(e) => {
                 hookfleet_core::metrics::RECONNECTS
@@ -136,7 +136,7 @@ pub async fn relay(
 
 async fn relay_session(
     db_url: &str,
-    amqp_url: &str,
+    amqp: &hookfleet_core::config::AmqpTarget,
     batch: i64,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -147,8 +147,8 @@ async fn relay_session(
     create_table(&client)
         .await
         .context("creating hookfleet_outbox")?;
-    let amqp = hookfleet_broker::connect(amqp_url, "hookfleet-outbox-relay").await?;
-    let ch = amqp.create_channel().await?;
+    let broker = hookfleet_broker::connect(amqp, "hookfleet-outbox-relay").await?;
+    let ch = broker.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     tracing::info!("Outbox relay running.");
     let connected = hookfleet_core::metrics::AMQP_CONNECTED.with_label_values(&["outbox-relay"]);
@@ -180,7 +180,7 @@ async fn relay_session(
         }
     };
     connected.set(0);
-    let _ = amqp.close(200, "bye".into()).await;
+    let _ = broker.close(200, "bye".into()).await;
     driver.abort();
     result
 }

@@ -4,8 +4,11 @@ use hookfleet_broker::names;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 
 /// Publishes envelopes (`(event_type, body)`) and waits for every confirm.
-pub async fn publish(amqp_url: &str, events: &[(String, Vec<u8>, String)]) -> anyhow::Result<()> {
-    let conn = hookfleet_broker::connect(amqp_url, "hookfleet-emit").await?;
+pub async fn publish(
+    amqp: &hookfleet_core::config::AmqpTarget,
+    events: &[(String, Vec<u8>, String)],
+) -> anyhow::Result<()> {
+    let conn = hookfleet_broker::connect(amqp, "hookfleet-emit").await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let mut confirms = Vec::with_capacity(events.len());

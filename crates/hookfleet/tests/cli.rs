@@ -46,6 +46,11 @@ fn invalid_configuration_names_the_key() {
         ),
         ("HOOKFLEET__RETRY__SCHEDULE", "5s,never", "retry.schedule"),
         ("HOOKFLEET__AMQP__URL", "http://localhost", "amqp.url"),
+        (
+            "HOOKFLEET__AMQP__TLS__CA_FILE",
+            "/nonexistent/hookfleet-ca.pem",
+            "amqp.tls.ca_file",
+        ),
         ("HOOKFLEET__DATABASE__URL", "mysql://x", "database.url"),
         (
             "HOOKFLEET__DELIVERY__ALLOW_NETWORKS",

@@ -39,7 +39,7 @@ pub async fn run(
     registry: Arc<Registry>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    hookfleet_broker::supervise(&settings.amqp.url, "router", &shutdown, |conn| {
+    hookfleet_broker::supervise(&settings.amqp.target, "router", &shutdown, |conn| {
         let (settings, pool, registry, shutdown) = (
             settings.clone(),
             pool.clone(),

@@ -171,7 +171,7 @@ pub async fn replay(ctx: Ctx<'_>, caller: &Caller, body: ActionBody) -> ServiceR
         limit: body.limit,
         actor: caller.actor(),
     };
-    let r = replay::start_replay(&ctx.settings.amqp.url, ctx.pool, scope, req).await?;
+    let r = replay::start_replay(&ctx.settings.amqp.target, ctx.pool, scope, req).await?;
     Ok(Replayed::Started(Box::new(r)))
 }
 
@@ -263,7 +263,7 @@ pub async fn recover(
     let actor = caller.actor();
     let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
     let replayed = replay::replay_endpoint_since(
-        &ctx.settings.amqp.url,
+        &ctx.settings.amqp.target,
         ctx.pool,
         scope,
         &ep.id,

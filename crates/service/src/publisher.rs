@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 pub struct Publisher {
-    url: String,
+    target: hookfleet_core::config::AmqpTarget,
     queue_type: hookfleet_core::config::QueueType,
     tiers: Vec<Duration>,
     /// The live channel: read without waiting on the hot path.
@@ -22,7 +22,7 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(settings: &hookfleet_core::Settings) -> Self {
         Self {
-            url: settings.amqp.url.clone(),
+            target: settings.amqp.target.clone(),
             queue_type: settings.amqp.queue_type,
             tiers: settings.retry.tiers(),
             live: std::sync::RwLock::new(None),
@@ -45,7 +45,7 @@ impl Publisher {
             return Ok(ch);
         }
         *st = None;
-        let conn = hookfleet_broker::connect(&self.url, "hookfleet-api").await?;
+        let conn = hookfleet_broker::connect(&self.target, "hookfleet-api").await?;
         let ch = conn.create_channel().await?;
         hookfleet_broker::topology::declare(&ch, self.queue_type, &self.tiers)
             .await

@@ -29,7 +29,7 @@ pub async fn declare_schedule_tiers(ctx: Ctx<'_>, schedule: Option<&str>) -> Ser
     }
     let settings = ctx.settings;
     let declared = async {
-        let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+        let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
         let r = async {
             let ch = conn.create_channel().await?;
             for t in topology::schedule_tiers(schedule, &settings.retry.tiers()) {
@@ -58,7 +58,7 @@ pub async fn declare_endpoint(ctx: Ctx<'_>, ep: &Endpoint) -> anyhow::Result<()>
         return Ok(());
     }
     let settings = ctx.settings;
-    let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+    let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
     let ch = conn.create_channel().await?;
     topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
     topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await?;
@@ -86,7 +86,7 @@ pub async fn sync_ordered(pool: &Pool, publisher: &Publisher) {
 /// Moves what is left in a deleted endpoint's queue to `hookfleet.dead` and
 /// removes the queue; returns how many messages moved.
 pub async fn drain_deleted(settings: &Settings, id: &str) -> anyhow::Result<u64> {
-    let conn = hookfleet_broker::connect(&settings.amqp.url, "hookfleet-admin").await?;
+    let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let queue = names::endpoint_queue(id);

@@ -16,6 +16,7 @@
 use crate::error::{BrokerUnavailable, ServiceResult};
 use anyhow::Context as _;
 use hookfleet_broker::{headers as h, names};
+use hookfleet_core::config::AmqpTarget;
 use hookfleet_core::{metrics, trace};
 use hookfleet_store::dead_letters::{self as store, Candidate, Filter, Outcome, Replay, Scope};
 use hookfleet_store::Pool;
@@ -58,12 +59,12 @@ pub struct ReplayRequest {
 
 /// Starts a replay in the background; returns its record at once.
 pub async fn start_replay(
-    amqp_url: &str,
+    amqp: &AmqpTarget,
     pool: &Pool,
     scope: Scope<'_>,
     req: ReplayRequest,
 ) -> ServiceResult<Replay> {
-    let (replay, job) = prepare_replay(amqp_url, pool, scope, req).await?;
+    let (replay, job) = prepare_replay(amqp, pool, scope, req).await?;
     tokio::spawn(job);
     Ok(replay)
 }
@@ -72,7 +73,7 @@ pub async fn start_replay(
 /// awaits it; the API spawns it). The broker is reached before the replay is
 /// recorded, so a down broker is a 503, not a failed job.
 pub async fn prepare_replay(
-    amqp_url: &str,
+    amqp: &AmqpTarget,
     pool: &Pool,
     scope: Scope<'_>,
     req: ReplayRequest,
@@ -82,7 +83,7 @@ pub async fn prepare_replay(
 )> {
     req.filter.validate()?;
     check_rate(req.rate)?;
-    let conn = hookfleet_broker::connect(amqp_url, "hookfleet-dlq-replay")
+    let conn = hookfleet_broker::connect(amqp, "hookfleet-dlq-replay")
         .await
         .map_err(BrokerUnavailable)?;
     let ch = async {
@@ -330,7 +331,7 @@ impl Pacer {
 /// reached the router at or after `since_ms` (`/recover`'s first pass);
 /// returns how many were sent.
 pub async fn replay_endpoint_since(
-    amqp_url: &str,
+    amqp: &AmqpTarget,
     pool: &Pool,
     scope: Scope<'_>,
     endpoint_id: &str,
@@ -347,7 +348,7 @@ pub async fn replay_endpoint_since(
         limit: None,
         actor,
     };
-    let (replay, job) = prepare_replay(amqp_url, pool, scope, req).await?;
+    let (replay, job) = prepare_replay(amqp, pool, scope, req).await?;
     job.await;
     let done = store::get_replay(pool, scope, &replay.id)
         .await?

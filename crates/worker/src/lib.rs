@@ -89,7 +89,7 @@ pub async fn run(
         member: members::member_id(),
         declare_queues: Default::default(),
     });
-    hookfleet_broker::supervise(&settings.amqp.url, "worker", &shutdown, |conn| {
+    hookfleet_broker::supervise(&settings.amqp.target, "worker", &shutdown, |conn| {
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
         async move { session::run(&ctx, &conn, &shutdown).await }
     })

@@ -103,7 +103,7 @@ pub async fn run(cmd: DlqCmd, settings: &hookfleet_core::Settings) -> anyhow::Re
             rate,
             dry_run,
             by,
-        } => replay(&pool, &settings.amqp.url, filter, rate, dry_run, by).await,
+        } => replay(&pool, &settings.amqp.target, filter, rate, dry_run, by).await,
         DlqCmd::Purge {
             filter,
             all,
@@ -132,7 +132,7 @@ async fn matched(pool: &Pool, filter: &store::Filter, limit: Option<i64>) -> any
 
 async fn replay(
     pool: &Pool,
-    amqp_url: &str,
+    amqp: &hookfleet_core::config::AmqpTarget,
     filter: DlqFilter,
     rate: Option<f64>,
     dry_run: bool,
@@ -155,7 +155,7 @@ async fn replay(
         actor: actor(by),
     };
     let (replay, job) =
-        hookfleet_service::replay::prepare_replay(amqp_url, pool, Scope::All, req).await?;
+        hookfleet_service::replay::prepare_replay(amqp, pool, Scope::All, req).await?;
     eprintln!("replay {} started", replay.id);
     job.await;
     let done = store::get_replay(pool, Scope::All, &replay.id)

@@ -34,7 +34,7 @@ pub async fn run(args: Emit, settings: &Settings) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give TYPE --data '{{…}}', or --file"),
     };
     for chunk in events.chunks(1000) {
-        hookfleet::emit::publish(&settings.amqp.url, chunk).await?;
+        hookfleet::emit::publish(&settings.amqp.target, chunk).await?;
         for ev in chunk {
             out!("{}", ev.2);
         }

@@ -79,7 +79,7 @@ pub async fn outbox_relay(args: OutboxRelay, settings: &Settings) -> anyhow::Res
     ));
     hookfleet_emit::outbox::relay(
         &args.database_url,
-        &settings.amqp.url,
+        &settings.amqp.target,
         batch,
         shutdown.clone(),
     )
