@@ -483,7 +483,11 @@ async fn the_emit_sdk_and_the_outbox_carry_the_producers_current_span() {
     tx.commit().await.unwrap();
     let stop = CancellationToken::new();
     let relay = tokio::spawn({
-        let (db, amqp, stop) = (env.db_url.clone(), env.settings().amqp.target.clone(), stop.clone());
+        let (db, amqp, stop) = (
+            env.db_url.clone(),
+            env.settings().amqp.target.clone(),
+            stop.clone(),
+        );
         async move { hookfleet_emit::outbox::relay(&db, &amqp, 50, stop).await }
     });
 

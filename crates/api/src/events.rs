@@ -159,11 +159,7 @@ pub async fn ingest(
         trace_id = tracing::field::Empty,
         otel.kind = "server"
     );
-    trace::continue_from(
-        &span,
-        incoming.traceparent.as_deref(),
-        incoming.tracestate.as_deref(),
-    );
+    trace::continue_from(&span, &incoming);
     trace::attr(&span, "http.request.method", "POST");
     trace::attr(&span, "http.route", "/api/v1/events");
     let next = trace::headers_of(&span).unwrap_or(incoming);

@@ -96,11 +96,15 @@ pub fn format_traceparent(cx: &SpanContext) -> String {
 /// Makes `span` continue the trace of `incoming` (a new trace when it has
 /// none or a malformed one) and records its `trace_id`. Call it before the
 /// span is first entered.
-pub fn continue_from(span: &tracing::Span, incoming: Option<&str>, tracestate: Option<&str>) {
+pub fn continue_from(span: &tracing::Span, incoming: &Headers) {
     if span.is_disabled() {
         return;
     }
-    if let Some(parent) = incoming.and_then(|tp| parse_traceparent(tp, tracestate)) {
+    let parent = incoming
+        .traceparent
+        .as_deref()
+        .and_then(|tp| parse_traceparent(tp, incoming.tracestate.as_deref()));
+    if let Some(parent) = parent {
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
     }
     let cx = span.context();
@@ -192,8 +196,10 @@ mod tests {
         let span = tracing::Span::none();
         continue_from(
             &span,
-            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-            None,
+            &Headers::new(
+                Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                None,
+            ),
         );
         assert!(headers_of(&span).is_none());
     }

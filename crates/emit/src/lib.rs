@@ -905,6 +905,11 @@ impl Background {
         self.metrics.dropped.inc_by((batch.len() - written) as u64);
     }
 
+    /// One connection's life: connect, then publish the buffer in batches with
+    /// pipelined confirms (and the spill directory's events once a second),
+    /// until the connection fails or the emitter closes; what is not confirmed
+    /// then is spilled. Kept as one function: the batches in flight are a
+    /// local that every branch of its loop settles or spills.
     async fn session(&mut self) -> anyhow::Result<()> {
         let target = hookfleet_core::config::AmqpTarget::parse(&self.config.amqp_url)
             .map_err(|e| anyhow::anyhow!("EmitterConfig::amqp_url: {e}"))?

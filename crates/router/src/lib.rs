@@ -258,11 +258,7 @@ impl Hop {
             trace_id = tracing::field::Empty,
             otel.kind = "consumer"
         );
-        trace::continue_from(
-            &span,
-            incoming.traceparent.as_deref(),
-            incoming.tracestate.as_deref(),
-        );
+        trace::continue_from(&span, &incoming);
         trace::attr(&span, "messaging.system", "rabbitmq");
         trace::attr(&span, "messaging.destination.name", queue);
         trace::attr(&span, "hookfleet.event.id", env.id.clone());

@@ -226,11 +226,7 @@ fn hop(c: &Candidate, job: &str) -> (tracing::Span, trace::Headers) {
         trace_id = tracing::field::Empty,
         otel.kind = "producer"
     );
-    trace::continue_from(
-        &span,
-        stored.traceparent.as_deref(),
-        stored.tracestate.as_deref(),
-    );
+    trace::continue_from(&span, &stored);
     let dl = &c.dead_letter;
     trace::attr(&span, "hookfleet.replay.id", job.to_owned());
     trace::attr(&span, "hookfleet.delivery.id", dl.delivery_id.clone());

@@ -105,11 +105,7 @@ fn span_of(d: &Delivery, meta: &Meta, at: Position) -> tracing::Span {
         otel.kind = "client"
     );
     let incoming = h::trace_of(d.properties.headers().as_ref());
-    trace::continue_from(
-        &span,
-        incoming.traceparent.as_deref(),
-        incoming.tracestate.as_deref(),
-    );
+    trace::continue_from(&span, &incoming);
     trace::attr(&span, "http.request.method", "POST");
     trace::attr(&span, "hookfleet.endpoint.id", meta.endpoint_id.to_string());
     if let Some(id) = &meta.delivery_id {

@@ -326,6 +326,12 @@ async fn open(
 }
 
 /// Runs one session until shutdown, a failed consumer or a lost connection.
+///
+/// Longer than most: it owns every handle of the session (channels, the
+/// membership, prober and keeper tasks, the consumers) from start to the
+/// ordered teardown, and its one `select!` loop is where registry changes,
+/// share changes and depth polls meet; split up, those handles would have to
+/// travel through a struct that only this function uses.
 pub(crate) async fn run(
     ctx: &Arc<Ctx>,
     conn: &Connection,
