@@ -61,9 +61,47 @@ pub struct AppState {
     pub signer: portal::token::Signer,
     /// The live tenant API keys, kept by `serve` (`auth`).
     pub keys: Arc<hookfleet_store::key_cache::KeyCache>,
+    /// When this process last wrote each key's `last_used_at`.
+    pub key_uses: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
+/// How often a key's `last_used_at` is written, at most, by one process.
+pub const KEY_USE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl AppState {
+    /// Records that the key `id` authenticated a request: `last_used_at` is
+    /// written in the background, at most once per [`KEY_USE_EVERY`] per key
+    /// and process (never a write per request, never a wait for it).
+    pub fn key_used(&self, id: &str) {
+        let now = std::time::Instant::now();
+        {
+            let mut uses = self.key_uses.lock().unwrap_or_else(|p| p.into_inner());
+            if uses
+                .get(id)
+                .is_some_and(|t| now.duration_since(*t) < KEY_USE_EVERY)
+            {
+                return;
+            }
+            // Bounded: entries of keys long unused (or revoked) go.
+            if uses.len() >= 100_000 {
+                uses.retain(|_, t| now.duration_since(*t) < KEY_USE_EVERY);
+            }
+            uses.insert(id.to_owned(), now);
+        }
+        let (pool, id) = (self.pool.clone(), id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = hookfleet_store::tenants::touch_api_key(&pool, &id).await {
+                tracing::debug!(key_id = %id, error = %e, "Could not record an API key's use.");
+            }
+        });
+    }
+
+    /// Whether `key` is the admin key, compared in constant time.
+    pub fn is_admin_key(&self, key: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(key.as_bytes().ct_eq(self.admin_key.as_bytes()))
+    }
+
     /// What the service layer's operations work with.
     pub fn ctx(&self) -> hookfleet_service::Ctx<'_> {
         hookfleet_service::Ctx {
@@ -130,8 +168,15 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
             get(dead_letters::show),
         )
         .route("/api/v1/events", post(events::ingest))
-        .route("/api/v1/tenants", post(tenants::create))
-        .route("/api/v1/tenants/{id}/api-keys", post(tenants::create_key))
+        .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
+        .route(
+            "/api/v1/tenants/{id}",
+            get(tenants::get).delete(tenants::delete),
+        )
+        .route(
+            "/api/v1/tenants/{id}/api-keys",
+            post(tenants::create_key).get(tenants::list_keys),
+        )
         .route(
             "/api/v1/tenants/{id}/portal-link",
             post(tenants::portal_link),
@@ -173,6 +218,7 @@ pub fn state(settings: Arc<Settings>, pool: Pool) -> anyhow::Result<Arc<AppState
         publisher,
         types: Default::default(),
         keys: Default::default(),
+        key_uses: Default::default(),
     }))
 }
 

@@ -202,6 +202,7 @@ pub async fn auth_link(
             let link = super::LinkUse {
                 id: &c.nonce,
                 exp: c.exp,
+                since: c.since,
             };
             super::start_session(&st, &headers, &c.tenant, c.key_id.clone(), Some(link)).await
         }

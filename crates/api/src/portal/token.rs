@@ -30,6 +30,11 @@ pub struct Claims {
     /// The token's id, random: a link's id (recorded when used) or a
     /// session's row id.
     pub nonce: String,
+    /// A link's tenant generation: the tenant's `created_at` in Unix
+    /// microseconds. A link for a tenant since deleted and created again
+    /// under the same id opens nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -141,6 +146,7 @@ mod tests {
             exp,
             key_id: None,
             nonce: nonce(),
+            since: None,
         }
     }
 
