@@ -453,3 +453,170 @@ async fn tenants_are_listed_shown_and_deleted_with_their_webhooks_keys_and_sessi
     );
     app.stop().await.unwrap();
 }
+
+/// A real `hookfleet api` with `env` (admin and session keys); its base URL
+/// once it answers.
+async fn api_with(env: &TestEnv, vars: &[(&str, &str)]) -> (Proc, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut all = vec![("HOOKFLEET__API__LISTEN", addr.as_str())];
+    all.extend_from_slice(vars);
+    let (p, _ops) = env.spawn_with_ops(&["api"], &all);
+    let base = format!("http://{addr}");
+    let probe = format!("{base}/api/v1/openapi.json");
+    wait_for("the API to answer", LONG, || async {
+        reqwest::get(&probe).await.is_ok()
+    })
+    .await;
+    (p, base)
+}
+
+const OLD: &str = "old-admin-key-0123456789";
+const NEW: &str = "new-admin-key-0123456789";
+const SESSIONS: &str = "session-key-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_keys_rotate_without_ending_links_or_sessions() {
+    let env = TestEnv::new(&[]).await;
+    let http = no_redirects();
+    // Before: the old key alone; sessions have keys of their own.
+    let (_before, b1) = api_with(
+        &env,
+        &[
+            ("HOOKFLEET__API__ADMIN_KEY", OLD),
+            ("HOOKFLEET__API__SESSION_KEYS", SESSIONS),
+        ],
+    )
+    .await;
+    let old = Api::new(&b1, OLD);
+    create_tenant(&old, "acme").await;
+    let session = open_link(&http, &portal_link(&old, "acme").await).await;
+    let old_link_1 = portal_link(&old, "acme").await;
+    let old_link_2 = portal_link(&old, "acme").await;
+
+    // During: the new key first, the old one still listed.
+    let (_during, b2) = api_with(
+        &env,
+        &[
+            ("HOOKFLEET__API__ADMIN_KEYS", &format!("{NEW},{OLD}")),
+            ("HOOKFLEET__API__SESSION_KEYS", SESSIONS),
+        ],
+    )
+    .await;
+    for key in [OLD, NEW] {
+        let (s, b) = Api::new(&b2, key)
+            .call("GET", "/api/v1/tenants", None)
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    assert_eq!(portal_home(&http, &b2, &session).await, 200);
+    // A link the old key signed still opens the portal while it is listed.
+    let link = old_link_1.replace(&b1, &b2);
+    assert_ne!(link, old_link_1);
+    let s2 = open_link(&http, &link).await;
+    assert_eq!(portal_home(&http, &b2, &s2).await, 200);
+    let new_link = portal_link(&Api::new(&b2, NEW), "acme").await;
+
+    // After: the old key retired.
+    let (_after, b3) = api_with(
+        &env,
+        &[
+            ("HOOKFLEET__API__ADMIN_KEYS", NEW),
+            ("HOOKFLEET__API__SESSION_KEYS", SESSIONS),
+        ],
+    )
+    .await;
+    let (s, _) = Api::new(&b3, OLD)
+        .call("GET", "/api/v1/tenants", None)
+        .await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        Api::new(&b3, NEW)
+            .call("GET", "/api/v1/tenants", None)
+            .await
+            .0,
+        200
+    );
+    // The session opened under the old key goes on: sessions have their keys.
+    assert_eq!(portal_home(&http, &b3, &session).await, 200);
+    // The new key's link opens; the retired key's link is refused.
+    let s3 = open_link(&http, &new_link.replace(&b2, &b3)).await;
+    assert_eq!(portal_home(&http, &b3, &s3).await, 200);
+    let r = http.get(old_link_2.replace(&b1, &b3)).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("not valid"));
+
+    // Without session keys, sessions are the first admin key's: they do not
+    // survive a change of it (the warning at startup says so).
+    let (_derived, b4) = api_with(&env, &[("HOOKFLEET__API__ADMIN_KEYS", NEW)]).await;
+    assert_eq!(portal_home(&http, &b4, &session).await, 303);
+    let s4 = open_link(&http, &portal_link(&Api::new(&b4, NEW), "acme").await).await;
+    assert_eq!(portal_home(&http, &b4, &s4).await, 200);
+    let (_rotated, b5) = api_with(
+        &env,
+        &[("HOOKFLEET__API__ADMIN_KEYS", &format!("{OLD},{NEW}"))],
+    )
+    .await;
+    assert_eq!(portal_home(&http, &b5, &s4).await, 303);
+
+    // Both forms set: a configuration error naming both keys.
+    let out = env
+        .command(&["api"])
+        .env("HOOKFLEET__API__ADMIN_KEY", OLD)
+        .env("HOOKFLEET__API__ADMIN_KEYS", NEW)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("api.admin_keys") && err.contains("HOOKFLEET__API__ADMIN_KEY"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_shows_and_deletes_tenants_and_lists_their_keys() {
+    let env = TestEnv::new(&[]).await;
+    let run = |args: &[&str]| -> (Option<i32>, String, String) {
+        let out = env.command(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let json = |args: &[&str]| -> Value {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    for t in ["cli-a", "cli-b"] {
+        json(&["tenant", "create", t]);
+    }
+    let k = json(&["key", "create", "cli-a"]);
+    let page = json(&["tenant", "list", "--limit", "1"]);
+    assert_eq!(ids(&page), ["cli-a"]);
+    let page = json(&[
+        "tenant",
+        "list",
+        "--cursor",
+        page["next_cursor"].as_str().unwrap(),
+    ]);
+    assert_eq!(ids(&page), ["cli-b"]);
+    let t = json(&["tenant", "get", "cli-a"]);
+    assert_eq!(
+        (t["webhooks"].as_i64(), t["active_keys"].as_i64()),
+        (Some(0), Some(1))
+    );
+    let (_, out, _) = run(&["tenant", "keys", "cli-a"]);
+    assert!(!out.contains(k["key"].as_str().unwrap()), "{out}");
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ids(&keys), [k["id"].as_str().unwrap()]);
+    let d = json(&["tenant", "delete", "cli-a"]);
+    assert_eq!(d["keys_revoked"], 1, "{d}");
+    let (code, _, err) = run(&["tenant", "get", "cli-a"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("tenant not found"), "{err}");
+    let (code, _, err) = run(&["tenant", "delete", "cli-a"]);
+    assert_ne!(code, Some(0), "{err}");
+}

@@ -111,7 +111,7 @@ pub struct PortalLinkBody {
     pub ttl_seconds: Option<i64>,
 }
 
-impl service::LinkSigner for crate::portal::token::Signer {
+impl service::LinkSigner for crate::portal::token::Keys {
     fn sign_link(&self, tenant: &str, key_id: Option<&str>, exp: i64, since: i64) -> String {
         self.sign(&crate::portal::token::Claims {
             kind: "link".into(),
@@ -147,6 +147,6 @@ pub async fn portal_link(
     };
     let base = crate::portal::public_base(&st.settings, &headers);
     let link =
-        issue_portal_link(&st.pool, &st.signer, &tenant, key_id.as_deref(), ttl, &base).await?;
+        issue_portal_link(&st.pool, &st.links, &tenant, key_id.as_deref(), ttl, &base).await?;
     Ok((StatusCode::CREATED, Json(link)))
 }

@@ -197,7 +197,7 @@ pub async fn auth_link(
 ) -> PortalResult<Response> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let tok = q.get("token").map(String::as_str).unwrap_or("");
-    match st.signer.verify(tok, "link", now) {
+    match st.links.verify(tok, "link", now) {
         Ok(c) => {
             let link = super::LinkUse {
                 id: &c.nonce,
