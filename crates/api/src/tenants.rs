@@ -1,7 +1,7 @@
 //! `/api/v1/tenants…` and `/api/v1/api-keys…`: tenants, their API keys and
 //! portal links; thin adapters over `hookfleet_service::tenants`.
 use crate::auth::{self, Caller};
-use crate::error::{ApiResult, JsonBody};
+use crate::error::{detached, ApiResult, JsonBody, QueryParams};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,8 +11,10 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 pub use hookfleet_service::tenants::{
-    create_api_key, create_tenant, issue_portal_link, revoke_api_key, NewKey, PortalLink, Tenant,
+    create_api_key, create_tenant, issue_portal_link, revoke_api_key, KeyInfo, NewKey, PageQuery,
+    PortalLink, Tenant, TenantDeleted, TenantDetail,
 };
+use hookfleet_service::Page;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +32,53 @@ pub async fn create(
         StatusCode::CREATED,
         Json(create_tenant(&st.pool, &b.id).await?),
     ))
+}
+
+/// `GET /api/v1/tenants`: a page of tenants, by id (admin key).
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> ApiResult<Json<Page<Tenant>>> {
+    caller.service().require_admin()?;
+    Ok(Json(service::list_tenants(&st.pool, &q).await?))
+}
+
+/// `GET /api/v1/tenants/{id}`: a tenant and its counts (admin key).
+pub async fn get(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TenantDetail>> {
+    caller.service().require_admin()?;
+    Ok(Json(service::get_tenant(&st.pool, &id).await?))
+}
+
+/// `DELETE /api/v1/tenants/{id}` (admin key): its keys revoked, its portal
+/// sessions ended, its webhooks deleted (queued messages to the dead
+/// letters), then the tenant.
+pub async fn delete(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TenantDeleted>> {
+    caller.service().require_admin()?;
+    // In a task of its own: a client that goes away must not leave the
+    // deletion half done.
+    let done = detached(async move { service::delete_tenant(&st.ctx(), &id).await }).await?;
+    Ok(Json(done))
+}
+
+/// `GET /api/v1/tenants/{id}/api-keys`: a page of the tenant's keys, never a
+/// key or its hash (admin key).
+pub async fn list_keys(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> ApiResult<Json<Page<KeyInfo>>> {
+    caller.service().require_admin()?;
+    Ok(Json(service::list_api_keys(&st.pool, &tenant, &q).await?))
 }
 
 pub async fn create_key(
@@ -62,14 +111,15 @@ pub struct PortalLinkBody {
     pub ttl_seconds: Option<i64>,
 }
 
-impl service::LinkSigner for crate::portal::token::Signer {
-    fn sign_link(&self, tenant: &str, key_id: Option<&str>, exp: i64) -> String {
+impl service::LinkSigner for crate::portal::token::Keys {
+    fn sign_link(&self, tenant: &str, key_id: Option<&str>, exp: i64, since: i64) -> String {
         self.sign(&crate::portal::token::Claims {
             kind: "link".into(),
             tenant: tenant.to_owned(),
             exp,
             key_id: key_id.map(str::to_owned),
             nonce: crate::portal::token::nonce(),
+            since: Some(since),
         })
     }
 }
@@ -97,6 +147,6 @@ pub async fn portal_link(
     };
     let base = crate::portal::public_base(&st.settings, &headers);
     let link =
-        issue_portal_link(&st.pool, &st.signer, &tenant, key_id.as_deref(), ttl, &base).await?;
+        issue_portal_link(&st.pool, &st.links, &tenant, key_id.as_deref(), ttl, &base).await?;
     Ok((StatusCode::CREATED, Json(link)))
 }
