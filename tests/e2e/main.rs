@@ -28,6 +28,7 @@ mod resilience;
 mod retention;
 mod retry;
 mod routing;
+mod schemathesis;
 mod security;
 mod sharing;
 mod slow_clients;
