@@ -115,6 +115,8 @@ async fn schemathesis_finds_no_server_error_nor_schema_violation() {
         "schemathesis failed:\n{said}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Its summary, for `make fuzz-schema` (which shows the test's output).
+    println!("{said}");
     // Every phase ran, the stateful one with scenarios (links to follow).
     for phase in [
         "Examples (in",
