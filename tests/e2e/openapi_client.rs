@@ -89,6 +89,17 @@ async fn generated_python_client_runs_the_platform_flow() {
     let result: serde_json::Value =
         serde_json::from_str(stdout.lines().last().expect("the script's result line")).unwrap();
     let event_id = result["event_id"].as_str().unwrap();
+    // The platform acts with the admin key and `Hookfleet-Tenant` wherever the
+    // document declares that header; through a minted tenant key otherwise.
+    let declares_header = String::from_utf8_lossy(&doc)
+        .to_lowercase()
+        .contains("\"hookfleet-tenant\"");
+    println!("acting for the tenant with: {}", result["mode"]);
+    assert_eq!(
+        result["mode"],
+        if declares_header { "header" } else { "key" },
+        "{result}"
+    );
 
     // What the receivers got agrees with what the client saw: one signed
     // delivery to the first webhook; to the second, the failed attempt and
