@@ -78,3 +78,11 @@ chaos-short: ## the CI form of `make chaos`: 5 faults on one node (~3 min)
 .PHONY: fuzz
 fuzz: services ## fuzz the REST API's input: the kept corpus and 2,000 random bodies per route (CI runs 64)
 	HOOKFLEET_FUZZ_CASES=2000 cargo nextest run --workspace -E 'test(/fuzz::/) | test(/properties/)'
+
+# schemathesis over the running API (tests/e2e/schemathesis.rs): `make test` runs
+# 20 examples per operation with a fixed seed; this runs more, with a new seed.
+.PHONY: fuzz-schema
+SCHEMA_EXAMPLES ?= 200
+fuzz-schema: services ## schemathesis against the running API: every phase, 200 examples per operation (SCHEMA_EXAMPLES=N), a new seed
+	HOOKFLEET_SCHEMATHESIS_EXAMPLES=$(SCHEMA_EXAMPLES) HOOKFLEET_SCHEMATHESIS_SEED=random \
+	  cargo test -p hookfleet-tests --test e2e -- --nocapture schemathesis::

@@ -145,10 +145,10 @@ async fn bad_filters_are_refused_with_422_naming_the_field() {
             "filter.or[0].in",
             "expected an array",
         ),
-        // Refused for the whole body, before the filter is read.
+        // Refused before the filter is read, naming where it is.
         (
             json!({"path": "data.region", "eq": "e\u{0}u"}),
-            "body",
+            "filter.eq",
             "\\u0000",
         ),
         (json!("data.region == eu"), "filter", "expected an object"),

@@ -913,3 +913,28 @@ impl Drop for BrokerRestart {
             .output();
     }
 }
+
+/// Makes sure the pinned PyPI packages (`name`, `version`) are installed for
+/// `python3`: .ci/run installs them; this installs them on a developer machine
+/// that lacks them (or has another version).
+pub fn ensure_python_packages(pins: &[(&str, &str)]) {
+    let missing: Vec<String> = pins
+        .iter()
+        .filter(|(name, version)| {
+            let check = format!(
+                "import importlib.metadata as m, sys; sys.exit(m.version('{name}') != '{version}')"
+            );
+            !Command::new("python3")
+                .args(["-c", &check])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    if !missing.is_empty() {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "-q"])
+            .args(&missing)
+            .status();
+    }
+}

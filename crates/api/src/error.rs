@@ -158,11 +158,17 @@ where
 
 /// Deserializes a JSON body: 400 when it is not JSON, 422 naming the offending
 /// key when it has the wrong shape (`headers.X-Foo`, `grace_period_seconds`, an
-/// unknown key by its own name; `body` for the body as a whole).
+/// unknown key by its own name; `body` for the body as a whole). A `\u0000`
+/// anywhere is refused first, naming the key that holds it.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if hookfleet_core::text::has_nul_escape(bytes) {
+        let field = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| nul_path(&v, ""))
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "body".to_owned());
         return Err(ApiError::invalid(
-            "body",
+            &field,
             "text must not contain the character \\u0000",
         ));
     }
@@ -183,6 +189,31 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> 
                 msg,
             ))
         }
+    }
+}
+
+/// Where the first NUL of a JSON document is, written like a deserialization
+/// error's path (`tenant_id`, `headers.X-Foo`, `filter.or[1].eq`): the string
+/// that holds it, or the object that holds a key with one. `Some("")` is the
+/// document itself.
+fn nul_path(v: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0').then(|| at.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_path(x, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(at.to_owned())
+            } else if at.is_empty() {
+                nul_path(x, k)
+            } else {
+                nul_path(x, &format!("{at}.{k}"))
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -279,8 +310,39 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{rejected_field, ApiError, ServiceError};
+    use super::{parse_json, rejected_field, ApiError, ServiceError};
     use axum::http::StatusCode;
+
+    /// A NUL in a JSON body is refused with the key that holds it (the answer
+    /// used to name only `body`).
+    #[test]
+    fn a_nul_in_the_body_names_its_field() {
+        let cases: [(&[u8], &str); 7] = [
+            (br#"{"tenant_id":"a\u0000b","limit":1}"#, "tenant_id"),
+            (
+                br#"{"url":"x","headers":{"X-Foo":"\u0000"}}"#,
+                "headers.X-Foo",
+            ),
+            (br#"{"events":["a","b\u0000"]}"#, "events[1]"),
+            (
+                br#"{"filter":{"or":[{"path":"data.a"},{"path":"data.b","eq":"e\u0000u"}]}}"#,
+                "filter.or[1].eq",
+            ),
+            (br#"{"headers":{"X\u0000":"v"}}"#, "headers"),
+            (br#""\u0000""#, "body"),
+            (br#"{"a":"\u0000""#, "body"),
+        ];
+        for (body, field) in cases {
+            let e = parse_json::<serde_json::Value>(body).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(
+                e.field.as_deref(),
+                Some(field),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
 
     #[test]
     fn every_service_error_has_its_status_and_code() {
