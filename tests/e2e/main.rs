@@ -31,3 +31,4 @@ mod security;
 mod sharing;
 mod slow_clients;
 mod traces;
+mod unroutable;
