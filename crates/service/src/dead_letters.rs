@@ -2,7 +2,7 @@
 //! replay jobs (started here, run by [`crate::replay`]) and `/recover`. A
 //! tenant sees and acts on its own tenant's dead letters only: its scope is
 //! part of every query, whatever the filter says.
-use crate::deliveries::{publish_again, Again};
+use crate::deliveries::{publish_again, Again, Origin};
 use crate::endpoints::load;
 use crate::error::{ServiceError, ServiceResult};
 use crate::{replay, Caller, Ctx};
@@ -291,7 +291,7 @@ pub async fn recover(
             attempts: d.attempt_count,
             payload: &d.payload,
         };
-        publish_again(publisher, &ep, &again).await?;
+        publish_again(publisher, &ep, &again, Origin::Recover).await?;
         let dl = DeadLetter {
             delivery_id: d.id.clone(),
             event_id: d.event_id.clone(),
