@@ -425,16 +425,23 @@ async fn a_replayed_dead_letter_continues_its_trace() {
 /// that starts it (no parent) and the attempt under it.
 async fn started_by(collector: &Collector, r: &hookfleet_tests::Received, root: &str) -> Span {
     let (tid, parent) = parent_of(r);
-    wait_for(
-        &format!("the {root} span and its attempt"),
-        LONG,
-        || async {
-            let spans = collector.trace(&tid);
-            spans.iter().any(|(_, s)| s.name == root)
-                && spans.iter().any(|(_, s)| s.name == "attempt")
-        },
-    )
-    .await;
+    let found = |spans: &[(String, Span)]| {
+        spans.iter().any(|(_, s)| s.name == root) && spans.iter().any(|(_, s)| s.name == "attempt")
+    };
+    let deadline = std::time::Instant::now() + LONG;
+    while !found(&collector.trace(&tid)) {
+        if std::time::Instant::now() > deadline {
+            let all: Vec<(String, String, String)> = collector
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, s)| (s.name.clone(), hex(&s.trace_id), hex(&s.parent_span_id)))
+                .collect();
+            panic!("no {root} span with its attempt in trace {tid}; every span: {all:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let spans: Vec<Span> = collector.trace(&tid).into_iter().map(|(_, s)| s).collect();
     let start = spans.iter().find(|s| s.name == root).unwrap();
     assert!(start.parent_span_id.is_empty(), "{root} starts the trace");
