@@ -346,3 +346,95 @@ async fn several_addresses_skip_a_dead_one_and_the_service_works() {
     .await;
     app.stop().await.unwrap();
 }
+
+/// `(pid, ssl)` of the connections on `vhost` whose client properties name
+/// `name` (`hookfleet-router`, say).
+fn connections_named(vhost: &str, name: &str) -> Vec<(String, bool)> {
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "--silent",
+            "pid",
+            "vhost",
+            "ssl",
+            "client_properties",
+        ])
+        .output()
+        .expect("rabbitmqctl");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let (pid, vh, ssl, props) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            (vh == vhost && props.contains(name)).then(|| (pid.to_owned(), ssl == "true"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_moves_on_to_the_next_address_and_the_api_skips_a_dead_one() {
+    let Some(dir) = tls_dir("a_lost_connection_moves_on_to_the_next_address") else {
+        return;
+    };
+    // Three addresses of the one local node, told apart by the broker's `ssl`
+    // flag: a dead port, the plain listener, the TLS listener.
+    let dead = free_port();
+    let ca = dir.join("ca.pem").to_string_lossy().into_owned();
+    let env = TestEnv::new(&[("amqp.tls.ca_file", &ca)]).await;
+    let url = format!(
+        "amqp://guest:guest@127.0.0.1:{dead}/{vh}, amqp://guest:guest@127.0.0.1:5672/{vh}, {tls}",
+        vh = env.name,
+        tls = amqps_url(&env, "localhost"),
+    );
+    let env = env.with_override("amqp.url", &url);
+    let rx = Receiver::start(Behaviour::Ok).await;
+    env.add_endpoint(&rx.url, &["*"], None).await;
+    let (app, base) = env.start_api(Roles::ALL).await;
+
+    // The API's HTTP ingest publishes past the dead first address.
+    let api = hookfleet_tests::Api::new(&base, hookfleet_tests::ADMIN_KEY);
+    let (s, body) = api
+        .call(
+            "POST",
+            "/api/v1/events",
+            Some(json!({"id": "evt_failover_1", "type": "match.found", "data": match_found(1)})),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    wait_for("the ingested event to be delivered", LONG, || async {
+        rx.count() >= 1
+    })
+    .await;
+    let routers = connections_named(&env.name, "hookfleet-router");
+    assert_eq!(routers.len(), 1, "{routers:?}");
+    assert!(
+        !routers[0].1,
+        "the router took the first live address, the plain one"
+    );
+
+    // The broker closes the router's connection: its supervisor reconnects
+    // with the next address, the TLS one, not the one it just lost.
+    let out = Command::new("rabbitmqctl")
+        .args(["close_connection", &routers[0].0, "test: failover"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the router to reconnect over TLS", LONG, || async {
+        let now = connections_named(&env.name, "hookfleet-router");
+        now.len() == 1 && now[0].1
+    })
+    .await;
+    let id = env.publish("match.found", match_found(2), None).await;
+    wait_for(
+        "an event routed after the failover to be delivered",
+        LONG,
+        || async { rx.received().iter().any(|r| r.webhook_id() == id) },
+    )
+    .await;
+    app.stop().await.unwrap();
+}

@@ -134,6 +134,9 @@ async fn deleting_an_endpoint_moves_its_queue_to_dead_letters() {
     assert!(dead
         .iter()
         .all(|(hd, _)| h::get_str(Some(hd), h::LAST_ERROR) == Some("endpoint deleted")));
+    assert!(dead
+        .iter()
+        .all(|(hd, _)| h::get_str(Some(hd), h::DEAD_REASON) == Some("endpoint_deleted")));
     assert_eq!(
         env.count("SELECT count(*) FROM deliveries WHERE status = 'dead'")
             .await,

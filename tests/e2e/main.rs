@@ -34,3 +34,4 @@ mod sharing;
 mod slow_clients;
 mod tenants;
 mod traces;
+mod unroutable;

@@ -421,6 +421,113 @@ async fn a_replayed_dead_letter_continues_its_trace() {
     assert_eq!(parent, hex(&again.span_id));
 }
 
+/// The trace of the `n`th delivery the receiver got: the span named `root`
+/// that starts it (no parent) and the attempt under it.
+async fn started_by(collector: &Collector, r: &hookfleet_tests::Received, root: &str) -> Span {
+    let (tid, parent) = parent_of(r);
+    let found = |spans: &[(String, Span)]| {
+        spans.iter().any(|(_, s)| s.name == root) && spans.iter().any(|(_, s)| s.name == "attempt")
+    };
+    let deadline = std::time::Instant::now() + LONG;
+    while !found(&collector.trace(&tid)) {
+        if std::time::Instant::now() > deadline {
+            let all: Vec<(String, String, String)> = collector
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, s)| (s.name.clone(), hex(&s.trace_id), hex(&s.parent_span_id)))
+                .collect();
+            panic!("no {root} span with its attempt in trace {tid}; every span: {all:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let spans: Vec<Span> = collector.trace(&tid).into_iter().map(|(_, s)| s).collect();
+    let start = spans.iter().find(|s| s.name == root).unwrap();
+    assert!(start.parent_span_id.is_empty(), "{root} starts the trace");
+    let attempt = spans
+        .iter()
+        .find(|s| s.name == "attempt" && s.parent_span_id == start.span_id)
+        .unwrap_or_else(|| panic!("an attempt under {root}: {spans:#?}"));
+    assert_eq!(parent, hex(&attempt.span_id), "the receiver joins it");
+    start.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_sends_recovers_and_resends_start_a_trace_the_attempt_continues() {
+    // No retries: the first failure is a dead letter.
+    let env = TestEnv::new(&[("retry.schedule", "")]).await;
+    let collector = Collector::start().await;
+    let rx = Receiver::start(Behaviour::Always(500)).await;
+    let (ep, _) = env.add_endpoint(&rx.url, &["user.created"], None).await;
+    let (_proc, base) = start(&env, &collector).await;
+    let api = hookfleet_tests::Api::new(&base, ADMIN_KEY);
+
+    // A test send, failed and dead-lettered, then purged: only /recover's
+    // second step (from the stored event) can send it again.
+    let (s, sent) = api
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{}/test", ep.id),
+            Some(json!({"event_type": "user.created"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    let delivery = sent["delivery_id"].as_str().unwrap().to_owned();
+    wait_for("the test send dead-lettered", LONG, || async {
+        env.dead_letters().await == 1
+    })
+    .await;
+    let test_send = started_by(&collector, &rx.received()[0], "test_send").await;
+    assert_eq!(
+        attr(&test_send, "hookfleet.delivery.id").as_deref(),
+        Some(delivery.as_str())
+    );
+    assert_eq!(attr(&test_send, "hookfleet.attempt").as_deref(), Some("1"));
+    let (s, body) = api
+        .call(
+            "POST",
+            "/api/v1/dead-letters/purge",
+            Some(json!({"all": true})),
+        )
+        .await;
+    assert_eq!((s, &body["purged"]), (200, &json!(1)), "{body}");
+
+    rx.set_behaviour(Behaviour::Ok);
+    let (s, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{}/recover", ep.id),
+            Some(json!({"since": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    wait_for("the recovered delivery", LONG, || async { rx.count() == 2 }).await;
+    let recover = started_by(&collector, &rx.received()[1], "recover").await;
+    assert_eq!(attr(&recover, "hookfleet.attempt").as_deref(), Some("2"));
+
+    let (s, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/webhooks/{}/deliveries/{delivery}/resend", ep.id),
+            None,
+        )
+        .await;
+    assert!((200..300).contains(&s), "{s} {body}");
+    wait_for("the resent delivery", LONG, || async { rx.count() == 3 }).await;
+    let resend = started_by(&collector, &rx.received()[2], "resend").await;
+    assert_eq!(
+        attr(&resend, "hookfleet.endpoint.id").as_deref(),
+        Some(ep.id.as_str())
+    );
+    // Three sends, three traces.
+    let ids: std::collections::HashSet<_> = [&test_send, &recover, &resend]
+        .iter()
+        .map(|s| hex(&s.trace_id))
+        .collect();
+    assert_eq!(ids.len(), 3);
+}
+
 /// A producer with an OpenTelemetry layer of its own: the span it is in when
 /// it emits (through the SDK or the outbox) is the parent the event carries.
 /// The roles run in this process with telemetry off, so the receiver gets

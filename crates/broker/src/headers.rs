@@ -23,6 +23,8 @@ pub const ATTEMPTS: &str = "x-attempts";
 pub const INVALID_REASON: &str = "x-invalid-reason";
 /// When a delivery was dead-lettered (RFC 3339).
 pub const DEAD_AT: &str = "x-dead-at";
+/// Why it was dead-lettered (`hookfleet_core::DeadReason`).
+pub const DEAD_REASON: &str = "x-dead-reason";
 
 /// Reads a string header.
 pub fn get_str<'a>(t: Option<&'a FieldTable>, key: &str) -> Option<&'a str> {

@@ -41,4 +41,4 @@ pub use envelope::{Envelope, InvalidEnvelope};
 pub use ids::{DeliveryId, EndpointId, EventId};
 pub use retry::RetrySchedule;
 pub use signing::Secret;
-pub use status::{Circuit, DeliveryStatus, Ordering};
+pub use status::{Circuit, DeadReason, DeliveryStatus, Ordering};

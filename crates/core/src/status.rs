@@ -98,6 +98,30 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Why a message became a dead letter (`dead_letters.reason`, V15; null
+    /// for the rows kept before it). Set by whoever dead-letters it, in the
+    /// `x-dead-reason` header, or by the keeper of `hookfleet.unroutable`.
+    DeadReason, "dead-letter reason", {
+        /// The retry schedule was spent.
+        AttemptsExhausted = "attempts_exhausted",
+        /// The endpoint answered 410 Gone (and was disabled).
+        Gone = "gone",
+        /// A message in an endpoint queue that no router or API made (no
+        /// `x-delivery-id`).
+        Foreign = "foreign",
+        /// The endpoint was deleted: left in its queue at the deletion, or a
+        /// retry that expired after it (through `hookfleet.unroutable`).
+        EndpointDeleted = "endpoint_deleted",
+        /// The endpoint exists but its queue did not (deleted by hand, say):
+        /// the delivery reached `hookfleet.unroutable`.
+        QueueMissing = "queue_missing",
+        /// A message in `hookfleet.unroutable` without hookfleet's headers (a
+        /// foreign publish to `hookfleet.deliveries`).
+        Unroutable = "unroutable",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +144,7 @@ mod tests {
         check(Ordering::ALL);
         check(Circuit::ALL);
         check(DeliveryStatus::ALL);
+        check(DeadReason::ALL);
     }
 
     #[test]

@@ -143,8 +143,8 @@ pub struct Pending {
     pub id: String,
     pub body: Vec<u8>,
     /// The producer's span when it emitted the event (its W3C headers): the
-    /// event continues that trace. Not kept in the spill file: an event
-    /// replayed from disk starts a trace of its own.
+    /// event continues that trace, also when it is spilled and replayed from
+    /// disk (the spill line keeps them).
     pub trace: Option<hookfleet_core::trace::Headers>,
 }
 

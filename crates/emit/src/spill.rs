@@ -1,6 +1,9 @@
 //! The spill: append-only files of events that could not be buffered or
 //! published. One line per event, `<type>\t<id>\t<body>` (the JSON body never
-//! holds a raw tab or newline). Each append is written through to the OS, so a
+//! holds a raw tab or newline), followed by `\t<traceparent>\t<tracestate>`
+//! when the event carries a trace context, so a replayed event continues the
+//! producer's trace. An event without one keeps the three-field line, which
+//! the versions before the trace fields read too. Each append is written through to the OS, so a
 //! killed producer loses nothing it spilled; a torn last line is skipped on replay.
 //! The files' total size is bounded (`max_spill_bytes`): past it, events are
 //! dropped, counted and logged, and the disk does not fill up.
@@ -152,6 +155,12 @@ impl Spill {
             w.write_all(e.id.as_bytes())?;
             w.write_all(b"\t")?;
             w.write_all(&e.body)?;
+            if let Some((tp, ts)) = trace_fields(e) {
+                w.write_all(b"\t")?;
+                w.write_all(tp.as_bytes())?;
+                w.write_all(b"\t")?;
+                w.write_all(ts.as_bytes())?;
+            }
             w.write_all(b"\n")?;
         }
         w.flush()?;
@@ -185,9 +194,22 @@ impl Spill {
     }
 }
 
-/// The bytes of an event's spill line, `<type>\t<id>\t<body>\n`.
+/// The bytes of an event's spill line, `<type>\t<id>\t<body>[\t<traceparent>\t<tracestate>]\n`.
 fn line_len(e: &Pending) -> u64 {
-    (e.event_type.len() + e.id.len() + e.body.len() + 3) as u64
+    let trace = trace_fields(e).map_or(0, |(tp, ts)| tp.len() + ts.len() + 2);
+    (e.event_type.len() + e.id.len() + e.body.len() + 3 + trace) as u64
+}
+
+/// The trace fields of an event's line: its `traceparent` and its
+/// `tracestate` (empty when it has none). None without a `traceparent`, or
+/// when either holds a tab or a line break (no valid one does), which would
+/// tear the line.
+fn trace_fields(e: &Pending) -> Option<(&str, &str)> {
+    let t = e.trace.as_ref()?;
+    let tp = t.traceparent.as_deref()?;
+    let ts = t.tracestate.as_deref().unwrap_or("");
+    let clean = |s: &str| !s.contains(['\t', '\n', '\r']);
+    (clean(tp) && clean(ts)).then_some((tp, ts))
 }
 
 fn gauge(bytes: u64) -> i64 {
@@ -221,16 +243,22 @@ pub fn read(path: &Path) -> std::io::Result<Vec<Pending>> {
     let mut out = Vec::new();
     for line in BufReader::new(File::open(path)?).lines() {
         let line = line?;
-        let mut parts = line.splitn(3, '\t');
-        match (parts.next(), parts.next(), parts.next()) {
+        // The body holds no raw tab: the fields after it are the trace's.
+        let mut parts = line.split('\t');
+        let (t, id, body) = (parts.next(), parts.next(), parts.next());
+        let (tp, ts) = (parts.next(), parts.next());
+        match (t, id, body) {
             (Some(t), Some(id), Some(body))
                 if serde_json::from_str::<serde_json::Value>(body).is_ok() =>
             {
+                let trace = tp.filter(|tp| !tp.is_empty()).map(|tp| {
+                    hookfleet_core::trace::Headers::new(Some(tp), ts.filter(|s| !s.is_empty()))
+                });
                 out.push(Pending {
                     event_type: t.to_owned(),
                     id: id.to_owned(),
                     body: body.as_bytes().to_vec(),
-                    trace: None,
+                    trace,
                 })
             }
             _ => tracing::warn!(file = %path.display(), "Skipping a torn spill line."),
@@ -302,6 +330,45 @@ mod tests {
             Spill::open(&dir, u64::MAX, gauge()).is_ok(),
             "free again once the first is gone"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_trace_context_is_kept_with_a_spilled_event() {
+        use hookfleet_core::trace::Headers;
+        let dir = temp_dir("trace");
+        let s = Spill::open(&dir, u64::MAX, gauge()).unwrap();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut with_state = ev(1);
+        with_state.trace = Some(Headers::new(Some(tp), Some("vendor=a,other=b")));
+        let mut parent_only = ev(2);
+        parent_only.trace = Some(Headers::new(Some(tp), None));
+        let mut torn = ev(3);
+        torn.trace = Some(Headers::new(Some(tp), Some("a\tb")));
+        assert_eq!(s.append(&[with_state, parent_only, ev(4), torn.clone()]), 4);
+        let files = s.take_files().unwrap();
+        assert_eq!(on_disk(&dir), s.bytes(), "line_len counts the trace fields");
+        let back = read(&files[0]).unwrap();
+        let traces: Vec<_> = back.iter().map(|p| p.trace.clone()).collect();
+        assert_eq!(
+            traces,
+            [
+                Some(Headers::new(Some(tp), Some("vendor=a,other=b"))),
+                Some(Headers::new(Some(tp), None)),
+                None,
+                None, // a tracestate that would tear the line is not written
+            ]
+        );
+        assert_eq!(back[3].body, torn.body, "the event itself is kept");
+        // A line of the older three-field format still reads.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&files[0])
+            .unwrap()
+            .write_all(b"user.created\tevt_old\t{\"id\":\"evt_old\"}\n")
+            .unwrap();
+        let back = read(&files[0]).unwrap();
+        assert_eq!((back[4].id.as_str(), &back[4].trace), ("evt_old", &None));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -2,11 +2,11 @@
 //! replay jobs (started here, run by [`crate::replay`]) and `/recover`. A
 //! tenant sees and acts on its own tenant's dead letters only: its scope is
 //! part of every query, whatever the filter says.
-use crate::deliveries::{publish_again, Again};
+use crate::deliveries::{publish_again, Again, Origin};
 use crate::endpoints::load;
 use crate::error::{ServiceError, ServiceResult};
 use crate::{replay, Caller, Ctx};
-use hookfleet_store::dead_letters::{self as store, Filter, Replay};
+use hookfleet_store::dead_letters::{self as store, DeadReason, Filter, Replay};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -29,6 +29,8 @@ pub struct ListQuery {
     pub since: Option<String>,
     pub until: Option<String>,
     pub error: Option<String>,
+    /// Why it was dead-lettered (`endpoint_deleted`, `unroutable`, …).
+    pub reason: Option<DeadReason>,
     /// Page size: 1 to 1000, 100 by default.
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -60,6 +62,7 @@ impl ListQuery {
             since: self.since,
             until: self.until,
             error: self.error,
+            reason: self.reason,
             received_since_ms: None,
         };
         f.validate()?;
@@ -93,6 +96,8 @@ pub struct ActionBody {
     pub since: Option<String>,
     pub until: Option<String>,
     pub error: Option<String>,
+    /// Why it was dead-lettered (`endpoint_deleted`, `unroutable`, …).
+    pub reason: Option<DeadReason>,
     /// At most this many dead letters are acted on.
     pub limit: Option<i64>,
     /// Replay: sends per second at most (0.1 to 100000); unpaced when absent.
@@ -117,6 +122,7 @@ impl ActionBody {
             since: self.since.clone(),
             until: self.until.clone(),
             error: self.error.clone(),
+            reason: self.reason,
             received_since_ms: None,
         };
         f.validate()?;
@@ -285,7 +291,7 @@ pub async fn recover(
             attempts: d.attempt_count,
             payload: &d.payload,
         };
-        publish_again(publisher, &ep, &again).await?;
+        publish_again(publisher, &ep, &again, Origin::Recover).await?;
         let dl = DeadLetter {
             delivery_id: d.id.clone(),
             event_id: d.event_id.clone(),
@@ -294,6 +300,8 @@ pub async fn recover(
             event_type: d.event_type.clone(),
             attempts: i64::from(d.attempt_count),
             last_error: None,
+            reason: None,
+            traceparent: None,
             dead_at: String::new(),
             payload: None,
         };

@@ -6,8 +6,10 @@ use crate::endpoints::load;
 use crate::error::{ServiceError, ServiceResult};
 use crate::{Caller, Ctx, Page, Publisher, SEVEN_DAYS};
 use hookfleet_broker::{headers as h, names};
+use hookfleet_core::trace;
 use hookfleet_store::endpoints::Endpoint;
 use hookfleet_store::history::{self, DeliveryRow, ListFilter};
+use tracing::Instrument as _;
 
 pub use hookfleet_store::history::Attempt;
 use hookfleet_store::Pool;
@@ -233,7 +235,7 @@ pub async fn resend(
         attempts: d.attempt_count,
         payload,
     };
-    publish_again(publisher, &ep, &again).await?;
+    publish_again(publisher, &ep, &again, Origin::Resend).await?;
     Ok(Resent {
         delivery_id: delivery_id.to_owned(),
         status: "pending".into(),
@@ -250,32 +252,114 @@ pub(crate) struct Again<'a> {
     pub payload: &'a str,
 }
 
+/// Who sends a delivery besides the router and a replay. Each starts a trace
+/// of its own (its span, named after it, is a root; the stored event kept no
+/// trace context), which the delivery's attempts continue, as they continue a
+/// `replay` (docs/ARCHITECTURE.md §23).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin {
+    /// `POST …/deliveries/{id}/resend`.
+    Resend,
+    /// `POST …/test`.
+    TestSend,
+    /// `POST …/recover`, the deliveries re-sent from the stored event.
+    Recover,
+}
+
+/// What a delivery sent by `origin` is, for its span's attributes.
+pub(crate) struct Sent<'a> {
+    pub delivery_id: &'a str,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub attempt: i64,
+}
+
+/// The span of `origin` sending `d` to `ep`, and the trace headers its
+/// message carries: none when tracing is off (nothing is made then).
+pub(crate) fn origin_span(
+    origin: Origin,
+    ep: &Endpoint,
+    d: &Sent<'_>,
+) -> (tracing::Span, Option<trace::Headers>) {
+    if !trace::enabled() {
+        return (tracing::Span::none(), None);
+    }
+    let span = match origin {
+        Origin::Resend => tracing::info_span!(
+            target: trace::TARGET,
+            "resend",
+            trace_id = tracing::field::Empty,
+            otel.kind = "producer"
+        ),
+        Origin::TestSend => tracing::info_span!(
+            target: trace::TARGET,
+            "test_send",
+            trace_id = tracing::field::Empty,
+            otel.kind = "producer"
+        ),
+        Origin::Recover => tracing::info_span!(
+            target: trace::TARGET,
+            "recover",
+            trace_id = tracing::field::Empty,
+            otel.kind = "producer"
+        ),
+    };
+    trace::continue_from(&span, &trace::Headers::default());
+    trace::attr(&span, "hookfleet.delivery.id", d.delivery_id.to_owned());
+    trace::attr(&span, "hookfleet.endpoint.id", ep.id.clone());
+    trace::attr(&span, "hookfleet.event.id", d.event_id.to_owned());
+    trace::attr(&span, "hookfleet.event.type", d.event_type.to_owned());
+    if let Some(t) = &ep.tenant_id {
+        trace::attr(&span, "hookfleet.tenant.id", t.clone());
+    }
+    trace::attr(&span, "hookfleet.attempt", d.attempt);
+    let next = trace::headers_of(&span);
+    (span, next)
+}
+
 /// Publishes a stored delivery to `hookfleet.deliveries` again (resend,
 /// recover): the same `webhook-id`, a fresh attempt budget, attempt numbers
-/// continuing after `attempts`.
+/// continuing after `attempts`, in a span of `origin`.
 pub(crate) async fn publish_again(
     publisher: &Publisher,
     ep: &Endpoint,
     d: &Again<'_>,
+    origin: Origin,
 ) -> anyhow::Result<()> {
+    let attempt = i64::from(d.attempts) + 1;
+    let (span, next) = origin_span(
+        origin,
+        ep,
+        &Sent {
+            delivery_id: d.delivery_id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            attempt,
+        },
+    );
     let props = h::delivery_properties(&h::DeliveryMeta {
         delivery_id: d.delivery_id,
         event_id: d.event_id,
         endpoint_id: &ep.id,
         event_type: d.event_type,
         tenant_id: ep.tenant_id.as_deref(),
-        attempt: i64::from(d.attempts) + 1,
+        attempt,
         attempt_base: i64::from(d.attempts),
-        trace: None,
+        trace: next.as_ref(),
     });
-    publisher
+    let sent = publisher
         .publish(
             names::DELIVERIES_EXCHANGE,
             &ep.id,
             d.payload.as_bytes(),
             props,
         )
-        .await
+        .instrument(span.clone())
+        .await;
+    if let Err(e) = &sent {
+        trace::error(&span, format!("{e:#}"));
+    }
+    sent
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -481,6 +565,16 @@ pub async fn send_test(
         ep.ordering,
     )
     .await?;
+    let (span, next) = origin_span(
+        Origin::TestSend,
+        &ep,
+        &Sent {
+            delivery_id: &delivery_id,
+            event_id: &event_id,
+            event_type: &b.event_type,
+            attempt: 1,
+        },
+    );
     let props = h::delivery_properties(&h::DeliveryMeta {
         delivery_id: &delivery_id,
         event_id: &event_id,
@@ -489,12 +583,17 @@ pub async fn send_test(
         tenant_id: ep.tenant_id.as_deref(),
         attempt: 1,
         attempt_base: 0,
-        trace: None,
+        trace: next.as_ref(),
     });
     publisher.declare_endpoint(&ep).await?;
-    publisher
+    let sent = publisher
         .publish(names::DELIVERIES_EXCHANGE, &ep.id, body.as_bytes(), props)
-        .await?;
+        .instrument(span.clone())
+        .await;
+    if let Err(e) = &sent {
+        trace::error(&span, format!("{e:#}"));
+    }
+    sent?;
     Ok(TestSent {
         delivery_id,
         event_id,

@@ -105,6 +105,11 @@ pub async fn drain_deleted(settings: &Settings, id: &str) -> anyhow::Result<u64>
             .clone()
             .unwrap_or_default();
         h::set_str(&mut headers, h::LAST_ERROR, "endpoint deleted");
+        h::set_str(
+            &mut headers,
+            h::DEAD_REASON,
+            hookfleet_core::DeadReason::EndpointDeleted.as_str(),
+        );
         h::set_str(&mut headers, "x-dead-at", &envelope::now_rfc3339());
         let props = msg
             .delivery

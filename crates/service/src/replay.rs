@@ -13,7 +13,7 @@
 //! those rows, marks the deliveries pending and records the actions in one
 //! transaction. A replay that dies half way leaves the rest kept, and at worst
 //! a duplicate (same `webhook-id`) of the batch it was sending.
-use crate::error::{BrokerUnavailable, ServiceResult};
+use crate::error::{BrokerUnavailable, ServiceError, ServiceResult};
 use anyhow::Context as _;
 use hookfleet_broker::{headers as h, names};
 use hookfleet_core::config::AmqpTarget;
@@ -83,6 +83,9 @@ pub async fn prepare_replay(
 )> {
     req.filter.validate()?;
     check_rate(req.rate)?;
+    if let Some(ep) = &req.filter.endpoint_id {
+        endpoint_replayable(pool, scope, ep).await?;
+    }
     let conn = hookfleet_broker::connect(amqp, "hookfleet-dlq-replay")
         .await
         .map_err(BrokerUnavailable)?;
@@ -118,6 +121,24 @@ pub async fn prepare_replay(
         tracing::info!(replay_id = %id, status, "Dead-letter replay ended.");
     };
     Ok((replay, job))
+}
+
+/// A replay aimed at one endpoint needs the endpoint: without it every copy
+/// would come back through `hookfleet.unroutable` as a new dead letter. The
+/// answer is a conflict (409) saying so and what to do instead. A replay with
+/// a wider filter skips such dead letters and counts them in `skipped`. For a
+/// tenant, another tenant's endpoint is as absent as a deleted one.
+async fn endpoint_replayable(pool: &Pool, scope: Scope<'_>, id: &str) -> ServiceResult<()> {
+    if store::endpoint_exists(pool, scope, id).await? {
+        return Ok(());
+    }
+    let id = hookfleet_core::text::truncate(id, 64);
+    Err(ServiceError::Conflict(format!(
+        "endpoint `{id}` no longer exists, so its dead letters cannot be replayed \
+         (they would only come back as unroutable); purge them instead \
+         (POST /api/v1/dead-letters/purge {{\"endpoint_id\": \"{id}\"}}, \
+         or hookfleet dlq purge --endpoint {id})"
+    )))
 }
 
 /// Replays batch after batch; `Ok(true)` when it was cancelled.

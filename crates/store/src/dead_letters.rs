@@ -10,6 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
+pub use hookfleet_core::DeadReason;
+
 /// One message taken from `hookfleet.dead`, as its headers describe it.
 #[derive(Debug, Clone, Default)]
 pub struct Kept {
@@ -26,12 +28,19 @@ pub struct Kept {
     /// The W3C trace context it carried: a replay continues that trace.
     pub traceparent: Option<String>,
     pub tracestate: Option<String>,
+    /// Why (`x-dead-reason`, or the unroutable keeper's). `EndpointDeleted`
+    /// is stored as `queue_missing` when the endpoint still exists.
+    pub reason: Option<DeadReason>,
+    /// Redelivered by the broker (a keeper died before its ack).
+    pub redelivered: bool,
 }
 
 /// Stores a batch of dead letters in one statement. The body is kept only
 /// when the event is not stored under the dead letter's tenant and id. A
-/// message kept before (the same delivery and `x-dead-at`, redelivered after
-/// a keeper died before its ack) is not kept twice.
+/// message kept before is not kept twice: the same delivery and `x-dead-at`
+/// (redelivered after a keeper died before its ack), or, for a message without
+/// `x-dead-at` (from `hookfleet.unroutable`), a redelivered one whose delivery
+/// already has a dead letter with the same reason.
 pub async fn keep(pool: &Pool, batch: &[Kept]) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
@@ -52,26 +61,46 @@ pub async fn keep(pool: &Pool, batch: &[Kept]) -> anyhow::Result<()> {
     let bodies: Vec<&[u8]> = batch.iter().map(|k| k.body.as_slice()).collect();
     let parents: Vec<Option<&str>> = batch.iter().map(|k| k.traceparent.as_deref()).collect();
     let states: Vec<Option<&str>> = batch.iter().map(|k| k.tracestate.as_deref()).collect();
+    let reasons: Vec<Option<&str>> = batch
+        .iter()
+        .map(|k| k.reason.map(DeadReason::as_str))
+        .collect();
+    // Only a message without x-dead-at needs the second dedupe (the first is
+    // the unique index).
+    let again: Vec<bool> = batch
+        .iter()
+        .map(|k| k.redelivered && k.dead_at.is_none())
+        .collect();
     pool.get()
         .await
         .context("connecting to Postgres")?
         .execute(
-            "INSERT INTO dead_letters (delivery_id, event_id, endpoint_id, tenant_id, event_type,
+            "WITH u AS (
+               SELECT u.*,
+                      CASE WHEN u.rs = 'endpoint_deleted'
+                                AND EXISTS (SELECT 1 FROM endpoints WHERE id = u.ep)
+                           THEN 'queue_missing' ELSE u.rs END AS reason
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::bytea[],
+                             $11::text[], $12::text[], $13::text[], $14::bool[])
+                      AS u(d, e, ep, t, ty, a, err, at, r, b, tp, ts, rs, again))
+             INSERT INTO dead_letters (delivery_id, event_id, endpoint_id, tenant_id, event_type,
                                        attempts, last_error, dead_at, received_at_ms, body,
-                                       traceparent, tracestate)
+                                       traceparent, tracestate, reason)
              SELECT u.d, u.e, u.ep, u.t, u.ty, u.a, u.err, u.at, u.r,
                     CASE WHEN EXISTS (SELECT 1 FROM events ev
                                        WHERE ev.scope = coalesce(u.t, '') AND ev.id = u.e)
                          THEN NULL ELSE u.b END,
-                    u.tp, u.ts
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                           $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::bytea[],
-                           $11::text[], $12::text[])
-                    AS u(d, e, ep, t, ty, a, err, at, r, b, tp, ts)
+                    u.tp, u.ts, u.reason
+               FROM u
+              WHERE NOT (u.again AND u.d <> ''
+                         AND EXISTS (SELECT 1 FROM dead_letters x
+                                      WHERE x.delivery_id = u.d
+                                        AND x.reason IS NOT DISTINCT FROM u.reason))
              ON CONFLICT (delivery_id, dead_at) WHERE delivery_id <> '' DO NOTHING",
             &[
                 &dids, &eids, &epids, &tenants, &types, &attempts, &errors, &dead_at, &received,
-                &bodies, &parents, &states,
+                &bodies, &parents, &states, &reasons, &again,
             ],
         )
         .await
@@ -117,6 +146,9 @@ pub struct Filter {
     /// Case-insensitive part of the last error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it was dead-lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DeadReason>,
     /// The event reached the router at or after (Unix ms): `/recover`.
     #[serde(skip)]
     pub received_since_ms: Option<i64>,
@@ -165,6 +197,7 @@ impl Filter {
         ]
         .iter()
         .all(|f| f.is_none())
+            && self.reason.is_none()
             && self.received_since_ms.is_none()
     }
 
@@ -208,6 +241,9 @@ impl Filter {
                 Box::new(v.clone()),
             );
         }
+        if let Some(r) = self.reason {
+            add("d.reason = ?", Box::new(r.as_str()));
+        }
         if let Some(ms) = self.received_since_ms {
             add("d.received_at_ms >= ?", Box::new(ms));
         }
@@ -236,6 +272,10 @@ pub struct DeadLetter {
     /// Attempts made before it was dead-lettered.
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// Why it was dead-lettered; null for the rows kept before V15.
+    pub reason: Option<DeadReason>,
+    /// The W3C `traceparent` it carried: a replay continues that trace.
+    pub traceparent: Option<String>,
     /// When it was dead-lettered (RFC 3339).
     pub dead_at: String,
     /// The event envelope (`show` only).
@@ -244,7 +284,7 @@ pub struct DeadLetter {
 }
 
 const COLUMNS: &str = "d.id, d.delivery_id, d.event_id, d.endpoint_id, d.tenant_id, d.event_type,
-                       d.attempts, d.last_error, d.dead_at";
+                       d.attempts, d.last_error, d.reason, d.traceparent, d.dead_at";
 
 fn from_row(r: &tokio_postgres::Row) -> DeadLetter {
     let at: OffsetDateTime = r.get("dead_at");
@@ -256,6 +296,11 @@ fn from_row(r: &tokio_postgres::Row) -> DeadLetter {
         event_type: r.get("event_type"),
         attempts: r.get("attempts"),
         last_error: r.get("last_error"),
+        // Only the enum's spellings are written (see `keep`).
+        reason: r
+            .get::<_, Option<&str>>("reason")
+            .and_then(|s| s.parse().ok()),
+        traceparent: r.get("traceparent"),
         dead_at: at.format(&Rfc3339).unwrap_or_default(),
         payload: None,
     }
@@ -344,6 +389,28 @@ pub async fn show(
     }))
 }
 
+/// Whether endpoint `id` exists in `scope` (any tenant's for `All`).
+pub async fn endpoint_exists(pool: &Pool, scope: Scope<'_>, id: &str) -> anyhow::Result<bool> {
+    if id.contains('\0') {
+        return Ok(false); // PostgreSQL text cannot hold it: no row can match.
+    }
+    let tenant = match scope {
+        Scope::All => None,
+        Scope::Tenant(t) => Some(t),
+    };
+    let row = pool
+        .get()
+        .await
+        .context("connecting to Postgres")?
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM endpoints
+                             WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2))",
+            &[&id, &tenant],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// A dead letter a replay looks at: its payload (the stored event, else the
 /// kept body), and whether its delivery succeeded since or its endpoint is gone.
 #[derive(Debug, Clone)]
@@ -376,7 +443,7 @@ pub async fn candidates(
                 coalesce(convert_to(e.payload::text, 'UTF8'), d.body) AS payload,
                 (SELECT status FROM deliveries WHERE id = d.delivery_id) AS delivery_status,
                 EXISTS (SELECT 1 FROM endpoints WHERE id = d.endpoint_id) AS endpoint_exists,
-                d.traceparent, d.tracestate
+                d.tracestate
            FROM dead_letters d
            LEFT JOIN events e ON e.scope = coalesce(d.tenant_id, '') AND e.id = d.event_id
           WHERE {cond} AND d.id > ${} ORDER BY d.id LIMIT ${n}",

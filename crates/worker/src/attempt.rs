@@ -253,7 +253,13 @@ fn error_of(resp: &http::Response) -> Option<String> {
 /// in `hookfleet.dead`, where an operator will see it.
 async fn dead_letter_foreign(publish: &Channel, d: &Delivery, meta: &Meta) {
     tracing::error!(endpoint_id = %meta.endpoint_id, "A message without x-delivery-id reached an endpoint queue; dead-lettering it.");
-    let props = d.properties.clone();
+    let mut headers = d.properties.headers().clone().unwrap_or_default();
+    h::set_str(
+        &mut headers,
+        h::DEAD_REASON,
+        hookfleet_core::DeadReason::Foreign.as_str(),
+    );
+    let props = d.properties.clone().with_headers(headers);
     match crate::publish_confirmed(publish, "", names::DEAD_QUEUE, &d.data, props).await {
         Ok(()) => {
             let _ = hookfleet_broker::ack(&d.acker).await;
@@ -505,6 +511,12 @@ impl Step<'_> {
             h::DEAD_AT,
             &hookfleet_core::envelope::now_rfc3339(),
         );
+        let reason = if gone {
+            hookfleet_core::DeadReason::Gone
+        } else {
+            hookfleet_core::DeadReason::AttemptsExhausted
+        };
+        h::set_str(&mut headers, h::DEAD_REASON, reason.as_str());
         if !self.send_on(d, "", names::DEAD_QUEUE, headers).await {
             return None;
         }

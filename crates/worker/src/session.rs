@@ -362,6 +362,14 @@ pub(crate) async fn run(
     let keeper = keeper::spawn(
         ctx.pool.clone(),
         conn.create_channel().await?,
+        keeper::Source::Dead,
+        session_end.clone(),
+        failed.clone(),
+    );
+    let unroutable = keeper::spawn(
+        ctx.pool.clone(),
+        conn.create_channel().await?,
+        keeper::Source::Unroutable,
         session_end.clone(),
         failed.clone(),
     );
@@ -431,6 +439,7 @@ pub(crate) async fn run(
     session_end.cancel();
     let _ = probes.await;
     let _ = keeper.await;
+    let _ = unroutable.await;
     let _ = membership.await;
     drain(ctx, &consumers.slots, max).await;
     metrics::CONSUMED_QUEUES.set(0);

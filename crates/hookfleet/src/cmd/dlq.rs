@@ -23,6 +23,10 @@ pub struct DlqFilter {
     /// Part of the last error (case-insensitive), e.g. "HTTP 503" or "timed out".
     #[arg(long)]
     error: Option<String>,
+    /// Why it was dead-lettered: attempts_exhausted, gone, foreign,
+    /// endpoint_deleted, queue_missing or unroutable.
+    #[arg(long)]
+    reason: Option<store::DeadReason>,
     /// Act on at most this many (list: 100 unless given).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     limit: Option<i64>,
@@ -39,6 +43,7 @@ impl DlqFilter {
             since: self.since,
             until: self.until,
             error: self.error,
+            reason: self.reason,
             received_since_ms: None,
         };
         filter.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
@@ -181,7 +186,7 @@ async fn purge(
 ) -> anyhow::Result<()> {
     let (filter, limit) = filter.split()?;
     if !all && filter.is_empty() && limit.is_none() {
-        anyhow::bail!("give a filter (--endpoint, --tenant, --type, --since, --until, --error, --limit), or --all to purge every dead letter");
+        anyhow::bail!("give a filter (--endpoint, --tenant, --type, --since, --until, --error, --reason, --limit), or --all to purge every dead letter");
     }
     let (matched, purged) = if dry_run {
         (matched(pool, &filter, limit).await?, 0)
@@ -198,23 +203,25 @@ async fn purge(
 
 fn print_table(page: &store::Page) {
     out!(
-        "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} LAST ERROR",
+        "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} {:<18} LAST ERROR",
         "DELIVERY",
         "ENDPOINT",
         "TENANT",
         "TYPE",
         "ATTEMPTS",
-        "DEAD AT"
+        "DEAD AT",
+        "REASON"
     );
     for d in &page.data {
         out!(
-            "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} {}",
+            "{:<30} {:<30} {:<12} {:<22} {:>8}  {:<25} {:<18} {}",
             d.delivery_id,
             d.endpoint_id,
             d.tenant_id.as_deref().unwrap_or("-"),
             d.event_type,
             d.attempts,
             d.dead_at,
+            d.reason.map_or("-", |r| r.as_str()),
             hookfleet_core::text::truncate(d.last_error.as_deref().unwrap_or(""), 60)
         );
     }
