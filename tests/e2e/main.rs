@@ -18,6 +18,7 @@ mod health;
 mod invalid;
 mod isolation;
 mod keys;
+mod openapi;
 mod operations;
 mod portal;
 mod producers;

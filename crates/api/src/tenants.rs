@@ -1,7 +1,7 @@
 //! `/api/v1/tenants…` and `/api/v1/api-keys…`: tenants, their API keys and
 //! portal links; thin adapters over `hookfleet_service::tenants`.
 use crate::auth::{self, Caller};
-use crate::error::{ApiResult, JsonBody};
+use crate::error::{ApiResult, ErrorBody, JsonBody};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,12 +14,31 @@ pub use hookfleet_service::tenants::{
     create_api_key, create_tenant, issue_portal_link, revoke_api_key, NewKey, PortalLink, Tenant,
 };
 
-#[derive(Deserialize)]
+/// A new tenant.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TenantCreate)]
 pub struct NewTenant {
+    /// 1-64 characters of letters, digits, `.`, `_` or `-`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "acme")]
     pub id: String,
 }
 
+/// Create a tenant.
+///
+/// Admin key only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    operation_id = "createTenant",
+    tag = "tenants",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created.", body = Tenant),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 409, description = "The tenant exists already.", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -32,6 +51,21 @@ pub async fn create(
     ))
 }
 
+/// Issue an API key for a tenant.
+///
+/// The key is in this answer only; hookfleet keeps its hash. Admin key only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/api-keys",
+    operation_id = "createApiKey",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 201, description = "Created; the key is shown this once.", body = NewKey),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn create_key(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -44,6 +78,22 @@ pub async fn create_key(
     ))
 }
 
+/// Revoke an API key.
+///
+/// The key stops working on every API process before the answer, and the
+/// portal sessions and links it opened end with it. Admin key only.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{key_id}",
+    operation_id = "revokeApiKey",
+    tag = "tenants",
+    params(("key_id" = String, Path, description = "The key's id (`key_…`).")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such key.", body = ErrorBody),
+    ),
+)]
 pub async fn revoke_key(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -54,11 +104,13 @@ pub async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// How long a portal link opens the portal.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalLinkBody {
     /// How long the link opens the portal; default `api.portal_link_ttl`
     /// (1 h), from 60 s to 7 days.
+    #[schema(minimum = 60, maximum = 604800)]
     pub ttl_seconds: Option<i64>,
 }
 
@@ -74,10 +126,25 @@ impl service::LinkSigner for crate::portal::token::Signer {
     }
 }
 
-/// `POST /api/v1/tenants/{id}/portal-link`: a short-lived link that signs the
-/// tenant in to the portal. The admin key asks for any tenant's; a tenant key
-/// for its own tenant's only. A link a tenant key asked for dies with that
-/// key: revoked, the link opens nothing, and the sessions opened from it end.
+/// Create a portal link for a tenant.
+///
+/// A short-lived link that signs the tenant in to the portal (`/portal`). The
+/// admin key asks for any tenant's; a tenant key for its own tenant's only. A
+/// link a tenant key asked for dies with that key: revoked, the link opens
+/// nothing, and the sessions opened from it end.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/portal-link",
+    operation_id = "createPortalLink",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    request_body(content = Option<PortalLinkBody>, description = "Optional: how long the link opens the portal."),
+    responses(
+        (status = 201, description = "Created.", body = PortalLink),
+        (status = 403, description = "A tenant key asked for another tenant's link.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn portal_link(
     State(st): State<Arc<AppState>>,
     auth::KeyedCaller { caller, key_id }: auth::KeyedCaller,

@@ -36,8 +36,10 @@ pub async fn create_tenant(pool: &Pool, id: &str) -> ServiceResult<Tenant> {
 }
 
 /// An API key, as issued (the only time it is shown).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = NewApiKey, description = "A tenant API key, as issued: the only time `key` is shown.")]
 pub struct NewKey {
+    #[schema(example = "key_01JDX3MGVQ8K2Z7T4R6N1B9C5D")]
     pub id: String,
     pub tenant_id: String,
     /// Shown this once.
@@ -78,7 +80,8 @@ pub async fn revoke_api_key(ctx: &Ctx<'_>, key_id: &str) -> ServiceResult<()> {
 }
 
 /// A portal link, as issued.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "A short-lived link that signs the tenant in to the portal.")]
 pub struct PortalLink {
     pub tenant_id: String,
     /// Open it in a browser: it signs the tenant in to `/portal`.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// A tenant as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
