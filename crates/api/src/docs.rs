@@ -214,6 +214,12 @@ fn shared_errors(op: &mut Operation) {
     let keyed = op.security.is_none();
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let has_body = op.request_body.is_some();
+    // An optional body is read as bytes (empty: absent), whatever its
+    // content type: no 415.
+    let typed_body = op
+        .request_body
+        .as_ref()
+        .is_some_and(|b| b.required == Some(utoipa::openapi::Required::True));
     let mut add = |status: &str, name: &str| {
         op.responses
             .responses
@@ -223,7 +229,9 @@ fn shared_errors(op: &mut Operation) {
     if has_body {
         add("400", "BadRequest");
         add("413", "PayloadTooLarge");
-        add("415", "UnsupportedMediaType");
+        if typed_body {
+            add("415", "UnsupportedMediaType");
+        }
     }
     if has_body || has_params {
         add("422", "ValidationError");
@@ -339,33 +347,41 @@ fn optional_bodies(doc: &mut Value) {
 /// `catalog`.
 pub fn document(catalog: &Catalog) -> Value {
     let mut doc = base().clone();
+    let envelope = doc["components"]["schemas"]["Envelope"].clone();
     let mut webhooks = Map::new();
     let mut schemas = Map::new();
     for (name, t) in catalog.described() {
         let schema_name = format!("event.{name}");
-        let pointer = format!("#/components/schemas/{schema_name}/allOf/1/properties/data");
-        let data = embeddable(&t.schema, &pointer);
-        schemas.insert(
-            schema_name.clone(),
-            json!({
-                "description": format!("The body of a `{name}` delivery: the envelope, with this type's `data`."),
-                "allOf": [
-                    {"$ref": "#/components/schemas/Envelope"},
-                    {
-                        "type": "object",
-                        "required": ["type", "data"],
-                        "properties": {"type": {"const": name}, "data": data},
-                    },
-                ],
-                "examples": [{
-                    "id": "evt_01JDX3MGVQ8K2Z7T4R6N1B9C5D",
-                    "type": name,
-                    "timestamp": "2026-11-28T12:00:00Z",
-                    "tenant_id": "acme",
-                    "data": t.example,
-                }],
-            }),
-        );
+        let pointer = format!("#/components/schemas/{schema_name}/properties/data");
+        // The envelope's schema with this type's `type` and `data`: a schema
+        // of its own rather than `allOf` the envelope, which generators
+        // cannot merge (`type` a string there, a constant here).
+        let mut payload = envelope.clone();
+        payload["description"] =
+            format!("The body of a `{name}` delivery: the envelope, with this type's `data`.")
+                .into();
+        let mut kind = envelope["properties"]["type"].clone();
+        kind["const"] = name.clone().into();
+        kind["examples"] = json!([name]);
+        if let Some(k) = kind.as_object_mut() {
+            k.remove("example");
+        }
+        payload["properties"]["type"] = kind;
+        let mut data = embeddable(&t.schema, &pointer);
+        if let (Some(d), false) = (data.as_object_mut(), t.description.trim().is_empty()) {
+            d.entry("description").or_insert_with(|| {
+                format!("The payload of `{name}`: {}", t.description.trim()).into()
+            });
+        }
+        payload["properties"]["data"] = data;
+        payload["examples"] = json!([{
+            "id": "evt_01JDX3MGVQ8K2Z7T4R6N1B9C5D",
+            "type": name,
+            "timestamp": "2026-11-28T12:00:00Z",
+            "tenant_id": "acme",
+            "data": t.example,
+        }]);
+        schemas.insert(schema_name.clone(), payload);
         webhooks.insert(name.clone(), webhook(name, &t.description, &schema_name));
     }
     if let Some(s) = doc
@@ -625,7 +641,7 @@ mod tests {
                     }
                 }
                 if op.get("requestBody").is_some() {
-                    for s in ["400", "413", "415", "422"] {
+                    for s in ["400", "413", "422"] {
                         assert!(responses.contains_key(s), "{at}: body but no {s}");
                     }
                 }
@@ -681,14 +697,11 @@ mod tests {
             "properties": {"a": {"$ref": "#/$defs/a"}, "b": {"$ref": "https://example.com/b"}},
             "$defs": {"a": {"type": "integer"}},
         });
-        let e = super::embeddable(
-            &schema,
-            "#/components/schemas/event.x/allOf/1/properties/data",
-        );
+        let e = super::embeddable(&schema, "#/components/schemas/event.x/properties/data");
         assert!(e.get("$schema").is_none() && e.get("$id").is_none());
         assert_eq!(
             e["properties"]["a"]["$ref"],
-            "#/components/schemas/event.x/allOf/1/properties/data/$defs/a"
+            "#/components/schemas/event.x/properties/data/$defs/a"
         );
         assert_eq!(e["properties"]["b"]["$ref"], "https://example.com/b");
     }

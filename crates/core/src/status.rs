@@ -19,7 +19,7 @@ pub struct UnknownValue {
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident, $kind:literal, { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
             $($(#[$vm])* #[serde(rename = $text)] $variant),+
         }
@@ -33,6 +33,23 @@ macro_rules! text_enum {
                 match self {
                     $($name::$variant => $text),+
                 }
+            }
+        }
+
+        // By hand: the derive does not see the spellings through this
+        // macro's `rename = $text` (it would write the variants' names).
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 
@@ -119,6 +136,12 @@ mod tests {
         }
         check(Ordering::ALL);
         check(Circuit::ALL);
+        // The OpenAPI schema lists the serialized spellings.
+        let schema = serde_json::to_value(<Circuit as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(
+            schema["enum"],
+            serde_json::json!(["closed", "open", "half_open"])
+        );
         check(DeliveryStatus::ALL);
     }
 

@@ -40,7 +40,7 @@ pub struct ListQuery {
     /// Page size: 1 to 1000, 100 by default.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (only a cursor this API returned).
     pub cursor: Option<String>,
 }
 

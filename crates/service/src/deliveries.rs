@@ -94,7 +94,7 @@ pub struct ListQuery {
     /// Created before (RFC 3339).
     #[param(format = DateTime)]
     pub until: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (only a cursor this API returned).
     pub cursor: Option<String>,
     /// Page size, 1 to 250 (default 50).
     #[param(minimum = 1, maximum = 250)]

@@ -126,10 +126,14 @@ impl From<Endpoint> for Webhook {
 #[schema(as = WebhookCreate, description = "A new webhook of the caller's scope.")]
 pub struct CreateWebhook {
     /// Where to deliver: `https://` (or `http://` where allowed by `delivery.allow_http`).
-    #[schema(max_length = 2048, example = "https://example.com/webhooks")]
+    #[schema(
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://",
+        example = "https://example.com/webhooks"
+    )]
     pub url: String,
     /// Event types from the catalog, or `["*"]` for all.
-    #[schema(example = json!(["match.found"]))]
+    #[schema(min_items = 1, example = json!(["match.found"]))]
     pub events: Vec<String>,
     #[serde(default)]
     #[schema(max_length = 1024)]
@@ -142,7 +146,9 @@ pub struct CreateWebhook {
     /// Free JSON object for the caller's own use, at most 4096 bytes.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
-    /// Bring your own `whsec_` secret; generated when absent.
+    /// Bring your own secret: `whsec_` and the base64 of 24 to 64 random
+    /// bytes; generated when absent.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
     pub secret: Option<String>,
     /// Deliveries per second to this webhook, all workers together; excess deliveries wait, never fail. null: no limit.
     #[schema(minimum = 1, maximum = 100000)]
@@ -176,9 +182,10 @@ where
 #[serde(deny_unknown_fields)]
 #[schema(as = WebhookUpdate, description = "A change to a webhook: absent fields stay as they are.")]
 pub struct UpdateWebhook {
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
     pub url: Option<String>,
     /// Event types from the catalog, or `["*"]` for all.
+    #[schema(min_items = 1)]
     pub events: Option<Vec<String>>,
     #[schema(max_length = 1024)]
     pub description: Option<String>,
@@ -216,7 +223,7 @@ pub struct ListQuery {
     pub is_active: Option<bool>,
     /// Only the webhooks that receive this type.
     pub event_type: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (only a cursor this API returned).
     pub cursor: Option<String>,
     /// Page size, 1 to 250 (default 50).
     #[param(minimum = 1, maximum = 250)]
