@@ -31,4 +31,5 @@ mod routing;
 mod security;
 mod sharing;
 mod slow_clients;
+mod tenants;
 mod traces;

@@ -519,6 +519,7 @@ async fn portal_in_a_browser_manages_a_webhook_and_its_deliveries() {
         exp: time::OffsetDateTime::now_utc().unix_timestamp() - 1,
         key_id: None,
         nonce: "n".into(),
+        since: None,
     });
     c.goto(&format!("{base}/portal/auth?token={expired}"))
         .await

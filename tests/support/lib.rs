@@ -827,6 +827,8 @@ pub struct Api {
     pub base: String,
     pub key: String,
     pub http: reqwest::Client,
+    /// Sent as `Hookfleet-Tenant` when set ([`Api::for_tenant`]).
+    pub tenant: Option<String>,
 }
 
 impl Api {
@@ -835,6 +837,15 @@ impl Api {
             base: base.to_owned(),
             key: key.to_owned(),
             http: reqwest::Client::new(),
+            tenant: None,
+        }
+    }
+
+    /// The same client, acting for `tenant` (`Hookfleet-Tenant`).
+    pub fn for_tenant(&self, tenant: &str) -> Api {
+        Api {
+            tenant: Some(tenant.to_owned()),
+            ..self.clone()
         }
     }
 
@@ -857,6 +868,9 @@ impl Api {
             .http
             .request(m, format!("{}{}", self.base, path))
             .bearer_auth(&self.key);
+        if let Some(t) = &self.tenant {
+            req = req.header("Hookfleet-Tenant", t);
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }

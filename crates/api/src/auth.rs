@@ -1,9 +1,12 @@
 //! Who is calling. `Authorization: Bearer <key>` is either the admin key from
 //! configuration (`api.admin_key`) or a tenant's API key (`hfk_…`), of which only a
 //! SHA-256 hash is stored. The admin key acting on webhooks works on the
-//! tenant-less scope; a tenant key sees only its tenant. Tenant keys are
-//! looked up in the process's copy of the live keys
-//! ([`hookfleet_store::key_cache`]), not in PostgreSQL at each request.
+//! tenant-less scope, or on a tenant's when the request names it in the
+//! [`TENANT_HEADER`] (`Hookfleet-Tenant: acme`): one primary-key lookup checks
+//! that the tenant exists. A tenant key sees only its tenant (the header may
+//! name it, never another). Tenant keys are looked up in the process's copy of
+//! the live keys ([`hookfleet_store::key_cache`]), not in PostgreSQL at each
+//! request.
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::FromRequestParts;
@@ -20,14 +23,21 @@ pub use hookfleet_service::tenants::{generate_key, hash_key};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
+    /// The admin key with `Hookfleet-Tenant`: that tenant's scope, still the
+    /// admin for admin-only calls.
+    AdminFor(String),
     Tenant(String),
 }
+
+/// The request header with which the admin key acts for a tenant.
+pub const TENANT_HEADER: &str = "hookfleet-tenant";
 
 impl Caller {
     /// The caller the service layer's operations take.
     pub fn service(&self) -> hookfleet_service::Caller {
         match self {
             Caller::Admin => hookfleet_service::Caller::Admin,
+            Caller::AdminFor(t) => hookfleet_service::Caller::AdminFor(t.clone()),
             Caller::Tenant(t) => hookfleet_service::Caller::Tenant(t.clone()),
         }
     }
@@ -36,13 +46,27 @@ impl Caller {
     pub fn scope(&self) -> Option<&str> {
         match self {
             Caller::Admin => None,
-            Caller::Tenant(t) => Some(t),
+            Caller::AdminFor(t) | Caller::Tenant(t) => Some(t),
         }
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The tenant the request names in [`TENANT_HEADER`], validated; `None`
+/// without the header.
+pub fn named_tenant(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(TENANT_HEADER).iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    let bad = |why: &str| ApiError::invalid("Hookfleet-Tenant", why);
+    if values.next().is_some() {
+        return Err(bad("must be given once"));
+    }
+    let t = v
+        .to_str()
+        .map_err(|_| bad("must be 1-64 characters of letters, digits, `.`, `_` or `-`"))?;
+    hookfleet_core::envelope::validate_tenant_id(t).map_err(|why| bad(&why))?;
+    Ok(Some(t.to_owned()))
 }
 
 /// The caller and, for a tenant key, that key's id (portal links remember the
@@ -69,9 +93,21 @@ impl FromRequestParts<Arc<AppState>> for KeyedCaller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        if constant_time_eq(key.as_bytes(), state.admin_key.as_bytes()) {
+        if state.is_admin_key(key) {
+            let caller = match named_tenant(&parts.headers)? {
+                None => Caller::Admin,
+                Some(t) => {
+                    let exists = hookfleet_store::tenants::exists(&state.pool, &t)
+                        .await
+                        .map_err(hookfleet_service::ServiceError::from)?;
+                    if !exists {
+                        return Err(ApiError::not_found("tenant"));
+                    }
+                    Caller::AdminFor(t)
+                }
+            };
             return Ok(KeyedCaller {
-                caller: Caller::Admin,
+                caller,
                 key_id: None,
             });
         }
@@ -87,10 +123,18 @@ impl FromRequestParts<Arc<AppState>> for KeyedCaller {
             Some(hookfleet_store::tenants::ApiKey {
                 id,
                 tenant_id: Some(t),
-            }) => Ok(KeyedCaller {
-                caller: Caller::Tenant(t),
-                key_id: Some(id),
-            }),
+            }) => {
+                if named_tenant(&parts.headers)?.is_some_and(|n| n != t) {
+                    return Err(ApiError::forbidden(
+                        "a tenant key acts for its own tenant only: Hookfleet-Tenant names another",
+                    ));
+                }
+                state.key_used(&id);
+                Ok(KeyedCaller {
+                    caller: Caller::Tenant(t),
+                    key_id: Some(id),
+                })
+            }
             _ => Err(ApiError::unauthorized()),
         }
     }

@@ -42,8 +42,9 @@ use utoipa::OpenApi as _;
         description = "Webhooks management, delivery history, dead letters, the event catalog and HTTP event \
                        ingest of hookfleet, a webhook delivery fleet.\n\n\
                        Every call needs `Authorization: Bearer <key>`, except this document and `/docs`. \
-                       The admin key (`api.admin_key`) manages tenants and the event catalog and acts on the \
-                       tenant-less scope; a tenant key (`hfk_…`) sees and acts on its own tenant only.\n\n\
+                       An admin key (`api.admin_keys`) manages tenants and the event catalog and acts on the \
+                       tenant-less scope, or on a tenant's with the `Hookfleet-Tenant` header; a tenant key \
+                       (`hfk_…`) sees and acts on its own tenant only.\n\n\
                        Every error is `{\"error\": {\"code\", \"message\", \"field\"?}}`, where `field` names \
                        the input at fault. A 503 (with `Retry-After`) means PostgreSQL or RabbitMQ is \
                        unreachable: retry later.\n\n\
@@ -80,7 +81,11 @@ use utoipa::OpenApi as _;
         crate::events::update_type,
         crate::events::ingest,
         crate::tenants::create,
+        crate::tenants::list,
+        crate::tenants::get,
+        crate::tenants::delete,
         crate::tenants::create_key,
+        crate::tenants::list_keys,
         crate::tenants::revoke_key,
         crate::tenants::portal_link,
         openapi,
@@ -134,6 +139,16 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "A body field, a parameter or a header is invalid; `field` names it.",
     ),
     (
+        "TenantForbidden",
+        "403",
+        "A tenant key named another tenant in `Hookfleet-Tenant`.",
+    ),
+    (
+        "TenantNotFound",
+        "404",
+        "`Hookfleet-Tenant` names no tenant.",
+    ),
+    (
         "Unavailable",
         "503",
         "PostgreSQL or RabbitMQ is unreachable; retry after `Retry-After` seconds.",
@@ -149,7 +164,7 @@ impl utoipa::Modify for Finish {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "The admin key (`api.admin_key`) or a tenant's API key (`hfk_…`).",
+                        "An admin key (`api.admin_keys`) or a tenant's API key (`hfk_…`).",
                     ))
                     .build(),
             ),
@@ -181,6 +196,9 @@ impl utoipa::Modify for Finish {
         }
         for item in doc.paths.paths.values_mut() {
             for op in operations(item) {
+                if tenant_scoped(op) {
+                    tenant_header(op);
+                }
                 shared_errors(op);
             }
         }
@@ -201,6 +219,52 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     ]
     .into_iter()
     .flatten()
+}
+
+/// The tags whose operations act on a tenant's scope, and so take the
+/// `Hookfleet-Tenant` header (`crate::auth`); and ingest, which publishes for
+/// that tenant.
+const TENANT_SCOPED_TAGS: &[&str] = &["webhooks", "deliveries", "dead-letters"];
+
+fn tenant_scoped(op: &Operation) -> bool {
+    op.operation_id.as_deref() == Some("ingestEvent")
+        || op
+            .tags
+            .iter()
+            .flatten()
+            .any(|t| TENANT_SCOPED_TAGS.contains(&t.as_str()))
+}
+
+/// The optional `Hookfleet-Tenant` header, and what it can answer: 422 for
+/// an invalid value, 404 for an unknown tenant, 403 for a tenant key that
+/// names another.
+fn tenant_header(op: &mut Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let header = ParameterBuilder::new()
+        .name("Hookfleet-Tenant")
+        .parameter_in(ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(
+            "With the admin key: act for this tenant, in its scope, as its own key would \
+             (404 when the tenant does not exist). With a tenant key: may name only the key's own \
+             tenant (403 otherwise). Absent: the admin key works on the tenant-less scope. An \
+             invalid value is a 422 naming `Hookfleet-Tenant`.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9._-]{1,64}$"))
+                .examples([serde_json::json!("acme")]),
+        ))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(header);
+    for (status, name) in [("403", "TenantForbidden"), ("404", "TenantNotFound")] {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))));
+    }
 }
 
 /// Adds to `op` the errors its extractors and the service layer can answer,
@@ -282,6 +346,12 @@ page_schema!(
     ReplayPage,
     hookfleet_store::dead_letters::Replay,
     "dead-letter replays"
+);
+page_schema!(TenantPage, hookfleet_store::tenants::Tenant, "tenants");
+page_schema!(
+    ApiKeyInfoPage,
+    hookfleet_store::tenants::KeyInfo,
+    "API keys"
 );
 
 /// The document without `webhooks`, as JSON (built once).
@@ -628,6 +698,15 @@ mod tests {
                 let responses = op["responses"].as_object().cloned().unwrap_or_default();
                 assert!(responses.keys().any(|s| s.starts_with('2')), "{at}: no 2xx");
                 let public = ["/api/v1/openapi.json", "/docs"].contains(&path.as_str());
+                // `Hookfleet-Tenant` on exactly the tenant-scoped operations.
+                let tag = op["tags"][0].as_str().unwrap_or_default();
+                let scoped = super::TENANT_SCOPED_TAGS.contains(&tag) || id == "ingestEvent";
+                let has_header = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["name"] == "Hookfleet-Tenant" && p["in"] == "header");
+                assert_eq!(has_header, scoped, "{at}: Hookfleet-Tenant");
                 // The two public GETs have no client error to answer
                 // (tests/openapi-lint/.redocly.lint-ignore.yaml says so too).
                 assert!(
@@ -727,6 +806,8 @@ mod tests {
             "ScopedDeliveryPage",
             "EventTypePage",
             "ReplayPage",
+            "TenantPage",
+            "ApiKeyInfoPage",
         ] {
             let props: BTreeSet<String> = doc["components"]["schemas"][name]["properties"]
                 .as_object()

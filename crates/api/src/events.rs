@@ -153,15 +153,20 @@ fn parse_envelope(
     max: usize,
 ) -> ApiResult<Envelope> {
     let mut env = Envelope::parse(body, "", derived_id, max).map_err(envelope_error)?;
-    if let Caller::Tenant(t) = caller {
+    if let Some(t) = caller.scope() {
         match &env.tenant_id {
             Some(given) if given != t => {
                 return Err(ApiError::invalid(
                     "tenant_id",
-                    "must be absent or your own tenant",
+                    match caller {
+                        Caller::AdminFor(_) => {
+                            "must be absent or the Hookfleet-Tenant header's tenant"
+                        }
+                        _ => "must be absent or your own tenant",
+                    },
                 ))
             }
-            _ => env.tenant_id = Some(t.clone()),
+            _ => env.tenant_id = Some(t.to_owned()),
         }
     }
     Ok(env)

@@ -55,16 +55,65 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: Pool,
-    pub admin_key: String,
+    /// Every valid admin key (`api.admin_keys`).
+    pub admin_keys: Vec<String>,
     pub publisher: publisher::Publisher,
     pub types: events::TypeCache,
-    /// Signs portal links and sessions (key derived from the admin key).
-    pub signer: portal::token::Signer,
+    /// Signs portal sessions, CSRF and form tokens (`api.session_keys`, else
+    /// the first admin key).
+    pub signer: portal::token::Keys,
+    /// Signs portal links (the first admin key) and opens them (any).
+    pub links: portal::token::Keys,
     /// The live tenant API keys, kept by `serve` (`auth`).
     pub keys: Arc<hookfleet_store::key_cache::KeyCache>,
+    /// When this process last wrote each key's `last_used_at`.
+    pub key_uses: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
+/// How often a key's `last_used_at` is written, at most, by one process.
+pub const KEY_USE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl AppState {
+    /// Records that the key `id` authenticated a request: `last_used_at` is
+    /// written in the background, at most once per [`KEY_USE_EVERY`] per key
+    /// and process (never a write per request, never a wait for it).
+    pub fn key_used(&self, id: &str) {
+        let now = std::time::Instant::now();
+        {
+            let mut uses = self.key_uses.lock().unwrap_or_else(|p| p.into_inner());
+            if uses
+                .get(id)
+                .is_some_and(|t| now.duration_since(*t) < KEY_USE_EVERY)
+            {
+                return;
+            }
+            // Bounded: entries of keys long unused (or revoked) go.
+            if uses.len() >= 100_000 {
+                uses.retain(|_, t| now.duration_since(*t) < KEY_USE_EVERY);
+            }
+            uses.insert(id.to_owned(), now);
+        }
+        let (pool, id) = (self.pool.clone(), id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = hookfleet_store::tenants::touch_api_key(&pool, &id).await {
+                tracing::debug!(key_id = %id, error = %e, "Could not record an API key's use.");
+            }
+        });
+    }
+
+    /// Whether `key` is the admin key, compared in constant time.
+    pub fn is_admin_key(&self, key: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        // Every key compared, whichever matches.
+        let found = self
+            .admin_keys
+            .iter()
+            .fold(subtle::Choice::from(0), |found, k| {
+                found | key.as_bytes().ct_eq(k.as_bytes())
+            });
+        bool::from(found)
+    }
+
     /// What the service layer's operations work with.
     pub fn ctx(&self) -> hookfleet_service::Ctx<'_> {
         hookfleet_service::Ctx {
@@ -133,8 +182,15 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
             get(dead_letters::show),
         )
         .route("/api/v1/events", post(events::ingest))
-        .route("/api/v1/tenants", post(tenants::create))
-        .route("/api/v1/tenants/{id}/api-keys", post(tenants::create_key))
+        .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
+        .route(
+            "/api/v1/tenants/{id}",
+            get(tenants::get).delete(tenants::delete),
+        )
+        .route(
+            "/api/v1/tenants/{id}/api-keys",
+            post(tenants::create_key).get(tenants::list_keys),
+        )
         .route(
             "/api/v1/tenants/{id}/portal-link",
             post(tenants::portal_link),
@@ -160,22 +216,37 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
 
 /// Builds the state; refuses to start without an admin key.
 pub fn state(settings: Arc<Settings>, pool: Pool) -> anyhow::Result<Arc<AppState>> {
-    let admin_key = settings
+    let admin_keys: Vec<String> = settings
         .api
-        .admin_key
-        .as_ref()
+        .admin_keys
+        .iter()
         .map(|k| k.expose().to_owned())
-        .ok_or_else(|| anyhow::anyhow!("api.admin_key (env HOOKFLEET__API__ADMIN_KEY) must be set: the API refuses to start without one"))?;
+        .collect();
+    let links = portal::token::Keys::new(admin_keys.iter().map(String::as_str))
+        .ok_or_else(|| anyhow::anyhow!("api.admin_keys or api.admin_key (env HOOKFLEET__API__ADMIN_KEY) must be set: the API refuses to start without one"))?;
+    let signer = match portal::token::Keys::new(
+        settings.api.session_keys.iter().map(|k| k.expose()),
+    ) {
+        Some(keys) => keys,
+        None => {
+            tracing::warn!(
+                "api.session_keys is not set: portal sessions are signed with a key derived from the first admin key, and all of them end when it is rotated. Set api.session_keys to keep them across a rotation."
+            );
+            portal::token::Keys::new(admin_keys.iter().take(1).map(String::as_str))
+                .ok_or_else(|| anyhow::anyhow!("no admin key"))?
+        }
+    };
     let publisher = publisher::Publisher::new(&settings);
-    let signer = portal::token::Signer::new(&admin_key);
     Ok(Arc::new(AppState {
         signer,
+        links,
         settings,
         pool,
-        admin_key,
+        admin_keys,
         publisher,
         types: Default::default(),
         keys: Default::default(),
+        key_uses: Default::default(),
     }))
 }
 

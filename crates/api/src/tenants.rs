@@ -1,7 +1,7 @@
 //! `/api/v1/tenants…` and `/api/v1/api-keys…`: tenants, their API keys and
 //! portal links; thin adapters over `hookfleet_service::tenants`.
 use crate::auth::{self, Caller};
-use crate::error::{ApiResult, ErrorBody, JsonBody};
+use crate::error::{detached, ApiResult, ErrorBody, JsonBody, QueryParams};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,8 +11,10 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 pub use hookfleet_service::tenants::{
-    create_api_key, create_tenant, issue_portal_link, revoke_api_key, NewKey, PortalLink, Tenant,
+    create_api_key, create_tenant, issue_portal_link, revoke_api_key, KeyInfo, NewKey, PageQuery,
+    PortalLink, Tenant, TenantDeleted, TenantDetail,
 };
+use hookfleet_service::Page;
 
 /// A new tenant.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -49,6 +51,108 @@ pub async fn create(
         StatusCode::CREATED,
         Json(create_tenant(&st.pool, &b.id).await?),
     ))
+}
+
+/// List tenants.
+///
+/// A page of tenants, by id. Admin key only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    operation_id = "listTenants",
+    tag = "tenants",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of tenants.", body = crate::docs::TenantPage),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+    ),
+)]
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> ApiResult<Json<Page<Tenant>>> {
+    caller.service().require_admin()?;
+    Ok(Json(service::list_tenants(&st.pool, &q).await?))
+}
+
+/// Get a tenant.
+///
+/// A tenant with how many webhooks and live API keys it has. Admin key only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}",
+    operation_id = "getTenant",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantDetail),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
+pub async fn get(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TenantDetail>> {
+    caller.service().require_admin()?;
+    Ok(Json(service::get_tenant(&st.pool, &id).await?))
+}
+
+/// Delete a tenant.
+///
+/// Revokes its keys, ends its portal sessions, deletes its webhooks (the
+/// messages queued for them go to the dead letters, as a webhook delete does),
+/// then the tenant. Admin key only.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{id}",
+    operation_id = "deleteTenant",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "Deleted; what it took.", body = TenantDeleted),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
+pub async fn delete(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TenantDeleted>> {
+    caller.service().require_admin()?;
+    // In a task of its own: a client that goes away must not leave the
+    // deletion half done.
+    let done = detached(async move { service::delete_tenant(&st.ctx(), &id).await }).await?;
+    Ok(Json(done))
+}
+
+/// List a tenant's API keys.
+///
+/// A page of the tenant's keys, revoked ones too, by id: ids and dates, never
+/// a key or its hash. Admin key only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/api-keys",
+    operation_id = "listApiKeys",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id."), PageQuery),
+    responses(
+        (status = 200, description = "A page of keys.", body = crate::docs::ApiKeyInfoPage),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
+pub async fn list_keys(
+    State(st): State<Arc<AppState>>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> ApiResult<Json<Page<KeyInfo>>> {
+    caller.service().require_admin()?;
+    Ok(Json(service::list_api_keys(&st.pool, &tenant, &q).await?))
 }
 
 /// Issue an API key for a tenant.
@@ -114,14 +218,15 @@ pub struct PortalLinkBody {
     pub ttl_seconds: Option<i64>,
 }
 
-impl service::LinkSigner for crate::portal::token::Signer {
-    fn sign_link(&self, tenant: &str, key_id: Option<&str>, exp: i64) -> String {
+impl service::LinkSigner for crate::portal::token::Keys {
+    fn sign_link(&self, tenant: &str, key_id: Option<&str>, exp: i64, since: i64) -> String {
         self.sign(&crate::portal::token::Claims {
             kind: "link".into(),
             tenant: tenant.to_owned(),
             exp,
             key_id: key_id.map(str::to_owned),
             nonce: crate::portal::token::nonce(),
+            since: Some(since),
         })
     }
 }
@@ -164,6 +269,6 @@ pub async fn portal_link(
     };
     let base = crate::portal::public_base(&st.settings, &headers);
     let link =
-        issue_portal_link(&st.pool, &st.signer, &tenant, key_id.as_deref(), ttl, &base).await?;
+        issue_portal_link(&st.pool, &st.links, &tenant, key_id.as_deref(), ttl, &base).await?;
     Ok((StatusCode::CREATED, Json(link)))
 }

@@ -454,9 +454,22 @@ impl AmqpFile {
 pub struct ApiSettings {
     #[serde(deserialize_with = "de::socket_addr")]
     pub listen: SocketAddr,
-    /// At least 16 characters.
+    /// The admin key that signs new portal links: after loading, the first
+    /// of [`ApiSettings::admin_keys`] (`api.admin_key` in a file or the
+    /// environment is a one-key `admin_keys`). At least 16 characters.
     #[serde(default, deserialize_with = "de::admin_key")]
     pub admin_key: Option<SecretString>,
+    /// Every valid admin key (each at least 16 characters); the first signs
+    /// new portal links, all open the links they signed. A list in TOML, or
+    /// comma separated (`HOOKFLEET__API__ADMIN_KEYS="new,old"`). Set it or
+    /// `admin_key`, not both.
+    #[serde(default, deserialize_with = "de::admin_keys")]
+    pub admin_keys: Vec<SecretString>,
+    /// The keys of portal sessions (each at least 16 characters): the first
+    /// signs new sessions, every one verifies. Unset: derived from the first
+    /// admin key, and every session ends when that key is rotated.
+    #[serde(default, deserialize_with = "de::admin_keys")]
+    pub session_keys: Vec<SecretString>,
     /// Webhooks one tenant (or the tenant-less scope) may have; 0: no limit.
     pub max_endpoints_per_tenant: usize,
     /// Custom headers one webhook may set, and the longest value.
@@ -488,6 +501,29 @@ pub struct ApiSettings {
     /// Believe a proxy's `X-Forwarded-Proto` (portal cookies get `Secure`
     /// when it says `https`). Only behind a proxy that sets it.
     pub trust_forwarded_proto: bool,
+}
+
+impl ApiSettings {
+    /// `admin_key` and `admin_keys` as one list (the first signs), and
+    /// `admin_key` as that first key; both set is an error naming both.
+    fn with_admin_keys(mut self) -> Result<Self, ConfigError> {
+        match (self.admin_key.take(), self.admin_keys.is_empty()) {
+            (Some(_), false) => {
+                return Err(ConfigError::invalid(
+                    "api.admin_keys",
+                    format!(
+                        "set api.admin_keys or api.admin_key (env {}), not both: \
+                         put every admin key in api.admin_keys, the one that signs new portal links first",
+                        env_var("api.admin_key")
+                    ),
+                ))
+            }
+            (Some(k), true) => self.admin_keys = vec![k],
+            (None, _) => {}
+        }
+        self.admin_key = self.admin_keys.first().cloned();
+        Ok(self)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -687,7 +723,7 @@ impl Settings {
         Ok(Self {
             database: f.database,
             amqp: f.amqp.into_settings()?,
-            api: f.api,
+            api: f.api.with_admin_keys()?,
             metrics_listen: f.metrics.listen,
             retry: f.retry.schedule,
             delivery: f.delivery,
@@ -871,6 +907,26 @@ mod de {
             "" => Ok(None),
             u => url_with(u, &["http", "https"]).map(|_| Some(u.trim_end_matches('/').to_owned())),
         })
+    }
+
+    /// `api.admin_keys`, `api.session_keys`: a list of keys of at least 16
+    /// characters each (a TOML list, or comma separated).
+    pub fn admin_keys<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+        let keys = list(d)?;
+        let n = keys.len();
+        keys.into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                if k.len() < 16 {
+                    Err(D::Error::custom(format!(
+                        "key {} of {n} must be at least 16 characters",
+                        i + 1
+                    )))
+                } else {
+                    Ok(SecretString(k))
+                }
+            })
+            .collect()
     }
 
     pub fn admin_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
@@ -1313,5 +1369,58 @@ mod tests {
             Settings::with_overrides(&[("api.admin_key", "0123456789abcdef0")]).unwrap()
         );
         assert!(!dbg.contains("0123456789abcdef0"));
+    }
+
+    #[test]
+    fn admin_keys_from_a_list_one_key_or_the_environment() {
+        let keys = |s: &Settings| -> Vec<String> {
+            s.api
+                .admin_keys
+                .iter()
+                .map(|k| k.expose().to_owned())
+                .collect()
+        };
+        // `admin_key` alone: a one-key list, and the signing key.
+        let s = Settings::with_overrides(&[("api.admin_key", "old-admin-key-0123")]).unwrap();
+        assert_eq!(keys(&s), ["old-admin-key-0123"]);
+        assert_eq!(
+            s.api.admin_key.as_ref().unwrap().expose(),
+            "old-admin-key-0123"
+        );
+        // A comma-separated list (the environment's form): the first signs.
+        let env = Environment::with_prefix("HOOKFLEET").source(Some(
+            [(
+                "HOOKFLEET__API__ADMIN_KEYS".to_owned(),
+                "new-admin-key-0123, old-admin-key-0123".to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+        ));
+        let s = Settings::load_with(None, Some(env), &[]).unwrap();
+        assert_eq!(keys(&s), ["new-admin-key-0123", "old-admin-key-0123"]);
+        assert_eq!(
+            s.api.admin_key.as_ref().unwrap().expose(),
+            "new-admin-key-0123"
+        );
+        assert!(s.api.session_keys.is_empty());
+        // Both set: an error naming both keys.
+        let err = Settings::with_overrides(&[
+            ("api.admin_key", "old-admin-key-0123"),
+            ("api.admin_keys", "new-admin-key-0123"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("api.admin_keys") && err.contains("HOOKFLEET__API__ADMIN_KEY"),
+            "{err}"
+        );
+        // A short key in a list names its place.
+        let err = Settings::with_overrides(&[("api.session_keys", "long-enough-key-0123,short")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.session_keys") && err.contains("key 2 of 2"),
+            "{err}"
+        );
     }
 }

@@ -12,6 +12,9 @@ pub enum Opened {
     KeyRevoked,
     /// The link was used already.
     LinkUsed,
+    /// The tenant was deleted (or deleted and created again since the link
+    /// was issued: another tenant under the same id).
+    TenantGone,
 }
 
 /// A portal link being used: its id and expiry.
@@ -19,6 +22,9 @@ pub enum Opened {
 pub struct LinkUse<'a> {
     pub id: &'a str,
     pub expires_at: OffsetDateTime,
+    /// The `created_at` of the tenant the link was issued for (its
+    /// generation); `None` for links issued before V16.
+    pub tenant_since: Option<OffsetDateTime>,
 }
 
 /// Whether session `id` of `tenant` is open, unexpired, and its key (if any)
@@ -56,6 +62,20 @@ pub async fn open(
         &[],
     )
     .await?;
+    // The tenant, locked against a concurrent delete until the commit: a
+    // session never outlives its tenant, nor opens on a new tenant under a
+    // deleted one's id.
+    let since = link.and_then(|l| l.tenant_since);
+    let tenant_ok = tx
+        .query_opt(
+            "SELECT 1 FROM tenants WHERE id = $1 \
+             AND ($2::timestamptz IS NULL OR created_at = $2) FOR KEY SHARE",
+            &[&tenant, &since],
+        )
+        .await?;
+    if tenant_ok.is_none() {
+        return Ok(Opened::TenantGone);
+    }
     let n = tx
         .execute(
             "INSERT INTO portal_sessions (id, tenant_id, key_id, expires_at) \

@@ -425,6 +425,8 @@ enum NotOpened {
     KeyRevoked,
     /// The link was used already.
     LinkUsed,
+    /// The tenant is gone (or is another tenant under the same id).
+    TenantGone,
     Failed(PortalError),
 }
 
@@ -432,6 +434,8 @@ enum NotOpened {
 struct LinkUse<'a> {
     id: &'a str,
     exp: i64,
+    /// The tenant's generation the link was issued for (Unix microseconds).
+    since: Option<i64>,
 }
 
 /// Opens a `portal_sessions` row for `tenant` (checking `key_id` is live, and
@@ -450,11 +454,16 @@ async fn open_session(
     let link = link.map(|l| sessions::LinkUse {
         id: l.id,
         expires_at: time::OffsetDateTime::from_unix_timestamp(l.exp).unwrap_or(exp),
+        tenant_since: l.since.map(|us| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        }),
     });
     match sessions::open(&st.pool, &id, tenant, key_id, exp, link).await {
         Ok(Opened::Opened) => Ok((id, exp.unix_timestamp())),
         Ok(Opened::KeyRevoked) => Err(NotOpened::KeyRevoked),
         Ok(Opened::LinkUsed) => Err(NotOpened::LinkUsed),
+        Ok(Opened::TenantGone) => Err(NotOpened::TenantGone),
         Err(e) => Err(NotOpened::Failed(e.into())),
     }
 }
@@ -486,6 +495,14 @@ async fn start_session(
                 Some(("/portal/login", "Sign in with an API key")),
             ))
         }
+        Err(NotOpened::TenantGone) => {
+            return Ok(message(
+                StatusCode::FORBIDDEN,
+                "This portal link is no longer valid",
+                "Its tenant was deleted. Ask for a new link.",
+                None,
+            ))
+        }
         Err(NotOpened::Failed(e)) => return Err(e),
     };
     let tok = st.signer.sign(&token::Claims {
@@ -494,6 +511,7 @@ async fn start_session(
         exp,
         key_id,
         nonce: id,
+        since: None,
     });
     let c = format!(
         "{COOKIE}={tok}; Path=/portal; HttpOnly; SameSite=Lax; Max-Age={}{}",

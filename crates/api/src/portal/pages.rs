@@ -197,11 +197,12 @@ pub async fn auth_link(
 ) -> PortalResult<Response> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let tok = q.get("token").map(String::as_str).unwrap_or("");
-    match st.signer.verify(tok, "link", now) {
+    match st.links.verify(tok, "link", now) {
         Ok(c) => {
             let link = super::LinkUse {
                 id: &c.nonce,
                 exp: c.exp,
+                since: c.since,
             };
             super::start_session(&st, &headers, &c.tenant, c.key_id.clone(), Some(link)).await
         }

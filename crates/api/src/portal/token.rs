@@ -1,8 +1,11 @@
 //! Signed tokens of the tenant portal: portal links and sign-in sessions.
 //!
-//! A token is `base64url(JSON claims) "." base64url(HMAC-SHA256)`, keyed by a
-//! key derived from `api.admin_key` (changing the admin key ends every link
-//! and session). Claims name the kind (`link` or `session`), the tenant, the
+//! A token is `base64url(JSON claims) "." base64url(HMAC-SHA256)`. Links are
+//! keyed by a key derived from an admin key (`api.admin_keys`: the first
+//! signs, every listed one verifies, so a link lives as long as the key that
+//! signed it is listed); sessions, CSRF and form tokens by `api.session_keys`
+//! (the same way), or, when those are unset, by the first admin key's (then
+//! rotating that key ends every session). See [`Keys`]. Claims name the kind (`link` or `session`), the tenant, the
 //! expiry, the API key behind it (the key a session was opened with, or the
 //! key that issued a link) and an id (`nonce`): a link's id, recorded when the
 //! link is used (a link opens one session), or a session's row in
@@ -30,6 +33,11 @@ pub struct Claims {
     /// The token's id, random: a link's id (recorded when used) or a
     /// session's row id.
     pub nonce: String,
+    /// A link's tenant generation: the tenant's `created_at` in Unix
+    /// microseconds. A link for a tenant since deleted and created again
+    /// under the same id opens nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -116,11 +124,64 @@ impl Signer {
 
 /// `a == b`, in constant time (for tokens: a mismatch tells nothing of where).
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Signers of one kind of token, from a list of secrets: the first signs,
+/// every one verifies (a rotation lists the new secret first, and drops the
+/// old one once what it signed may end).
+#[derive(Clone)]
+pub struct Keys {
+    /// Never empty.
+    signers: Vec<Signer>,
+}
+
+impl Keys {
+    /// `None` when `secrets` is empty.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let signers: Vec<Signer> = secrets.into_iter().map(Signer::new).collect();
+        (!signers.is_empty()).then_some(Keys { signers })
+    }
+
+    fn first(&self) -> &Signer {
+        &self.signers[0]
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        self.first().sign(claims)
+    }
+
+    /// The claims of a genuine, unexpired token of `kind` signed by any of
+    /// the keys; `Expired` when genuine but expired.
+    pub fn verify(&self, token: &str, kind: &str, now: i64) -> Result<Claims, Refused> {
+        let mut refused = Refused::Invalid;
+        for s in &self.signers {
+            match s.verify(token, kind, now) {
+                Ok(c) => return Ok(c),
+                Err(Refused::Expired) => refused = Refused::Expired,
+                Err(Refused::Invalid) => {}
+            }
+        }
+        Err(refused)
+    }
+
+    /// [`Signer::csrf`] of the first key.
+    pub fn csrf(&self, session: &str) -> String {
+        self.first().csrf(session)
+    }
+
+    /// [`Signer::tag`] of the first key.
+    pub fn tag(&self, parts: &[&str]) -> String {
+        self.first().tag(parts)
+    }
+
+    /// Whether `got` is the tag of `parts` under any of the keys.
+    pub fn tag_matches(&self, parts: &[&str], got: &str) -> bool {
+        self.signers
+            .iter()
+            .fold(false, |ok, s| ok | s.tag_matches(parts, got))
+    }
 }
 
 pub fn nonce() -> String {
@@ -141,6 +202,7 @@ mod tests {
             exp,
             key_id: None,
             nonce: nonce(),
+            since: None,
         }
     }
 
@@ -167,5 +229,24 @@ mod tests {
         );
         assert_eq!(s.verify("garbage", "link", 99), Err(Refused::Invalid));
         assert_ne!(s.csrf(&t), s.csrf(&s.sign(&claims(100))));
+    }
+
+    #[test]
+    fn keys_sign_with_the_first_and_verify_with_any() {
+        let old = Keys::new(["old-admin-key-0123"]).unwrap();
+        let both = Keys::new(["new-admin-key-0123", "old-admin-key-0123"]).unwrap();
+        let new = Keys::new(["new-admin-key-0123"]).unwrap();
+        assert!(Keys::new([]).is_none());
+        let by_old = old.sign(&claims(100));
+        let by_both = both.sign(&claims(100));
+        assert_eq!(both.verify(&by_old, "link", 99).unwrap().tenant, "acme");
+        assert_eq!(new.verify(&by_both, "link", 99).unwrap().tenant, "acme");
+        assert_eq!(new.verify(&by_old, "link", 99), Err(Refused::Invalid));
+        assert_eq!(both.verify(&by_old, "link", 100), Err(Refused::Expired));
+        // Tags: the first key's, matched under any.
+        assert_eq!(both.tag(&["x"]), new.tag(&["x"]));
+        assert!(both.tag_matches(&["x"], &old.tag(&["x"])));
+        assert!(!new.tag_matches(&["x"], &old.tag(&["x"])));
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 }
