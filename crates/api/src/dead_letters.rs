@@ -2,7 +2,7 @@
 //! over `hookfleet_service::dead_letters`. A tenant key sees and acts on its
 //! own tenant's dead letters only.
 use crate::auth::Caller;
-use crate::error::{detached, ApiResult, JsonBody, QueryParams};
+use crate::error::{detached, ApiResult, ErrorBody, JsonBody, QueryParams};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,8 +16,21 @@ pub use hookfleet_service::dead_letters::{
     ActionBody, Counted, DeadLetter, ListQuery, Page, RecoverBody, Recovered,
 };
 
-/// `GET /api/v1/dead-letters`: the dead letters that match, oldest first,
-/// in cursor pages.
+/// List dead letters.
+///
+/// The kept dead letters that match every given filter, oldest first, in
+/// cursor pages. A tenant key sees its own tenant's only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters",
+    operation_id = "listDeadLetters",
+    tag = "dead-letters",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of dead letters.", body = Page),
+        (status = 403, description = "A tenant key named another tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -26,7 +39,20 @@ pub async fn list(
     Ok(Json(service::list(st.ctx(), &caller.service(), q).await?))
 }
 
-/// `GET /api/v1/dead-letters/{delivery_id}`: one dead letter with its payload.
+/// Get a dead letter.
+///
+/// One dead letter with its payload, by the id of its delivery.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters/{delivery_id}",
+    operation_id = "getDeadLetter",
+    tag = "dead-letters",
+    params(("delivery_id" = String, Path, description = "The id of the dead-lettered delivery (`dlv_…`).")),
+    responses(
+        (status = 200, description = "The dead letter.", body = DeadLetter),
+        (status = 404, description = "No dead letter kept for this delivery in the caller's scope.", body = ErrorBody),
+    ),
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -37,9 +63,25 @@ pub async fn show(
     ))
 }
 
-/// `POST /api/v1/dead-letters/replay`: starts a replay and answers 202 with
-/// its record (`GET /api/v1/dead-letters/replays/{id}` follows it). A dry run
-/// answers 200 with the count instead.
+/// Replay dead letters.
+///
+/// Starts replaying the matching dead letters in the background, each with a
+/// fresh attempt budget and the same `webhook-id`; each is removed only once
+/// its copy is confirmed. Answers 202 with the replay's record: follow it with
+/// `GET /api/v1/dead-letters/replays/{id}`, stop it with `POST …/cancel`.
+/// With `dry_run`, answers 200 with the count and changes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead-letters/replay",
+    operation_id = "replayDeadLetters",
+    tag = "dead-letters",
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "Dry run: how many would be replayed.", body = Counted),
+        (status = 202, description = "The replay, started.", body = Replay),
+        (status = 403, description = "A tenant key named another tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn replay(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -53,18 +95,43 @@ pub async fn replay(
     })
 }
 
-/// `GET /api/v1/dead-letters/replays`: the caller's 100 newest replays.
+/// List dead-letter replays.
+///
+/// The caller's 100 newest replays, newest first. A tenant key sees its own
+/// replays only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters/replays",
+    operation_id = "listReplays",
+    tag = "dead-letters",
+    responses((status = 200, description = "Replays, newest first (one page).", body = crate::docs::ReplayPage)),
+)]
 pub async fn replays(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<hookfleet_service::Page<Replay>>> {
     let data = service::replays(st.ctx(), &caller.service()).await?;
-    Ok(Json(
-        serde_json::json!({ "data": data, "next_cursor": null }),
-    ))
+    Ok(Json(hookfleet_service::Page {
+        data,
+        next_cursor: None,
+    }))
 }
 
-/// `GET /api/v1/dead-letters/replays/{id}`: a replay's progress.
+/// Get a replay's progress.
+///
+/// `running`, then `done`, `cancelled`, `failed` or `interrupted` (its process
+/// went away; what it did not send is still kept).
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters/replays/{id}",
+    operation_id = "getReplay",
+    tag = "dead-letters",
+    params(("id" = String, Path, description = "The replay's id.")),
+    responses(
+        (status = 200, description = "The replay.", body = Replay),
+        (status = 404, description = "No such replay in the caller's scope.", body = ErrorBody),
+    ),
+)]
 pub async fn replay_status(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -75,8 +142,21 @@ pub async fn replay_status(
     ))
 }
 
-/// `POST /api/v1/dead-letters/replays/{id}/cancel`: stops a running replay
-/// after the send in progress (what it sent stays sent; the rest stays kept).
+/// Cancel a replay.
+///
+/// Stops a running replay after the send in progress: what it sent stays sent;
+/// the rest stays kept.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead-letters/replays/{id}/cancel",
+    operation_id = "cancelReplay",
+    tag = "dead-letters",
+    params(("id" = String, Path, description = "The replay's id.")),
+    responses(
+        (status = 202, description = "The replay as it is now.", body = Replay),
+        (status = 404, description = "No such replay in the caller's scope.", body = ErrorBody),
+    ),
+)]
 pub async fn cancel_replay(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -86,7 +166,22 @@ pub async fn cancel_replay(
     Ok((StatusCode::ACCEPTED, Json(r)))
 }
 
-/// `POST /api/v1/dead-letters/purge`
+/// Purge dead letters.
+///
+/// Removes the matching dead letters for good, each recorded first. Without a
+/// filter, `"all": true` is required. With `dry_run`, counts and changes
+/// nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead-letters/purge",
+    operation_id = "purgeDeadLetters",
+    tag = "dead-letters",
+    request_body = ActionBody,
+    responses(
+        (status = 200, description = "What was (with `dry_run`, would be) removed.", body = Counted),
+        (status = 403, description = "A tenant key named another tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn purge(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -97,8 +192,23 @@ pub async fn purge(
     ))
 }
 
-/// `POST /api/v1/webhooks/{id}/recover`: re-sends every failed delivery of the
-/// endpoint since a time, with a fresh attempt budget and the same `webhook-id`.
+/// Recover a webhook's failed deliveries.
+///
+/// Re-sends every failed delivery of the webhook since a time, with a fresh
+/// attempt budget and the same `webhook-id`: its dead letters first, then the
+/// failed deliveries no longer kept as dead letters, from the stored event.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/recover",
+    operation_id = "recoverWebhook",
+    tag = "dead-letters",
+    params(("id" = String, Path, description = "The webhook's id (`ep_…`).")),
+    request_body = RecoverBody,
+    responses(
+        (status = 202, description = "Queued again.", body = Recovered),
+        (status = 404, description = "No such webhook in the caller's scope (another tenant's is not found either).", body = ErrorBody),
+    ),
+)]
 pub async fn recover(
     State(st): State<Arc<AppState>>,
     caller: Caller,

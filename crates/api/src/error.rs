@@ -63,12 +63,42 @@ impl ApiError {
     }
 }
 
+/// The body of every error answer: what [`ApiError`] serializes to, and the
+/// `Error` schema of the OpenAPI document.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = Error, description = "Every error the API answers.")]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, and where.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `validation_error`, `not_found`, `unauthorized`,
+    /// `forbidden`, `conflict`, `limit_reached`, `malformed_json`,
+    /// `bad_request`, `payload_too_large`, `unsupported_media_type`,
+    /// `unavailable`, `internal`, ….
+    #[schema(example = "validation_error")]
+    pub code: String,
+    /// For people.
+    #[schema(example = "must be an https:// URL")]
+    pub message: String,
+    /// The input at fault (a body key such as `headers.X-Foo`, a parameter,
+    /// a header): only in validation errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "url")]
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        if let Some(f) = self.field {
-            body["error"]["field"] = f.into();
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

@@ -1,6 +1,6 @@
 //! The event catalog and HTTP ingest (`POST /api/v1/events`).
 use crate::auth::Caller;
-use crate::error::{detached, ApiError, ApiResult};
+use crate::error::{detached, ApiError, ApiResult, ErrorBody};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -21,6 +21,17 @@ pub use hookfleet_service::catalog::{
     add_event_type, update_event_type, EventType, EventTypePatch, NewEventType,
 };
 
+/// List the event catalog.
+///
+/// Every event type, deprecated ones included, by name, with the JSON Schema
+/// of its `data` and an example.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/events",
+    operation_id = "listEventTypes",
+    tag = "events",
+    responses((status = 200, description = "The event types (one page).", body = crate::docs::EventTypePage)),
+)]
 pub async fn catalog(
     State(st): State<Arc<AppState>>,
     _caller: Caller,
@@ -28,30 +39,53 @@ pub async fn catalog(
     Ok(Json(hookfleet_service::catalog::list(&st.pool).await?))
 }
 
-/// The compiled catalog, cached for two seconds (ingest checks every event).
-pub struct TypeCache(std::sync::Mutex<Option<(Instant, Arc<Catalog>)>>);
-
-impl Default for TypeCache {
-    fn default() -> Self {
-        Self(std::sync::Mutex::new(None))
-    }
+/// The compiled catalog, cached for two seconds (ingest checks every event),
+/// and the OpenAPI document built from it (`crate::docs::document`), built
+/// again only when the catalog was reloaded.
+#[derive(Default)]
+pub struct TypeCache {
+    catalog: std::sync::Mutex<Option<(Instant, Arc<Catalog>)>>,
+    document: std::sync::Mutex<Option<(Arc<Catalog>, Bytes)>>,
 }
 
 impl TypeCache {
-    async fn get(&self, pool: &hookfleet_store::Pool) -> ApiResult<Arc<Catalog>> {
-        if let Some((at, set)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    pub(crate) async fn get(&self, pool: &hookfleet_store::Pool) -> ApiResult<Arc<Catalog>> {
+        if let Some((at, set)) = self
+            .catalog
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             if at.elapsed() < Duration::from_secs(2) {
                 return Ok(set.clone());
             }
         }
         let set = Arc::new(Catalog::load(pool).await?);
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), set.clone()));
+        *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), set.clone()));
         Ok(set)
+    }
+
+    /// The OpenAPI document as JSON, with the webhooks of the current catalog.
+    pub(crate) async fn document(&self, pool: &hookfleet_store::Pool) -> ApiResult<Bytes> {
+        let catalog = self.get(pool).await?;
+        let mut cached = self.document.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((of, doc)) = cached.as_ref() {
+            if Arc::ptr_eq(of, &catalog) {
+                return Ok(doc.clone());
+            }
+        }
+        let doc = Bytes::from(crate::docs::document(&catalog).to_string());
+        *cached = Some((catalog, doc.clone()));
+        Ok(doc)
     }
 }
 
-#[derive(Serialize)]
+/// An event, accepted.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Accepted {
+    /// The event id (sent to receivers as `webhook-id`).
+    #[schema(example = "evt_01JDX3MGVQ8K2Z7T4R6N1B9C5D")]
     pub id: String,
 }
 
@@ -138,15 +172,26 @@ fn parse_envelope(
     Ok(env)
 }
 
-/// Accepts one envelope (docs/ARCHITECTURE.md §20.1) and answers 202 only once RabbitMQ has
-/// confirmed it. The publish runs in a task of its own, so a client that goes away
-/// mid-request cannot leave it half done. A retried POST with the same envelope
-/// `id` or `Idempotency-Key` carries the same event id, and the router never
-/// creates a second delivery for it.
+/// Publish an event.
 ///
-/// The request's `traceparent` and `tracestate` go on with the event: while
-/// tracing is on, as the parent of an `ingest` span whose context the event
-/// carries; while it is off, unchanged.
+/// Accepts one envelope and answers 202 only once RabbitMQ has confirmed it.
+/// A retried POST with the same envelope `id` or `Idempotency-Key` carries the
+/// same event id, and the router never creates a second delivery for it. A
+/// tenant key publishes for its own tenant only. The request's `traceparent`
+/// and `tracestate` go on with the event.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    operation_id = "ingestEvent",
+    tag = "events",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 visible ASCII characters: the same key in the same scope always gives the same event id, so a retried POST is never a second event."),
+        ("traceparent" = Option<String>, Header, description = "W3C Trace Context: the event's trace continues from it."),
+        ("tracestate" = Option<String>, Header, description = "W3C Trace Context, with `traceparent`."),
+    ),
+    request_body = hookfleet_core::envelope::Incoming,
+    responses((status = 202, description = "Accepted: RabbitMQ confirmed the event.", body = Accepted)),
+)]
 pub async fn ingest(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -241,6 +286,21 @@ async fn accept(
     Ok((StatusCode::ACCEPTED, Json(Accepted { id })))
 }
 
+/// Add an event type to the catalog.
+///
+/// The schema must compile and the example match it. Admin key only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/events",
+    operation_id = "createEventType",
+    tag = "events",
+    request_body = NewEventType,
+    responses(
+        (status = 201, description = "Created.", body = EventType),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 409, description = "A type of this name exists already.", body = ErrorBody),
+    ),
+)]
 pub async fn create_type(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -253,6 +313,23 @@ pub async fn create_type(
     ))
 }
 
+/// Update or deprecate an event type.
+///
+/// Changes the fields given; a new schema must still accept the example.
+/// Admin key only.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/events/{name}",
+    operation_id = "updateEventType",
+    tag = "events",
+    params(("name" = String, Path, description = "The event type's name.")),
+    request_body = EventTypePatch,
+    responses(
+        (status = 200, description = "The type as it is now.", body = EventType),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such event type.", body = ErrorBody),
+    ),
+)]
 pub async fn update_type(
     State(st): State<Arc<AppState>>,
     caller: Caller,

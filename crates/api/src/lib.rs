@@ -17,7 +17,8 @@
 //! - [`tenants`]: tenants, their API keys and portal links.
 //! - [`admin`], [`dlq`], [`publisher`]: the service layer's endpoint
 //!   administration, replay and publisher under their former paths, for the CLI.
-//! - [`docs`]: the OpenAPI document and `/docs`.
+//! - [`docs`]: the OpenAPI document, generated from the handlers'
+//!   `#[utoipa::path]` and the types' `ToSchema` (ARCHITECTURE §26), and `/docs`.
 //! - [`conn`]: the listener: connection cap, header-read and idle timeouts.
 //! - [`telemetry`]: request ids, access logs and the request metrics, around
 //!   every route.
@@ -123,7 +124,9 @@ impl AppState {
     }
 }
 
-/// The API's routes (also walked by the OpenAPI sync test).
+/// The API's routes. Each handler here is annotated with `#[utoipa::path]`
+/// and listed in [`docs::ApiDoc`]; the sync test `docs::openapi_matches_the_router`
+/// reads these `.route(...)` calls.
 pub fn router(state: Arc<AppState>) -> axum::Router {
     let body_limit = state.settings.delivery.max_payload_bytes + 16 * 1024;
     axum::Router::new()

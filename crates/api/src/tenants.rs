@@ -1,7 +1,7 @@
 //! `/api/v1/tenants…` and `/api/v1/api-keys…`: tenants, their API keys and
 //! portal links; thin adapters over `hookfleet_service::tenants`.
 use crate::auth::{self, Caller};
-use crate::error::{detached, ApiResult, JsonBody, QueryParams};
+use crate::error::{detached, ApiResult, ErrorBody, JsonBody, QueryParams};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,12 +16,31 @@ pub use hookfleet_service::tenants::{
 };
 use hookfleet_service::Page;
 
-#[derive(Deserialize)]
+/// A new tenant.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TenantCreate)]
 pub struct NewTenant {
+    /// 1-64 characters of letters, digits, `.`, `_` or `-`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "acme")]
     pub id: String,
 }
 
+/// Create a tenant.
+///
+/// Admin key only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    operation_id = "createTenant",
+    tag = "tenants",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created.", body = Tenant),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 409, description = "The tenant exists already.", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -34,7 +53,20 @@ pub async fn create(
     ))
 }
 
-/// `GET /api/v1/tenants`: a page of tenants, by id (admin key).
+/// List tenants.
+///
+/// A page of tenants, by id. Admin key only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    operation_id = "listTenants",
+    tag = "tenants",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of tenants.", body = crate::docs::TenantPage),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -44,7 +76,21 @@ pub async fn list(
     Ok(Json(service::list_tenants(&st.pool, &q).await?))
 }
 
-/// `GET /api/v1/tenants/{id}`: a tenant and its counts (admin key).
+/// Get a tenant.
+///
+/// A tenant with how many webhooks and live API keys it has. Admin key only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}",
+    operation_id = "getTenant",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "The tenant.", body = TenantDetail),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -54,9 +100,23 @@ pub async fn get(
     Ok(Json(service::get_tenant(&st.pool, &id).await?))
 }
 
-/// `DELETE /api/v1/tenants/{id}` (admin key): its keys revoked, its portal
-/// sessions ended, its webhooks deleted (queued messages to the dead
-/// letters), then the tenant.
+/// Delete a tenant.
+///
+/// Revokes its keys, ends its portal sessions, deletes its webhooks (the
+/// messages queued for them go to the dead letters, as a webhook delete does),
+/// then the tenant. Admin key only.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{id}",
+    operation_id = "deleteTenant",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 200, description = "Deleted; what it took.", body = TenantDeleted),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -69,8 +129,22 @@ pub async fn delete(
     Ok(Json(done))
 }
 
-/// `GET /api/v1/tenants/{id}/api-keys`: a page of the tenant's keys, never a
-/// key or its hash (admin key).
+/// List a tenant's API keys.
+///
+/// A page of the tenant's keys, revoked ones too, by id: ids and dates, never
+/// a key or its hash. Admin key only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/api-keys",
+    operation_id = "listApiKeys",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id."), PageQuery),
+    responses(
+        (status = 200, description = "A page of keys.", body = crate::docs::ApiKeyInfoPage),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn list_keys(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -81,6 +155,21 @@ pub async fn list_keys(
     Ok(Json(service::list_api_keys(&st.pool, &tenant, &q).await?))
 }
 
+/// Issue an API key for a tenant.
+///
+/// The key is in this answer only; hookfleet keeps its hash. Admin key only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/api-keys",
+    operation_id = "createApiKey",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    responses(
+        (status = 201, description = "Created; the key is shown this once.", body = NewKey),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn create_key(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -93,6 +182,22 @@ pub async fn create_key(
     ))
 }
 
+/// Revoke an API key.
+///
+/// The key stops working on every API process before the answer, and the
+/// portal sessions and links it opened end with it. Admin key only.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{key_id}",
+    operation_id = "revokeApiKey",
+    tag = "tenants",
+    params(("key_id" = String, Path, description = "The key's id (`key_…`).")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 403, description = "Only the admin key may do this.", body = ErrorBody),
+        (status = 404, description = "No such key.", body = ErrorBody),
+    ),
+)]
 pub async fn revoke_key(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -103,11 +208,13 @@ pub async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// How long a portal link opens the portal.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalLinkBody {
     /// How long the link opens the portal; default `api.portal_link_ttl`
     /// (1 h), from 60 s to 7 days.
+    #[schema(minimum = 60, maximum = 604800)]
     pub ttl_seconds: Option<i64>,
 }
 
@@ -124,10 +231,25 @@ impl service::LinkSigner for crate::portal::token::Keys {
     }
 }
 
-/// `POST /api/v1/tenants/{id}/portal-link`: a short-lived link that signs the
-/// tenant in to the portal. The admin key asks for any tenant's; a tenant key
-/// for its own tenant's only. A link a tenant key asked for dies with that
-/// key: revoked, the link opens nothing, and the sessions opened from it end.
+/// Create a portal link for a tenant.
+///
+/// A short-lived link that signs the tenant in to the portal (`/portal`). The
+/// admin key asks for any tenant's; a tenant key for its own tenant's only. A
+/// link a tenant key asked for dies with that key: revoked, the link opens
+/// nothing, and the sessions opened from it end.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/portal-link",
+    operation_id = "createPortalLink",
+    tag = "tenants",
+    params(("id" = String, Path, description = "The tenant's id.")),
+    request_body(content = Option<PortalLinkBody>, description = "Optional: how long the link opens the portal."),
+    responses(
+        (status = 201, description = "Created.", body = PortalLink),
+        (status = 403, description = "A tenant key asked for another tenant's link.", body = ErrorBody),
+        (status = 404, description = "No such tenant.", body = ErrorBody),
+    ),
+)]
 pub async fn portal_link(
     State(st): State<Arc<AppState>>,
     auth::KeyedCaller { caller, key_id }: auth::KeyedCaller,

@@ -1,7 +1,7 @@
 //! `/api/v1/webhooks…`: webhook CRUD, secrets and rotation, test sends; thin
 //! adapters over `hookfleet_service::endpoints` and `::deliveries`.
 use crate::auth::Caller;
-use crate::error::{detached, ApiResult, JsonBody, QueryParams};
+use crate::error::{detached, ApiResult, ErrorBody, JsonBody, QueryParams};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,6 +16,22 @@ pub use hookfleet_service::endpoints::{
 };
 pub use hookfleet_service::Page;
 
+/// Create a webhook.
+///
+/// The webhook belongs to the caller's scope: a tenant key's tenant, or with
+/// the admin key the tenant-less scope. Its queue is declared before the answer.
+/// The answer carries the signing secret, shown here once (and by `GET …/secret`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    operation_id = "createWebhook",
+    tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "Created, with its signing secret.", body = Webhook),
+        (status = 409, description = "`limit_reached`: the tenant has `api.max_endpoints_per_tenant` webhooks already.", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -25,6 +41,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(w)))
 }
 
+/// List webhooks.
+///
+/// The webhooks of the caller's scope, in cursor pages, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    operation_id = "listWebhooks",
+    tag = "webhooks",
+    params(ListQuery),
+    responses((status = 200, description = "A page of webhooks.", body = crate::docs::WebhookPage)),
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -33,6 +60,20 @@ pub async fn list(
     Ok(Json(endpoints::list(&st.pool, &caller.service(), q).await?))
 }
 
+/// Get a webhook.
+///
+/// One webhook of the caller's scope, without its secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}",
+    operation_id = "getWebhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id (`ep_…`).")),
+    responses(
+        (status = 200, description = "The webhook.", body = Webhook),
+        (status = 404, description = "No such webhook in the caller's scope (another tenant's is not found either).", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -45,6 +86,22 @@ pub async fn get(
     ))
 }
 
+/// Update a webhook.
+///
+/// Changes the fields given; absent ones stay as they are. `is_active: false`
+/// pauses delivery: queued deliveries wait until it is active again.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    operation_id = "updateWebhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id (`ep_…`).")),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, description = "The webhook as it is now.", body = Webhook),
+        (status = 404, description = "No such webhook in the caller's scope (another tenant's is not found either).", body = ErrorBody),
+    ),
+)]
 pub async fn update(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -56,6 +113,21 @@ pub async fn update(
     ))
 }
 
+/// Delete a webhook.
+///
+/// Its queue is removed, and the messages still in it go to the dead letters
+/// (`hookfleet.dead`), where they can be inspected or purged.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    operation_id = "deleteWebhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id (`ep_…`).")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such webhook in the caller's scope (another tenant's is not found either).", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -66,6 +138,21 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Get a webhook's signing secrets.
+///
+/// The current secret, and during a rotation the older ones that still sign
+/// until their expiry.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/secret",
+    operation_id = "getWebhookSecret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id (`ep_…`).")),
+    responses(
+        (status = 200, description = "The secrets.", body = SecretOut),
+        (status = 404, description = "No such webhook in the caller's scope (another tenant's is not found either).", body = ErrorBody),
+    ),
+)]
 pub async fn secret(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -82,13 +169,32 @@ pub async fn secret(
     ))
 }
 
-#[derive(Deserialize, Default)]
+/// The grace period of a rotation.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotate {
     /// How long the current secrets keep signing (default 86400 = 24 h; 0 ends them now).
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_period_seconds: Option<i64>,
 }
 
+/// Rotate a webhook's signing secret.
+///
+/// A new secret signs from now on; the current ones keep signing for the grace
+/// period (default 24 h, `0` ends them now), so receivers can switch without
+/// failing a delivery. The body is optional.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/secret/rotate",
+    operation_id = "rotateWebhookSecret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id (`ep_…`).")),
+    request_body(content = Option<Rotate>, description = "Optional: the grace period of the current secrets."),
+    responses(
+        (status = 200, description = "The secrets after the rotation.", body = SecretOut),
+        (status = 404, description = "No such webhook in the caller's scope (another tenant's is not found either).", body = ErrorBody),
+    ),
+)]
 pub async fn rotate(
     State(st): State<Arc<AppState>>,
     caller: Caller,
@@ -112,8 +218,23 @@ pub async fn rotate(
     Ok(Json(out))
 }
 
-/// Sends the catalog example of a type to this endpoint only, through the worker
-/// pipeline (signing, retries, attempt records), bypassing routing.
+/// Send a test event to a webhook.
+///
+/// Sends the catalog example of a type to this webhook only, through the worker
+/// pipeline (signing, retries, attempt records), bypassing routing and the
+/// webhook's filter; the answer says whether the example would pass the filter.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/test",
+    operation_id = "testWebhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "The webhook's id (`ep_…`).")),
+    request_body = TestSend,
+    responses(
+        (status = 202, description = "Queued; follow it in the webhook's deliveries.", body = TestSent),
+        (status = 404, description = "No such webhook in the caller's scope (another tenant's is not found either).", body = ErrorBody),
+    ),
+)]
 pub async fn test(
     State(st): State<Arc<AppState>>,
     caller: Caller,

@@ -12,14 +12,24 @@ use time::format_description::well_known::Rfc3339;
 /// Default payload limit (256 KiB).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-/// A valid, complete event.
-#[derive(Debug, Clone, Serialize)]
+/// A valid, complete event: the body every webhook delivery carries.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Envelope {
+    /// The event id, also sent as the `webhook-id` header: the key to dedupe on.
+    #[schema(example = "evt_01JDX3MGVQ8K2Z7T4R6N1B9C5D")]
     pub id: String,
+    /// The event type, a name from the catalog.
     #[serde(rename = "type")]
+    #[schema(example = "match.found")]
     pub event_type: String,
+    /// When the event happened (RFC 3339).
+    #[schema(format = DateTime, example = "2026-11-28T12:00:00Z")]
     pub timestamp: String,
+    /// The tenant; null in a single-tenant install.
     pub tenant_id: Option<String>,
+    /// The event's payload, as the producer sent it; its schema is the event
+    /// type's in the catalog.
+    #[schema(value_type = Object)]
     pub data: Box<RawValue>,
 }
 
@@ -45,17 +55,36 @@ pub enum InvalidEnvelope {
     DataSchema { event_type: String, reason: String },
 }
 
-#[derive(Deserialize)]
-struct Incoming<'a> {
+/// An event as a producer publishes it (`POST /api/v1/events` or AMQP):
+/// [`Envelope::parse`] fills in what is absent. Public for its schema in the
+/// OpenAPI document (`NewEvent`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewEvent, description = "An event to publish. `id` and `timestamp` are filled in when absent.")]
+pub struct Incoming<'a> {
+    /// The event id; generated (`evt_` and a ULID) when absent. Publishing
+    /// the same id again is not a second event.
     #[serde(default)]
+    #[schema(
+        pattern = "^[A-Za-z0-9._:-]{1,128}$",
+        example = "evt_01JDX3MGVQ8K2Z7T4R6N1B9C5D"
+    )]
     id: Option<String>,
+    /// The event type: a name from the catalog.
     #[serde(rename = "type", default)]
+    #[schema(required, value_type = String, pattern = "^[A-Za-z0-9._-]{1,128}$", example = "match.found")]
     event_type: Option<String>,
+    /// The tenant whose webhooks receive it; a tenant key's own tenant when
+    /// absent (and only that one).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "acme")]
     tenant_id: Option<String>,
+    /// When it happened (RFC 3339); now when absent.
     #[serde(default)]
+    #[schema(format = DateTime, example = "2026-11-28T12:00:00Z")]
     timestamp: Option<String>,
+    /// The payload: a JSON object matching the type's schema in the catalog.
     #[serde(borrow, default)]
+    #[schema(required, value_type = Object)]
     data: Option<&'a RawValue>,
 }
 

@@ -542,6 +542,130 @@ impl Node {
     }
 }
 
+/// The filter grammar as JSON Schemas, for the OpenAPI document's
+/// `components.schemas` (`Filter`, `FilterAnd`, `FilterOr`, `FilterNot`,
+/// `FilterCondition`, `FilterScalar`, `FilterBound`). They sit beside the
+/// parser, with its limits, so the two change together; the parser stays the
+/// authority (a schema cannot say "at most 64 nodes").
+pub fn json_schemas() -> Vec<(&'static str, Value)> {
+    let r = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    let filters =
+        |min: usize| serde_json::json!({"type": "array", "minItems": min, "items": r("Filter")});
+    vec![
+        (
+            "Filter",
+            serde_json::json!({
+                "description": format!(
+                    "A content filter over the event envelope: a condition, or `and`/`or` of filters, or \
+                     `not` of one. An event of a subscribed type that does not pass creates no delivery \
+                     for the webhook. At most {MAX_BYTES} bytes of JSON, {MAX_NODES} nodes, {MAX_DEPTH} \
+                     levels of nesting; strings of at most {MAX_STRING_BYTES} bytes without \\u0000. A \
+                     refusal is a 422 whose `field` says where, e.g. `filter.and[1].gte`."),
+                "oneOf": [r("FilterAnd"), r("FilterOr"), r("FilterNot"), r("FilterCondition")],
+                "examples": [{"and": [{"path": "data.region", "eq": "eu"}, {"path": "data.score", "gte": 100}]}],
+            }),
+        ),
+        (
+            "FilterAnd",
+            serde_json::json!({
+                "type": "object", "required": ["and"], "additionalProperties": false,
+                "description": "Passes when every filter passes.",
+                "properties": {"and": filters(1)},
+            }),
+        ),
+        (
+            "FilterOr",
+            serde_json::json!({
+                "type": "object", "required": ["or"], "additionalProperties": false,
+                "description": "Passes when any filter passes.",
+                "properties": {"or": filters(1)},
+            }),
+        ),
+        (
+            "FilterNot",
+            serde_json::json!({
+                "type": "object", "required": ["not"], "additionalProperties": false,
+                "description": "Passes when the filter does not.",
+                "properties": {"not": r("Filter")},
+            }),
+        ),
+        (
+            "FilterCondition",
+            serde_json::json!({
+                "type": "object", "required": ["path"], "additionalProperties": false,
+                "minProperties": 2, "maxProperties": 2,
+                "description": "`path` and exactly one operator. `ne` is `not eq` (a missing value is not \
+                                equal); every other operator fails on a missing value, except `exists: false`.",
+                "properties": {
+                    "path": {
+                        "description": format!(
+                            "Where in the envelope: `data` followed by keys (an all-digit segment also \
+                             indexes an array), or one of `type`, `id`, `tenant_id`, `timestamp`. A dotted \
+                             string (`data.customer.id`), or an array of segments for keys that contain a \
+                             dot (`[\"data\", \"a.b\"]`). At most {MAX_PATH_SEGMENTS} segments."),
+                        "oneOf": [
+                            {"type": "string", "minLength": 1, "maxLength": MAX_STRING_BYTES, "examples": ["data.region"]},
+                            {"type": "array", "minItems": 1, "maxItems": MAX_PATH_SEGMENTS,
+                             "items": {"type": "string", "minLength": 1}},
+                        ],
+                    },
+                    "eq": r("FilterScalar"),
+                    "ne": r("FilterScalar"),
+                    "gt": r("FilterBound"),
+                    "gte": r("FilterBound"),
+                    "lt": r("FilterBound"),
+                    "lte": r("FilterBound"),
+                    "in": {
+                        "type": "array", "minItems": 1, "maxItems": MAX_IN_ITEMS, "items": r("FilterScalar"),
+                        "description": "Passes when the value equals one of these; when the value is an \
+                                        array, when one of its elements does.",
+                    },
+                    "exists": {
+                        "type": "boolean",
+                        "description": "true: the path has a value (null counts); false: it has none.",
+                    },
+                },
+            }),
+        ),
+        (
+            "FilterScalar",
+            serde_json::json!({
+                "description": "A string, a number, true, false or null. Numbers equal numbers by value \
+                                (1 = 1.0); a string never equals a number.",
+                "oneOf": [
+                    {"type": "string", "maxLength": MAX_STRING_BYTES},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ],
+            }),
+        ),
+        (
+            "FilterBound",
+            serde_json::json!({
+                "description": "A number (compared with numbers), or a string (compared byte by byte with \
+                                strings: RFC 3339 UTC timestamps compare in time order). Another type, or no \
+                                value at the path, never passes.",
+                "oneOf": [{"type": "number"}, {"type": "string", "maxLength": MAX_STRING_BYTES}],
+            }),
+        ),
+    ]
+}
+
+/// The schema of an optional filter field: `Filter` or null (the fields
+/// hold the filter as JSON; [`json_schemas`] describes it).
+pub fn nullable_schema_ref() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::schema::{Object, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(utoipa::openapi::Ref::from_schema_name("Filter"))
+        .item(Object::with_type(Type::Null))
+        .description(Some(
+            "A content filter: only the events that pass it are delivered. null: every event of \
+             the subscribed types.",
+        ))
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

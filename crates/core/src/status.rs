@@ -36,6 +36,23 @@ macro_rules! text_enum {
             }
         }
 
+        // By hand: the derive does not see the spellings through this
+        // macro's `rename = $text` (it would write the variants' names).
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -143,6 +160,12 @@ mod tests {
         }
         check(Ordering::ALL);
         check(Circuit::ALL);
+        // The OpenAPI schema lists the serialized spellings.
+        let schema = serde_json::to_value(<Circuit as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(
+            schema["enum"],
+            serde_json::json!(["closed", "open", "half_open"])
+        );
         check(DeliveryStatus::ALL);
         check(DeadReason::ALL);
     }

@@ -10,26 +10,44 @@ use hookfleet_store::Pool;
 
 pub use hookfleet_store::event_types::EventType;
 
-#[derive(Debug, serde::Deserialize)]
+/// A new type for the catalog.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EventTypeCreate)]
 pub struct NewEventType {
+    /// 1-128 characters of letters, digits, `.`, `_` or `-`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "invoice.paid")]
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// A JSON Schema for the events' `data`; any object when absent.
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<serde_json::Value>,
+    /// An example `data` that matches the schema; `{}` when absent.
+    #[schema(value_type = Option<Object>)]
     pub example: Option<serde_json::Value>,
+    /// The type's own delays between attempts, e.g. `["5s", "1m", "1h"]`;
+    /// null: the default schedule.
+    #[schema(min_items = 1, max_items = 29)]
     pub retry_schedule: Option<Vec<String>>,
 }
 
-#[derive(Debug, serde::Deserialize, Default)]
+/// A change to a type; absent fields stay as they are.
+#[derive(Debug, serde::Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EventTypeUpdate)]
 pub struct EventTypePatch {
     pub description: Option<String>,
+    /// A new JSON Schema; the example must match it.
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
     pub example: Option<serde_json::Value>,
+    /// A deprecated type is refused at ingest and for new subscriptions.
     pub deprecated: Option<bool>,
-    /// `null` clears it.
+    /// The type's own delays between attempts; `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 29)]
     pub retry_schedule: Option<Option<Vec<String>>>,
 }
 

@@ -19,21 +19,30 @@ const MAX_PAGE: i64 = 1000;
 const DEFAULT_PAGE: i64 = 100;
 
 /// The list's query: a filter, and a page.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this webhook's.
     pub endpoint_id: Option<String>,
+    /// Only this tenant's (a tenant key may give only its own).
     pub tenant_id: Option<String>,
     pub event_type: Option<String>,
     pub delivery_id: Option<String>,
+    /// Dead-lettered at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
+    /// Dead-lettered before (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// A case-insensitive part of the last error.
     pub error: Option<String>,
     /// Why it was dead-lettered (`endpoint_deleted`, `unroutable`, …).
     pub reason: Option<DeadReason>,
     /// Page size: 1 to 1000, 100 by default.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (only a cursor this API returned).
     pub cursor: Option<String>,
 }
 
@@ -86,22 +95,33 @@ pub async fn show(ctx: Ctx<'_>, caller: &Caller, delivery_id: &str) -> ServiceRe
 }
 
 /// What replay and purge act on: a filter, plus how to act.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DeadLetterAction, description = "Which dead letters (every given filter must match) and how to act.")]
 pub struct ActionBody {
+    /// Only this webhook's.
     pub endpoint_id: Option<String>,
+    /// Only this tenant's (a tenant key may give only its own).
     pub tenant_id: Option<String>,
     pub event_type: Option<String>,
     pub delivery_id: Option<String>,
+    /// Dead-lettered at or after (RFC 3339).
+    #[schema(format = DateTime)]
     pub since: Option<String>,
+    /// Dead-lettered before (RFC 3339).
+    #[schema(format = DateTime)]
     pub until: Option<String>,
+    /// A case-insensitive part of the last error.
     pub error: Option<String>,
     /// Why it was dead-lettered (`endpoint_deleted`, `unroutable`, …).
     pub reason: Option<DeadReason>,
     /// At most this many dead letters are acted on.
+    #[schema(minimum = 1)]
     pub limit: Option<i64>,
     /// Replay: sends per second at most (0.1 to 100000); unpaced when absent.
+    #[schema(minimum = 0.1, maximum = 100000)]
     pub rate: Option<f64>,
+    /// Say what would be done; change nothing.
     #[serde(default)]
     pub dry_run: bool,
     /// Purge: required when no filter is given.
@@ -131,7 +151,8 @@ impl ActionBody {
 }
 
 /// What a dry run or a purge did.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DeadLetterCount, description = "What a dry run or a purge did.")]
 pub struct Counted {
     pub dry_run: bool,
     /// Dead letters that match (at most `limit`).
@@ -228,14 +249,18 @@ pub async fn purge(ctx: Ctx<'_>, caller: &Caller, body: ActionBody) -> ServiceRe
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Since when a recover re-sends the failed deliveries.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Recover)]
 pub struct RecoverBody {
     /// RFC 3339: deliveries whose event reached hookfleet at or after this time.
+    #[schema(format = DateTime, example = "2026-11-28T12:00:00Z")]
     pub since: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// What a recover sent back.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recovered {
     pub endpoint_id: String,
     pub since: String,

@@ -18,11 +18,16 @@ use std::collections::HashMap;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-#[derive(Debug, Serialize)]
+/// One event's delivery to one webhook, with its attempts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "One event's delivery to one webhook, with its attempts (oldest first).")]
 pub struct Delivery {
+    #[schema(example = "dlv_01JDX3MGVQ8K2Z7T4R6N1B9C5D")]
     pub id: String,
+    /// The event id, sent as `webhook-id`.
     pub event_id: String,
     pub event_type: String,
+    #[schema(value_type = hookfleet_core::DeliveryStatus)]
     pub status: String,
     pub attempt_count: i32,
     #[serde(with = "time::serde::rfc3339")]
@@ -32,8 +37,9 @@ pub struct Delivery {
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_attempt_at: Option<OffsetDateTime>,
     pub attempts: Vec<Attempt>,
-    /// The payload sent (single delivery only).
+    /// The envelope sent (one delivery's read only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<hookfleet_core::Envelope>)]
     pub payload: Option<serde_json::Value>,
 }
 
@@ -58,7 +64,8 @@ impl From<DeliveryRow> for Delivery {
 }
 
 /// A delivery with the webhook it belongs to (scope-wide listing).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "A delivery, with the webhook it belongs to.")]
 pub struct ScopedDelivery {
     pub webhook_id: String,
     #[serde(flatten)]
@@ -75,19 +82,32 @@ impl From<DeliveryRow> for ScopedDelivery {
 }
 
 /// The filters and page of a delivery list.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only the deliveries in this status.
+    #[param(value_type = Option<hookfleet_core::DeliveryStatus>)]
     pub status: Option<String>,
+    /// Only the deliveries of this event type.
     pub event_type: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
+    /// Created before (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    /// `next_cursor` of the previous page (only a cursor this API returned).
     pub cursor: Option<String>,
+    /// Page size, 1 to 250 (default 50).
+    #[param(minimum = 1, maximum = 250)]
     pub limit: Option<i64>,
 }
 
 /// `webhook_id`: the one webhook a scope-wide read covers (all when absent).
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WebhookFilter {
+    /// Only this webhook's (all of the caller's scope when absent).
     pub webhook_id: Option<String>,
 }
 
@@ -198,9 +218,12 @@ pub async fn get(
     Ok(load_delivery(pool, webhook_id, delivery_id).await?.into())
 }
 
-#[derive(Debug, Serialize)]
+/// A delivery queued again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Resent {
     pub delivery_id: String,
+    /// `pending`: queued again.
+    #[schema(example = "pending")]
     pub status: String,
 }
 
@@ -362,15 +385,25 @@ pub(crate) async fn publish_again(
     sent
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// The window of a webhook's stats.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// `1h`, `24h` (default) or `7d`.
+    #[param(pattern = "^(1h|24h|7d)$", example = "24h")]
     pub window: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A webhook's deliveries and attempts over a window.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "A webhook's deliveries and attempts over a window.")]
 pub struct Stats {
+    /// `1h`, `24h` or `7d`.
+    #[schema(example = "24h")]
     pub window: String,
+    /// Deliveries created in the window.
     pub total: i64,
+    /// Those deliveries by status.
     pub by_status: HashMap<String, i64>,
     /// Succeeded over finished (succeeded + failed + dead); null when none finished.
     pub success_rate: Option<f64>,
@@ -415,15 +448,20 @@ pub async fn stats(
     })
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// The range and the webhook of an activity read.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
-    /// `hour` (1-minute buckets), `day` (30 min) or `week` (6 h).
+    /// `hour` (1-minute buckets), `day` (30 min, the default) or `week` (6 h).
+    #[param(pattern = "^(hour|day|week)$", example = "day")]
     pub range: Option<String>,
+    /// Only this webhook's attempts (all of the caller's scope when absent).
     pub webhook_id: Option<String>,
 }
 
 /// One bucket of [`activity`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "Delivery attempts in one bucket of time.")]
 pub struct Bucket {
     #[serde(with = "time::serde::rfc3339")]
     pub start: OffsetDateTime,
@@ -433,8 +471,14 @@ pub struct Bucket {
     pub latency_ms_p95: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+/// Delivery attempts over a range, in buckets.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "Delivery attempts over a range, in buckets: how many, how many succeeded, and the p95 latency."
+)]
 pub struct Activity {
+    /// `hour`, `day` or `week`.
+    #[schema(example = "day")]
     pub range: String,
     pub bucket_seconds: i64,
     /// Oldest first, every bucket of the range (empty ones with zeros).
@@ -486,13 +530,17 @@ pub async fn activity(pool: &Pool, caller: &Caller, q: ActivityQuery) -> Service
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Which catalog example a test send sends.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestSend {
+    /// A type from the catalog; its example is sent.
+    #[schema(example = "match.found")]
     pub event_type: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A test delivery, queued.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TestSent {
     pub delivery_id: String,
     pub event_id: String,

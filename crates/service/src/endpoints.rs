@@ -40,38 +40,55 @@ pub struct EndpointInput {
 }
 
 /// A webhook as callers see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "A webhook: where the events of the subscribed types are delivered.")]
 pub struct Webhook {
+    #[schema(example = "ep_01JDX3MGVQ8K2Z7T4R6N1B9C5D")]
     pub id: String,
+    #[schema(example = "https://example.com/webhooks")]
     pub url: String,
     pub description: String,
+    /// Event types, or `["*"]` for all.
+    #[schema(example = json!(["match.found"]))]
     pub events: Vec<String>,
+    /// An inactive webhook receives nothing.
     pub is_active: bool,
+    /// Extra headers sent with every delivery.
     pub headers: BTreeMap<String, String>,
+    /// Free JSON for the caller's own use.
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// The tenant it belongs to; null in the tenant-less scope.
     pub tenant_id: Option<String>,
+    /// Why hookfleet disabled it (e.g. its receiver answered 410 Gone).
     pub disabled_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// The circuit breaker: closed (delivering), open (deliveries wait until
-    /// `next_probe_at`), half_open (one probe delivery is deciding).
+    /// `next_probe_at`, spending no attempts), half_open (one probe delivery
+    /// is deciding).
     pub circuit: Circuit,
+    /// When an open circuit is probed next.
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_probe_at: Option<OffsetDateTime>,
-    /// Deliveries per second, all workers together; null: no limit.
+    /// Deliveries per second to this webhook, all workers together; excess deliveries wait, never fail. null: no limit.
+    #[schema(minimum = 1, maximum = 100000)]
     pub rate_limit: Option<i32>,
-    /// Concurrent deliveries, all workers together; null: the workers' default.
+    /// Concurrent deliveries to this webhook, all workers together. null: each worker's prefetch window (`amqp.worker_prefetch`).
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_in_flight: Option<i32>,
-    /// The delays between attempts; null: the default schedule.
+    /// This webhook's own retry schedule: the delays between attempts (at most 29, so 30 attempts), each from 1s to 24h, e.g. `["5s", "1m", "1h"]`. Overrides the event type's schedule and the default. null: those.
     pub retry_schedule: Option<Vec<String>>,
-    /// `parallel` (default) or `fifo`: one at a time, in publish order.
+    /// `fifo`: delivered one at a time, strictly in publish order; a failing delivery is retried in place and holds the ones after it until it succeeds or is dead-lettered. `parallel` (default): delivered concurrently. Fixed when the webhook is created.
     pub ordering: Ordering,
     /// The content filter; null: every event of the subscribed types.
+    #[schema(schema_with = hookfleet_core::filter::nullable_schema_ref)]
     pub filter: Option<serde_json::Value>,
-    /// Only when created.
+    /// The signing secret: only in the answer to create (later: `GET …/secret`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     pub secret: Option<String>,
 }
 
@@ -104,25 +121,50 @@ impl From<Endpoint> for Webhook {
 }
 
 /// A new webhook of the caller's scope.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WebhookCreate, description = "A new webhook of the caller's scope.")]
 pub struct CreateWebhook {
+    /// Where to deliver: `https://` (or `http://` where allowed by `delivery.allow_http`).
+    #[schema(
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://",
+        example = "https://example.com/webhooks"
+    )]
     pub url: String,
+    /// Event types from the catalog, or `["*"]` for all.
+    #[schema(min_items = 1, example = json!(["match.found"]))]
     pub events: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub description: String,
+    /// Default true.
     pub is_active: Option<bool>,
+    /// Extra headers sent with every delivery (`api.max_custom_headers`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Free JSON object for the caller's own use, at most 4096 bytes.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
-    /// Bring your own `whsec_` secret; generated when absent.
+    /// Bring your own secret: `whsec_` and the base64 of 24 to 64 random
+    /// bytes; generated when absent.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
     pub secret: Option<String>,
+    /// Deliveries per second to this webhook, all workers together; excess deliveries wait, never fail. null: no limit.
+    #[schema(minimum = 1, maximum = 100000)]
     pub rate_limit: Option<i32>,
+    /// Concurrent deliveries to this webhook, all workers together. null: each worker's prefetch window (`amqp.worker_prefetch`).
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_in_flight: Option<i32>,
+    /// This webhook's own retry schedule: the delays between attempts (at most 29, so 30 attempts), each from 1s to 24h, e.g. `["5s", "1m", "1h"]`. Overrides the event type's schedule and the default. null: those.
+    #[schema(min_items = 1, max_items = 29)]
     pub retry_schedule: Option<Vec<String>>,
-    /// `parallel` (default) or `fifo`; fixed for the webhook's life.
+    /// `fifo`: delivered one at a time, strictly in publish order; a failing delivery is retried in place and holds the ones after it until it succeeds or is dead-lettered. `parallel` (default): delivered concurrently. Fixed when the webhook is created.
+    #[schema(value_type = Option<Ordering>)]
     pub ordering: Option<String>,
-    /// A content filter (docs/ARCHITECTURE.md §22); absent or null: none.
+    /// Deliver only the events that pass this filter; absent or null: every
+    /// event of the subscribed types.
+    #[schema(schema_with = hookfleet_core::filter::nullable_schema_ref)]
     pub filter: Option<serde_json::Value>,
 }
 
@@ -136,34 +178,55 @@ where
 }
 
 /// A change to a webhook; absent fields stay as they are.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = WebhookUpdate, description = "A change to a webhook: absent fields stay as they are.")]
 pub struct UpdateWebhook {
+    #[schema(max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
     pub url: Option<String>,
+    /// Event types from the catalog, or `["*"]` for all.
+    #[schema(min_items = 1)]
     pub events: Option<Vec<String>>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     pub is_active: Option<bool>,
+    /// Replaces every custom header.
     pub headers: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// Deliveries per second to this webhook, all workers together; excess deliveries wait, never fail. null: no limit.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 100000)]
     pub rate_limit: Option<Option<i32>>,
+    /// Concurrent deliveries to this webhook, all workers together. null: each worker's prefetch window (`amqp.worker_prefetch`).
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 1000)]
     pub max_in_flight: Option<Option<i32>>,
+    /// This webhook's own retry schedule: the delays between attempts (at most 29, so 30 attempts), each from 1s to 24h, e.g. `["5s", "1m", "1h"]`. Overrides the event type's schedule and the default. null: those.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 29)]
     pub retry_schedule: Option<Option<Vec<String>>>,
     /// Accepted only when it is the webhook's own: ordering is fixed at creation.
+    #[schema(value_type = Option<Ordering>)]
     pub ordering: Option<String>,
-    /// A new content filter; `null` removes it.
+    /// A new content filter; null removes it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = hookfleet_core::filter::nullable_schema_ref)]
     pub filter: Option<Option<serde_json::Value>>,
 }
 
 /// The filters and page of a webhook list.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only active (true) or inactive (false) webhooks.
     pub is_active: Option<bool>,
+    /// Only the webhooks that receive this type.
     pub event_type: Option<String>,
+    /// `next_cursor` of the previous page (only a cursor this API returned).
     pub cursor: Option<String>,
+    /// Page size, 1 to 250 (default 50).
+    #[param(minimum = 1, maximum = 250)]
     pub limit: Option<i64>,
 }
 
@@ -398,7 +461,8 @@ pub async fn delete(ctx: Ctx<'_>, caller: &Caller, id: &str) -> ServiceResult<u6
 }
 
 /// A webhook's signing secrets.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Secret, description = "A webhook's signing secrets.")]
 pub struct SecretOut {
     /// The newest secret: the one to verify with.
     pub key: String,
@@ -406,7 +470,8 @@ pub struct SecretOut {
     pub previous: Vec<PreviousSecret>,
 }
 
-#[derive(Debug, Serialize)]
+/// An older secret that still signs until `expires_at`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviousSecret {
     pub key: String,
     #[serde(with = "time::serde::rfc3339::option")]

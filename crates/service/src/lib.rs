@@ -69,10 +69,12 @@ pub fn page_limit(limit: Option<i64>) -> i64 {
     limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
 }
 
-/// One page of a list.
+/// One page of a list. (Its OpenAPI schemas are one per item type:
+/// `hookfleet_api::docs::WebhookPage` and the like.)
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// Pass it as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -36,8 +36,10 @@ pub async fn create_tenant(pool: &Pool, id: &str) -> ServiceResult<Tenant> {
 }
 
 /// An API key, as issued (the only time it is shown).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = NewApiKey, description = "A tenant API key, as issued: the only time `key` is shown.")]
 pub struct NewKey {
+    #[schema(example = "key_01JDX3MGVQ8K2Z7T4R6N1B9C5D")]
     pub id: String,
     pub tenant_id: String,
     /// Shown this once.
@@ -78,7 +80,8 @@ pub async fn revoke_api_key(ctx: &Ctx<'_>, key_id: &str) -> ServiceResult<()> {
 }
 
 /// A portal link, as issued.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "A short-lived link that signs the tenant in to the portal.")]
 pub struct PortalLink {
     pub tenant_id: String,
     /// Open it in a browser: it signs the tenant in to `/portal`.
@@ -149,10 +152,14 @@ pub async fn issue_portal_link(
 pub use hookfleet_store::tenants::{KeyInfo, TenantDetail};
 
 /// The page of a tenant list or a key list.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// `next_cursor` of the previous page (only a cursor this API returned).
     pub cursor: Option<String>,
+    /// Page size, 1 to 250 (default 50).
+    #[param(minimum = 1, maximum = 250)]
     pub limit: Option<i64>,
 }
 
@@ -197,7 +204,8 @@ pub async fn list_api_keys(
 }
 
 /// What deleting a tenant did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(description = "What deleting a tenant did.")]
 pub struct TenantDeleted {
     pub id: String,
     /// Its webhooks, deleted as `DELETE /api/v1/webhooks/{id}` does.

@@ -14,6 +14,18 @@ pub struct Catalog {
     types: HashMap<String, Arc<jsonschema::Validator>>,
     /// Retry schedules of the types that have their own.
     retry: HashMap<String, hookfleet_core::retry::RetrySchedule>,
+    /// Each type as written, by name: the OpenAPI document's `webhooks`.
+    described: std::collections::BTreeMap<String, Described>,
+}
+
+/// An active type as the catalog has it: what a receiver is told about it.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub description: String,
+    /// The JSON Schema of `data`, as stored.
+    pub schema: serde_json::Value,
+    /// An example `data`.
+    pub example: serde_json::Value,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -49,11 +61,12 @@ impl Catalog {
         let client = pool.get().await.context("connecting to Postgres")?;
         let rows = client
             .query(
-                "SELECT name, schema, retry_schedule FROM event_types WHERE NOT deprecated",
+                "SELECT name, schema, retry_schedule, description, example FROM event_types WHERE NOT deprecated",
                 &[],
             )
             .await?;
         let (mut types, mut retry) = (HashMap::new(), HashMap::new());
+        let mut described = std::collections::BTreeMap::new();
         for r in rows {
             let name: String = r.get(0);
             let schema: serde_json::Value = r.get(1);
@@ -72,9 +85,26 @@ impl Catalog {
                 tracing::error!(event_type = %name, error = %e, "Event type schema does not compile; accepting any object.");
                 compile(&serde_json::json!({"type": "object"})).unwrap_or_else(|_| unreachable_validator())
             });
-            types.insert(name, Arc::new(v));
+            types.insert(name.clone(), Arc::new(v));
+            described.insert(
+                name,
+                Described {
+                    description: r.get(3),
+                    schema,
+                    example: r.get(4),
+                },
+            );
         }
-        Ok(Catalog { types, retry })
+        Ok(Catalog {
+            types,
+            retry,
+            described,
+        })
+    }
+
+    /// The active types as written, by name.
+    pub fn described(&self) -> &std::collections::BTreeMap<String, Described> {
+        &self.described
     }
 
     /// Every type's own retry schedule.

@@ -262,7 +262,8 @@ fn refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 /// A dead letter as the API, the portal and the CLI show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(description = "A delivery that ran out of attempts, kept for replay.")]
 pub struct DeadLetter {
     pub delivery_id: String,
     pub event_id: String,
@@ -277,9 +278,11 @@ pub struct DeadLetter {
     /// The W3C `traceparent` it carried: a replay continues that trace.
     pub traceparent: Option<String>,
     /// When it was dead-lettered (RFC 3339).
+    #[schema(format = DateTime)]
     pub dead_at: String,
-    /// The event envelope (`show` only).
+    /// The event envelope (one dead letter's read only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub payload: Option<serde_json::Value>,
 }
 
@@ -307,9 +310,11 @@ fn from_row(r: &tokio_postgres::Row) -> DeadLetter {
 }
 
 /// One page of dead letters, oldest first; `next_cursor` continues after it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DeadLetterPage, description = "One page of dead letters, oldest first.")]
 pub struct Page {
     pub data: Vec<DeadLetter>,
+    /// Pass it as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -551,12 +556,20 @@ pub async fn purge(
 }
 
 /// A background replay: its progress, and its cancel switch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(description = "A replay of dead letters running in the background, and its progress.")]
 pub struct Replay {
     pub id: String,
+    /// `running`, then `done`, `cancelled`, `failed`, or `interrupted` (its
+    /// process stopped).
+    #[schema(example = "running")]
     pub status: String,
+    /// The filter it was started with.
+    #[schema(value_type = Object)]
     pub filter: serde_json::Value,
+    /// Sends per second at most; null: unpaced.
     pub rate: Option<f64>,
+    /// Who started it: `api:admin` or `api:tenant:<id>`.
     pub actor: String,
     /// Dead letters looked at so far.
     pub matched: i64,
@@ -566,8 +579,11 @@ pub struct Replay {
     /// Left in place: the endpoint was deleted, or no payload is kept.
     pub skipped: i64,
     pub error: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
 }
 

@@ -7,12 +7,19 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 /// An event type as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "An event type of the catalog.")]
 pub struct EventType {
+    #[schema(example = "match.found")]
     pub name: String,
     pub description: String,
+    /// The JSON Schema that every event's `data` must match.
+    #[schema(value_type = Object)]
     pub schema: serde_json::Value,
+    /// An example `data`, matching the schema; test sends use it.
+    #[schema(value_type = Object)]
     pub example: serde_json::Value,
+    /// A deprecated type is refused at ingest and for new subscriptions.
     pub deprecated: bool,
     /// The type's own retry schedule (delays between attempts); null: the
     /// default. An endpoint's own schedule wins over it.

@@ -9,12 +9,19 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 
 /// One attempt of a delivery (shown as it is stored).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(description = "One attempt of a delivery.")]
 pub struct Attempt {
+    /// 1 for the first attempt.
     pub attempt: i32,
+    /// `succeeded` or `failed`.
+    #[schema(example = "succeeded")]
     pub status: String,
+    /// The receiver's HTTP status; null when none came (a timeout, a refused connection).
     pub response_status_code: Option<i32>,
+    /// The start of the receiver's answer (`delivery.response_excerpt_bytes`).
     pub response: Option<String>,
+    /// Why it failed (`HTTP 500`, `timed out`, …); null on success.
     pub error: Option<String>,
     pub latency_ms: i32,
     #[serde(with = "time::serde::rfc3339")]

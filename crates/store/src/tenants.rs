@@ -6,7 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// A tenant as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -133,7 +133,8 @@ pub async fn list_page(
 }
 
 /// A tenant with what it holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "A tenant, with how many webhooks and live API keys it has.")]
 pub struct TenantDetail {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -165,7 +166,8 @@ pub async fn detail(pool: &Pool, id: &str) -> anyhow::Result<Option<TenantDetail
 }
 
 /// An API key as listed: never the key, never its hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ApiKeyInfo, description = "A tenant API key as listed: never the key, never its hash.")]
 pub struct KeyInfo {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]

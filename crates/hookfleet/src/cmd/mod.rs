@@ -85,6 +85,14 @@ enum Command {
     /// wrong secret, body changed, timestamp too old. Exits 0 when it verifies
     /// (needs no configuration).
     Verify(verify::Verify),
+    /// Print the API's OpenAPI 3.1 document, as `GET /api/v1/openapi.json`
+    /// serves it. Without --webhooks it needs no configuration and leaves out
+    /// the webhooks (one per event type of the catalog, in the database).
+    Openapi {
+        /// Add the webhooks of the configured database's catalog.
+        #[arg(long)]
+        webhooks: bool,
+    },
 }
 
 /// Runs the parsed command line.
@@ -96,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return listen::run(args).await;
         }
         Command::Verify(args) => return verify::run(args),
+        Command::Openapi { webhooks: false } => return print_json(hookfleet_api::docs::base()),
         cmd => cmd,
     };
     let settings = load(cli.config.as_deref())?;
@@ -114,8 +123,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Endpoint(cmd) => endpoint::run(cmd, s).await,
         Command::Dlq(cmd) => dlq::run(cmd, s).await,
         Command::Emit(args) => emit::run(args, s).await,
+        Command::Openapi { webhooks: true } => {
+            let catalog = hookfleet_store::catalog::Catalog::load(&pool(s)?).await?;
+            print_json(&hookfleet_api::docs::document(&catalog))
+        }
         // Handled above, before loading the configuration.
-        Command::Listen(_) | Command::Verify(_) => Ok(()),
+        Command::Listen(_) | Command::Verify(_) | Command::Openapi { .. } => Ok(()),
     }
 }
 
