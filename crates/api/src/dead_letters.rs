@@ -80,6 +80,7 @@ pub async fn show(
         (status = 200, description = "Dry run: how many would be replayed.", body = Counted),
         (status = 202, description = "The replay, started.", body = Replay),
         (status = 403, description = "A tenant key named another tenant.", body = ErrorBody),
+        (status = 409, description = "The filter's `endpoint_id` names a webhook that no longer exists: purge its dead letters instead.", body = ErrorBody),
     ),
 )]
 pub async fn replay(
