@@ -7,7 +7,7 @@
 use hookfleet::Roles;
 use hookfleet_broker::headers as h;
 use hookfleet_tests::{wait_for, Api, Behaviour, Receiver, TestEnv, ADMIN_KEY};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use serde_json::json;
@@ -26,17 +26,7 @@ fn user(n: i64) -> serde_json::Value {
 
 /// Publishes `body` straight to `hookfleet.deliveries`, with a confirm.
 async fn publish_delivery(env: &TestEnv, key: &str, body: &[u8], headers: FieldTable) {
-    let conn = hookfleet_broker::connect_url(&env.amqp_url, "test-foreign")
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let settings = env.settings();
-    hookfleet_broker::topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers())
-        .await
-        .unwrap();
+    let (conn, ch) = env.producer().await;
     let conf = ch
         .basic_publish(
             "hookfleet.deliveries".into(),

@@ -158,7 +158,7 @@ impl TestEnv {
     }
 
     /// A producer's connection and confirming channel, the topology declared.
-    async fn producer(&self) -> (lapin::Connection, lapin::Channel) {
+    pub async fn producer(&self) -> (lapin::Connection, lapin::Channel) {
         let conn = hookfleet_broker::connect_url(&self.amqp_url, "test-producer")
             .await
             .unwrap();

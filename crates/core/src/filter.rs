@@ -546,7 +546,8 @@ impl Node {
 /// `components.schemas` (`Filter`, `FilterAnd`, `FilterOr`, `FilterNot`,
 /// `FilterCondition`, `FilterScalar`, `FilterBound`). They sit beside the
 /// parser, with its limits, so the two change together; the parser stays the
-/// authority (a schema cannot say "at most 64 nodes").
+/// authority (a schema cannot say "at most 64 nodes"). Long because it is
+/// seven JSON literals, one per schema, read best as one list.
 pub fn json_schemas() -> Vec<(&'static str, Value)> {
     let r = |name: &str| serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
     let filters =

@@ -349,34 +349,40 @@ pub(crate) async fn publish_again(
     d: &Again<'_>,
     origin: Origin,
 ) -> anyhow::Result<()> {
-    let attempt = i64::from(d.attempts) + 1;
-    let (span, next) = origin_span(
-        origin,
-        ep,
-        &Sent {
-            delivery_id: d.delivery_id,
-            event_id: d.event_id,
-            event_type: d.event_type,
-            attempt,
-        },
-    );
+    let sent = Sent {
+        delivery_id: d.delivery_id,
+        event_id: d.event_id,
+        event_type: d.event_type,
+        attempt: i64::from(d.attempts) + 1,
+    };
+    let base = i64::from(d.attempts);
+    publish_sent(publisher, ep, &sent, base, d.payload.as_bytes(), origin).await
+}
+
+/// Publishes `payload` as delivery `d` of `ep` to `hookfleet.deliveries`, in
+/// the span of `origin` (attempt numbers continue after `attempt_base`): what
+/// a test send, a resend and a recover share.
+async fn publish_sent(
+    publisher: &Publisher,
+    ep: &Endpoint,
+    d: &Sent<'_>,
+    attempt_base: i64,
+    payload: &[u8],
+    origin: Origin,
+) -> anyhow::Result<()> {
+    let (span, next) = origin_span(origin, ep, d);
     let props = h::delivery_properties(&h::DeliveryMeta {
         delivery_id: d.delivery_id,
         event_id: d.event_id,
         endpoint_id: &ep.id,
         event_type: d.event_type,
         tenant_id: ep.tenant_id.as_deref(),
-        attempt,
-        attempt_base: i64::from(d.attempts),
+        attempt: d.attempt,
+        attempt_base,
         trace: next.as_ref(),
     });
     let sent = publisher
-        .publish(
-            names::DELIVERIES_EXCHANGE,
-            &ep.id,
-            d.payload.as_bytes(),
-            props,
-        )
+        .publish(names::DELIVERIES_EXCHANGE, &ep.id, payload, props)
         .instrument(span.clone())
         .await;
     if let Err(e) = &sent {
@@ -613,35 +619,14 @@ pub async fn send_test(
         ep.ordering,
     )
     .await?;
-    let (span, next) = origin_span(
-        Origin::TestSend,
-        &ep,
-        &Sent {
-            delivery_id: &delivery_id,
-            event_id: &event_id,
-            event_type: &b.event_type,
-            attempt: 1,
-        },
-    );
-    let props = h::delivery_properties(&h::DeliveryMeta {
+    publisher.declare_endpoint(&ep).await?;
+    let sent = Sent {
         delivery_id: &delivery_id,
         event_id: &event_id,
-        endpoint_id: &ep.id,
         event_type: &b.event_type,
-        tenant_id: ep.tenant_id.as_deref(),
         attempt: 1,
-        attempt_base: 0,
-        trace: next.as_ref(),
-    });
-    publisher.declare_endpoint(&ep).await?;
-    let sent = publisher
-        .publish(names::DELIVERIES_EXCHANGE, &ep.id, body.as_bytes(), props)
-        .instrument(span.clone())
-        .await;
-    if let Err(e) = &sent {
-        trace::error(&span, format!("{e:#}"));
-    }
-    sent?;
+    };
+    publish_sent(publisher, &ep, &sent, 0, body.as_bytes(), Origin::TestSend).await?;
     Ok(TestSent {
         delivery_id,
         event_id,
