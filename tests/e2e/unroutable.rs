@@ -7,7 +7,7 @@
 use hookfleet::Roles;
 use hookfleet_broker::headers as h;
 use hookfleet_tests::{wait_for, Api, Behaviour, Receiver, TestEnv, ADMIN_KEY};
-use lapin::options::BasicPublishOptions;
+use lapin::options::{BasicPublishOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use serde_json::json;
@@ -244,5 +244,87 @@ async fn a_foreign_message_in_unroutable_is_kept_with_reason_unroutable() {
         env.queue_len("hookfleet.unroutable").await == 0
     })
     .await;
+    app.stop().await.unwrap();
+}
+
+/// An endpoint whose queue was deleted by hand: its deliveries are parked in
+/// `hookfleet.unroutable` and kept as `queue_missing` dead letters, and the
+/// delivery is `failed`, not left pending for ever. Once the queue is back, a
+/// replay by reason delivers it and the delivery succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_queue_is_gone_is_failed_kept_as_queue_missing_and_replayable() {
+    let env = TestEnv::new(&[]).await;
+    let rx = Receiver::start(Behaviour::Always(200)).await;
+    let (ep, _) = env.add_endpoint(&rx.url, &["user.created"], None).await;
+    let (app, base) = env.start_api(Roles::ALL).await;
+    let admin = Api::new(&base, ADMIN_KEY);
+    let queue = format!("hookfleet.endpoint.{}", ep.id);
+    wait_for("the workers to consume the queue", LONG, || async {
+        env.consumers(&queue).await >= 1
+    })
+    .await;
+    let (conn, ch) = env.producer().await;
+    ch.queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+
+    let event_id = env.publish("user.created", user(7), None).await;
+    wait_for("the parked delivery to be kept", LONG, || async {
+        !dead_letters(&admin, "reason=queue_missing")
+            .await
+            .is_empty()
+    })
+    .await;
+    let kept = dead_letters(&admin, "reason=queue_missing").await;
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!(kept[0]["event_id"], event_id.as_str());
+    assert_eq!(kept[0]["endpoint_id"], ep.id.as_str());
+    let delivery_id = kept[0]["delivery_id"].as_str().unwrap().to_owned();
+    let (s, d) = admin
+        .call(
+            "GET",
+            &format!("/api/v1/webhooks/{}/deliveries/{delivery_id}", ep.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["status"], "failed", "not pending for ever: {d}");
+    assert_eq!(rx.count(), 0);
+
+    // The queue is back (as a router's declare would make it); the replay
+    // delivers the dead letter.
+    hookfleet_broker::topology::declare_endpoint(
+        &ch,
+        env.settings().amqp.queue_type,
+        &ep.id,
+        false,
+    )
+    .await
+    .unwrap();
+    let (s, r) = admin
+        .call(
+            "POST",
+            "/api/v1/dead-letters/replay",
+            Some(json!({"reason": "queue_missing"})),
+        )
+        .await;
+    assert!(s == 200 || s == 202, "{s} {r}");
+    wait_for("the replayed delivery to arrive", LONG, || async {
+        rx.count() >= 1
+    })
+    .await;
+    wait_for("the delivery to succeed", LONG, || async {
+        let (_, d) = admin
+            .call(
+                "GET",
+                &format!("/api/v1/webhooks/{}/deliveries/{delivery_id}", ep.id),
+                None,
+            )
+            .await;
+        d["status"] == "succeeded"
+    })
+    .await;
+    assert!(dead_letters(&admin, "").await.is_empty());
+    let _ = conn.close(200, "bye".into()).await;
     app.stop().await.unwrap();
 }

@@ -108,7 +108,8 @@ text_enum!(
         Pending = "pending",
         /// An attempt succeeded; never overwritten.
         Succeeded = "succeeded",
-        /// Out of attempts (or 410 Gone): in `hookfleet.dead`.
+        /// Out of attempts (or 410 Gone, or its endpoint's queue missing): a
+        /// dead letter, which a replay makes pending again.
         Failed = "failed",
         /// Kept in the dead letters.
         Dead = "dead",

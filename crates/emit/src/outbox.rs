@@ -5,6 +5,8 @@
 //! order with confirms and marks them sent. Replicas share the work with
 //! `FOR UPDATE SKIP LOCKED`, so each row goes to the exchange once (a relay killed
 //! between publish and commit republishes its batch; the event ids are the same).
+//! A batch is marked sent before its publish, in the same transaction, so the
+//! only failure left between publish and commit is the commit's own.
 use crate::{Event, Pending};
 use anyhow::Context as _;
 use lapin::options::ConfirmSelectOptions;
@@ -26,7 +28,25 @@ CREATE INDEX IF NOT EXISTS hookfleet_outbox_unsent ON hookfleet_outbox (id) WHER
 ALTER TABLE hookfleet_outbox ADD COLUMN IF NOT EXISTS traceparent text,
                              ADD COLUMN IF NOT EXISTS tracestate text;";
 
+/// Creates the table, or adds the columns an older one lacks. A table that is
+/// already complete is left alone, without DDL: `ALTER TABLE` takes an
+/// `ACCESS EXCLUSIVE` lock even when every column exists, and a relay starting
+/// (or reconnecting) beside others that are relaying would queue that lock
+/// between their row locks and their `UPDATE`, which PostgreSQL resolves by
+/// aborting one of them as a deadlock, after it has published its batch.
 pub async fn create_table(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+    let complete: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_attribute
+             WHERE attrelid = to_regclass('hookfleet_outbox')
+               AND attname IN ('traceparent', 'tracestate') AND NOT attisdropped",
+            &[],
+        )
+        .await?
+        .get(0);
+    if complete == 2 {
+        return Ok(());
+    }
     client.batch_execute(CREATE_TABLE).await
 }
 
@@ -74,17 +94,25 @@ pub async fn relay_once(
     batch: i64,
 ) -> anyhow::Result<usize> {
     let tx = client.transaction().await?;
-    let rows = tx
+    // The rows are marked sent before the publish, in the same transaction, so
+    // the transaction holds every lock it needs before anything leaves: nothing
+    // but the commit itself can fail between the publish and the commit (a
+    // failed publish rolls the marks back). `RETURNING` has no order; the
+    // publish keeps the outbox's.
+    let mut rows = tx
         .query(
-            "SELECT id, event_id, event_type, body, traceparent, tracestate FROM hookfleet_outbox
-             WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            "UPDATE hookfleet_outbox o SET sent_at = now()
+             FROM (SELECT id FROM hookfleet_outbox WHERE sent_at IS NULL
+                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) next
+             WHERE o.id = next.id
+             RETURNING o.id, o.event_id, o.event_type, o.body, o.traceparent, o.tracestate",
             &[&batch],
         )
         .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    rows.sort_unstable_by_key(|r| r.get::<_, i64>(0));
     let pending: Vec<Pending> = rows
         .iter()
         .map(|r| Pending {
@@ -100,14 +128,9 @@ pub async fn relay_once(
         })
         .collect();
     crate::publish(ch, &pending).await?;
-    tx.execute(
-        "UPDATE hookfleet_outbox SET sent_at = now() WHERE id = ANY($1)",
-        &[&ids],
-    )
-    .await?;
     tx.commit().await?;
-    hookfleet_core::metrics::OUTBOX_RELAYED.inc_by(ids.len() as u64);
-    Ok(ids.len())
+    hookfleet_core::metrics::OUTBOX_RELAYED.inc_by(pending.len() as u64);
+    Ok(pending.len())
 }
 
 /// Runs the relay until `shutdown`, reconnecting to either side with backoff.

@@ -35,7 +35,10 @@ pub struct Kept {
     pub redelivered: bool,
 }
 
-/// Stores a batch of dead letters in one statement. The body is kept only
+/// Stores a batch of dead letters in one statement. A delivery kept as
+/// `queue_missing` is no longer pending: it is marked `failed`, as one out of
+/// attempts is, and a replay makes it pending again. (`endpoint_deleted` ones
+/// were marked `dead` by the endpoint's delete.) The body is kept only
 /// when the event is not stored under the dead letter's tenant and id. A
 /// message kept before is not kept twice: the same delivery and `x-dead-at`
 /// (redelivered after a keeper died before its ack), or, for a message without
@@ -84,6 +87,7 @@ pub async fn keep(pool: &Pool, batch: &[Kept]) -> anyhow::Result<()> {
                              $6::int8[], $7::text[], $8::timestamptz[], $9::int8[], $10::bytea[],
                              $11::text[], $12::text[], $13::text[], $14::bool[])
                       AS u(d, e, ep, t, ty, a, err, at, r, b, tp, ts, rs, again))
+             , kept AS (
              INSERT INTO dead_letters (delivery_id, event_id, endpoint_id, tenant_id, event_type,
                                        attempts, last_error, dead_at, received_at_ms, body,
                                        traceparent, tracestate, reason)
@@ -97,7 +101,11 @@ pub async fn keep(pool: &Pool, batch: &[Kept]) -> anyhow::Result<()> {
                          AND EXISTS (SELECT 1 FROM dead_letters x
                                       WHERE x.delivery_id = u.d
                                         AND x.reason IS NOT DISTINCT FROM u.reason))
-             ON CONFLICT (delivery_id, dead_at) WHERE delivery_id <> '' DO NOTHING",
+             ON CONFLICT (delivery_id, dead_at) WHERE delivery_id <> '' DO NOTHING
+             RETURNING delivery_id, reason)
+             UPDATE deliveries SET status = 'failed'
+              WHERE id IN (SELECT delivery_id FROM kept WHERE reason = 'queue_missing')
+                AND status = 'pending'",
             &[
                 &dids, &eids, &epids, &tenants, &types, &attempts, &errors, &dead_at, &received,
                 &bodies, &parents, &states, &reasons, &again,

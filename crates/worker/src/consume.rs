@@ -26,6 +26,9 @@ pub(crate) struct Consuming {
     pub(crate) failed: CancellationToken,
     /// Endpoints with messages lately, for the depth poll (see `crate::depth`).
     pub(crate) busy: crate::depth::Busy,
+    /// Told the endpoint's id when the broker ends the consumer (its queue
+    /// was deleted), so the session can open it again.
+    pub(crate) ended: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 /// The permits a delivery holds while it is attempted: its endpoint's
@@ -35,7 +38,8 @@ pub(crate) type Permits = (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit);
 impl Consuming {
     /// The next message; `None` once stopped (what the broker already sent is
     /// given back) or when the consumer ended (a failure cancels `failed`, and
-    /// the session reconnects).
+    /// the session reconnects; a cancel from the broker, whose queue is gone,
+    /// is sent to `ended`).
     pub(crate) async fn next_delivery(&mut self) -> Option<Delivery> {
         let next = tokio::select! {
             _ = self.stop.cancelled() => {
@@ -53,7 +57,12 @@ impl Consuming {
                 }
                 None
             }
-            None => None,
+            None => {
+                if !self.stop.is_cancelled() {
+                    let _ = self.ended.send(self.endpoint_id.clone());
+                }
+                None
+            }
         }
     }
 

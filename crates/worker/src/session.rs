@@ -31,6 +31,12 @@ const CONSUME_CHANNELS: usize = 4;
 /// Consumers started at once (their declares and `basic.consume` pipelined).
 const START_BATCH: usize = 256;
 
+/// How long after the broker ended a consumer (its queue was deleted) the
+/// worker looks at the endpoint again: an endpoint deleted through the API
+/// loses its queue after its row, and by then the registry has dropped it,
+/// so only the queue of an endpoint that still exists is declared again.
+const REOPEN_AFTER: Duration = Duration::from_secs(2);
+
 /// The channels of one session.
 struct Channels {
     admin: Channel,
@@ -118,6 +124,8 @@ struct Consumers {
     /// Declare the queue of every consumer started, not only of those a
     /// registry change names (`Ctx::declare_queues`, read at session start).
     declare_all: bool,
+    /// Where a consumer the broker ended sends its endpoint's id.
+    ended: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Consumers {
@@ -212,6 +220,25 @@ impl Consumers {
         }
     }
 
+    /// The broker ended `id`'s consumer: its queue was deleted (by hand, or
+    /// by the endpoint's delete before this worker saw it). The consumer is
+    /// forgotten, and [`REOPEN_AFTER`] later `reopen` receives the id.
+    fn ended(&mut self, id: String, reopen: &tokio::sync::mpsc::UnboundedSender<String>) {
+        let Some(c) = self.by_endpoint.remove(&id) else {
+            return;
+        };
+        c.stop.cancel();
+        tracing::warn!(
+            endpoint_id = %id,
+            "The broker ended the consumer of an endpoint queue: the queue was deleted. If the endpoint still exists, its queue is declared and consumed again in 2 s; deliveries routed to it meanwhile are dead letters with reason queue_missing (replay them)."
+        );
+        let reopen = reopen.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REOPEN_AFTER).await;
+            let _ = reopen.send(id);
+        });
+    }
+
     async fn stop(&mut self, id: &str) {
         if let Some(c) = self.by_endpoint.remove(id) {
             c.cancel().await;
@@ -282,6 +309,7 @@ impl Consumers {
             stop: stop.clone(),
             failed: self.failed.clone(),
             busy: self.busy.clone(),
+            ended: self.ended.clone(),
         };
         if ep.ordered() {
             tokio::spawn(ordered::consume(c));
@@ -373,6 +401,8 @@ pub(crate) async fn run(
         session_end.clone(),
         failed.clone(),
     );
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel();
+    let (reopen_tx, mut reopen) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut consumers = Consumers {
         ctx: ctx.clone(),
         by_endpoint: HashMap::new(),
@@ -385,6 +415,7 @@ pub(crate) async fn run(
         declare_all: ctx
             .declare_queues
             .swap(false, std::sync::atomic::Ordering::Relaxed),
+        ended: ended_tx,
     };
     // Subscribe before reading the snapshot: no change falls in between.
     let mut changes = ctx.registry.changes();
@@ -412,6 +443,14 @@ pub(crate) async fn run(
                     Some(Change::Endpoints { ids, .. }) => consumers.reconcile(&ch, &snap, ids.iter(), true).await,
                     Some(Change::Everything) => consumers.reconcile_all(&ch, &snap).await,
                 }
+            }
+            Some(id) = ended.recv() => {
+                consumers.ended(id, &reopen_tx);
+                Ok(())
+            }
+            // Declared again (and consumed) only if still wanted here.
+            Some(id) = reopen.recv() => {
+                consumers.reconcile(&ch, &ctx.registry.snapshot(), std::iter::once(&id), true).await
             }
             r = shares.changed() => {
                 let share = shares.borrow_and_update().clone();
