@@ -212,7 +212,7 @@ NO_OTEL = """
 import sys
 sys.modules["opentelemetry"] = None  # as if it were not installed
 from hookfleet_emit import Emitter, _trace
-assert _trace.suffix is None
+assert _trace.current is None
 em = Emitter(sys.argv[1], spill_dir=sys.argv[2])
 em.close(0.1)
 em.emit_user_created(1, "no-otel")
@@ -230,10 +230,30 @@ def test_without_opentelemetry_nothing_changes(tmp_path: Any) -> None:
     assert len(lines) == 1 and len(lines[0]) == 3
 
 
-def test_with_opentelemetry_and_no_span_nothing_changes(tracer: Any, tmp_path: Any) -> None:
+def test_the_context_is_read_as_opentelemetry_reads_it(tracer: Any) -> None:
+    """`_trace.current` is OpenTelemetry's current context (read through its
+    ContextVar, the fast path, with this version), and `suffix` gives each span's
+    fields, once per span."""
+    from opentelemetry.context import get_current
+
     from hookfleet_emit import _trace
 
-    assert _trace.suffix is not None and _trace.suffix() == ""
+    assert _trace.current is not None
+    assert _trace.current is not get_current, "the fast path, one C call"
+    assert _trace.current() is get_current() and not _trace.current()
+    seen = []
+    for _ in range(2):
+        with tracer.start_as_current_span("s") as span:
+            ctx = _trace.current()
+            assert ctx is get_current()
+            fields = _trace.suffix(ctx)
+            assert fields == f"\x00{traceparent_of(span)}\x00\x00"
+            assert _trace.suffix(ctx) is fields, "the same context: the same fields"
+            seen.append(fields)
+    assert seen[0] != seen[1]
+
+
+def test_with_opentelemetry_and_no_span_nothing_changes(tracer: Any, tmp_path: Any) -> None:
     em = Emitter(UNREACHABLE, spill_dir=str(tmp_path))
     em.close(0.1)
     em.emit_user_created(1, "no-span")  # after close(): straight to disk
