@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Tuple
 
-from ._envelope import BODY, SEP, Item, split_trace, timestamp, unjson
+from ._envelope import BODY, SEP, Item, timestamp, unjson
 from ._spill import Pending
 
 EXCHANGE = "hookfleet.events"
@@ -48,6 +48,8 @@ _HEADER = struct.Struct(">BHIHHQH")
 _HEADER_FIXED = 14 + len(_CONTENT_TYPE) + len(_PERSISTENT) + 1
 # The properties before message_id's bytes, by its length.
 _PROPS = [_CONTENT_TYPE + _PERSISTENT + bytes([n]) for n in range(256)]
+# The same after a headers table: delivery_mode, then message_id's length.
+_PROPS_AFTER_HEADERS = [_PERSISTENT + bytes([n]) for n in range(256)]
 # The end of the header frame, then the header of a body frame.
 _END_BODY = struct.Struct(">BBHI")
 
@@ -120,13 +122,18 @@ def batch_frames(
     bad: List[Tuple[Item, Exception]] = []
     hdr = _HEADER.pack
     end_body = _END_BODY.pack
+    # The last trace context's headers: the events of one span are alike.
+    last_trace, last_table = "", b""
     for item in items:
         try:
             t_ns, event_type, event_id, tenant_id, data = item.split(SEP, 4)
             table = b""
-            if item[-1] == SEP:  # emitted inside a span
-                data, tp, ts = split_trace(data)
-                table = headers_table(tp, ts)
+            if item[-1] == SEP:  # emitted inside a span: data\0traceparent\0tracestate\0
+                data, trace = data.split(SEP, 1)
+                if trace != last_trace:
+                    tp, ts, _ = trace.split(SEP)
+                    last_trace, last_table = trace, headers_table(tp, ts)
+                table = last_table
             method = methods.get(event_type)  # by its JSON: no decoding
             if method is None:
                 if len(methods) >= _METHODS_MAX:
@@ -141,6 +148,13 @@ def batch_frames(
                     method,
                     hdr(2, channel, _HEADER_FIXED + lm, 60, 0, lb, _FLAGS),
                     _PROPS[lm], mid,
+                    end_body(0xCE, 3, channel, lb), body, _FRAME_END,
+                )
+            elif lm <= 255 and lb <= body_max:  # the same with the trace's headers
+                parts += (
+                    method,
+                    hdr(2, channel, _HEADER_FIXED + len(table) + lm, 60, 0, lb, _FLAGS_HEADERS),
+                    _CONTENT_TYPE, table, _PROPS_AFTER_HEADERS[lm], mid,
                     end_body(0xCE, 3, channel, lb), body, _FRAME_END,
                 )
             else:
