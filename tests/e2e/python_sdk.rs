@@ -18,6 +18,8 @@ fn ensure_python_deps() {
         ("import mypy", "mypy"),
         ("import standardwebhooks", "standardwebhooks"),
         ("import prometheus_client", "prometheus_client"),
+        ("import opentelemetry.trace", "opentelemetry-api"),
+        ("import opentelemetry.sdk.trace", "opentelemetry-sdk"),
         (
             "import importlib.metadata as m; m.version('types-pika-ts')",
             "types-pika-ts",

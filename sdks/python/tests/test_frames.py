@@ -1,27 +1,44 @@
-"""The publisher marshals its frames itself: the bytes must be pika's. And the
-envelope it builds from an emitted item must be the one the wire contract says."""
+"""The publisher marshals its frames itself: the bytes must be pika's, with the
+trace context's headers and without. And the envelope it builds from an emitted
+item must be the one the wire contract says."""
 from __future__ import annotations
 
 import json
 import re
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 from pika import frame, spec
 
-from hookfleet_emit._envelope import envelope, make_item, new_event_id, pending, timestamp
+from hookfleet_emit._envelope import (
+    envelope,
+    make_item,
+    new_event_id,
+    pending,
+    timestamp,
+    trace_fields,
+)
 from hookfleet_emit._frames import batch_frames, publish_frames
 from hookfleet_emit._spill import Pending
 
 
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
 def pikas(channel: int, p: Pending, body_max: int) -> bytes:
+    headers: Optional[Dict[str, str]] = None
+    if p.traceparent:  # as an application would give them to pika
+        headers = {"traceparent": p.traceparent}
+        if p.tracestate:
+            headers["tracestate"] = p.tracestate
     want = (
         frame.Method(channel, spec.Basic.Publish(exchange="hookfleet.events",
                                                  routing_key=p.event_type,
                                                  mandatory=True)).marshal()
         + frame.Header(channel, len(p.body), spec.BasicProperties(
-            content_type="application/json", delivery_mode=2, message_id=p.id)).marshal()
+            content_type="application/json", delivery_mode=2, message_id=p.id,
+            headers=headers)).marshal()
     )
     for start in range(0, len(p.body), body_max):
         want += frame.Body(channel, p.body[start:start + body_max]).marshal()
@@ -34,6 +51,15 @@ def test_the_frames_are_pikas(size: int) -> None:
     p = Pending("match.found", "evt_01ABC", body, 0)
     # A frame size of 108: 100 body bytes a frame.
     assert publish_frames(3, p, 100) == pikas(3, p, 100)
+
+
+@pytest.mark.parametrize("size", [0, 100, 250])
+@pytest.mark.parametrize("tracestate", ["", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"])
+def test_the_frames_with_a_trace_context_are_pikas(size: int, tracestate: str) -> None:
+    body = b"{" + b"x" * size + b"}"
+    p = Pending("match.found", "evt_01ABC", body, 0, traceparent=TP, tracestate=tracestate)
+    assert publish_frames(3, p, 100) == pikas(3, p, 100)
+    assert b"traceparent" in publish_frames(3, p, 100)
 
 
 def test_overlong_names_are_refused() -> None:
@@ -61,6 +87,28 @@ def test_a_batch_is_each_events_frames_in_order(body_max: int) -> None:
     assert data == b"".join(pikas(5, pending(i), body_max) for i in batch)
     # Again, with the method frames cached.
     assert batch_frames(5, batch, body_max, methods)[0] == data
+
+
+@pytest.mark.parametrize("body_max", [100, 131_064])
+def test_a_batch_with_traced_events_is_each_events_frames_in_order(body_max: int) -> None:
+    """Items emitted inside a span (with the trace fields after data) among
+    untraced ones: each traced one gets the headers, the others none."""
+    plain = items()
+    batch = [
+        plain[0] + trace_fields(TP, ""),
+        plain[1],
+        plain[2] + trace_fields(TP, "vendor=a,other=b"),
+        plain[3] + trace_fields(TP, "k=v"),  # body over the frame size at 100
+        plain[4],
+    ]
+    data, sent, bad = batch_frames(5, batch, body_max, {})
+    assert (sent, bad) == (batch, [])
+    assert [pending(i).traceparent for i in batch] == [TP, "", TP, TP, ""]
+    assert pending(batch[2]).tracestate == "vendor=a,other=b"
+    assert data == b"".join(pikas(5, pending(i), body_max) for i in batch)
+    # The envelope is the untraced item's.
+    assert [envelope(i) for i in batch] == [envelope(i) for i in plain]
+    assert [pending(i).body for i in batch] == [envelope(i) for i in plain]
 
 
 def test_a_batch_leaves_out_what_cannot_be_published() -> None:

@@ -3,7 +3,8 @@ an id, and appends one string to a bounded in-memory buffer (a deque: appending
 is atomic, so no lock) that the background publisher (`_publisher.py`) drains;
 the envelope and the frames are built there. Past the buffer the event goes to
 the spill directory; past the spill's bound it is dropped, counted and logged.
-Nothing raises.
+Nothing raises. Inside a span (with opentelemetry installed), the string also
+carries the caller's trace context (`_trace`), taken in the caller's thread.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ from ._envelope import (
 )
 from ._helpers import Helpers
 from ._spill import Pending, Spill
+from ._trace import current as _trace_current
+from ._trace import suffix as _trace_suffix
 
 log = logging.getLogger("hookfleet_emit")
 
@@ -191,6 +194,10 @@ class Emitter(Helpers):
         # make_item(), inline: this is the one hot path.
         tenant = "null" if tenant_id is None else json_str(tenant_id)
         item = f"{t_ns}\x00{json_str(event_type)}\x00{json_str(event_id)}\x00{tenant}\x00{data_json}"
+        if _trace_current is not None:  # None without opentelemetry
+            ctx = _trace_current()
+            if ctx:  # something attached, maybe a span (empty: the usual no-span case)
+                item += _trace_suffix(ctx)
         q = self._queue
         # The usual case: running, and room in the buffer. The rest is in _hand_over.
         if len(q) < self.buffer and self._thread is not None and not self._closed:

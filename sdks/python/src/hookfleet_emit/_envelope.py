@@ -23,7 +23,10 @@ from ._spill import Pending
 # 180 us in whichever call it fell on: docs/BENCHMARKS.md, session 7). Its fields, split by NUL: the emit time in
 # ns, then event_type, id and tenant_id as JSON strings (tenant_id may be
 # `null`), then data as JSON. JSON here is ASCII with control characters
-# escaped, so no field holds a NUL.
+# escaped, so no field holds a NUL. An event emitted inside a span has the
+# caller's trace context after data (`_trace.suffix`): `\0<traceparent>\0
+# <tracestate>\0`, tracestate possibly empty; only such an item ends with a NUL,
+# so telling the two apart costs one index.
 Item = str
 SEP = "\x00"
 
@@ -108,15 +111,33 @@ def unjson(s: str) -> str:
 BODY = '{"id":%s,"type":%s,"tenant_id":%s,"timestamp":"%s","data":%s}'
 
 
+def trace_fields(traceparent: str, tracestate: str) -> str:
+    """What a traced item has after data (the caller has checked that neither
+    holds a NUL)."""
+    return f"{SEP}{traceparent}{SEP}{tracestate}{SEP}"
+
+
+def split_trace(data: str) -> Tuple[str, str, str]:
+    """The data field of a traced item (one that ends with a NUL), split into
+    data, traceparent and tracestate."""
+    data, tp, ts, _ = data.split(SEP)
+    return data, tp, ts
+
+
 def envelope(item: Item) -> bytes:
     """The message body (ASCII: every string is JSON-escaped)."""
     t_ns, event_type, event_id, tenant_id, data = item.split(SEP, 4)
+    if item[-1] == SEP:
+        data = split_trace(data)[0]
     return (BODY % (event_id, event_type, tenant_id, timestamp(int(t_ns)), data)).encode()
 
 
 def pending(item: Item) -> Pending:
-    """An emitted event as the spill writes it."""
+    """An emitted event as the spill writes it, with its trace context."""
     t_ns, event_type, event_id, tenant_id, data = item.split(SEP, 4)
+    tp = ts = ""
+    if item[-1] == SEP:
+        data, tp, ts = split_trace(data)
     t = int(t_ns)
     body = (BODY % (event_id, event_type, tenant_id, timestamp(t), data)).encode()
-    return Pending(unjson(event_type), unjson(event_id), body, t)
+    return Pending(unjson(event_type), unjson(event_id), body, t, traceparent=tp, tracestate=ts)

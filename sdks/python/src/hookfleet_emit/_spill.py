@@ -3,7 +3,11 @@
 The format is the Rust SDK's (crates/emit/src/spill.rs), so either SDK replays the
 other's files: one line per event, `<type>\\t<id>\\t<envelope JSON>\\n`, in files
 named `spill-<nanos, 20 digits>-<pid>-<seq>.jsonl`. Here `<nanos>` is the emit time
-of the file's first event, so sorting the names replays events in emit order.
+of the file's first event, so sorting the names replays events in emit order. An
+event that carries the producer's trace context has two more fields before the
+newline, `\\t<traceparent>\\t<tracestate>` (tracestate may be empty), so that it
+continues the trace when it is replayed; one without keeps the three-field line,
+which the SDKs before the trace fields read too.
 
 Each file is locked (`flock`) by the process that writes or replays it, not the
 whole directory: forked workers (gunicorn, celery) can share one spill directory,
@@ -33,6 +37,9 @@ class Pending(NamedTuple):
     # The spill file it was read from and its line, for a replayed event.
     source: Optional[str] = None
     line: int = 0
+    # The producer's W3C trace context, sent as AMQP headers ("" when absent).
+    traceparent: str = ""
+    tracestate: str = ""
 
 
 class Claim:
@@ -44,6 +51,11 @@ class Claim:
         self.events = events
         self.own = own
         self.remaining = len(events)
+
+
+def _clean(field: str) -> bool:
+    """Whether a trace field can go on a spill line: no tab or line break."""
+    return "\t" not in field and "\n" not in field and "\r" not in field
 
 
 def _try_lock(fh: BinaryIO) -> bool:
@@ -98,7 +110,13 @@ class Spill:
         lines = []
         size = 0
         for e in events:
-            line = b"%s\t%s\t%s\n" % (e.event_type.encode(), e.id.encode(), e.body)
+            if e.traceparent and _clean(e.traceparent) and _clean(e.tracestate):
+                line = b"%s\t%s\t%s\t%s\t%s\n" % (
+                    e.event_type.encode(), e.id.encode(), e.body,
+                    e.traceparent.encode(), e.tracestate.encode(),
+                )
+            else:  # no context, or one that would tear the line (no valid one does)
+                line = b"%s\t%s\t%s\n" % (e.event_type.encode(), e.id.encode(), e.body)
             if self.bytes + size + len(line) > self.max_bytes:
                 break
             lines.append(line)
@@ -135,15 +153,20 @@ class Spill:
         acked = self.acked.get(path, set())
         events = []
         for i, raw in enumerate(fh.read().split(b"\n")):
-            parts = raw.split(b"\t", 2)
-            if len(parts) != 3 or not parts[2].endswith(b"}"):
+            # The body holds no raw tab: the fields after it are the trace's.
+            parts = raw.split(b"\t")
+            if not 3 <= len(parts) <= 5 or not parts[2].endswith(b"}"):
                 if raw:
                     log.warning("Skipping a torn spill line.", extra={"file": path})
                 continue
             if i not in acked:
-                events.append(
-                    Pending(parts[0].decode(), parts[1].decode(), parts[2], 0, path, i)
-                )
+                p = Pending(parts[0].decode(), parts[1].decode(), parts[2], 0, path, i)
+                if len(parts) == 5:  # 4: the trace of a torn line, left out
+                    p = p._replace(
+                        traceparent=parts[3].decode("utf-8", "replace"),
+                        tracestate=parts[4].decode("utf-8", "replace"),
+                    )
+                events.append(p)
         return Claim(path, fh, events, path in self.own_files)
 
     def confirmed(self, claim: Claim, line: int) -> bool:
