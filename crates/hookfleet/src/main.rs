@@ -14,11 +14,6 @@ macro_rules! out {
     }};
 }
 
-/// mimalloc instead of glibc's malloc: allocation was a fifth of the hot
-/// path's instructions (docs/BENCHMARKS.md, session 7's profile).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod cmd;
 mod exit;
 mod logging;
