@@ -42,23 +42,40 @@ pub async fn catalog(
 /// The compiled catalog, cached for two seconds (ingest checks every event),
 /// and the OpenAPI document built from it (`crate::docs::document`), built
 /// again only when the catalog was reloaded.
+///
+/// One request at a time reloads an expired catalog (a query and a compile of
+/// every schema); the requests that arrive meanwhile use the old copy instead
+/// of each reloading it too. Only the first load, with no copy yet, is waited for.
 #[derive(Default)]
 pub struct TypeCache {
     catalog: std::sync::Mutex<Option<(Instant, Arc<Catalog>)>>,
+    reload: tokio::sync::Mutex<()>,
     document: std::sync::Mutex<Option<(Arc<Catalog>, Bytes)>>,
 }
 
 impl TypeCache {
-    pub(crate) async fn get(&self, pool: &hookfleet_store::Pool) -> ApiResult<Arc<Catalog>> {
-        if let Some((at, set)) = self
-            .catalog
+    /// The cached copy and whether it is still fresh.
+    fn cached(&self) -> Option<(bool, Arc<Catalog>)> {
+        self.catalog
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-        {
-            if at.elapsed() < Duration::from_secs(2) {
-                return Ok(set.clone());
-            }
+            .map(|(at, set)| (at.elapsed() < Duration::from_secs(2), set.clone()))
+    }
+
+    pub(crate) async fn get(&self, pool: &hookfleet_store::Pool) -> ApiResult<Arc<Catalog>> {
+        let _reloading = match self.cached() {
+            Some((true, set)) => return Ok(set),
+            Some((false, old)) => match self.reload.try_lock() {
+                Ok(guard) => guard,
+                // Another request is reloading it.
+                Err(_) => return Ok(old),
+            },
+            None => self.reload.lock().await,
+        };
+        // Loaded by the request that held the lock before this one?
+        if let Some((true, set)) = self.cached() {
+            return Ok(set);
         }
         let set = Arc::new(Catalog::load(pool).await?);
         *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) =

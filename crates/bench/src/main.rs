@@ -633,6 +633,16 @@ async fn main() -> anyhow::Result<()> {
             filters: Filters::None,
         },
         Scenario {
+            name: "1 endpoint, paced 500/s (latency)",
+            endpoints: 1,
+            fanout: false,
+            hung: false,
+            backlog: false,
+            rate: Some(500),
+            fifo: false,
+            filters: Filters::None,
+        },
+        Scenario {
             name: "100 endpoints",
             endpoints: 100,
             fanout: false,
@@ -700,8 +710,8 @@ async fn main() -> anyhow::Result<()> {
         if args.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
             continue;
         }
-        let n = if s.rate.is_some() {
-            10_000
+        let n = if let Some(r) = s.rate {
+            r * 10 // ten seconds
         } else if s.fifo {
             args.events.min(5_000)
         } else if s.backlog {
@@ -940,6 +950,7 @@ async fn bench_ingest(args: &Args, n: u64, role: &str, key: Key) -> anyhow::Resu
     let tracker = cpu::Tracker::start(&[proc.id()], &env.db_url).await?;
     let next = Arc::new(AtomicU64::new(0));
     let pad = "x".repeat(800);
+    let start_us = now_us();
     let start = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..32 {
@@ -976,6 +987,7 @@ async fn bench_ingest(args: &Args, n: u64, role: &str, key: Key) -> anyhow::Resu
         lat.extend(l);
     }
     let secs = start.elapsed().as_secs_f64();
+    let (stop_us, at_stop) = (now_us(), recv.total.load(Ordering::Relaxed));
     let rss = rss_mb(proc.id());
     let mut delivery_proc = None;
     let mut tracker = Some(tracker);
@@ -993,6 +1005,21 @@ async fn bench_ingest(args: &Args, n: u64, role: &str, key: Key) -> anyhow::Resu
         )?);
     }
     let delivered = wait_total(&recv, accepted, Duration::from_secs(300)).await;
+    // `all`: how far delivery lagged ingest. The backlog is what was accepted
+    // but not yet delivered when the load stopped; it drains from then until
+    // the last delivery arrives.
+    let lag = if role == "all" {
+        let last_us = recv.last_us.load(Ordering::Relaxed);
+        format!(
+            "; backlog at load stop {} events, drained in {:.2} s; e2e {:.0} deliveries/s (first request to last delivery)",
+            accepted.saturating_sub(at_stop),
+            last_us.saturating_sub(stop_us) as f64 / 1e6,
+            recv.total.load(Ordering::Relaxed) as f64
+                / (last_us.saturating_sub(start_us).max(1) as f64 / 1e6)
+        )
+    } else {
+        String::new()
+    };
     if let Some(t) = tracker.take() {
         // `all`: ingest and delivery, until every attempt is recorded.
         wait_attempts(&env, accepted as i64).await;
@@ -1018,7 +1045,7 @@ async fn bench_ingest(args: &Args, n: u64, role: &str, key: Key) -> anyhow::Resu
         attempts_recorded: env.attempts().await,
         cpu,
         note: format!(
-            "{accepted}/{n} accepted; all delivered: {delivered}; latency is per request; CPU {}",
+            "{accepted}/{n} accepted; all delivered: {delivered}; latency is per request; CPU {}{lag}",
             if role == "api" {
                 "of ingest alone, per accepted event"
             } else {

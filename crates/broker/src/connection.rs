@@ -325,6 +325,13 @@ pub async fn ack(acker: &lapin::Acker) -> anyhow::Result<()> {
     bounded(acker.ack(lapin::options::BasicAckOptions::default())).await
 }
 
+/// Acks `acker`'s message and every unacked one delivered before it on its
+/// channel (`multiple`), bounded by [`ACK_TIMEOUT`]. Only for a consumer that
+/// knows all of those are done with.
+pub async fn ack_multiple(acker: &lapin::Acker) -> anyhow::Result<()> {
+    bounded(acker.ack(lapin::options::BasicAckOptions { multiple: true })).await
+}
+
 /// Returns one message to its queue, bounded by [`ACK_TIMEOUT`].
 pub async fn nack_requeue(acker: &lapin::Acker) -> anyhow::Result<()> {
     bounded(acker.nack(lapin::options::BasicNackOptions {

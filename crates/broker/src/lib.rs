@@ -15,8 +15,8 @@ pub mod publish;
 pub mod topology;
 
 pub use connection::{
-    ack, close, confirmed, connect, connect_url, connect_with_backoff, nack_requeue, supervise,
-    wait_closed,
+    ack, ack_multiple, close, confirmed, connect, connect_url, connect_with_backoff, nack_requeue,
+    supervise, wait_closed,
 };
 pub use lapin;
 pub use publish::{confirm_all, publish_all, publish_confirmed, Outgoing};

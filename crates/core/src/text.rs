@@ -16,18 +16,10 @@ pub fn truncate(s: &str, max: usize) -> String {
 /// PostgreSQL cannot store in `text` or `jsonb`. An escaped backslash followed
 /// by `u0000` is not one.
 pub fn has_nul_escape(json: &[u8]) -> bool {
-    let mut backslashes = 0usize;
-    for (i, &b) in json.iter().enumerate() {
-        if b == b'\\' {
-            backslashes += 1;
-            continue;
-        }
-        if b == b'u' && backslashes % 2 == 1 && json[i + 1..].starts_with(b"0000") {
-            return true;
-        }
-        backslashes = 0;
-    }
-    false
+    // `u0000` is rare: find it with memchr's SIMD search, then count the
+    // backslashes before it (an odd count makes it an escape).
+    memchr::memmem::find_iter(json, b"u0000")
+        .any(|at| json[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1)
 }
 
 #[cfg(test)]
@@ -40,5 +32,9 @@ mod nul_tests {
         assert!(has_nul_escape(br#"{"a":"\\\u0000"}"#));
         assert!(!has_nul_escape(br#"{"a":"\\u0000"}"#));
         assert!(!has_nul_escape(br#"{"a":"\u00e9 u0000"}"#));
+        assert!(has_nul_escape(br#"\u0000"#));
+        assert!(!has_nul_escape(br#"u0000"#));
+        assert!(has_nul_escape(br#"{"a":"u0000\\\\\u0000"}"#));
+        assert!(!has_nul_escape(b""));
     }
 }

@@ -336,6 +336,10 @@ impl Router {
 
     async fn consume(self, mut consumer: lapin::Consumer, stop: CancellationToken) {
         let cfg = &self.settings.router;
+        // Whether every message before this batch on the channel was settled
+        // (acked or nacked); a failed batch leaves the next one to ack each
+        // message by itself.
+        let mut settled = true;
         loop {
             let first = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -356,7 +360,9 @@ impl Router {
                     _ => break,
                 }
             }
-            if let Err(e) = self.process(batch).await {
+            let result = self.process(batch, settled).await;
+            settled = result.is_ok();
+            if let Err(e) = result {
                 // Unacked messages return to the queue when the channel closes, or
                 // were nacked with requeue: nothing is lost.
                 tracing::warn!(
@@ -369,8 +375,10 @@ impl Router {
     }
 
     /// Handles one batch end to end; returns only after every message of the batch
-    /// was acked, or nacked for redelivery on error.
-    async fn process(&self, batch: Vec<Delivery>) -> anyhow::Result<()> {
+    /// was acked, or nacked for redelivery on error. `settled`: every message
+    /// the channel delivered before this batch was acked or nacked, so a batch
+    /// acked whole is acked with one `multiple` ack.
+    async fn process(&self, batch: Vec<Delivery>, settled: bool) -> anyhow::Result<()> {
         if !self.ordered() {
             metrics::EVENTS_RECEIVED.inc_by(batch.len() as u64);
         }
@@ -395,7 +403,7 @@ impl Router {
             (false, Ok(())) => (valid.collect(), invalid.collect()),
             (false, Err(_)) => (vec![], invalid.chain(valid).collect()),
         };
-        settle(acks, nacks).await?;
+        settle(acks, nacks, settled).await?;
         if !confirms_ok {
             anyhow::bail!("the broker did not confirm a quarantined event");
         }
@@ -597,7 +605,20 @@ fn outgoing<'a>(
 }
 
 /// Acks and nacks (with requeue) a batch's messages, all at once.
-async fn settle(acks: Vec<&Delivery>, nacks: Vec<&Delivery>) -> anyhow::Result<()> {
+///
+/// A batch acked whole, on a channel with nothing unsettled before it
+/// (`settled`), is acked with one `multiple` ack of its last message: batches
+/// are taken in delivery order from one consumer and settled one after the
+/// other, so every unacked delivery tag up to it is this batch's. One frame
+/// instead of one per event (issue #20: RabbitMQ's share of a delivery).
+async fn settle(acks: Vec<&Delivery>, nacks: Vec<&Delivery>, settled: bool) -> anyhow::Result<()> {
+    if settled && nacks.is_empty() {
+        if let Some(last) = acks.iter().max_by_key(|d| d.delivery_tag) {
+            return hookfleet_broker::ack_multiple(&last.acker)
+                .await
+                .context("acknowledging events");
+        }
+    }
     let ack_futs = acks.into_iter().map(|d| hookfleet_broker::ack(&d.acker));
     let nack_futs = nacks
         .into_iter()

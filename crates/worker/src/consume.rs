@@ -102,11 +102,32 @@ impl Consuming {
     }
 }
 
-/// The consumer of an unordered endpoint's queue: up to its prefetch window of
-/// deliveries at once, each in a task of its own.
+/// How many times `amqp.worker_prefetch` an unordered endpoint's consumer may
+/// hold unacked. A delivery whose POST is over waits for its record's batch
+/// (`delivery.batch_wait`) and commit before it is acked; with the broker's
+/// window equal to the requests allowed, those waits held the window and
+/// capped one endpoint at about 2,100-2,700 deliveries/s (docs/BENCHMARKS.md,
+/// session 10). The requests in flight stay capped at `worker_prefetch`.
+pub(crate) const WINDOW_PER_REQUEST: u16 = 4;
+
+/// The consumer of an unordered endpoint's queue: up to `amqp.worker_prefetch`
+/// requests at once, each in a task of its own, out of a broker window
+/// [`WINDOW_PER_REQUEST`] times larger (the rest wait for their record and ack).
 pub(crate) async fn consume(mut c: Consuming) {
+    let requests = Arc::new(Semaphore::new(usize::from(
+        c.ctx.settings.amqp.worker_prefetch.max(1),
+    )));
     while let Some(d) = c.next_delivery().await {
         let held = c.hold();
+        let request = tokio::select! {
+            _ = c.stop.cancelled() => {
+                requeue(&d.acker).await;
+                requeue_buffered(&mut c.consumer).await;
+                return;
+            }
+            p = requests.clone().acquire_owned() => p,
+        };
+        let Ok(request) = request else { return };
         let Some(permits) = c.admit(&d, false).await else {
             return;
         };
@@ -117,7 +138,8 @@ pub(crate) async fn consume(mut c: Consuming) {
             let at = Position::new(meta.attempt, meta.base);
             attempt::run(&ctx, &publish, d, &meta, at, Mode::Normal, &gate).await;
             metrics::IN_FLIGHT.dec();
-            drop((permits, held));
+            // The record is with the writer, which acks it once committed.
+            drop((permits, held, request));
         });
     }
 }

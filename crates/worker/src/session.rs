@@ -45,7 +45,8 @@ struct Channels {
     stats: Option<Channel>,
     /// Confirm mode: retries, dead letters, operational events.
     publish: Channel,
-    /// Per-consumer prefetch (global=false): each endpoint gets its own window.
+    /// Per-consumer prefetch (global=false): each endpoint gets its own window,
+    /// `worker_prefetch` × [`consume::WINDOW_PER_REQUEST`].
     consume: Vec<Channel>,
     /// Ordered endpoints: one message at a time per consumer (prefetch 1).
     ordered: Channel,
@@ -71,7 +72,10 @@ impl Channels {
         for _ in 0..CONSUME_CHANNELS {
             let ch = conn.create_channel().await?;
             ch.basic_qos(
-                ctx.settings.amqp.worker_prefetch,
+                ctx.settings
+                    .amqp
+                    .worker_prefetch
+                    .saturating_mul(consume::WINDOW_PER_REQUEST),
                 BasicQosOptions { global: false },
             )
             .await?;
