@@ -383,10 +383,30 @@ async fn broker_ops(env: &Env, k: usize) -> anyhow::Result<String> {
     let text = vec![
         broker_pass("declare new", &chans, "ep_benchA", k, Op::Declare).await?,
         broker_pass("bind new", &chans, "ep_benchA", k, Op::Bind).await?,
-        broker_pass("declare + bind new", &chans, "ep_benchB", k, Op::DeclareBind).await?,
-        broker_pass("declare + bind new, 1 channel", one, "ep_benchC", k / 4, Op::DeclareBind)
-            .await?,
-        broker_pass("declare + bind again", &chans, "ep_benchB", k, Op::DeclareBind).await?,
+        broker_pass(
+            "declare + bind new",
+            &chans,
+            "ep_benchB",
+            k,
+            Op::DeclareBind,
+        )
+        .await?,
+        broker_pass(
+            "declare + bind new, 1 channel",
+            one,
+            "ep_benchC",
+            k / 4,
+            Op::DeclareBind,
+        )
+        .await?,
+        broker_pass(
+            "declare + bind again",
+            &chans,
+            "ep_benchB",
+            k,
+            Op::DeclareBind,
+        )
+        .await?,
         {
             let c = beam_cpu();
             tokio::time::sleep(Duration::from_secs(5)).await;

@@ -173,7 +173,10 @@ impl Publisher {
     async fn declare_channel(&self) -> anyhow::Result<Channel> {
         let main = self.channel().await?;
         let i = self.next_declare.fetch_add(1, Ordering::Relaxed) % DECLARE_CHANNELS;
-        if let Some(ch) = lock(&self.declare).get(i).filter(|c| c.status().connected()) {
+        if let Some(ch) = lock(&self.declare)
+            .get(i)
+            .filter(|c| c.status().connected())
+        {
             return Ok(ch.clone());
         }
         let ch = {
