@@ -768,8 +768,19 @@ async fn broker_down_is_a_503_not_a_hang() {
         .await;
     assert_eq!(s, 503, "{e}");
     assert_eq!(e["error"]["code"], "unavailable");
+    // A webhook is not stored without its queue (declared before the row).
+    let (s, e) = api
+        .call(
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({"url": "https://example.com/h", "events": ["user.created"]})),
+        )
+        .await;
+    assert_eq!(s, 503, "{e}");
     // Reads that need only Postgres still work.
-    assert_eq!(api.call("GET", "/api/v1/webhooks", None).await.0, 200);
+    let (s, list) = api.call("GET", "/api/v1/webhooks", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["data"], json!([]), "nothing stored");
     app.stop().await.unwrap();
 }
 

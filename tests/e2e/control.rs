@@ -341,6 +341,14 @@ async fn webhooks_per_tenant_are_limited_even_when_created_at_once() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("api.max_endpoints_per_tenant"));
+    // The queue is declared before the row: those of the refused webhooks
+    // are deleted again, so only the three stored have one.
+    assert_eq!(
+        env.endpoint_queues().len(),
+        3,
+        "{:?}",
+        env.endpoint_queues()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

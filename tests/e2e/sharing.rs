@@ -82,11 +82,13 @@ async fn an_endpoint_created_while_three_workers_run_has_exactly_two_consumers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_endpoints_are_taken_over_and_nothing_is_lost() {
     // One consumer per endpoint, so a killed worker's endpoints have none
-    // until another worker takes them.
+    // until another worker takes them. `member_timeout` longer than the test
+    // waits: the killed worker must be seen gone through its closed database
+    // connection (V17), not by its silence.
     let env = TestEnv::new(&[
         ("worker.consumers_per_endpoint", "1"),
         ("worker.heartbeat", "500ms"),
-        ("worker.member_timeout", "3s"),
+        ("worker.member_timeout", "300s"),
         ("amqp.worker_prefetch", "4"),
     ])
     .await;
@@ -123,7 +125,8 @@ async fn a_killed_workers_endpoints_are_taken_over_and_nothing_is_lost() {
         .collect();
     a.0.kill().unwrap();
     a.0.wait().unwrap();
-    // Within member_timeout plus a heartbeat, the survivor consumes all 16.
+    // Its backend gone, it is gone after 1.5 heartbeats; the survivor then
+    // consumes all 16.
     let killed = std::time::Instant::now();
     wait_for("the survivor takes every queue", LONG, || async {
         scrape(&b.1, "hookfleet_worker_consumed_queues", &[]).await == Some(16.0)

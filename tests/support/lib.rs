@@ -327,6 +327,23 @@ impl TestEnv {
     }
 
     /// Whether a queue exists right now (passive declare).
+    /// The names of the endpoint queues on this test's vhost.
+    pub fn endpoint_queues(&self) -> Vec<String> {
+        let out = Command::new("rabbitmqctl")
+            .args(["list_queues", "-q", "-p", &self.name, "name"])
+            .output()
+            .expect("rabbitmqctl must be installed for the tests");
+        assert!(out.status.success(), "rabbitmqctl list_queues");
+        let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("hookfleet.endpoint."))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
     pub async fn queue_exists(&self, queue: &str) -> bool {
         self.passive_declare(queue).await.is_some()
     }

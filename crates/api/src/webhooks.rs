@@ -19,7 +19,8 @@ pub use hookfleet_service::Page;
 /// Create a webhook.
 ///
 /// The webhook belongs to the caller's scope: a tenant key's tenant, or with
-/// the admin key the tenant-less scope. Its queue is declared before the answer.
+/// the admin key the tenant-less scope. Its queue is declared before it is
+/// stored (RabbitMQ unreachable: a 503, and nothing is stored).
 /// The answer carries the signing secret, shown here once (and by `GET …/secret`).
 #[utoipa::path(
     post,

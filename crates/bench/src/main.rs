@@ -44,6 +44,10 @@ struct Args {
     /// Endpoints of the "many endpoints" scenario (default 10,000; 100,000 with --long).
     #[arg(long)]
     many_endpoints: Option<usize>,
+    /// Only this: N endpoint queues declared and bound on the broker alone,
+    /// its memory per idle queue and where it stops (issue #16 item 6).
+    #[arg(long)]
+    broker_queues: Option<usize>,
 }
 
 fn now_us() -> u64 {
@@ -223,6 +227,9 @@ impl Env {
         let mut ids = Vec::new();
         for (i, (url, tenant)) in urls.iter().enumerate() {
             let id = format!("ep_bench{i:05}");
+            // The queue before the row, as the API does: no process that
+            // sees the row declares it.
+            hookfleet_broker::topology::declare_endpoint(&ch, qt, &id, ordered).await?;
             if let Some(t) = tenant {
                 c.execute(
                     "INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -236,7 +243,6 @@ impl Env {
                   &if ordered { "fifo" } else { "parallel" }],
             )
             .await?;
-            hookfleet_broker::topology::declare_endpoint(&ch, qt, &id, ordered).await?;
             ids.push(id);
         }
         let _ = conn.close(200, "".into()).await;
@@ -611,6 +617,12 @@ async fn main() -> anyhow::Result<()> {
         "{} not found: run `cargo build --release -p hookfleet`",
         args.bin
     );
+    if let Some(n) = args.broker_queues {
+        eprintln!("running: broker alone, {n} endpoint queues");
+        let rows = many::broker_queues(&args, n).await?;
+        std::fs::write(&args.out, serde_json::to_vec_pretty(&rows)?)?;
+        return Ok(());
+    }
     let scenarios = [
         Scenario {
             name: "1 endpoint",

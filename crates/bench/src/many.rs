@@ -257,12 +257,121 @@ fn cpu_since(before: &[(&str, f64)], after: &[(&str, f64)], per: usize) -> Strin
         .join(", ")
 }
 
-/// What the broker alone takes for the declares a new endpoint makes: `k`
-/// endpoint queues declared and bound (as `topology::declare_endpoint` does)
-/// from 16 channels, then declared and bound again (what the router and each
-/// consuming worker repeat); each rate with RabbitMQ's CPU per declare. The
-/// queues are deleted after.
-async fn broker_declares(env: &Env, k: usize) -> anyhow::Result<String> {
+/// RabbitMQ's CPU seconds so far (every `beam.smp`).
+fn beam_cpu() -> f64 {
+    Command::new("pgrep")
+        .args(["-x", "beam.smp"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(cpu_secs)
+                .sum::<f64>()
+        })
+        .unwrap_or(0.0)
+}
+
+/// One broker operation of [`broker_ops`], on queue `i`.
+#[derive(Clone, Copy)]
+enum Op {
+    /// `queue.declare` (durable, as an endpoint queue) of a queue.
+    Declare,
+    /// `queue.bind` to `hookfleet.deliveries`.
+    Bind,
+    /// Both, as `topology::declare_endpoint` does.
+    DeclareBind,
+    /// `basic.consume` with a tag of its own.
+    Consume,
+    /// `basic.cancel` of that tag.
+    Cancel,
+}
+
+/// Runs `op` on queues `0..k` from `chans` (16 concurrent tasks, queue `i` on
+/// channel `i % chans.len()`); "name: rate/s (ms of RabbitMQ CPU each)".
+async fn broker_pass(
+    name: &str,
+    chans: &[lapin::Channel],
+    prefix: &str,
+    k: usize,
+    op: Op,
+) -> anyhow::Result<String> {
+    let qt = crate::hookfleet_core_queue_type();
+    let (t, cpu) = (Instant::now(), beam_cpu());
+    let next = Arc::new(AtomicU64::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (chans, next, prefix) = (chans.to_vec(), next.clone(), prefix.to_owned());
+        set.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= k {
+                    return anyhow::Ok(());
+                }
+                let ch = &chans[i % chans.len()];
+                let id = format!("{prefix}{i}");
+                let q = hookfleet_broker::names::endpoint_queue(&id);
+                let tag = format!("bench-{id}");
+                match op {
+                    Op::Declare => {
+                        ch.queue_declare(
+                            q.as_str().into(),
+                            lapin::options::QueueDeclareOptions {
+                                durable: true,
+                                ..Default::default()
+                            },
+                            Default::default(),
+                        )
+                        .await?;
+                    }
+                    Op::Bind => {
+                        ch.queue_bind(
+                            q.as_str().into(),
+                            hookfleet_broker::names::DELIVERIES_EXCHANGE.into(),
+                            id.as_str().into(),
+                            Default::default(),
+                            Default::default(),
+                        )
+                        .await?;
+                    }
+                    Op::DeclareBind => {
+                        hookfleet_broker::topology::declare_endpoint(ch, qt, &id, false).await?;
+                    }
+                    Op::Consume => {
+                        ch.basic_consume(
+                            q.as_str().into(),
+                            tag.as_str().into(),
+                            Default::default(),
+                            Default::default(),
+                        )
+                        .await?;
+                    }
+                    Op::Cancel => {
+                        ch.basic_cancel(tag.as_str().into(), Default::default())
+                            .await?;
+                    }
+                }
+            }
+        });
+    }
+    for r in set.join_all().await {
+        r?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok(format!(
+        "{name}: {:.0}/s ({:.2} ms of RabbitMQ CPU each)",
+        k as f64 / secs,
+        (beam_cpu() - cpu) * 1e3 / k as f64
+    ))
+}
+
+/// What the broker alone takes for each operation a new endpoint brings,
+/// on `k` endpoint queues: a new queue declared then bound (two steps, to see
+/// which costs), declared and bound together (as `topology::declare_endpoint`
+/// does) from 16 channels and from 1, again on existing queues (what a
+/// redundant declare costs), a `basic.consume` and its cancel; and its idle
+/// CPU while `2 k` queues exist, with and without a consumer each. The queues
+/// are deleted after.
+async fn broker_ops(env: &Env, k: usize) -> anyhow::Result<String> {
     let conn = hookfleet_broker::connect_url(&env.amqp_url, "bench-declares").await?;
     let mut chans = Vec::new();
     for _ in 0..16 {
@@ -270,56 +379,61 @@ async fn broker_declares(env: &Env, k: usize) -> anyhow::Result<String> {
     }
     let qt = crate::hookfleet_core_queue_type();
     hookfleet_broker::topology::declare(&chans[0], qt, &[]).await?;
-    let beam = || {
-        Command::new("pgrep")
-            .args(["-x", "beam.smp"])
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .map(cpu_secs)
-                    .sum::<f64>()
-            })
-            .unwrap_or(0.0)
-    };
-    let mut text = Vec::new();
-    for pass in ["new", "again"] {
-        let (t, cpu) = (Instant::now(), beam());
-        let next = Arc::new(AtomicU64::new(0));
-        let mut set = tokio::task::JoinSet::new();
-        for ch in &chans {
-            let (ch, next) = (ch.clone(), next.clone());
-            set.spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    if i >= k {
-                        return anyhow::Ok(());
-                    }
-                    hookfleet_broker::topology::declare_endpoint(
-                        &ch,
-                        qt,
-                        &format!("ep_declarebench{i}"),
-                        false,
-                    )
-                    .await?;
-                }
-            });
+    let one = &chans[..1];
+    let text = vec![
+        broker_pass("declare new", &chans, "ep_benchA", k, Op::Declare).await?,
+        broker_pass("bind new", &chans, "ep_benchA", k, Op::Bind).await?,
+        broker_pass(
+            "declare + bind new",
+            &chans,
+            "ep_benchB",
+            k,
+            Op::DeclareBind,
+        )
+        .await?,
+        broker_pass(
+            "declare + bind new, 1 channel",
+            one,
+            "ep_benchC",
+            k / 4,
+            Op::DeclareBind,
+        )
+        .await?,
+        broker_pass(
+            "declare + bind again",
+            &chans,
+            "ep_benchB",
+            k,
+            Op::DeclareBind,
+        )
+        .await?,
+        {
+            let c = beam_cpu();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            format!(
+                "idle with {} queues: {:.1}% of a core",
+                2 * k + k / 4,
+                (beam_cpu() - c) / 5.0 * 100.0
+            )
+        },
+        broker_pass("basic.consume", &chans, "ep_benchB", k, Op::Consume).await?,
+        {
+            let c = beam_cpu();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            format!(
+                "idle with {k} of them consumed: {:.1}% of a core",
+                (beam_cpu() - c) / 5.0 * 100.0
+            )
+        },
+        broker_pass("basic.cancel", &chans, "ep_benchB", k, Op::Cancel).await?,
+    ];
+    for (prefix, n) in [("ep_benchA", k), ("ep_benchB", k), ("ep_benchC", k / 4)] {
+        for i in 0..n {
+            let q = hookfleet_broker::names::endpoint_queue(&format!("{prefix}{i}"));
+            chans[i % 16]
+                .queue_delete(q.as_str().into(), Default::default())
+                .await?;
         }
-        for r in set.join_all().await {
-            r?;
-        }
-        let secs = t.elapsed().as_secs_f64();
-        text.push(format!(
-            "{pass}: {:.0} declares/s ({:.2} ms of RabbitMQ CPU each)",
-            k as f64 / secs,
-            (beam() - cpu) * 1e3 / k as f64
-        ));
-    }
-    for i in 0..k {
-        let q = hookfleet_broker::names::endpoint_queue(&format!("ep_declarebench{i}"));
-        chans[i % 16]
-            .queue_delete(q.as_str().into(), Default::default())
-            .await?;
     }
     let _ = conn.close(200, "".into()).await;
     Ok(text.join("; "))
@@ -482,9 +596,9 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
     let broker0 = broker_status();
 
     // 0. The broker alone: its rate of the declares a new endpoint brings.
-    let declares = broker_declares(&env, 2000).await?;
+    let declares = broker_ops(&env, 2000).await?;
     out.push(measure(
-        "broker alone: endpoint queue declare + bind, 16 channels",
+        "broker alone: each operation a new endpoint brings (16 channels unless said)",
         declares,
         "-",
     ));
@@ -804,9 +918,18 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
     let t = Instant::now();
     let _ = killed.child.kill();
     let _ = killed.child.wait();
+    // Two phases: the survivors see the worker gone, then consume its share.
+    let k = fleet.of("worker").count() as i64;
+    while fleet.workers_sum(&http, "hookfleet_worker_members").await != k * k
+        && t.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen_gone = t.elapsed();
     let back = fleet
         .wait_consumed(&http, 2 * n as i64, Duration::from_secs(120))
-        .await;
+        .await
+        .map(|_| t.elapsed());
     producer.await??;
     let all_in = crate::wait_total(&recv, base_recv + events, Duration::from_secs(600)).await;
     // Every delivery row of the run, by status, once the attempts are recorded.
@@ -845,7 +968,11 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
             "{} lost ({succeeded}/{expected_rows} delivery rows succeeded, {rows} rows: {statuses:?}; {received} received for {events} published, all arrived: {all_in}); consumed again (2 x N) {}",
             expected_rows - succeeded,
             match back {
-                Some(d) => format!("{:.1} s after the kill", d.as_secs_f64()),
+                Some(d) => format!(
+                    "{:.1} s after the kill (every survivor saw it gone after {:.1} s)",
+                    d.as_secs_f64(),
+                    seen_gone.as_secs_f64()
+                ),
                 None => format!("NOT within 120 s ({:.0} s)", t.elapsed().as_secs_f64()),
             }
         ),
@@ -875,4 +1002,86 @@ pub async fn bench_many(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
             cpu: None,
         })
         .collect())
+}
+
+/// Issue #16 item 6 on the broker alone: `n` endpoint queues declared and
+/// bound from 16 channels (as the API does per webhook), with no hookfleet
+/// process; RabbitMQ's memory and file descriptors before and after, and its
+/// memory per idle queue. The vhost (and the queues) go with the `Env`.
+pub async fn broker_queues(args: &Args, n: usize) -> anyhow::Result<Vec<Row>> {
+    let env = Env::new(&args.bin).await?;
+    let conn = hookfleet_broker::connect_url(&env.amqp_url, "bench-queues").await?;
+    let mut chans = Vec::new();
+    for _ in 0..16 {
+        chans.push(conn.create_channel().await?);
+    }
+    hookfleet_broker::topology::declare(&chans[0], crate::hookfleet_core_queue_type(), &[]).await?;
+    let before = broker_status();
+    let mem0 = broker_memory_bytes();
+    let mut lines = vec![format!("before: {before}")];
+    let step = (n / 10).max(1);
+    let mut done = 0;
+    let t = Instant::now();
+    while done < n {
+        let k = step.min(n - done);
+        let pass = broker_pass(
+            &format!("queues {done}..{}", done + k),
+            &chans,
+            &format!("ep_q{done}_"),
+            k,
+            Op::DeclareBind,
+        )
+        .await;
+        match pass {
+            Ok(p) => lines.push(p),
+            Err(e) => {
+                lines.push(format!("STOPPED at {done}: {e:#}"));
+                break;
+            }
+        }
+        done += k;
+        let mem = broker_memory_bytes();
+        lines.push(format!(
+            "{done} queues after {:.0} s: {}; {:.1} KB per queue (Erlang total), {:.1} KB (RSS)",
+            t.elapsed().as_secs_f64(),
+            broker_status(),
+            (mem.0 - mem0.0) as f64 / 1024.0 / done as f64,
+            (mem.1 - mem0.1) as f64 / 1024.0 / done as f64
+        ));
+        eprintln!("  {}", lines.last().map(String::as_str).unwrap_or(""));
+    }
+    let _ = conn.close(200, "".into()).await;
+    println!("\n| broker alone, {n} endpoint queues |\n|---|");
+    for l in &lines {
+        println!("| {l} |");
+    }
+    Ok(vec![Row {
+        scenario: format!("broker alone: {n} endpoint queues"),
+        deliveries: 0,
+        seconds: t.elapsed().as_secs_f64(),
+        deliveries_per_s: done as f64 / t.elapsed().as_secs_f64(),
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        rss_mb: 0.0,
+        attempts_recorded: 0,
+        note: lines.join("; "),
+        cpu: None,
+    }])
+}
+
+/// RabbitMQ's memory in bytes, as it counts it and as the OS does
+/// (`rabbitmqctl status --formatter json`: `memory.total.erlang`, `.rss`).
+fn broker_memory_bytes() -> (i64, i64) {
+    let v = Command::new("rabbitmqctl")
+        .args(["status", "--formatter", "json"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .unwrap_or_default();
+    let total = &v["memory"]["total"];
+    (
+        total["erlang"].as_i64().unwrap_or(0),
+        total["rss"].as_i64().unwrap_or(0),
+    )
 }

@@ -605,7 +605,9 @@ pub struct WorkerSettings {
     #[serde(deserialize_with = "de::nonzero_duration")]
     pub heartbeat: Duration,
     /// A worker not heard from for this long is gone: the others take its
-    /// endpoints. More than twice `heartbeat`.
+    /// endpoints. More than twice `heartbeat`. A worker whose database
+    /// connection closed (its process died) is gone sooner, after 1.5
+    /// heartbeats (docs/ARCHITECTURE.md §21).
     #[serde(deserialize_with = "de::nonzero_duration")]
     pub member_timeout: Duration,
 }

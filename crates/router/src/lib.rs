@@ -21,7 +21,6 @@ use hookfleet_core::envelope::InvalidEnvelope;
 use hookfleet_core::filter::Event;
 use hookfleet_core::{metrics, trace, Envelope, Ordering, Settings};
 use hookfleet_store::deliveries::{self, NewDelivery, NewEvent};
-use hookfleet_store::registry::Change;
 use hookfleet_store::{Pool, Registry};
 use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
@@ -64,13 +63,10 @@ async fn session(
     topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers())
         .await
         .context("declaring topology")?;
+    // No endpoint queue is declared here, at start or when one is created:
+    // the API and the CLI declare each before storing its row (issue #16).
+    let _ = ch.close(200, "declared".into()).await;
     let session_end = shutdown.child_token();
-    let queues = tokio::spawn(declare_endpoint_queues(
-        settings.clone(),
-        registry.clone(),
-        ch,
-        session_end.clone(),
-    ));
     let mut tasks = tokio::task::JoinSet::new();
     let pid = std::process::id();
     for i in 0..settings.amqp.router_consumers {
@@ -120,7 +116,6 @@ async fn session(
             "Router consumers did not finish within 30 s; their events will be redelivered."
         );
     }
-    let _ = queues.await;
     Ok(())
 }
 
@@ -179,43 +174,6 @@ pub async fn sync_bindings(pool: &Pool, ch: &Channel) -> anyhow::Result<()> {
         },
     )
     .await
-}
-
-/// Declares the queues of endpoints as they are created, so deliveries
-/// routed to a brand-new endpoint find their queue even when the API's own
-/// declare failed (the API and CLI declare it first). Never all of them, and
-/// not again on every health or settings change: only the endpoints a change
-/// names as new to this registry. A queue missing anyway sends its deliveries
-/// to `hookfleet.unroutable` (the deliveries exchange's alternate exchange),
-/// not nowhere.
-async fn declare_endpoint_queues(
-    settings: Arc<Settings>,
-    registry: Arc<Registry>,
-    ch: Channel,
-    stop: CancellationToken,
-) {
-    let mut changes = registry.changes();
-    loop {
-        let change = tokio::select! {
-            _ = stop.cancelled() => return,
-            c = changes.next() => c,
-        };
-        let created = match change {
-            None => return,
-            Some(Change::Everything) => continue,
-            Some(Change::Endpoints { created, .. }) => created,
-        };
-        let snap = registry.snapshot();
-        for ep in created.iter().filter_map(|id| snap.endpoints.get(id)) {
-            if let Err(e) =
-                topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered())
-                    .await
-            {
-                tracing::warn!(endpoint_id = %ep.id, error = %e, "Could not declare an endpoint queue.");
-                return;
-            }
-        }
-    }
 }
 
 struct Router {

@@ -303,26 +303,27 @@ pub async fn create_with(ctx: Ctx<'_>, input: EndpointInput) -> ServiceResult<(E
         filter: input.filter,
     };
     let max = settings.api.max_endpoints_per_tenant;
-    let ep = endpoints::create(ctx.pool, settings.encryption_keys.as_ref(), &new, max)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::LimitReached(format!(
+    // The queue first: a process that sees the row can count on its queue,
+    // so routers and workers never declare it again (ARCHITECTURE §21).
+    queues::declare_queue(ctx, &new.id, new.ordering == Ordering::Fifo).await?;
+    let stored = endpoints::create(ctx.pool, settings.encryption_keys.as_ref(), &new, max).await;
+    let ep = match stored {
+        Ok(Some(ep)) => ep,
+        Ok(None) => {
+            queues::forget_queue(ctx, &new.id).await;
+            return Err(ServiceError::LimitReached(format!(
                 "{} already has {max} webhooks, the most api.max_endpoints_per_tenant allows; delete one first",
                 new.tenant_id
                     .as_deref()
                     .map_or("the tenant-less scope".to_owned(), |t| format!("tenant `{t}`")),
-            ))
-        })?;
-    // Routers and workers do this too when they see the endpoint; doing it
-    // here means no delivery can be routed before its queue exists, and for a
-    // FIFO endpoint that no event published after the answer misses the
-    // ordered router.
-    if let Err(e) = queues::declare_endpoint(ctx, &ep).await {
-        tracing::warn!(
-            error = format!("{e:#}"),
-            "Could not declare the endpoint queue or bind the ordered router now; routers and workers will."
-        );
-    }
+            )));
+        }
+        Err(e) => {
+            queues::forget_queue(ctx, &new.id).await;
+            return Err(e.into());
+        }
+    };
+    queues::bind_ordered(ctx, &ep).await;
     Ok((ep, secret.expose().to_owned()))
 }
 

@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -17,6 +18,10 @@ pub struct Publisher {
     /// The connection behind `live`; locked while (re)connecting, so one request
     /// reconnects and the others wait for it.
     state: Mutex<Option<Connection>>,
+    /// Channels for endpoint-queue declares ([`DECLARE_CHANNELS`]), on the
+    /// connection in `state`.
+    declare: std::sync::Mutex<Vec<Channel>>,
+    next_declare: AtomicUsize,
 }
 
 impl Publisher {
@@ -27,6 +32,8 @@ impl Publisher {
             tiers: settings.retry.tiers(),
             live: std::sync::RwLock::new(None),
             state: Mutex::new(None),
+            declare: std::sync::Mutex::new(Vec::new()),
+            next_declare: AtomicUsize::new(0),
         }
     }
 
@@ -127,9 +134,15 @@ impl Publisher {
         &self,
         ep: &hookfleet_store::endpoints::Endpoint,
     ) -> anyhow::Result<()> {
+        self.declare_queue(&ep.id, ep.ordered()).await
+    }
+
+    /// Declares and binds the queue of endpoint `id` (before its row is
+    /// stored), on one of [`DECLARE_CHANNELS`] channels.
+    pub async fn declare_queue(&self, id: &str, ordered: bool) -> anyhow::Result<()> {
         let declared = async {
-            let ch = self.channel().await?;
-            hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, &ep.id, ep.ordered())
+            let ch = self.declare_channel().await?;
+            hookfleet_broker::topology::declare_endpoint(&ch, self.queue_type, id, ordered)
                 .await
                 .context("declaring the endpoint queue")
         };
@@ -137,4 +150,59 @@ impl Publisher {
             .await
             .map_err(|e| crate::BrokerUnavailable(e).into())
     }
+
+    /// Deletes the queue of endpoint `id` if it is empty and unused: the
+    /// queue declared for a webhook whose row was then not stored.
+    pub async fn delete_unused_queue(&self, id: &str) -> anyhow::Result<()> {
+        let ch = self.declare_channel().await?;
+        ch.queue_delete(
+            hookfleet_broker::names::endpoint_queue(id).as_str().into(),
+            lapin::options::QueueDeleteOptions {
+                if_unused: true,
+                if_empty: true,
+                nowait: false,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A channel for endpoint-queue declares, round-robin over
+    /// [`DECLARE_CHANNELS`]; one that closed (a refused declare closes its
+    /// channel) is replaced on the same connection.
+    async fn declare_channel(&self) -> anyhow::Result<Channel> {
+        let main = self.channel().await?;
+        let i = self.next_declare.fetch_add(1, Ordering::Relaxed) % DECLARE_CHANNELS;
+        if let Some(ch) = lock(&self.declare)
+            .get(i)
+            .filter(|c| c.status().connected())
+        {
+            return Ok(ch.clone());
+        }
+        let ch = {
+            let st = self.state.lock().await;
+            match st.as_ref() {
+                Some(conn) => conn.create_channel().await?,
+                // Reconnecting meanwhile: the main channel serves this one.
+                None => return Ok(main),
+            }
+        };
+        let mut chans = lock(&self.declare);
+        if chans.len() <= i {
+            chans.push(ch.clone());
+        } else {
+            chans[i] = ch.clone();
+        }
+        Ok(ch)
+    }
+}
+
+/// Channels for endpoint-queue declares. RabbitMQ runs one channel's methods
+/// one after another, and creating a durable queue waits for its table write:
+/// concurrent webhook creations on one channel would queue behind each other
+/// (docs/BENCHMARKS.md, session 10: one channel against 16).
+const DECLARE_CHANNELS: usize = 8;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

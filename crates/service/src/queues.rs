@@ -47,28 +47,92 @@ pub async fn declare_schedule_tiers(ctx: Ctx<'_>, schedule: Option<&str>) -> Ser
         .map_err(|e| BrokerUnavailable(e).into())
 }
 
-/// The broker side of a new endpoint: its queue, and for a FIFO endpoint the
-/// ordered router's bindings.
-pub async fn declare_endpoint(ctx: Ctx<'_>, ep: &Endpoint) -> anyhow::Result<()> {
+/// Declares and binds the queue of a new endpoint, before its row is stored:
+/// every process that learns of an endpoint (through its row) can then count
+/// on its queue, so no router or worker declares it again (issue #16: each
+/// redundant declare + bind is broker work per webhook created). A failure is
+/// an outage, as for the retry tiers: nothing is stored.
+pub async fn declare_queue(ctx: Ctx<'_>, id: &str, ordered: bool) -> ServiceResult<()> {
     if let Some(p) = ctx.publisher {
-        p.declare_endpoint(ep).await?;
-        if ep.ordered() {
-            p.sync_ordered(ctx.pool).await?;
-        }
-        return Ok(());
+        return Ok(p.declare_queue(id, ordered).await?);
     }
     let settings = ctx.settings;
-    let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
-    let ch = conn.create_channel().await?;
-    topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
-    topology::declare_endpoint(&ch, settings.amqp.queue_type, &ep.id, ep.ordered()).await?;
-    let synced = if ep.ordered() {
-        hookfleet_router::sync_bindings(ctx.pool, &ch).await
-    } else {
-        Ok(())
+    let declared = async {
+        let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
+        let r = async {
+            let ch = conn.create_channel().await?;
+            topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
+            topology::declare_endpoint(&ch, settings.amqp.queue_type, id, ordered).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        let _ = conn.close(200, "done".into()).await;
+        r
     };
-    let _ = conn.close(200, "done".into()).await;
-    synced
+    declared
+        .await
+        .context("declaring the endpoint queue")
+        .map_err(|e| BrokerUnavailable(e).into())
+}
+
+/// Deletes the queue [`declare_queue`] made for an endpoint whose row was
+/// then not stored (its tenant at its limit, a database error), if it is
+/// still empty and unconsumed: ids are never reused, so it would stay forever.
+/// Best effort: a failure is logged.
+pub async fn forget_queue(ctx: Ctx<'_>, id: &str) {
+    let deleted = async {
+        if let Some(p) = ctx.publisher {
+            return p.delete_unused_queue(id).await;
+        }
+        let conn = hookfleet_broker::connect(&ctx.settings.amqp.target, "hookfleet-admin").await?;
+        let ch = conn.create_channel().await?;
+        let r = ch
+            .queue_delete(
+                names::endpoint_queue(id).as_str().into(),
+                QueueDeleteOptions {
+                    if_unused: true,
+                    if_empty: true,
+                    nowait: false,
+                },
+            )
+            .await;
+        let _ = conn.close(200, "done".into()).await;
+        Ok(r.map(|_| ())?)
+    };
+    if let Err(e) = deleted.await {
+        tracing::warn!(
+            endpoint_id = %id,
+            error = format!("{e:#}"),
+            "Could not delete the queue of a webhook that was not stored."
+        );
+    }
+}
+
+/// For a new FIFO endpoint, once its row is stored: binds the ordered
+/// router's queue to its event types now, so no event published after the
+/// answer misses the ordered router. A failure is logged: the routers' own
+/// sync follows.
+pub async fn bind_ordered(ctx: Ctx<'_>, ep: &Endpoint) {
+    if !ep.ordered() {
+        return;
+    }
+    let synced = async {
+        if let Some(p) = ctx.publisher {
+            return p.sync_ordered(ctx.pool).await;
+        }
+        let settings = ctx.settings;
+        let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
+        let ch = conn.create_channel().await?;
+        let r = hookfleet_router::sync_bindings(ctx.pool, &ch).await;
+        let _ = conn.close(200, "done".into()).await;
+        r
+    };
+    if let Err(e) = synced.await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "Could not bind the ordered router's queue now; the routers will."
+        );
+    }
 }
 
 /// Binds the ordered router's queue to the event types FIFO endpoints

@@ -53,7 +53,14 @@ async fn run(ctx: Arc<Ctx>, tx: watch::Sender<Option<Arc<Assignment>>>, stop: Ca
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match members::heartbeat(&ctx.pool, &ctx.member, w.member_timeout).await {
+        match members::heartbeat(
+            &ctx.pool,
+            &ctx.member,
+            w.member_timeout,
+            w.heartbeat * 3 / 2,
+        )
+        .await
+        {
             Ok(live)
                 if !settled
                     && settling.as_ref() != Some(&live)

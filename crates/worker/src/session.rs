@@ -125,8 +125,8 @@ struct Consumers {
     /// This worker's share of the slots.
     share: Arc<Assignment>,
     busy: depth::Busy,
-    /// Declare the queue of every consumer started, not only of those a
-    /// registry change names (`Ctx::declare_queues`, read at session start).
+    /// Declare the queue of every consumer started: a previous session found
+    /// one missing (`Ctx::declare_queues`, read at session start).
     declare_all: bool,
     /// Where a consumer the broker ended sends its endpoint's id.
     ended: tokio::sync::mpsc::UnboundedSender<String>,
@@ -139,15 +139,15 @@ impl Consumers {
     }
 
     /// Brings the consumers of `ids` in line with the snapshot and the share.
-    /// `declare`: declare the queues of the consumers started (the queue of
-    /// an endpoint a change names may be brand new; the others exist, or the
-    /// start fails and the next session declares them all).
+    /// The queues are not declared: the API and the CLI declare each before
+    /// its endpoint's row exists, so a brand-new endpoint's queue is there
+    /// too; one that is missing anyway fails the start, and the next session
+    /// declares every queue it starts (`declare_all`).
     async fn reconcile<'a>(
         &mut self,
         ch: &Channels,
         snap: &Snapshot,
         ids: impl Iterator<Item = &'a String>,
-        declare: bool,
     ) -> anyhow::Result<()> {
         let mut start = Vec::new();
         for id in ids {
@@ -160,18 +160,18 @@ impl Consumers {
                 _ => self.stop(id).await,
             }
         }
-        self.start_all(ch, start, declare || self.declare_all).await
+        self.start_all(ch, start, self.declare_all).await
     }
 
     /// Everything may have changed: stops what is not wanted any more, starts
     /// what is wanted in this worker's slots.
     async fn reconcile_all(&mut self, ch: &Channels, snap: &Snapshot) -> anyhow::Result<()> {
         let held: Vec<String> = self.by_endpoint.keys().cloned().collect();
-        self.reconcile(ch, snap, held.iter(), false).await?;
+        self.reconcile(ch, snap, held.iter()).await?;
         // One pass over the slots, so the starts are pipelined across them.
         let share = self.share.clone();
         let ids = share.owned.keys().flat_map(|slot| snap.in_slot(*slot));
-        self.reconcile(ch, snap, ids, false).await
+        self.reconcile(ch, snap, ids).await
     }
 
     /// The membership changed: only the slots that moved are looked at.
@@ -181,6 +181,7 @@ impl Consumers {
         snap: &Snapshot,
         share: Arc<Assignment>,
     ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
         let old = std::mem::replace(&mut self.share, share.clone());
         let moved: Vec<u16> = old
             .owned
@@ -199,7 +200,7 @@ impl Consumers {
             self.stop(id).await;
         }
         let ids = moved.iter().flat_map(|slot| snap.in_slot(*slot));
-        self.reconcile(ch, snap, ids, false).await?;
+        self.reconcile(ch, snap, ids).await?;
         if old.consumers != share.consumers {
             for (id, c) in &self.by_endpoint {
                 let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered());
@@ -209,6 +210,7 @@ impl Consumers {
         tracing::info!(
             stopped = lost.len(),
             consuming = self.by_endpoint.len(),
+            took_ms = started.elapsed().as_millis() as u64,
             "Took this worker's new share of the endpoint queues."
         );
         Ok(())
@@ -330,8 +332,8 @@ impl Consumers {
     }
 }
 
-/// Declares an endpoint's queue if `declare` (it may be brand new, or its
-/// declare at creation failed) and consumes it on `channel`.
+/// Declares an endpoint's queue if `declare` (a previous session found one
+/// missing) and consumes it on `channel`.
 async fn open(
     ctx: &Ctx,
     admin: &Channel,
@@ -444,7 +446,7 @@ pub(crate) async fn run(
                 let snap = ctx.registry.snapshot();
                 match c {
                     None => break Ok(()),
-                    Some(Change::Endpoints { ids, .. }) => consumers.reconcile(&ch, &snap, ids.iter(), true).await,
+                    Some(Change::Endpoints { ids, .. }) => consumers.reconcile(&ch, &snap, ids.iter()).await,
                     Some(Change::Everything) => consumers.reconcile_all(&ch, &snap).await,
                 }
             }
