@@ -149,6 +149,19 @@ impl Consumers {
         snap: &Snapshot,
         ids: impl Iterator<Item = &'a String>,
     ) -> anyhow::Result<()> {
+        let declare = self.declare_all;
+        self.reconcile_declaring(ch, snap, ids, declare).await
+    }
+
+    /// [`Self::reconcile`], declaring the queues of the consumers it starts
+    /// if `declare` (an endpoint whose queue the broker reported deleted).
+    async fn reconcile_declaring<'a>(
+        &mut self,
+        ch: &Channels,
+        snap: &Snapshot,
+        ids: impl Iterator<Item = &'a String>,
+        declare: bool,
+    ) -> anyhow::Result<()> {
         let mut start = Vec::new();
         for id in ids {
             match snap.endpoints.get(id) {
@@ -160,7 +173,7 @@ impl Consumers {
                 _ => self.stop(id).await,
             }
         }
-        self.start_all(ch, start, self.declare_all).await
+        self.start_all(ch, start, declare || self.declare_all).await
     }
 
     /// Everything may have changed: stops what is not wanted any more, starts
@@ -456,7 +469,7 @@ pub(crate) async fn run(
             }
             // Declared again (and consumed) only if still wanted here.
             Some(id) = reopen.recv() => {
-                consumers.reconcile(&ch, &ctx.registry.snapshot(), std::iter::once(&id), true).await
+                consumers.reconcile_declaring(&ch, &ctx.registry.snapshot(), std::iter::once(&id), true).await
             }
             r = shares.changed() => {
                 let share = shares.borrow_and_update().clone();
