@@ -17,6 +17,19 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use std::time::Duration;
 
+/// Runs `f` on a channel of a connection of its own (the CLI's path; the API
+/// goes through its shared publisher), and closes that connection whatever
+/// `f` returns.
+async fn on_admin_channel<T>(
+    settings: &Settings,
+    f: impl AsyncFnOnce(&lapin::Channel) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
+    let r = async { f(&conn.create_channel().await?).await }.await;
+    let _ = conn.close(200, "done".into()).await;
+    r
+}
+
 /// Declares the retry tiers a custom schedule (`5s,1m`) waits in, before the
 /// schedule is stored. A failure is an outage: a schedule is never stored
 /// while a tier it needs may be missing.
@@ -28,23 +41,15 @@ pub async fn declare_schedule_tiers(ctx: Ctx<'_>, schedule: Option<&str>) -> Ser
         return Ok(p.declare_schedule_tiers(schedule).await?);
     }
     let settings = ctx.settings;
-    let declared = async {
-        let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
-        let r = async {
-            let ch = conn.create_channel().await?;
-            for t in topology::schedule_tiers(schedule, &settings.retry.tiers()) {
-                topology::declare_tier(&ch, settings.amqp.queue_type, t).await?;
-            }
-            anyhow::Ok(())
+    on_admin_channel(settings, async |ch| {
+        for t in topology::schedule_tiers(schedule, &settings.retry.tiers()) {
+            topology::declare_tier(ch, settings.amqp.queue_type, t).await?;
         }
-        .await;
-        let _ = conn.close(200, "done".into()).await;
-        r
-    };
-    declared
-        .await
-        .context("declaring the retry tiers of the schedule")
-        .map_err(|e| BrokerUnavailable(e).into())
+        Ok(())
+    })
+    .await
+    .context("declaring the retry tiers of the schedule")
+    .map_err(|e| BrokerUnavailable(e).into())
 }
 
 /// Declares and binds the queue of a new endpoint, before its row is stored:
@@ -57,22 +62,14 @@ pub async fn declare_queue(ctx: Ctx<'_>, id: &str, ordered: bool) -> ServiceResu
         return Ok(p.declare_queue(id, ordered).await?);
     }
     let settings = ctx.settings;
-    let declared = async {
-        let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
-        let r = async {
-            let ch = conn.create_channel().await?;
-            topology::declare(&ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
-            topology::declare_endpoint(&ch, settings.amqp.queue_type, id, ordered).await?;
-            anyhow::Ok(())
-        }
-        .await;
-        let _ = conn.close(200, "done".into()).await;
-        r
-    };
-    declared
-        .await
-        .context("declaring the endpoint queue")
-        .map_err(|e| BrokerUnavailable(e).into())
+    on_admin_channel(settings, async |ch| {
+        topology::declare(ch, settings.amqp.queue_type, &settings.retry.tiers()).await?;
+        topology::declare_endpoint(ch, settings.amqp.queue_type, id, ordered).await?;
+        Ok(())
+    })
+    .await
+    .context("declaring the endpoint queue")
+    .map_err(|e| BrokerUnavailable(e).into())
 }
 
 /// Deletes the queue [`declare_queue`] made for an endpoint whose row was
@@ -84,10 +81,8 @@ pub async fn forget_queue(ctx: Ctx<'_>, id: &str) {
         if let Some(p) = ctx.publisher {
             return p.delete_unused_queue(id).await;
         }
-        let conn = hookfleet_broker::connect(&ctx.settings.amqp.target, "hookfleet-admin").await?;
-        let ch = conn.create_channel().await?;
-        let r = ch
-            .queue_delete(
+        on_admin_channel(ctx.settings, async |ch| {
+            ch.queue_delete(
                 names::endpoint_queue(id).as_str().into(),
                 QueueDeleteOptions {
                     if_unused: true,
@@ -95,9 +90,10 @@ pub async fn forget_queue(ctx: Ctx<'_>, id: &str) {
                     nowait: false,
                 },
             )
-            .await;
-        let _ = conn.close(200, "done".into()).await;
-        Ok(r.map(|_| ())?)
+            .await?;
+            Ok(())
+        })
+        .await
     };
     if let Err(e) = deleted.await {
         tracing::warn!(
@@ -120,12 +116,10 @@ pub async fn bind_ordered(ctx: Ctx<'_>, ep: &Endpoint) {
         if let Some(p) = ctx.publisher {
             return p.sync_ordered(ctx.pool).await;
         }
-        let settings = ctx.settings;
-        let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
-        let ch = conn.create_channel().await?;
-        let r = hookfleet_router::sync_bindings(ctx.pool, &ch).await;
-        let _ = conn.close(200, "done".into()).await;
-        r
+        on_admin_channel(ctx.settings, async |ch| {
+            hookfleet_router::sync_bindings(ctx.pool, ch).await
+        })
+        .await
     };
     if let Err(e) = synced.await {
         tracing::warn!(
@@ -150,11 +144,13 @@ pub async fn sync_ordered(pool: &Pool, publisher: &Publisher) {
 /// Moves what is left in a deleted endpoint's queue to `hookfleet.dead` and
 /// removes the queue; returns how many messages moved.
 pub async fn drain_deleted(settings: &Settings, id: &str) -> anyhow::Result<u64> {
-    let conn = hookfleet_broker::connect(&settings.amqp.target, "hookfleet-admin").await?;
-    let ch = conn.create_channel().await?;
+    on_admin_channel(settings, async |ch| move_to_dead(ch, id).await).await
+}
+
+async fn move_to_dead(ch: &lapin::Channel, id: &str) -> anyhow::Result<u64> {
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let queue = names::endpoint_queue(id);
-    if !wait_unconsumed(&ch, &queue).await {
+    if !wait_unconsumed(ch, &queue).await {
         return Ok(0); // no queue: nothing to move
     }
     let mut moved = 0;
@@ -207,7 +203,6 @@ pub async fn drain_deleted(settings: &Settings, id: &str) -> anyhow::Result<u64>
     )
     .await
     .with_context(|| format!("deleting queue {queue}"))?;
-    let _ = conn.close(200, "done".into()).await;
     Ok(moved)
 }
 
