@@ -176,9 +176,12 @@ mq_start() {
   elif have brew && brew list --formula 2>/dev/null | grep '^rabbitmq$' >/dev/null; then
     logged brew services start rabbitmq
   else
-    # Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user itself.
-    # The node keeps the file limit it starts with: raise it first (see
-    # MQ_NOFILE), or to the hard limit where that is all we may do.
+    # Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user itself,
+    # through su, whose pam_limits sets the soft limit back to 1,024: the
+    # node's env file raises it again (mq_env_nofile). The node keeps the file
+    # limit it starts with: raise it first (see MQ_NOFILE), or to the hard
+    # limit where that is all we may do.
+    mq_env_nofile
     logged as_root bash -c "ulimit -n $MQ_NOFILE 2>/dev/null || ulimit -n \$(ulimit -Hn) 2>/dev/null; exec rabbitmq-server -detached"
   fi
   wait_for "$MQ_WAIT" mq_up
@@ -198,6 +201,18 @@ mq_systemd_nofile() {
   as_root mkdir -p "$d" \
     && printf '[Service]\nLimitNOFILE=%s\n' "$MQ_NOFILE" | as_root tee "$d/hookfleet-nofile.conf" >/dev/null \
     && logged as_root systemctl daemon-reload
+}
+
+# rabbitmq-env.conf is sourced by the node's start script as the user it runs
+# as, after su: a marked line there raises the soft limit (up to the hard one).
+MQ_ENV_CONF=${RABBITMQ_CONF_ENV_FILE:-/etc/rabbitmq/rabbitmq-env.conf}
+mq_env_nofile() {
+  [ "$CAN_ROOT" = 1 ] || return 0
+  [ -d "$(dirname "$MQ_ENV_CONF")" ] || return 0
+  as_root grep 'hookfleet scripts/services.sh: nofile' "$MQ_ENV_CONF" >/dev/null 2>&1 && return 0
+  printf '# hookfleet scripts/services.sh: nofile (docs/SCALING.md §3)\nulimit -n %s 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true\n' "$MQ_NOFILE" \
+    | as_root tee -a "$MQ_ENV_CONF" >/dev/null \
+    && say "raised RabbitMQ's file limit in $MQ_ENV_CONF (su resets it to 1,024)"
 }
 
 # A running node is never restarted; say when its limit is below what many

@@ -153,6 +153,25 @@ impl Env {
                 .status()?;
             anyhow::ensure!(st.success(), "rabbitmqctl {args:?} failed");
         }
+        // An experiment's knob: a policy on this vhost's endpoint queues, e.g.
+        // '{"queue-version":2}' (docs/SCALING.md §3: that one wedges a 3.10
+        // node at 10,000 endpoints unless nofile is above 2 x endpoints).
+        if let Ok(def) = std::env::var("HFBENCH_ENDPOINT_POLICY") {
+            let st = Command::new("rabbitmqctl")
+                .args([
+                    "set_policy",
+                    "-p",
+                    &name,
+                    "--apply-to",
+                    "queues",
+                    "hfbench-endpoints",
+                    "^hookfleet\\.endpoint\\.",
+                    &def,
+                ])
+                .stdout(Stdio::null())
+                .status()?;
+            anyhow::ensure!(st.success(), "rabbitmqctl set_policy {def} failed");
+        }
         let db_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         let out = Command::new(bin)
             .arg("migrate")

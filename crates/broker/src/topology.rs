@@ -32,7 +32,9 @@ fn queue_args(qt: QueueType) -> FieldTable {
 /// producer from 17,000 to 24,800 confirmed events/s on this machine class.
 /// Endpoint queues stay at the broker's default: on 3.x each v2 queue keeps its
 /// own index file open, and a thousand of them ran RabbitMQ out of file
-/// descriptors (emfile, queues crashing) at its default limit of 1024. A shared
+/// descriptors (emfile, queues crashing) at its default limit of 1024; even
+/// idle, each reserves two handles of the node's file handle cache, so 10,000
+/// of them wedged a node with a 20,000 limit (docs/SCALING.md §3). A shared
 /// queue that already exists without the argument fails the declare
 /// (PRECONDITION_FAILED, inequivalent arg): delete it (empty) first.
 /// https://www.rabbitmq.com/docs/classic-queues
