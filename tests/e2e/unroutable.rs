@@ -53,6 +53,18 @@ async fn dead_letters(api: &Api, query: &str) -> Vec<serde_json::Value> {
     page["data"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits until a dead letter with `reason` is kept, then returns the one kept.
+async fn the_one_kept(api: &Api, what: &str, reason: &str) -> serde_json::Value {
+    let query = format!("reason={reason}");
+    wait_for(what, LONG, || async {
+        !dead_letters(api, &query).await.is_empty()
+    })
+    .await;
+    let kept = dead_letters(api, &query).await;
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    kept.clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_that_outlives_its_endpoint_is_a_dead_letter_with_its_reason() {
     let env = TestEnv::new(&[
@@ -88,19 +100,12 @@ async fn a_retry_that_outlives_its_endpoint_is_a_dead_letter_with_its_reason() {
 
     // The retry expires, finds no endpoint queue, is parked in
     // hookfleet.unroutable and kept from there.
-    wait_for(
+    let dl = &the_one_kept(
+        &admin,
         "the parked retry to be kept as a dead letter",
-        LONG,
-        || async {
-            !dead_letters(&admin, "reason=endpoint_deleted")
-                .await
-                .is_empty()
-        },
+        "endpoint_deleted",
     )
     .await;
-    let kept = dead_letters(&admin, "reason=endpoint_deleted").await;
-    assert_eq!(kept.len(), 1, "{kept:#?}");
-    let dl = &kept[0];
     assert_eq!(dl["event_id"], event_id.as_str());
     assert_eq!(dl["endpoint_id"], ep.id.as_str());
     assert_eq!(dl["reason"], "endpoint_deleted");
@@ -220,17 +225,9 @@ async fn a_foreign_message_in_unroutable_is_kept_with_reason_unroutable() {
     let admin = Api::new(&base, ADMIN_KEY);
     // No hookfleet headers, no queue for the key, a body that is not JSON.
     publish_delivery(&env, "ep_nobody", BODY, FieldTable::default()).await;
-    wait_for("the foreign message to be kept", LONG, || async {
-        !dead_letters(&admin, "reason=unroutable").await.is_empty()
-    })
-    .await;
-    let kept = dead_letters(&admin, "reason=unroutable").await;
-    assert_eq!(kept.len(), 1, "{kept:#?}");
-    assert_eq!(
-        kept[0]["endpoint_id"], "ep_nobody",
-        "the routing key names it"
-    );
-    assert_eq!(kept[0]["delivery_id"], "");
+    let kept = the_one_kept(&admin, "the foreign message to be kept", "unroutable").await;
+    assert_eq!(kept["endpoint_id"], "ep_nobody", "the routing key names it");
+    assert_eq!(kept["delivery_id"], "");
     let hex: String = BODY.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
         env.count(&format!(
@@ -269,17 +266,10 @@ async fn a_delivery_whose_queue_is_gone_is_failed_kept_as_queue_missing_and_repl
         .unwrap();
 
     let event_id = env.publish("user.created", user(7), None).await;
-    wait_for("the parked delivery to be kept", LONG, || async {
-        !dead_letters(&admin, "reason=queue_missing")
-            .await
-            .is_empty()
-    })
-    .await;
-    let kept = dead_letters(&admin, "reason=queue_missing").await;
-    assert_eq!(kept.len(), 1, "{kept:#?}");
-    assert_eq!(kept[0]["event_id"], event_id.as_str());
-    assert_eq!(kept[0]["endpoint_id"], ep.id.as_str());
-    let delivery_id = kept[0]["delivery_id"].as_str().unwrap().to_owned();
+    let kept = the_one_kept(&admin, "the parked delivery to be kept", "queue_missing").await;
+    assert_eq!(kept["event_id"], event_id.as_str());
+    assert_eq!(kept["endpoint_id"], ep.id.as_str());
+    let delivery_id = kept["delivery_id"].as_str().unwrap().to_owned();
     let (s, d) = admin
         .call(
             "GET",

@@ -149,12 +149,12 @@ impl Consumers {
         snap: &Snapshot,
         ids: impl Iterator<Item = &'a String>,
     ) -> anyhow::Result<()> {
-        let declare = self.declare_all;
-        self.reconcile_declaring(ch, snap, ids, declare).await
+        self.reconcile_declaring(ch, snap, ids, false).await
     }
 
-    /// [`Self::reconcile`], declaring the queues of the consumers it starts
-    /// if `declare` (an endpoint whose queue the broker reported deleted).
+    /// [`Self::reconcile`], also declaring the queues of the consumers it
+    /// starts if `declare` (an endpoint whose queue the broker reported
+    /// deleted); they are declared anyway under `declare_all`.
     async fn reconcile_declaring<'a>(
         &mut self,
         ch: &Channels,
