@@ -62,7 +62,7 @@ async fn the_one_kept(api: &Api, what: &str, reason: &str) -> serde_json::Value 
     .await;
     let kept = dead_letters(api, &query).await;
     assert_eq!(kept.len(), 1, "{kept:#?}");
-    kept.clone()
+    kept[0].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
