@@ -291,3 +291,22 @@ pub async fn inspect(ch: &Channel, queue: &str) -> lapin::Result<lapin::Queue> {
     ch.queue_declare(queue.into(), passive, FieldTable::default())
         .await
 }
+
+/// Queue declares (passive ones too) and binds a long-lived channel answers
+/// before it is replaced. lapin keeps every queue and binding declared on a
+/// channel, for its topology recovery, until the channel closes: on a channel
+/// that declares one queue per endpoint for as long as its process runs,
+/// ~500 bytes per endpoint ever created (issue #16).
+pub const DECLARES_PER_CHANNEL: usize = 1000;
+
+/// How long a replaced channel stays open for what is still in flight on it.
+pub const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Closes a replaced channel after [`RETIRE_AFTER`], which drops what lapin
+/// remembered of it.
+pub fn retire(ch: Channel) {
+    tokio::spawn(async move {
+        tokio::time::sleep(RETIRE_AFTER).await;
+        let _ = ch.close(200, "replaced".into()).await;
+    });
+}

@@ -19,8 +19,9 @@ pub struct Publisher {
     /// reconnects and the others wait for it.
     state: Mutex<Option<Connection>>,
     /// Channels for endpoint-queue declares ([`DECLARE_CHANNELS`]), on the
-    /// connection in `state`.
-    declare: std::sync::Mutex<Vec<Channel>>,
+    /// connection in `state`, with the declares each has been given; one is
+    /// replaced after `topology::DECLARES_PER_CHANNEL` of them.
+    declare: std::sync::Mutex<Vec<(Channel, usize)>>,
     next_declare: AtomicUsize,
 }
 
@@ -171,12 +172,14 @@ impl Publisher {
     /// [`DECLARE_CHANNELS`]; one that closed (a refused declare closes its
     /// channel) is replaced on the same connection.
     async fn declare_channel(&self) -> anyhow::Result<Channel> {
+        use hookfleet_broker::topology::{retire, DECLARES_PER_CHANNEL};
         let main = self.channel().await?;
         let i = self.next_declare.fetch_add(1, Ordering::Relaxed) % DECLARE_CHANNELS;
-        if let Some(ch) = lock(&self.declare)
-            .get(i)
-            .filter(|c| c.status().connected())
+        if let Some((ch, uses)) = lock(&self.declare)
+            .get_mut(i)
+            .filter(|(c, uses)| c.status().connected() && *uses < DECLARES_PER_CHANNEL)
         {
+            *uses += 1;
             return Ok(ch.clone());
         }
         let ch = {
@@ -189,9 +192,12 @@ impl Publisher {
         };
         let mut chans = lock(&self.declare);
         if chans.len() <= i {
-            chans.push(ch.clone());
+            chans.push((ch.clone(), 1));
         } else {
-            chans[i] = ch.clone();
+            let (old, _) = std::mem::replace(&mut chans[i], (ch.clone(), 1));
+            if old.status().connected() {
+                retire(old);
+            }
         }
         Ok(ch)
     }

@@ -38,7 +38,7 @@ impl Busy {
 /// declare closes it, and it is opened again).
 pub(crate) async fn poll(
     conn: &Connection,
-    stats: &mut Option<Channel>,
+    stats: &mut Stats,
     busy: &Busy,
     lookup: impl Fn(&str) -> Option<(Arc<Gate>, bool)>,
 ) {
@@ -67,12 +67,29 @@ pub(crate) async fn poll(
     metrics::ENDPOINT_QUEUE_MAX.set(i64::from(busiest));
 }
 
+/// The channel of the passive declares, replaced after
+/// `topology::DECLARES_PER_CHANNEL` of them (lapin remembers each queue
+/// declared on a channel until it closes).
+#[derive(Default)]
+pub(crate) struct Stats {
+    ch: Option<Channel>,
+    uses: usize,
+}
+
 /// Messages ready in an endpoint's queue; 0 when it cannot be read now.
-async fn ready(conn: &Connection, stats: &mut Option<Channel>, id: &str) -> u32 {
-    if !stats.as_ref().is_some_and(|c| c.status().connected()) {
-        *stats = conn.create_channel().await.ok();
+async fn ready(conn: &Connection, stats: &mut Stats, id: &str) -> u32 {
+    let worn = stats.uses >= topology::DECLARES_PER_CHANNEL;
+    if worn || !stats.ch.as_ref().is_some_and(|c| c.status().connected()) {
+        if let Some(old) = stats.ch.take().filter(|c| c.status().connected()) {
+            let _ = old.close(200, "replaced".into()).await;
+        }
+        stats.ch = conn.create_channel().await.ok();
+        stats.uses = 0;
     }
-    let Some(ch) = stats.as_ref() else { return 0 };
+    let Some(ch) = stats.ch.as_ref() else {
+        return 0;
+    };
+    stats.uses += 1;
     match topology::inspect(ch, &names::endpoint_queue(id)).await {
         Ok(q) => q.message_count(),
         Err(e) => {

@@ -34,10 +34,12 @@ pub(crate) async fn consume(mut c: Consuming) {
     while let Some(d) = c.next_delivery().await {
         let _held = c.hold();
         let meta = Meta::of(&d);
-        match start(&mut c, &d, &meta).await {
+        // Boxed, as is the attempt: the task of an idle endpoint holds
+        // only what waits for the next message (see `consume::consume`).
+        match Box::pin(start(&mut c, &d, &meta)).await {
             Start::Skip => continue,
             Start::Attempt { at, due } => {
-                if !hold_and_retry(&mut c, d, &meta, at, due).await {
+                if !Box::pin(hold_and_retry(&mut c, *d, &meta, at, due)).await {
                     return;
                 }
             }
@@ -52,7 +54,7 @@ async fn start(c: &mut Consuming, d: &Delivery, meta: &Meta) -> Start {
     let mut due = Instant::now();
     if d.redelivered {
         let id = meta.delivery_id.as_deref().unwrap_or_default();
-        match hookfleet_store::deliveries::progress(&c.ctx.pool, id).await {
+        match hookfleet_store::deliveries::progress(&c.shared.ctx.pool, id).await {
             // Already done (a duplicate, or acked too late): nothing to send.
             Ok(Some(p)) if p.status == DeliveryStatus::Succeeded => {
                 let _ = hookfleet_broker::ack(&d.acker).await;
@@ -113,8 +115,17 @@ async fn hold_and_retry(
             return false;
         };
         metrics::IN_FLIGHT.inc();
-        let ctx = c.ctx.clone();
-        let retry = attempt::run(&ctx, &c.publish, d, meta, at, Mode::Ordered, &c.gate).await;
+        let shared = c.shared.clone();
+        let retry = Box::pin(attempt::run(
+            &shared.ctx,
+            &shared.publish,
+            d,
+            meta,
+            at,
+            Mode::Ordered,
+            &c.gate,
+        ))
+        .await;
         metrics::IN_FLIGHT.dec();
         drop(permits);
         match retry {

@@ -42,7 +42,7 @@ struct Channels {
     admin: Channel,
     /// Passive declares of busy queues (`crate::depth`); its own channel,
     /// since a failed passive declare closes the channel.
-    stats: Option<Channel>,
+    stats: depth::Stats,
     /// Confirm mode: retries, dead letters, operational events.
     publish: Channel,
     /// Per-consumer prefetch (global=false): each endpoint gets its own window,
@@ -63,7 +63,7 @@ impl Channels {
         .await
         .context("declaring topology")?;
         *crate::lock(&ctx.tiers) = ctx.settings.retry.tiers().into_iter().collect();
-        let stats = Some(conn.create_channel().await?);
+        let stats = depth::Stats::default();
         let publish = conn.create_channel().await?;
         publish
             .confirm_select(ConfirmSelectOptions::default())
@@ -95,20 +95,37 @@ impl Channels {
     }
 }
 
+/// A consumer as the session keeps it: one per endpoint this worker consumes,
+/// so kept small (its tag is made again from the endpoint's id, and its
+/// channel is named by its place in [`Channels`]).
 struct ConsumerHandle {
-    tag: String,
-    /// The channel it consumes on (cancelled there).
-    channel: Channel,
+    /// The channel it consumes on (cancelled there): an index of
+    /// `Channels::consume`, or [`ORDERED`] for `Channels::ordered`.
+    channel: u8,
     stop: CancellationToken,
     gate: Arc<gate::Gate>,
 }
 
+/// [`ConsumerHandle::channel`] of a consumer on `Channels::ordered`.
+const ORDERED: u8 = u8::MAX;
+
+/// The consumer tag of endpoint `id`'s consumer in this process.
+fn consumer_tag(id: &str) -> String {
+    format!("worker-{}-{id}", std::process::id())
+}
+
 impl ConsumerHandle {
-    async fn cancel(&self) {
+    async fn cancel(&self, id: &str, ch: &Channels) {
         self.stop.cancel();
-        let _ = self
-            .channel
-            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+        let channel = match self.channel {
+            ORDERED => &ch.ordered,
+            i => &ch.consume[usize::from(i)],
+        };
+        let _ = channel
+            .basic_cancel(
+                consumer_tag(id).as_str().into(),
+                BasicCancelOptions::default(),
+            )
             .await;
     }
 }
@@ -118,18 +135,15 @@ struct Consumers {
     ctx: Arc<Ctx>,
     by_endpoint: HashMap<String, ConsumerHandle>,
     next_channel: usize,
-    /// `delivery.max_in_flight`, shared by every consumer.
-    slots: Arc<Semaphore>,
+    /// What every consumer shares: `delivery.max_in_flight`'s slots, the
+    /// publish channel, where an ended consumer reports.
+    shared: Arc<consume::Shared>,
     session_end: CancellationToken,
-    failed: CancellationToken,
     /// This worker's share of the slots.
     share: Arc<Assignment>,
-    busy: depth::Busy,
     /// Declare the queue of every consumer started: a previous session found
     /// one missing (`Ctx::declare_queues`, read at session start).
     declare_all: bool,
-    /// Where a consumer the broker ended sends its endpoint's id.
-    ended: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Consumers {
@@ -170,7 +184,7 @@ impl Consumers {
                         start.push(ep.clone());
                     }
                 }
-                _ => self.stop(id).await,
+                _ => self.stop(id, ch).await,
             }
         }
         self.start_all(ch, start, declare || self.declare_all).await
@@ -210,7 +224,7 @@ impl Consumers {
             .cloned()
             .collect();
         for id in &lost {
-            self.stop(id).await;
+            self.stop(id, ch).await;
         }
         let ids = moved.iter().flat_map(|slot| snap.in_slot(*slot));
         self.reconcile(ch, snap, ids).await?;
@@ -258,9 +272,9 @@ impl Consumers {
         });
     }
 
-    async fn stop(&mut self, id: &str) {
+    async fn stop(&mut self, id: &str, ch: &Channels) {
         if let Some(c) = self.by_endpoint.remove(id) {
-            c.cancel().await;
+            c.cancel(id, ch).await;
             tracing::debug!(endpoint_id = %id, "Stopped consuming an endpoint queue (deleted, paused, circuit open, or moved to another worker).");
         }
     }
@@ -276,59 +290,48 @@ impl Consumers {
         declare: bool,
     ) -> anyhow::Result<()> {
         for batch in eps.chunks(START_BATCH) {
-            let channels: Vec<Channel> = batch
+            let channels: Vec<u8> = batch
                 .iter()
                 .map(|ep| {
                     if ep.ordered() {
-                        ch.ordered.clone()
+                        ORDERED
                     } else {
                         self.next_channel += 1;
-                        ch.consume[(self.next_channel - 1) % ch.consume.len()].clone()
+                        ((self.next_channel - 1) % ch.consume.len()) as u8
                     }
                 })
                 .collect();
             let ctx = &self.ctx;
-            let opened = futures::future::join_all(
-                batch
-                    .iter()
-                    .zip(channels)
-                    .map(|(ep, channel)| open(ctx, &ch.admin, channel, ep, declare)),
-            )
+            let opened = futures::future::join_all(batch.iter().zip(&channels).map(|(ep, i)| {
+                let channel = match *i {
+                    ORDERED => &ch.ordered,
+                    i => &ch.consume[usize::from(i)],
+                };
+                open(ctx, &ch.admin, channel, ep, declare)
+            }))
             .await;
-            for (ep, r) in batch.iter().zip(opened) {
-                let (consumer, channel, tag) = r.inspect_err(|_| {
+            for ((ep, r), channel) in batch.iter().zip(opened).zip(channels) {
+                let consumer = r.inspect_err(|_| {
                     self.ctx
                         .declare_queues
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                 })?;
-                self.spawn(ep, consumer, channel, tag, ch);
+                self.spawn(ep, consumer, channel);
             }
         }
         Ok(())
     }
 
-    fn spawn(
-        &mut self,
-        ep: &RegEndpoint,
-        consumer: lapin::Consumer,
-        channel: Channel,
-        tag: String,
-        ch: &Channels,
-    ) {
+    fn spawn(&mut self, ep: &RegEndpoint, consumer: lapin::Consumer, channel: u8) {
         let stop = self.session_end.child_token();
         let gate = Arc::new(gate::Gate::new());
         gate.set_consumers(self.consumers_of(ep.ordered()));
         let c = Consuming {
-            ctx: self.ctx.clone(),
-            endpoint_id: ep.id.clone(),
+            shared: self.shared.clone(),
+            endpoint_id: ep.id.as_str().into(),
             consumer,
-            publish: ch.publish.clone(),
-            slots: self.slots.clone(),
             gate: gate.clone(),
             stop: stop.clone(),
-            failed: self.failed.clone(),
-            busy: self.busy.clone(),
-            ended: self.ended.clone(),
         };
         if ep.ordered() {
             tokio::spawn(ordered::consume(c));
@@ -336,7 +339,6 @@ impl Consumers {
             tokio::spawn(consume::consume(c));
         }
         let handle = ConsumerHandle {
-            tag,
             channel,
             stop,
             gate,
@@ -350,16 +352,16 @@ impl Consumers {
 async fn open(
     ctx: &Ctx,
     admin: &Channel,
-    channel: Channel,
+    channel: &Channel,
     ep: &RegEndpoint,
     declare: bool,
-) -> anyhow::Result<(lapin::Consumer, Channel, String)> {
+) -> anyhow::Result<lapin::Consumer> {
     if declare {
         topology::declare_endpoint(admin, ctx.settings.amqp.queue_type, &ep.id, ep.ordered())
             .await
             .context("declaring an endpoint queue")?;
     }
-    let tag = format!("worker-{}-{}", std::process::id(), ep.id);
+    let tag = consumer_tag(&ep.id);
     let consumer = channel
         .basic_consume(
             names::endpoint_queue(&ep.id).into(),
@@ -369,7 +371,7 @@ async fn open(
         )
         .await
         .context("consuming an endpoint queue")?;
-    Ok((consumer, channel, tag))
+    Ok(consumer)
 }
 
 /// Runs one session until shutdown, a failed consumer or a lost connection.
@@ -426,15 +428,19 @@ pub(crate) async fn run(
         ctx: ctx.clone(),
         by_endpoint: HashMap::new(),
         next_channel: 0,
-        slots: Arc::new(Semaphore::new(max)),
+        shared: Arc::new(consume::Shared {
+            ctx: ctx.clone(),
+            publish: ch.publish.clone(),
+            slots: Arc::new(Semaphore::new(max)),
+            failed: failed.clone(),
+            busy: depth::Busy::default(),
+            ended: ended_tx,
+        }),
         session_end: session_end.clone(),
-        failed: failed.clone(),
         share,
-        busy: depth::Busy::default(),
         declare_all: ctx
             .declare_queues
             .swap(false, std::sync::atomic::Ordering::Relaxed),
-        ended: ended_tx,
     };
     // Subscribe before reading the snapshot: no change falls in between.
     let mut changes = ctx.registry.changes();
@@ -481,7 +487,7 @@ pub(crate) async fn run(
             _ = depth_tick.tick() => {
                 let by = &consumers.by_endpoint;
                 let share = &consumers.share;
-                depth::poll(conn, &mut ch.stats, &consumers.busy, |id| {
+                depth::poll(conn, &mut ch.stats, &consumers.shared.busy, |id| {
                     by.get(id).map(|c| (c.gate.clone(), share.primary(shard::slot(id))))
                 })
                 .await;
@@ -491,15 +497,15 @@ pub(crate) async fn run(
     };
     // Stop consuming, let in-flight deliveries finish, then flush their records
     // while the channels are still open to ack them.
-    for c in consumers.by_endpoint.values() {
-        c.cancel().await;
+    for (id, c) in &consumers.by_endpoint {
+        c.cancel(id, &ch).await;
     }
     session_end.cancel();
     let _ = probes.await;
     let _ = keeper.await;
     let _ = unroutable.await;
     let _ = membership.await;
-    drain(ctx, &consumers.slots, max).await;
+    drain(ctx, &consumers.shared.slots, max).await;
     metrics::CONSUMED_QUEUES.set(0);
     result
 }
