@@ -77,12 +77,19 @@ async fn connect_from(
     )))
 }
 
+/// The largest frame asked for unless `amqp.url` says (`?frame_max=`). lapin
+/// gives each connection two buffers of 32 frames of the size agreed, and
+/// RabbitMQ offers 128 KiB: 8 MiB per connection in every process. At 32 KiB
+/// they are 2 MiB; a larger message goes in more frames.
+pub const FRAME_MAX: u32 = 32 * 1024;
+
 /// One connection attempt to one address, bounded by [`CONNECT_TIMEOUT`].
 async fn connect_one(url: &str, tls: &AmqpTls, name: &str) -> anyhow::Result<Connection> {
     let shown = AmqpTarget::display_address(url);
-    let uri: AMQPUri = url
+    let mut uri: AMQPUri = url
         .parse()
         .map_err(|e: String| anyhow::anyhow!("amqp.url: {shown}: {e}"))?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
     let props = ConnectionProperties::default().with_connection_name(name.into());
     let attempt = async {
         match uri.scheme {

@@ -135,7 +135,7 @@ async fn sync_ordered_bindings(conn: &Connection, pool: &Pool, registry: &Regist
         let wanted: BTreeSet<String> = registry
             .snapshot()
             .ordered()
-            .flat_map(|e| e.event_types.iter().cloned())
+            .flat_map(|e| e.event_types.iter().map(|t| t.to_string()))
             .collect();
         if synced.as_ref() != Some(&wanted) {
             let res = match conn.create_channel().await {
@@ -484,7 +484,7 @@ impl Router {
             for ep in snap
                 .matching(env.tenant_id.as_deref(), &env.event_type)
                 .filter(|ep| ep.ordering == self.ordering)
-                .filter(|ep| about.as_deref() != Some(ep.id.as_str()))
+                .filter(|ep| about.as_deref() != Some(&*ep.id))
                 // An event its filter refuses makes no delivery for the endpoint.
                 .filter(|ep| ep.accepts(&event))
             {

@@ -24,17 +24,22 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// An endpoint as routing and delivery need it.
+///
+/// Kept compact: a registry holds one per endpoint in every process (issue
+/// #16). Its id and tenant are shared with the snapshot's indexes, and its
+/// event types are a sorted slice.
 #[derive(Debug)]
 pub struct RegEndpoint {
-    pub id: String,
-    pub tenant_id: Option<String>,
-    pub url: String,
-    pub event_types: HashSet<String>,
+    pub id: Arc<str>,
+    pub tenant_id: Option<Arc<str>>,
+    pub url: Box<str>,
+    /// Sorted, without duplicates (see [`RegEndpoint::subscribes`]).
+    pub event_types: Box<[Box<str>]>,
     pub wildcard: bool,
     pub is_active: bool,
     /// Signing secrets with their expiry; see [`RegEndpoint::signing_secrets`].
-    pub secrets: Vec<(Secret, Option<OffsetDateTime>)>,
-    pub headers: Vec<(String, String)>,
+    pub secrets: Box<[(Secret, Option<OffsetDateTime>)]>,
+    pub headers: Box<[(String, String)]>,
     /// Circuit breaker state (`endpoint_health`), shared by every worker.
     pub circuit: Circuit,
     pub next_probe_at: Option<OffsetDateTime>,
@@ -78,13 +83,16 @@ impl RegEndpoint {
                 Filter::nothing()
             })
         });
+        let mut event_types: Vec<Box<str>> = e.event_types.into_iter().map(Into::into).collect();
+        event_types.sort_unstable();
+        event_types.dedup();
         Self {
             filter,
-            wildcard: e.event_types.iter().any(|t| t == "*"),
-            event_types: e.event_types.into_iter().collect(),
-            id: e.id,
-            tenant_id: e.tenant_id,
-            url: e.url,
+            wildcard: event_types.iter().any(|t| &**t == "*"),
+            event_types: event_types.into(),
+            id: e.id.into(),
+            tenant_id: e.tenant_id.map(Into::into),
+            url: e.url.into(),
             is_active: e.is_active,
             secrets,
             headers: e.headers.into_iter().collect(),
@@ -115,7 +123,10 @@ impl RegEndpoint {
     /// but the operational ones, which are subscribed to by name.
     pub fn subscribes(&self, event_type: &str) -> bool {
         (self.wildcard && !hookfleet_core::operational::is_operational(event_type))
-            || self.event_types.contains(event_type)
+            || self
+                .event_types
+                .binary_search_by(|t| (**t).cmp(event_type))
+                .is_ok()
     }
 
     /// True when `ev` passes this endpoint's filter (or it has none).
@@ -140,23 +151,26 @@ struct Counts {
     circuit_open: i64,
 }
 
+/// An endpoint's tenant scope (`None` = tenant-less) and id.
+type ScopedId = (Option<Arc<str>>, Arc<str>);
+
 /// One consistent view of the configuration. Cloning is cheap (persistent
 /// maps share their structure).
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    pub endpoints: imbl::HashMap<String, Arc<RegEndpoint>>,
+    pub endpoints: imbl::HashMap<Arc<str>, Arc<RegEndpoint>>,
     /// Active endpoints by tenant scope (`None` = tenant-less) and id, for
     /// routing: one tree for every tenant, read by range (a tree per tenant
     /// cost a B-tree node, ~2.6 KB, for every tenant with one endpoint).
-    active: imbl::OrdMap<(Option<String>, String), Arc<RegEndpoint>>,
+    active: imbl::OrdMap<ScopedId, Arc<RegEndpoint>>,
     /// Every endpoint by its [`hookfleet_core::shard::slot`], for workers.
-    by_slot: imbl::HashMap<u16, imbl::OrdSet<String>>,
+    by_slot: imbl::HashMap<u16, imbl::OrdSet<Arc<str>>>,
     /// Active parallel endpoints whose circuit is not closed: the prober's list.
-    unhealthy: imbl::OrdSet<String>,
+    unhealthy: imbl::OrdSet<Arc<str>>,
     /// FIFO endpoints (active or not): the ordered router's bindings.
-    ordered: imbl::OrdSet<String>,
+    ordered: imbl::OrdSet<Arc<str>>,
     /// Endpoints with a retry schedule of their own (their tiers' depths).
-    custom_retry: imbl::OrdSet<String>,
+    custom_retry: imbl::OrdSet<Arc<str>>,
     counts: Counts,
     /// The event type catalog with compiled schemas.
     pub catalog: Arc<crate::catalog::Catalog>,
@@ -239,16 +253,16 @@ impl Snapshot {
         tenant: Option<&str>,
         event_type: &'a str,
     ) -> impl Iterator<Item = &'a Arc<RegEndpoint>> + 'a {
-        let scope = tenant.map(str::to_owned);
+        let scope: Option<Arc<str>> = tenant.map(Into::into);
         self.active
-            .range((scope.clone(), String::new())..)
+            .range((scope.clone(), Arc::<str>::from(""))..)
             .take_while(move |((t, _), _)| *t == scope)
             .map(|(_, e)| e)
             .filter(move |e| e.subscribes(event_type))
     }
 
     /// The ids of the endpoints in `slot` (any state).
-    pub fn in_slot(&self, slot: u16) -> impl Iterator<Item = &String> + '_ {
+    pub fn in_slot(&self, slot: u16) -> impl Iterator<Item = &Arc<str>> + '_ {
         self.by_slot.get(&slot).into_iter().flat_map(|s| s.iter())
     }
 
@@ -256,19 +270,21 @@ impl Snapshot {
     pub fn unhealthy(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
         self.unhealthy
             .iter()
-            .filter_map(|id| self.endpoints.get(id))
+            .filter_map(|id| self.endpoints.get(&**id))
     }
 
     /// Endpoints with a retry schedule of their own.
     pub fn custom_retry(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
         self.custom_retry
             .iter()
-            .filter_map(|id| self.endpoints.get(id))
+            .filter_map(|id| self.endpoints.get(&**id))
     }
 
     /// FIFO endpoints, active or not.
     pub fn ordered(&self) -> impl Iterator<Item = &Arc<RegEndpoint>> + '_ {
-        self.ordered.iter().filter_map(|id| self.endpoints.get(id))
+        self.ordered
+            .iter()
+            .filter_map(|id| self.endpoints.get(&**id))
     }
 }
 
@@ -411,8 +427,8 @@ impl Registry {
             }
             for e in rows {
                 let ep = RegEndpoint::from_endpoint(e, self.keys.as_ref());
-                if !before.endpoints.contains_key(&ep.id) {
-                    created.push(ep.id.clone());
+                if !before.endpoints.contains_key(&*ep.id) {
+                    created.push(ep.id.to_string());
                 }
                 snap.insert(Arc::new(ep));
             }
@@ -594,5 +610,73 @@ async fn listen_once(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(id: &str, tenant: Option<&str>, types: &[&str]) -> Endpoint {
+        Endpoint {
+            id: id.into(),
+            tenant_id: tenant.map(Into::into),
+            url: "http://127.0.0.1:9/".into(),
+            description: String::new(),
+            event_types: types.iter().map(|t| t.to_string()).collect(),
+            is_active: true,
+            sealed_secrets: Vec::new(),
+            headers: Default::default(),
+            metadata: serde_json::Value::Null,
+            rate_limit: None,
+            max_in_flight: None,
+            retry_schedule: None,
+            disabled_reason: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            circuit: Circuit::Closed,
+            next_probe_at: None,
+            consecutive_failures: 0,
+            ordering: Ordering::Parallel,
+            filter: None,
+        }
+    }
+
+    /// The compact entry (sorted event types, ids shared with the indexes)
+    /// routes as before: by tenant, by type, `*` for all but operational types.
+    #[test]
+    fn matching_keeps_tenants_apart_and_reads_the_sorted_types() {
+        let snap = Snapshot::new(
+            vec![
+                endpoint(
+                    "ep_a",
+                    Some("t1"),
+                    &["z.last", "a.first", "m.mid", "a.first"],
+                ),
+                endpoint("ep_b", Some("t1"), &["*"]),
+                endpoint("ep_c", Some("t2"), &["m.mid"]),
+                endpoint("ep_d", None, &["m.mid"]),
+                endpoint("ep_e", Some("t10"), &["m.mid"]),
+            ],
+            Arc::default(),
+            None,
+        );
+        let ids = |tenant, ty| -> Vec<String> {
+            snap.matching(tenant, ty)
+                .map(|e| e.id.to_string())
+                .collect()
+        };
+        assert_eq!(snap.endpoints["ep_a"].event_types.len(), 3);
+        assert_eq!(ids(Some("t1"), "m.mid"), ["ep_a", "ep_b"]);
+        assert_eq!(ids(Some("t1"), "a.first"), ["ep_a", "ep_b"]);
+        assert_eq!(ids(Some("t1"), "z.last"), ["ep_a", "ep_b"]);
+        assert_eq!(ids(Some("t1"), "b.other"), ["ep_b"]);
+        assert_eq!(ids(Some("t1"), "endpoint.disabled"), Vec::<String>::new());
+        assert_eq!(ids(Some("t2"), "m.mid"), ["ep_c"]);
+        assert_eq!(ids(Some("t10"), "m.mid"), ["ep_e"]);
+        assert_eq!(ids(None, "m.mid"), ["ep_d"]);
+        assert_eq!(ids(Some("t3"), "m.mid"), Vec::<String>::new());
+        let slot = hookfleet_core::shard::slot("ep_c");
+        assert!(snap.in_slot(slot).any(|id| &**id == "ep_c"));
     }
 }

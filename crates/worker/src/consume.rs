@@ -34,7 +34,7 @@ pub(crate) struct Shared {
 /// One endpoint queue's consumer and what its deliveries need.
 pub(crate) struct Consuming {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) endpoint_id: Box<str>,
+    pub(crate) endpoint_id: Arc<str>,
     pub(crate) consumer: lapin::Consumer,
     pub(crate) gate: Arc<gate::Gate>,
     pub(crate) stop: CancellationToken,

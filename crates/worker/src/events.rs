@@ -30,7 +30,7 @@ pub fn of_notice(
     match notice {
         Notice::Disabled { reason } => (
             operational::ENDPOINT_DISABLED,
-            serde_json::json!({"endpoint_id": ep.id, "url": ep.url, "reason": reason, "disabled_at": now_rfc3339()}),
+            serde_json::json!({"endpoint_id": &*ep.id, "url": &*ep.url, "reason": reason, "disabled_at": now_rfc3339()}),
         ),
         Notice::CircuitOpened {
             failures,
@@ -38,7 +38,7 @@ pub fn of_notice(
         } => (
             operational::ENDPOINT_CIRCUIT_OPENED,
             serde_json::json!({
-                "endpoint_id": ep.id, "url": ep.url, "consecutive_failures": failures,
+                "endpoint_id": &*ep.id, "url": &*ep.url, "consecutive_failures": failures,
                 "next_probe_at": rfc3339(std::time::SystemTime::now() + next_probe_in),
                 "last_error": last_error,
             }),

@@ -66,7 +66,7 @@ fn due(ctx: &Ctx, share: &Assignment) -> Vec<String> {
                 && e.next_probe_at.is_some_and(|t| t <= now)
                 && share.owns(hookfleet_core::shard::slot(&e.id))
         })
-        .map(|e| e.id.clone())
+        .map(|e| e.id.to_string())
         .collect()
 }
 

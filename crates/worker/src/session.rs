@@ -133,7 +133,8 @@ impl ConsumerHandle {
 /// The endpoint consumers of one session, by endpoint id.
 struct Consumers {
     ctx: Arc<Ctx>,
-    by_endpoint: HashMap<String, ConsumerHandle>,
+    /// Keyed by the registry's own copy of the id.
+    by_endpoint: HashMap<Arc<str>, ConsumerHandle>,
     next_channel: usize,
     /// What every consumer shares: `delivery.max_in_flight`'s slots, the
     /// publish channel, where an ended consumer reports.
@@ -161,7 +162,7 @@ impl Consumers {
         &mut self,
         ch: &Channels,
         snap: &Snapshot,
-        ids: impl Iterator<Item = &'a String>,
+        ids: impl Iterator<Item = &'a str>,
     ) -> anyhow::Result<()> {
         self.reconcile_declaring(ch, snap, ids, false).await
     }
@@ -173,7 +174,7 @@ impl Consumers {
         &mut self,
         ch: &Channels,
         snap: &Snapshot,
-        ids: impl Iterator<Item = &'a String>,
+        ids: impl Iterator<Item = &'a str>,
         declare: bool,
     ) -> anyhow::Result<()> {
         let mut start = Vec::new();
@@ -193,11 +194,16 @@ impl Consumers {
     /// Everything may have changed: stops what is not wanted any more, starts
     /// what is wanted in this worker's slots.
     async fn reconcile_all(&mut self, ch: &Channels, snap: &Snapshot) -> anyhow::Result<()> {
-        let held: Vec<String> = self.by_endpoint.keys().cloned().collect();
-        self.reconcile(ch, snap, held.iter()).await?;
+        let held: Vec<Arc<str>> = self.by_endpoint.keys().cloned().collect();
+        self.reconcile(ch, snap, held.iter().map(|id| &**id))
+            .await?;
         // One pass over the slots, so the starts are pipelined across them.
         let share = self.share.clone();
-        let ids = share.owned.keys().flat_map(|slot| snap.in_slot(*slot));
+        let ids = share
+            .owned
+            .keys()
+            .flat_map(|slot| snap.in_slot(*slot))
+            .map(|id| &**id);
         self.reconcile(ch, snap, ids).await
     }
 
@@ -217,7 +223,7 @@ impl Consumers {
             .chain(share.owned.keys().filter(|s| !old.owns(**s)))
             .copied()
             .collect();
-        let lost: Vec<String> = self
+        let lost: Vec<Arc<str>> = self
             .by_endpoint
             .keys()
             .filter(|id| !share.owns(shard::slot(id)))
@@ -226,11 +232,14 @@ impl Consumers {
         for id in &lost {
             self.stop(id, ch).await;
         }
-        let ids = moved.iter().flat_map(|slot| snap.in_slot(*slot));
+        let ids = moved
+            .iter()
+            .flat_map(|slot| snap.in_slot(*slot))
+            .map(|id| &**id);
         self.reconcile(ch, snap, ids).await?;
         if old.consumers != share.consumers {
             for (id, c) in &self.by_endpoint {
-                let ordered = snap.endpoints.get(id).is_some_and(|e| e.ordered());
+                let ordered = snap.endpoints.get(&**id).is_some_and(|e| e.ordered());
                 c.gate.set_consumers(self.consumers_of(ordered));
             }
         }
@@ -257,7 +266,7 @@ impl Consumers {
     /// by the endpoint's delete before this worker saw it). The consumer is
     /// forgotten, and [`REOPEN_AFTER`] later `reopen` receives the id.
     fn ended(&mut self, id: String, reopen: &tokio::sync::mpsc::UnboundedSender<String>) {
-        let Some(c) = self.by_endpoint.remove(&id) else {
+        let Some(c) = self.by_endpoint.remove(id.as_str()) else {
             return;
         };
         c.stop.cancel();
@@ -328,7 +337,7 @@ impl Consumers {
         gate.set_consumers(self.consumers_of(ep.ordered()));
         let c = Consuming {
             shared: self.shared.clone(),
-            endpoint_id: ep.id.as_str().into(),
+            endpoint_id: ep.id.clone(),
             consumer,
             gate: gate.clone(),
             stop: stop.clone(),
@@ -465,7 +474,7 @@ pub(crate) async fn run(
                 let snap = ctx.registry.snapshot();
                 match c {
                     None => break Ok(()),
-                    Some(Change::Endpoints { ids, .. }) => consumers.reconcile(&ch, &snap, ids.iter()).await,
+                    Some(Change::Endpoints { ids, .. }) => consumers.reconcile(&ch, &snap, ids.iter().map(String::as_str)).await,
                     Some(Change::Everything) => consumers.reconcile_all(&ch, &snap).await,
                 }
             }
@@ -475,7 +484,7 @@ pub(crate) async fn run(
             }
             // Declared again (and consumed) only if still wanted here.
             Some(id) = reopen.recv() => {
-                consumers.reconcile_declaring(&ch, &ctx.registry.snapshot(), std::iter::once(&id), true).await
+                consumers.reconcile_declaring(&ch, &ctx.registry.snapshot(), std::iter::once(id.as_str()), true).await
             }
             r = shares.changed() => {
                 let share = shares.borrow_and_update().clone();
