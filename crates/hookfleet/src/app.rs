@@ -81,19 +81,25 @@ pub async fn run_with_api(
         roles_set.spawn(hookfleet_api::serve(state, listener, shutdown.clone()));
     }
     // The registry opens the endpoints' signing secrets with the configured keys.
+    // Only routers and workers read it: an API-only process does not hold a
+    // copy of every endpoint (issue #16: ~1 KB per endpoint, and a full read
+    // every resync).
     let registry = Arc::new(Registry::new(settings.encryption_keys.clone()));
+    let delivers = roles.router || roles.worker;
     let mut tasks = JoinSet::new();
-    tasks.spawn(registry.clone().run(
-        pool.clone(),
-        settings.database.url.clone(),
-        settings.resync_interval,
-        shutdown.clone(),
-    ));
+    if delivers {
+        tasks.spawn(registry.clone().run(
+            pool.clone(),
+            settings.database.url.clone(),
+            settings.resync_interval,
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(crate::ops::serve(
         ops,
         crate::ops::Ops {
             pool: Some(pool.clone()),
-            registry: Some(registry.clone()),
+            registry: delivers.then(|| registry.clone()),
             // The API is not listed: it stays ready (and answers 503 for what needs
             // the broker) while RabbitMQ is away.
             roles: roles.names(),
@@ -101,7 +107,7 @@ pub async fn run_with_api(
         shutdown.clone(),
     ));
     // Routing from an empty registry would refuse every event type.
-    if (roles.router || roles.worker) && registry.wait_loaded(&shutdown).await {
+    if delivers && registry.wait_loaded(&shutdown).await {
         tracing::info!(
             endpoints = registry.snapshot().endpoints.len(),
             "Endpoint registry loaded."

@@ -228,6 +228,26 @@ pub async fn list(pool: &Pool, tenant: Option<Option<&str>>) -> anyhow::Result<V
     rows.iter().map(from_row).collect()
 }
 
+/// Every endpoint, handed to `f` one at a time as its row arrives: the
+/// registry's full load, which never holds all the rows, or all the
+/// `Endpoint`s, at once (issue #16: at 100,000 endpoints that peak was the
+/// largest thing a process ever held, and the allocator keeps it).
+pub async fn for_each(pool: &Pool, mut f: impl FnMut(Endpoint)) -> anyhow::Result<()> {
+    use futures::TryStreamExt as _;
+    let client = pool.get().await.context("connecting to Postgres")?;
+    let rows = client
+        .query_raw(
+            &format!("SELECT {COLUMNS} FROM endpoints"),
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.try_next().await? {
+        f(from_row(&row)?);
+    }
+    Ok(())
+}
+
 /// The endpoints of `ids` that exist (the registry's incremental update).
 pub async fn get_many(pool: &Pool, ids: &[String]) -> anyhow::Result<Vec<Endpoint>> {
     let client = pool.get().await.context("connecting to Postgres")?;

@@ -395,12 +395,15 @@ impl Registry {
 
     /// Loads everything from Postgres and installs it.
     pub async fn reload(&self, pool: &Pool) -> anyhow::Result<()> {
-        let all = endpoints::list(pool, None).await?;
-        let catalog = Arc::new(crate::catalog::Catalog::load(pool).await?);
-        self.install(
-            Snapshot::new(all, catalog, self.keys.as_ref()),
-            Some(Change::Everything),
-        );
+        let mut snap = Snapshot {
+            catalog: Arc::new(crate::catalog::Catalog::load(pool).await?),
+            ..Snapshot::default()
+        };
+        endpoints::for_each(pool, |e| {
+            snap.insert(Arc::new(RegEndpoint::from_endpoint(e, self.keys.as_ref())))
+        })
+        .await?;
+        self.install(snap, Some(Change::Everything));
         Ok(())
     }
 
