@@ -1,6 +1,7 @@
+use futures::StreamExt as _;
 use hookfleet::Roles;
 use hookfleet_broker::headers as h;
-use hookfleet_tests::{wait_for, Behaviour, Receiver, TestEnv};
+use hookfleet_tests::{wait_for, Api, Behaviour, Receiver, TestEnv, ADMIN_KEY};
 use serde_json::json;
 use std::time::Duration;
 
@@ -267,4 +268,39 @@ async fn cli_adds_an_endpoint_with_a_secret_from_a_file_or_the_environment() {
         ))
         .await;
     assert_eq!(stored, 0, "the secret is stored sealed");
+}
+
+/// The API declares each webhook's queue on one of 8 channels, and replaces a
+/// channel after `DECLARES_PER_CHANNEL` declares (lapin remembers every queue
+/// declared on a channel until it closes: issue #16). Webhooks created from
+/// 16 clients across those replacements are all created, each with its queue:
+/// none is refused by a channel being retired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_created_across_declare_channel_replacements_all_get_their_queue() {
+    let env = TestEnv::new(&[("api.max_endpoints_per_tenant", "10000")]).await;
+    let (app, base) = env.start_api(Roles::NONE).await;
+    let api = Api::new(&base, ADMIN_KEY);
+    let n = 8 * hookfleet_broker::topology::DECLARES_PER_CHANNEL + 40;
+    let answers: Vec<(u16, serde_json::Value)> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = &api;
+            async move {
+                let body =
+                    json!({"url": format!("http://127.0.0.1:9/h{i}"), "events": ["user.created"]});
+                api.call("POST", "/api/v1/webhooks", Some(body)).await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s != 201).collect();
+    assert!(
+        refused.is_empty(),
+        "{} refused, first: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert_eq!(env.endpoint_queues().len(), n);
+    assert_eq!(env.count("SELECT count(*) FROM endpoints").await, n as i64);
+    app.stop().await.unwrap();
 }

@@ -296,11 +296,14 @@ pub async fn inspect(ch: &Channel, queue: &str) -> lapin::Result<lapin::Queue> {
 /// before it is replaced. lapin keeps every queue and binding declared on a
 /// channel, for its topology recovery, until the channel closes: on a channel
 /// that declares one queue per endpoint for as long as its process runs,
-/// ~500 bytes per endpoint ever created (issue #16).
-pub const DECLARES_PER_CHANNEL: usize = 1000;
+/// ~570 bytes per endpoint ever created (issue #16). The API's 8 declare
+/// channels then hold at most 2,000 queues' worth (~1 MB), whatever the
+/// number of endpoints, for one channel opened per 250 webhooks created.
+pub const DECLARES_PER_CHANNEL: usize = 250;
 
-/// How long a replaced channel stays open for what is still in flight on it.
-pub const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a replaced channel stays open for what is still in flight on it
+/// (a declare answers in milliseconds).
+pub const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Closes a replaced channel after [`RETIRE_AFTER`], which drops what lapin
 /// remembered of it.
