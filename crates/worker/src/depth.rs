@@ -33,6 +33,13 @@ impl Busy {
     }
 }
 
+/// Passive declares in flight at once on the stats channel. The session
+/// polls between its other work (registry and membership changes), so a poll
+/// must be short: thousands of busy queues one round trip at a time took
+/// seconds under load, and a SIGKILLed worker's share waited for the poll to
+/// end before the survivors took it (docs/BENCHMARKS.md, session 12).
+const PIPELINED: usize = 64;
+
 /// One poll. `lookup` gives a consumed endpoint's gate and whether this
 /// worker is its primary; `stats` is a channel of its own (a failed passive
 /// declare closes it, and it is opened again).
@@ -45,21 +52,29 @@ pub(crate) async fn poll(
     let mut backlog: i64 = 0;
     let mut busiest: u32 = 0;
     let mut still = Vec::new();
-    for id in busy.take() {
-        let Some((gate, primary)) = lookup(&id) else {
-            continue; // no longer consumed here
-        };
-        let ready = if primary {
-            ready(conn, stats, &id).await
-        } else {
-            0
-        };
+    let mut count = |id: String, gate: &Gate, ready: u32| {
         gate.idle();
         let held = gate.held();
         backlog += i64::from(held) + i64::from(ready);
         busiest = busiest.max(ready);
         if held > 0 || ready > 0 {
             still.push(id);
+        }
+    };
+    let mut primaries = Vec::new();
+    for id in busy.take() {
+        match lookup(&id) {
+            Some((gate, true)) => primaries.push((id, gate)),
+            Some((gate, false)) => count(id, &gate, 0),
+            None => {} // no longer consumed here
+        }
+    }
+    while !primaries.is_empty() {
+        let rest = primaries.split_off(primaries.len().min(PIPELINED));
+        let chunk = std::mem::replace(&mut primaries, rest);
+        let ready = ready_all(conn, stats, &chunk).await;
+        for ((id, gate), ready) in chunk.into_iter().zip(ready) {
+            count(id, &gate, ready);
         }
     }
     busy.extend(still);
@@ -76,8 +91,10 @@ pub(crate) struct Stats {
     uses: usize,
 }
 
-/// Messages ready in an endpoint's queue; 0 when it cannot be read now.
-async fn ready(conn: &Connection, stats: &mut Stats, id: &str) -> u32 {
+/// Messages ready in each endpoint's queue, their passive declares pipelined
+/// on one channel; 0 for one that cannot be read now (a missing queue closes
+/// the channel, and the others in flight on it read 0 this time).
+async fn ready_all(conn: &Connection, stats: &mut Stats, eps: &[(String, Arc<Gate>)]) -> Vec<u32> {
     let worn = stats.uses >= topology::DECLARES_PER_CHANNEL;
     if worn || !stats.ch.as_ref().is_some_and(|c| c.status().connected()) {
         if let Some(old) = stats.ch.take().filter(|c| c.status().connected()) {
@@ -87,14 +104,23 @@ async fn ready(conn: &Connection, stats: &mut Stats, id: &str) -> u32 {
         stats.uses = 0;
     }
     let Some(ch) = stats.ch.as_ref() else {
-        return 0;
+        return vec![0; eps.len()];
     };
-    stats.uses += 1;
-    match topology::inspect(ch, &names::endpoint_queue(id)).await {
-        Ok(q) => q.message_count(),
-        Err(e) => {
-            tracing::debug!(endpoint_id = %id, error = %e, "Could not read an endpoint queue's depth.");
-            0
-        }
-    }
+    stats.uses += eps.len();
+    let queues: Vec<String> = eps
+        .iter()
+        .map(|(id, _)| names::endpoint_queue(id))
+        .collect();
+    futures::future::join_all(queues.iter().map(|q| topology::inspect(ch, q)))
+        .await
+        .into_iter()
+        .zip(eps)
+        .map(|(r, (id, _))| match r {
+            Ok(q) => q.message_count(),
+            Err(e) => {
+                tracing::debug!(endpoint_id = %id, error = %e, "Could not read an endpoint queue's depth.");
+                0
+            }
+        })
+        .collect()
 }
