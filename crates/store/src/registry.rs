@@ -253,9 +253,11 @@ impl Snapshot {
         tenant: Option<&str>,
         event_type: &'a str,
     ) -> impl Iterator<Item = &'a Arc<RegEndpoint>> + 'a {
+        // The lowest id: one shared empty string, not an allocation per event.
+        static LOWEST: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
         let scope: Option<Arc<str>> = tenant.map(Into::into);
         self.active
-            .range((scope.clone(), Arc::<str>::from(""))..)
+            .range((scope.clone(), LOWEST.clone())..)
             .take_while(move |((t, _), _)| *t == scope)
             .map(|(_, e)| e)
             .filter(move |e| e.subscribes(event_type))
